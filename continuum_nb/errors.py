@@ -1,0 +1,117 @@
+"""Every exception continuum_nb raises on purpose.
+
+Each message names the problem and the fix; callers (CLI, magics) print ``str(exc)`` as a
+one-line error, so keep messages on one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ActivityFailed",
+    "ConfigurationError",
+    "ContinuumError",
+    "DatabaseUnavailable",
+    "DeterminismError",
+    "DriftError",
+    "InstanceNotRegistered",
+    "LeaseLost",
+    "MigrationError",
+    "PartitionError",
+    "RunCancelled",
+    "RunFailed",
+    "RunNotActive",
+    "RunNotFound",
+    "SignalTimeout",
+    "WorkflowNotFound",
+]
+
+
+class ContinuumError(Exception):
+    """Base class of every continuum_nb error."""
+
+
+class ConfigurationError(ContinuumError, ValueError):
+    """A setting, URL or argument is malformed."""
+
+
+class DatabaseUnavailable(ContinuumError):
+    """PostgreSQL cannot be reached (down, wrong URL, or the embedded server failed to start)."""
+
+
+class MigrationError(ContinuumError):
+    """The schema is missing, too old, or a migration failed."""
+
+
+class PartitionError(ContinuumError, ValueError):
+    """A bad partition month/name, or an insert into a month that has no partition."""
+
+
+class InstanceNotRegistered(ContinuumError, KeyError):
+    """No instance with that name was created in this process."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "instance not registered"
+
+
+class WorkflowNotFound(ContinuumError, LookupError):
+    """No workflow of that name is registered (nor stored, where stored code is allowed)."""
+
+
+class RunNotFound(ContinuumError, LookupError):
+    """No run with that id exists in the instance's database."""
+
+
+class RunNotActive(ContinuumError):
+    """The run has already finished (completed, failed or cancelled) or is otherwise not accepting this call."""
+
+
+class RunFailed(ContinuumError):
+    """``wait()`` on a run that ended in ``failed`` (or ``drifted``). ``.error`` holds the stored error."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, error: Any = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.error = error
+
+
+class RunCancelled(ContinuumError):
+    """``wait()`` on a run that was cancelled."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class ActivityFailed(ContinuumError):
+    """Raised inside a workflow when an activity failed its last attempt (catchable)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        activity: str | None = None,
+        error_type: str | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.activity = activity
+        self.error_type = error_type
+        self.attempts = attempts
+
+
+class SignalTimeout(ContinuumError, TimeoutError):
+    """Raised inside a workflow when ``await cn.signal(name, timeout=...)`` timed out."""
+
+
+class DriftError(ContinuumError):
+    """The workflow code no longer replays its journal (see ``continuum_runs.error``)."""
+
+
+class DeterminismError(ContinuumError):
+    """The determinism scan found errors (``untrusted_call_severity="error"``)."""
+
+
+class LeaseLost(ContinuumError):
+    """This engine's lease token is stale: another engine owns the run now. Internal."""

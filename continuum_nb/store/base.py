@@ -1,0 +1,378 @@
+"""The narrow store interface the engine runs on, and the records it exchanges.
+
+Two implementations: ``store.postgres.PostgresStore`` (the real one) and
+``store.memory.MemoryStore`` (same semantics, for fast unit tests). ``tests/unit/test_store_contract.py``
+runs one suite against both.
+
+Rules every implementation keeps:
+- Only the engine that holds a run's lease appends to its journal, and every append is fenced:
+  ``commit_wake`` locks the run row and compares ``lease_token``; a stale token raises
+  ``LeaseLost`` and writes nothing.
+- Activity outcomes produced by an engine that does not hold the run are written to the task row
+  (fenced by the *task* lease) and make the run runnable; the run's holder journals them.
+- Leases compare against the database clock (``now()``), so engine clocks may skew; timers and
+  ``next_wakeup_at`` compare against the engine clock passed in as ``now`` (injectable for tests).
+- All payloads are JSON values (already validated by the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINISHED_STATES",
+    "RUN_STATES",
+    "Event",
+    "NewRun",
+    "NewTask",
+    "NewTimer",
+    "Notification",
+    "RunRecord",
+    "SignalRecord",
+    "Snapshot",
+    "Store",
+    "TaskRecord",
+    "TaskOutcome",
+    "Wake",
+    "WakeResult",
+]
+
+RUN_STATES = ("running", "suspended", "completed", "failed", "cancelled", "drifted")
+#: States an engine may claim and drive.
+ACTIVE_STATES = ("running", "suspended")
+#: States that never change again (``drifted`` is not one: ``resume`` retries it).
+FINISHED_STATES = ("completed", "failed", "cancelled")
+
+#: NOTIFY channels. Payloads are short strings (a run id, or a workflow/activity name).
+CHANNEL_WAKE = "continuum_wake"        # a run became runnable (payload: run id)
+CHANNEL_TASKS = "continuum_tasks"      # activity tasks became available (payload: activity name)
+CHANNEL_DONE = "continuum_run_done"    # a run reached a finished or drifted state (payload: run id)
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    event_type: str
+    payload: dict[str, Any]
+    inserted_at: datetime | None = None
+
+
+@dataclass
+class RunRecord:
+    id: UUID
+    workflow: str
+    version_hash: str
+    state: str
+    input: Any
+    result: Any = None
+    error: Any = None
+    trace_context: bytes | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_token: int | None = None
+    lease_expires_at: datetime | None = None
+    next_wakeup_at: datetime | None = None
+    retention_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewRun:
+    id: UUID
+    workflow: str
+    version_hash: str
+    input: Any
+    started_at: datetime
+    trace_context: bytes | None = None
+    retention_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """An activity task created by a wake. ``seq`` is its ``activity_scheduled`` event's seq."""
+
+    id: UUID
+    seq: int
+    activity: str
+    args: dict[str, Any]              # {"args": [...], "kwargs": {...}} — stored in ``mfa``
+    available_at: datetime
+    idempotency_key: str | None = None
+    attempt: int = 1
+    #: Leased to the committing engine at once (it runs the attempt itself), else 'available'.
+    lease_to_self: bool = False
+
+
+@dataclass(frozen=True)
+class NewTimer:
+    id: UUID
+    seq: int                          # the seq of the event that started it
+    fires_at: datetime
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """The outcome of an activity attempt that this wake journals (the task row is updated too)."""
+
+    task_id: UUID
+    state: str                        # 'completed' | 'failed'
+    result: Any = None
+    error: Any = None
+    #: (activity_module, idempotency_key) to store in continuum_activity_results on success.
+    idempotency: tuple[str, str] | None = None
+    seq: int = 0                      # the activity_scheduled seq (for the results table)
+
+
+@dataclass
+class Wake:
+    """Everything one wake of a run commits, in ONE transaction.
+
+    The store locks the run row, checks ``lease_token``, then: inserts ``events`` (their seqs
+    are consecutive after the journal's last seq), inserts ``new_tasks`` and ``new_timers``,
+    marks ``fired_timers`` fired, marks ``consumed_signals`` delivered (signal id → the seq of its
+    ``signal_received``), applies ``task_outcomes`` (task rows + idempotency rows, ON CONFLICT DO
+    NOTHING), cancels tasks in ``cancelled_tasks``, and sets the run's ``state``, ``result``,
+    ``error``, ``next_wakeup_at``, ``completed_at`` (for finished states) and lease
+    (``release`` clears owner/token/expiry; otherwise expiry is pushed to now + ttl).
+    If ``awaiting_signals`` is non-empty and an undelivered signal of one of those names is in
+    the mailbox after the lock was taken, ``next_wakeup_at`` is set to ``now`` and
+    ``WakeResult.signal_pending`` is True: the caller must wake the run again.
+    Finally it NOTIFYs: CHANNEL_TASKS for available tasks, CHANNEL_DONE for a finished/drifted run.
+    """
+
+    run_id: UUID
+    lease_token: int
+    now: datetime
+    state: str
+    events: list[Event] = field(default_factory=list)
+    new_tasks: list[NewTask] = field(default_factory=list)
+    new_timers: list[NewTimer] = field(default_factory=list)
+    fired_timers: list[UUID] = field(default_factory=list)
+    consumed_signals: dict[int, int] = field(default_factory=dict)
+    task_outcomes: list[TaskOutcome] = field(default_factory=list)
+    cancelled_tasks: list[UUID] = field(default_factory=list)
+    next_wakeup_at: datetime | None = None
+    result: Any = None
+    error: Any = None
+    awaiting_signals: Sequence[str] = ()
+    release: bool = False
+    lease_ttl: float = 30.0
+    version_hash: str | None = None   # set to move the run to another version (upgrade)
+
+
+@dataclass(frozen=True)
+class WakeResult:
+    signal_pending: bool = False
+
+
+@dataclass
+class TaskRecord:
+    id: UUID
+    run_id: UUID
+    seq: int
+    activity: str
+    args: dict[str, Any]
+    attempt: int
+    state: str                        # available | leased | completed | failed | cancelled
+    available_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_token: int | None = None
+    lease_expires_at: datetime | None = None
+    idempotency_key: str | None = None
+    result: Any = None
+    error: Any = None
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    id: int
+    run_id: UUID
+    name: str
+    payload: Any
+    inserted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    run_id: UUID
+    through_seq: int
+    version_hash: str
+    payload: dict[str, Any]
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Notification:
+    channel: str
+    payload: str
+
+
+class Store(Protocol):
+    """What the engine needs from a database. Methods are synchronous and thread-safe; the
+    engine calls them from worker threads. Connection failures raise ``DatabaseUnavailable``."""
+
+    # --- runs -------------------------------------------------------------------------------
+    def create_run(
+        self, run: NewRun, *, owner: str | None = None, lease_ttl: float = 30.0, first_wake: Wake | None = None
+    ) -> int | None:
+        """Insert a run in state ``running``. With ``owner`` the run is leased to it at once and
+        the new lease token is returned; ``first_wake`` (its ``lease_token`` is ignored) is then
+        committed in the same transaction. Without ``owner`` the run is runnable by any engine
+        (``next_wakeup_at = run.started_at``), NOTIFY CHANNEL_WAKE, and None is returned.
+        A duplicate id raises ``ValueError``."""
+        ...
+
+    def get_run(self, run_id: UUID) -> RunRecord | None: ...
+
+    def list_runs(
+        self,
+        *,
+        state: str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        before: tuple[datetime, UUID] | None = None,
+    ) -> list[RunRecord]:
+        """Newest first (started_at DESC, id DESC); ``before`` is the keyset cursor."""
+        ...
+
+    def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
+        """Events with seq > after_seq, in seq order."""
+        ...
+
+    def commit_wake(self, wake: Wake) -> WakeResult:
+        """See ``Wake``. Raises ``LeaseLost`` (nothing written) when the token is stale, and
+        ``PartitionError`` when an event's month has no partition."""
+        ...
+
+    def mark_drifted(self, run_id: UUID, lease_token: int, error: dict[str, Any]) -> None:
+        """Fenced: state ``drifted``, ``error`` recorded, lease released; no event appended."""
+        ...
+
+    def cancel_run(self, run_id: UUID, now: datetime) -> RunRecord:
+        """State ``cancelled`` (from running/suspended/drifted), tasks not finished → cancelled,
+        timers → fired, lease cleared (so a holder's next commit is fenced out), NOTIFY
+        CHANNEL_DONE. ``RunNotFound`` / ``RunNotActive`` otherwise."""
+        ...
+
+    def resume_run(self, run_id: UUID, now: datetime) -> RunRecord:
+        """A ``drifted`` run → ``running``, error cleared, lease cleared, runnable now, NOTIFY
+        CHANNEL_WAKE. ``RunNotFound`` / ``RunNotActive`` (not drifted) otherwise."""
+        ...
+
+    # --- claiming and leases ----------------------------------------------------------------------
+    def claim_runs(
+        self, owner: str, workflows: Sequence[str], now: datetime, lease_ttl: float, limit: int
+    ) -> list[RunRecord]:
+        """Lease up to ``limit`` runs of these workflows that are runnable: state running or
+        suspended, ``next_wakeup_at <= now`` (NULL counts as not due for suspended, due for
+        running), and no live lease (owner NULL or expired by the database clock). New token
+        from continuum_lease_token_seq. FOR UPDATE SKIP LOCKED, oldest wakeup first."""
+        ...
+
+    def claim_run(self, run_id: UUID, owner: str, lease_ttl: float) -> RunRecord | None:
+        """Lease one specific active or drifted run if no live lease is held by another owner
+        (used by upgrade and by a NOTIFY for a known run). None when it cannot be taken."""
+        ...
+
+    def renew_leases(self, owner: str, runs: dict[UUID, int], tasks: dict[UUID, int], lease_ttl: float) -> tuple[set[UUID], set[UUID]]:
+        """Push the expiry of the leases this owner still holds (run id → token, task id → token).
+        Returns (lost run ids, lost task ids): those whose token no longer matches."""
+        ...
+
+    def release_run(self, run_id: UUID, lease_token: int) -> None:
+        """Clear the lease (state and next_wakeup_at unchanged) if the token still matches."""
+        ...
+
+    def next_wakeup(self, workflows: Sequence[str]) -> datetime | None:
+        """The earliest next_wakeup_at of an unleased suspended run of these workflows."""
+        ...
+
+    def recover(self) -> dict[str, int]:
+        """Boot/continuous recovery: clear expired run leases, make expired task leases
+        available again. Returns counts {"runs": n, "tasks": m}."""
+        ...
+
+    # --- activity tasks ---------------------------------------------------------------------------
+    def claim_tasks(
+        self, owner: str, activities: Sequence[str], now: datetime, lease_ttl: float, limit: int
+    ) -> list[TaskRecord]:
+        """Lease available tasks (available_at <= now) of known activities, SKIP LOCKED, each
+        with a fresh token; state → leased."""
+        ...
+
+    def task_outcomes(self, run_id: UUID, seqs: Sequence[int]) -> dict[int, TaskRecord]:
+        """Tasks of this run (by scheduled seq) in state completed or failed."""
+        ...
+
+    def complete_task(self, task: TaskRecord, outcome: TaskOutcome, now: datetime) -> bool:
+        """Write an attempt's outcome to the task row (fenced by the task's lease token), store the
+        idempotency row on success, make the run runnable now and NOTIFY CHANNEL_WAKE, in one
+        transaction. False (nothing written) when the task lease was lost."""
+        ...
+
+    def retry_task(self, task: TaskRecord, error: dict[str, Any], available_at: datetime) -> bool:
+        """Fenced: attempt + 1, state available at ``available_at``, lease cleared, error kept."""
+        ...
+
+    def get_activity_result(self, activity_module: str, key: str) -> tuple[bool, Any]:
+        """(True, result) when an idempotency row exists, else (False, None)."""
+        ...
+
+    # --- signals ------------------------------------------------------------------------------------
+    def send_signal(self, run_id: UUID, name: str, payload: Any, now: datetime) -> int:
+        """Append to the durable mailbox (FIFO per name) of an active or drifted run, make it
+        runnable now, NOTIFY CHANNEL_WAKE; returns the signal id. ``RunNotFound`` /
+        ``RunNotActive`` (finished run) otherwise."""
+        ...
+
+    def pending_signals(self, run_id: UUID, names: Sequence[str] | None = None) -> list[SignalRecord]:
+        """Undelivered signals of the run (optionally only these names), oldest first."""
+        ...
+
+    # --- timers ---------------------------------------------------------------------------------------
+    def pending_timers(self, run_id: UUID) -> list[NewTimer]: ...
+
+    # --- snapshots ------------------------------------------------------------------------------------
+    def load_snapshot(self, run_id: UUID) -> Snapshot | None: ...
+
+    def save_snapshot(self, snapshot: Snapshot, lease_token: int) -> bool: ...
+
+    # --- workflow versions --------------------------------------------------------------------------
+    def save_version(self, name: str, version_hash: str, source: str, origin: str) -> None:
+        """Idempotent on (name, version_hash)."""
+        ...
+
+    def get_version(self, name: str, version_hash: str) -> tuple[str, str] | None:
+        """(source, origin) or None."""
+        ...
+
+    def latest_version(self, name: str) -> tuple[str, str, str] | None:
+        """(version_hash, source, origin) of the newest stored version, or None."""
+        ...
+
+    def stored_workflow_names(self) -> list[str]:
+        """Names that have at least one stored 'cell' version."""
+        ...
+
+    def runs_on_other_versions(self, name: str, version_hash: str) -> list[RunRecord]:
+        """Active/drifted runs of ``name`` whose version differs."""
+        ...
+
+    # --- notifications --------------------------------------------------------------------------------
+    def listen(self, channels: Sequence[str]) -> Listener: ...
+
+    def close(self) -> None: ...
+
+
+class Listener(Protocol):
+    """A LISTEN session on its own connection."""
+
+    def wait(self, timeout: float) -> list[Notification]:
+        """Block up to ``timeout`` seconds; returns the notifications received (maybe none)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,118 @@
+"""Telemetry: named events with measurements and metadata, delivered to attached handlers.
+
+Modelled on Erlang's ``:telemetry`` (which Continuum uses): an event name is a tuple of strings,
+e.g. ``("continuum", "activity", "idempotency_hit")``; a handler is called as
+``handler(event, measurements, metadata)``. Handlers run synchronously on the emitting thread
+(usually the engine thread), so they must be quick; an exception in a handler is logged and never
+reaches the engine.
+
+Every event's metadata carries ``instance``; run events carry ``run_id`` and ``workflow``.
+``docs/observability.md`` lists each event with its measurements and metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+__all__ = ["EVENTS", "Handler", "attach", "detach", "emit", "handlers"]
+
+log = logging.getLogger("continuum_nb.telemetry")
+
+EventName = tuple[str, ...]
+Handler = Callable[[EventName, dict[str, Any], dict[str, Any]], None]
+
+#: Every event continuum_nb emits. v0.1 names are unchanged in v0.2; v0.2 adds the snapshot
+#: and idempotency events.
+EVENTS: tuple[EventName, ...] = (
+    ("continuum", "run", "started"),
+    ("continuum", "run", "claimed"),
+    ("continuum", "run", "suspended"),
+    ("continuum", "run", "completed"),
+    ("continuum", "run", "failed"),
+    ("continuum", "run", "cancelled"),
+    ("continuum", "run", "drifted"),
+    ("continuum", "run", "released"),
+    ("continuum", "run", "upgraded"),
+    ("continuum", "replay", "stop"),
+    ("continuum", "activity", "scheduled"),
+    ("continuum", "activity", "started"),
+    ("continuum", "activity", "completed"),
+    ("continuum", "activity", "failed"),
+    ("continuum", "activity", "retried"),
+    ("continuum", "activity", "idempotency_hit"),
+    ("continuum", "timer", "scheduled"),
+    ("continuum", "timer", "fired"),
+    ("continuum", "signal", "sent"),
+    ("continuum", "signal", "awaited"),
+    ("continuum", "signal", "received"),
+    ("continuum", "lease", "lost"),
+    ("continuum", "lease", "recovered"),
+    ("continuum", "snapshot", "taken"),
+    ("continuum", "snapshot", "skipped"),
+    ("continuum", "partition", "missing"),
+)
+
+_lock = threading.Lock()
+# handler_id -> (set of event names, handler); replaced wholesale on change so emit() can read
+# it without taking the lock.
+_handlers: dict[str, tuple[frozenset[EventName], Handler]] = {}
+
+
+def _normalise(event: Iterable[str]) -> EventName:
+    name = tuple(event)
+    if not name or not all(isinstance(p, str) for p in name):
+        raise TypeError(f"an event name is a non-empty tuple of strings, not {event!r}")
+    return name
+
+
+def attach(handler_id: str, events: Iterable[Iterable[str]] | tuple[str, ...], handler: Handler) -> str:
+    """Attach ``handler`` to ``events`` under ``handler_id``; returns the id.
+
+    ``events`` is a list of event names, or a single event name. Attaching an id that is
+    already attached raises ``ValueError`` (detach it first).
+    """
+    global _handlers
+    if not callable(handler):
+        raise TypeError("handler must be callable as handler(event, measurements, metadata)")
+    evs = list(events)
+    names = [_normalise(evs)] if evs and all(isinstance(p, str) for p in evs) else [_normalise(e) for e in evs]
+    with _lock:
+        if handler_id in _handlers:
+            raise ValueError(f"telemetry handler {handler_id!r} is already attached; detach it first")
+        new = dict(_handlers)
+        new[handler_id] = (frozenset(names), handler)
+        _handlers = new
+    return handler_id
+
+
+def detach(handler_id: str) -> bool:
+    """Detach a handler; returns False when no handler had that id."""
+    global _handlers
+    with _lock:
+        if handler_id not in _handlers:
+            return False
+        new = dict(_handlers)
+        del new[handler_id]
+        _handlers = new
+    return True
+
+
+def handlers() -> list[str]:
+    """The ids of the attached handlers."""
+    return sorted(_handlers)
+
+
+def emit(event: EventName, measurements: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None) -> None:
+    """Deliver an event to every handler attached to it. Never raises."""
+    current = _handlers
+    if not current:
+        return
+    for handler_id, (names, handler) in current.items():
+        if event in names:
+            try:
+                handler(event, dict(measurements or {}), dict(metadata or {}))
+            except Exception:  # a broken handler must never break the engine
+                log.exception("telemetry handler %r failed on %s", handler_id, ".".join(event))

@@ -1,0 +1,94 @@
+"""Shared fixtures: one fresh, migrated database per test, on every configured server.
+
+Servers (``CONTINUUM_TEST_SERVERS``, comma-separated, default ``pg15,pg18``):
+- ``pg15``: the machine's PostgreSQL (``CONTINUUM_TEST_PG15_URL``, default
+  ``postgresql://postgres@127.0.0.1:5432/postgres``).
+- ``pg18``: an embedded PostgreSQL 18 started for the test session in a temp dir.
+
+Each server gets a template database migrated once per session; each test gets
+``CREATE DATABASE ... TEMPLATE`` (milliseconds) and it is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.servers import admin_conninfo, server_names, start_server, stop_all
+
+TEMPLATE = "continuum_test_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "servers(*names): run only on these test servers")
+
+
+@pytest.fixture(scope="session", params=server_names())
+def pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The admin conninfo of one test server (started if needed), with a migrated template."""
+    name = request.param
+    admin = start_server(name)
+    from continuum_nb.store.migrate import migrate
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    migrate(_with_db(admin, TEMPLATE))
+    yield admin
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_servers() -> Iterator[None]:
+    yield
+    stop_all()
+
+
+def _with_db(conninfo: str, dbname: str) -> str:
+    return psycopg.conninfo.make_conninfo(conninfo, dbname=dbname)
+
+
+def _fresh_db(admin: str, template: str | None) -> tuple[str, str]:
+    name = "cn_test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if template:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        else:
+            conn.execute(f"CREATE DATABASE {name}")
+    return name, _with_db(admin, name)
+
+
+def _drop_db(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_url(pg_server: str) -> Iterator[str]:
+    """A fresh database with the current schema (a copy of the migrated template)."""
+    name, url = _fresh_db(pg_server, TEMPLATE)
+    try:
+        yield url
+    finally:
+        _drop_db(pg_server, name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database (no schema)."""
+    name, url = _fresh_db(pg_server, None)
+    try:
+        yield url
+    finally:
+        _drop_db(pg_server, name)
+
+
+@pytest.fixture
+def admin_url(pg_server: str) -> str:
+    return pg_server
+
+
+__all__ = ["admin_conninfo", "os"]
