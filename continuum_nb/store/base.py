@@ -103,7 +103,9 @@ class NewTask:
     available_at: datetime
     idempotency_key: str | None = None
     attempt: int = 1
-    #: Leased to the committing engine at once (it runs the attempt itself), else 'available'.
+    #: Leased at once to the engine committing the wake (it runs the attempt itself): state
+    #: 'leased', lease_owner = the run's lease_owner, lease_token = the wake's lease_token,
+    #: lease_expires_at = database now() + lease_ttl. Otherwise state 'available'.
     lease_to_self: bool = False
 
 
