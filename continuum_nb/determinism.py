@@ -1,0 +1,641 @@
+"""The determinism scan: an AST pass over a workflow's body at definition time.
+
+A workflow re-executes from the top on every wake, so everything it does outside the journal
+must give the same answer every time. The scan looks for three things (docs/determinism.md):
+
+- calls that are never deterministic (the clock, randomness, I/O, threads, asyncio) — a
+  ``NondeterministicCallWarning`` naming the replacement (``cn.now()``, ``cn.timer(...)``, ...);
+- calls into helper modules that are not trusted (stdlib-trusted, marked pure, or listed in
+  ``trusted_modules``) — one ``UntrustedCallWarning`` per module, or ``DeterminismError`` with
+  ``severity="error"``;
+- a bare ``except:`` / ``except BaseException`` that does not re-raise — it can swallow the
+  run's cancellation.
+
+Names are resolved the way Python would at run time: imports inside the function, then its
+closure, then the imports of the cell/module source, then ``fn.__globals__``, then builtins.
+A name the scan cannot resolve (a local variable, an attribute of a call's result) is never
+reported: the scan prefers silence to a false alarm. Helper functions defined next to the
+workflow (same module, same cell) are scanned as workflow code, since they run inside it.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import sys
+import textwrap
+import types
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigurationError, DeterminismError
+
+__all__ = [
+    "STDLIB_TRUSTED",
+    "BareExceptWarning",
+    "DeterminismWarning",
+    "Finding",
+    "NondeterministicCallWarning",
+    "UntrustedCallWarning",
+    "check_workflow",
+    "is_trusted_module",
+]
+
+
+class DeterminismWarning(UserWarning):
+    """Base class of the determinism scan's warnings."""
+
+
+class NondeterministicCallWarning(DeterminismWarning):
+    """A call in workflow code that gives a different answer on replay (clock, randomness, I/O)."""
+
+
+class UntrustedCallWarning(DeterminismWarning):
+    """A call into a helper module that is neither stdlib-trusted, marked pure, nor trusted."""
+
+
+class BareExceptWarning(DeterminismWarning):
+    """``except:`` / ``except BaseException`` in workflow code: it can swallow cancellation."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    #: "nondeterministic" | "untrusted" | "bare_except"
+    kind: str
+    message: str
+    #: The file, or for a cell whatever the caller passed (e.g. "<cell workflow order>").
+    filename: str
+    #: 1-based line in ``filename`` (relative to the cell for a cell).
+    lineno: int
+    #: The call ("time.time"), the module for "untrusted", "except" for "bare_except".
+    target: str
+    #: What to use instead, when there is one replacement.
+    replacement: str | None
+
+
+ACTIVITY = "move the I/O into an @cn.activity"
+SIDE_EFFECT = "cn.side_effect(...)"
+
+# (dotted prefix, replacement). First match wins, so specific entries come before their module.
+_NONDETERMINISTIC: tuple[tuple[str, str], ...] = (
+    ("time.sleep", "cn.timer(...)"),
+    ("time", "cn.now()"),
+    ("datetime.datetime.now", "cn.now()"),
+    ("datetime.datetime.utcnow", "cn.now()"),
+    ("datetime.datetime.today", "cn.now()"),
+    ("datetime.date.today", "cn.today()"),
+    ("random", "cn.random()"),
+    ("uuid.uuid1", "cn.uuid4()"),
+    ("uuid.uuid4", "cn.uuid4()"),
+    ("os.urandom", "cn.random()"),
+    ("os.path.join", ""),
+    ("os.path.basename", ""),
+    ("os.path.dirname", ""),
+    ("os.path.split", ""),
+    ("os.path.splitext", ""),
+    ("os.path.normpath", ""),
+    ("os.path.isabs", ""),
+    ("os.path.commonprefix", ""),
+    ("os", ACTIVITY),
+    ("secrets", SIDE_EFFECT),
+    ("asyncio.sleep", "cn.timer(...)"),
+    ("asyncio.gather", "cn.gather(...)"),
+    ("asyncio", "cn.gather(...) / cn.timer(...) (workflow code never runs on an asyncio loop)"),
+    ("threading", "cn.gather(...) of activities"),
+    ("concurrent.futures", "cn.gather(...) of activities"),
+    ("multiprocessing", "cn.gather(...) of activities"),
+    ("builtins.open", ACTIVITY),
+    ("builtins.input", ACTIVITY),
+    ("io.open", ACTIVITY),
+    ("socket", ACTIVITY),
+    ("ssl", ACTIVITY),
+    ("subprocess", ACTIVITY),
+    ("urllib.request", ACTIVITY),
+    ("http.client", ACTIVITY),
+    ("requests", ACTIVITY),
+    ("httpx", ACTIVITY),
+    ("aiohttp", ACTIVITY),
+    ("urllib3", ACTIVITY),
+)
+
+#: Standard-library modules whose functions are deterministic (the nondeterministic members of
+#: datetime and uuid are caught by the rules above first).
+STDLIB_TRUSTED: frozenset[str] = frozenset(
+    {
+        "abc", "array", "base64", "binascii", "bisect", "builtins", "calendar", "cmath",
+        "collections", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal",
+        "difflib", "enum", "fractions", "functools", "graphlib", "hashlib", "heapq", "hmac",
+        "html", "ipaddress", "itertools", "json", "keyword", "math", "numbers", "operator",
+        "pprint", "re", "shlex", "statistics", "string", "struct", "textwrap", "types",
+        "typing", "unicodedata", "urllib.parse", "uuid", "zlib", "os.path", "posixpath",
+        "ntpath",
+    }
+)
+
+# C implementation modules whose objects report the private name in __module__.
+_MODULE_ALIASES = {
+    "posix": "os", "nt": "os", "posixpath": "os.path", "ntpath": "os.path", "_socket": "socket",
+    "_random": "random", "_thread": "threading", "_datetime": "datetime", "_io": "io",
+    "_asyncio": "asyncio", "_json": "json", "_collections": "collections", "_functools": "functools",
+    "_operator": "operator", "_decimal": "decimal", "_pydecimal": "decimal", "_sha256": "hashlib",
+    "_hashlib": "hashlib", "_bisect": "bisect", "_heapq": "heapq", "_struct": "struct",
+    "_sre": "re", "_string": "string", "_statistics": "statistics",
+}
+
+_MISSING: Any = object()
+
+
+def _prefix_match(name: str, prefixes: Sequence[str] | frozenset[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def is_trusted_module(module: str, trusted_modules: Sequence[str] = ()) -> bool:
+    """Whether calls into ``module`` are trusted without a pure marker."""
+    module = _canonical(module)
+    if _prefix_match(module, ("continuum_nb",)):
+        return True
+    if module in STDLIB_TRUSTED or _prefix_match(module, tuple(STDLIB_TRUSTED)):
+        return True
+    if _prefix_match(module, tuple(trusted_modules)):
+        return True
+    # A module (or one of its parent packages) with ``__continuum_pure__ = True``.
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        mod = sys.modules.get(".".join(parts[:i]))
+        if mod is not None and getattr(mod, "__continuum_pure__", False) is True:
+            return True
+    return False
+
+
+def _canonical(dotted: str) -> str:
+    head, _, rest = dotted.partition(".")
+    alias = _MODULE_ALIASES.get(head)
+    if alias is None:
+        return dotted
+    return f"{alias}.{rest}" if rest else alias
+
+
+def _nondeterministic(dotted: str) -> str | None:
+    """The replacement for a never-deterministic call, or None if the call is not one.
+
+    An empty replacement in the table marks a deterministic exception inside a flagged module
+    (``os.path.join`` inside ``os``).
+    """
+    for prefix, replacement in _NONDETERMINISTIC:
+        if dotted == prefix or dotted.startswith(prefix + "."):
+            return replacement or None
+    return None
+
+
+def _object_dotted(obj: Any) -> str | None:
+    """The dotted name a runtime object is reached by (for objects from ``fn.__globals__``)."""
+    if isinstance(obj, types.ModuleType):
+        return _canonical(obj.__name__)
+    if getattr(builtins, getattr(obj, "__name__", ""), _MISSING) is obj:
+        return f"builtins.{obj.__name__}"
+    if inspect.ismethod(obj) or (inspect.isbuiltin(obj) and not isinstance(getattr(obj, "__self__", None), types.ModuleType) and getattr(obj, "__self__", None) is not None):
+        owner = obj.__self__
+        base = _object_dotted(owner if isinstance(owner, type) else type(owner))
+        return f"{base}.{obj.__name__}" if base else None
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        return _canonical(f"{module}.{qualname}")
+    cls = type(obj)  # an instance: its methods belong to its class's module
+    return _canonical(f"{cls.__module__}.{cls.__qualname__}")
+
+
+def _getattr(obj: Any, name: str) -> Any:
+    if obj is _MISSING:
+        return _MISSING
+    try:
+        if isinstance(obj, types.ModuleType):
+            return getattr(obj, name)
+        # Never run properties or __getattr__ of arbitrary objects during a scan.
+        value = inspect.getattr_static(obj, name)
+        return value.__func__ if isinstance(value, staticmethod | classmethod) else value
+    except Exception:
+        return _MISSING
+
+
+def _lookup_module_object(dotted: str) -> Any:
+    """The object behind an imported dotted name, from already-imported modules only."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        mod = sys.modules.get(".".join(parts[:i]))
+        if mod is not None:
+            obj: Any = mod
+            for attr in parts[i:]:
+                obj = _getattr(obj, attr)
+            return obj
+    return _MISSING
+
+
+def _module_of(dotted: str, obj: Any) -> str:
+    """The module a call goes to: the longest imported prefix of its dotted name."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        name = ".".join(parts[:i])
+        if isinstance(sys.modules.get(name), types.ModuleType) and i < len(parts):
+            return name
+    mod = getattr(obj, "__module__", None)
+    if isinstance(mod, str):
+        return _canonical(mod)
+    return parts[0] if len(parts) == 1 else ".".join(parts[:-1])
+
+
+def _imports(nodes: Sequence[ast.stmt] | ast.AST) -> dict[str, str]:
+    """name -> dotted target, for every import statement in (or under) ``nodes``."""
+    found: dict[str, str] = {}
+    roots = [nodes] if isinstance(nodes, ast.AST) else list(nodes)
+    for root in roots:
+        for node in ast.walk(root):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        found[alias.asname] = alias.name
+                    else:
+                        head = alias.name.split(".")[0]
+                        found[head] = head
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    if alias.name != "*":
+                        found[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return found
+
+
+def _module_level_imports(tree: ast.Module) -> dict[str, str]:
+    """Imports at the top level of a module/cell (including under if/try), not inside defs."""
+    found: dict[str, str] = {}
+
+    def visit(stmts: Sequence[ast.stmt]) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, ast.Import | ast.ImportFrom):
+                found.update(_imports(stmt))
+            elif isinstance(stmt, ast.If | ast.Try | ast.With):
+                for field in ("body", "orelse", "finalbody"):
+                    visit(getattr(stmt, field, []))
+                for handler in getattr(stmt, "handlers", []):
+                    visit(handler.body)
+
+    visit(tree.body)
+    return found
+
+
+def _local_names(fn_node: ast.AST) -> set[str]:
+    """Names bound inside the function other than by import (parameters, assignments, ...)."""
+    names: set[str] = set()
+    declared_global: set[str] = set()
+    for node in ast.walk(fn_node):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node is not fn_node:
+            names.add(node.name)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            declared_global.update(node.names)
+    return names - declared_global
+
+
+def _find_function(tree: ast.Module, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    found = None
+    for node in ast.walk(tree):  # the last definition wins, as at run time
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            if found is None or node.lineno >= found.lineno:
+                found = node
+    return found
+
+
+def _marker(obj: Any, name: str) -> Any:
+    """An attribute read that never runs user code (no properties, no __getattr__)."""
+    if obj is _MISSING:
+        return _MISSING
+    try:
+        return inspect.getattr_static(obj, name, _MISSING)
+    except Exception:
+        return _MISSING
+
+
+def _is_activity(obj: Any) -> bool:
+    return _marker(obj, "__continuum_activity__") is not _MISSING
+
+
+def _is_pure(obj: Any) -> bool:
+    return _marker(obj, "__continuum_pure__") is True
+
+
+@dataclass
+class _Source:
+    """One parsed piece of source: a cell, a module, or a function read with inspect."""
+
+    filename: str
+    first_line: int
+    imports: dict[str, str]
+    defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]
+
+
+@dataclass
+class _Resolved:
+    dotted: str
+    obj: Any  # _MISSING when unknown
+    own: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None = None
+
+
+class _Scan:
+    """The state of one check_workflow call, shared by the workflow and the helpers it calls."""
+
+    def __init__(self, workflow: Callable[..., Any], trusted_modules: Sequence[str]) -> None:
+        self.workflow = workflow
+        self.module = getattr(workflow, "__module__", None)
+        self.trusted = tuple(trusted_modules)
+        self.findings: list[Finding] = []
+        self.untrusted: dict[str, Finding] = {}
+        self.visited: set[tuple[str, int]] = set()
+
+    # -- scanning ---------------------------------------------------------------------------
+    def function(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef,
+        fn: Any,
+        src: _Source,
+        helper: str | None = None,
+    ) -> None:
+        key = (src.filename, node.lineno + src.first_line - 1)
+        if key in self.visited:
+            return
+        self.visited.add(key)
+        locals_ = _local_names(node)
+        local_imports = {k: v for k, v in _imports(node.body).items() if k not in locals_}
+        closure: dict[str, Any] = {}
+        code = getattr(fn, "__code__", None)
+        for name, cell in zip(getattr(code, "co_freevars", ()), getattr(fn, "__closure__", None) or (), strict=False):
+            try:
+                closure[name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                pass
+        glb: dict[str, Any] = getattr(fn, "__globals__", None) or {}
+
+        def resolve_name(name: str) -> _Resolved | None:
+            if name in locals_:
+                return None
+            if name in local_imports:
+                dotted = local_imports[name]
+                return _Resolved(_canonical(dotted), _lookup_module_object(dotted))
+            if name in closure:
+                obj = closure[name]
+                found = _object_dotted(obj)
+                return _Resolved(found, obj) if found else None
+            if name in src.imports:
+                dotted = src.imports[name]
+                obj = _lookup_module_object(dotted)
+                if obj is _MISSING:
+                    obj = glb.get(name, _MISSING)
+                return _Resolved(_canonical(dotted), obj)
+            if name in src.defs:
+                return _Resolved(f"<own>.{name}", glb.get(name, _MISSING), own=src.defs[name])
+            if name in glb:
+                obj = glb[name]
+                found = _object_dotted(obj)
+                return _Resolved(found, obj) if found else None
+            if hasattr(builtins, name):
+                return _Resolved(f"builtins.{name}", getattr(builtins, name))
+            return None
+
+        def resolve(expr: ast.expr) -> _Resolved | None:
+            if isinstance(expr, ast.Name):
+                return resolve_name(expr.id)
+            if isinstance(expr, ast.Attribute):
+                base = resolve(expr.value)
+                if base is None or base.own is not None:
+                    return None
+                dotted = f"{base.dotted}.{expr.attr}"
+                obj = _getattr(base.obj, expr.attr)
+                if obj is _MISSING and base.obj is _MISSING:
+                    obj = _lookup_module_object(dotted)
+                if isinstance(obj, types.ModuleType):
+                    dotted = _canonical(obj.__name__)
+                return _Resolved(dotted, obj)
+            return None
+
+        exempt = self._side_effect_arguments(node, resolve)
+        for child in _walk(node.body, exempt):
+            if isinstance(child, ast.Call):
+                self._call(child, resolve, src, helper)
+            elif isinstance(child, ast.ExceptHandler):
+                self._except(child, resolve, src, helper)
+
+    def _side_effect_arguments(self, node: ast.AST, resolve: Callable[[ast.expr], _Resolved | None]) -> set[int]:
+        """Lambdas / nested defs passed to cn.side_effect run once and are journaled: not scanned."""
+        exempt: set[int] = set()
+        exempt_names: set[str] = set()
+        for child in ast.walk(node):
+            if isinstance(child, ast.Call):
+                r = resolve(child.func)
+                if r is not None and r.dotted.startswith("continuum_nb") and r.dotted.endswith("side_effect"):
+                    for arg in [*child.args, *(k.value for k in child.keywords)]:
+                        if isinstance(arg, ast.Name):
+                            exempt_names.add(arg.id)
+                        else:
+                            exempt.add(id(arg))
+        for child in ast.walk(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) and child.name in exempt_names:
+                exempt.add(id(child))
+        return exempt
+
+    def _add(self, kind: str, message: str, node: ast.AST, src: _Source, target: str, replacement: str | None, helper: str | None) -> Finding:
+        if helper:
+            message = f"{message} (in {helper}(), called from the workflow)"
+        finding = Finding(kind, message, src.filename, getattr(node, "lineno", 1) + src.first_line - 1, target, replacement)
+        self.findings.append(finding)
+        return finding
+
+    def _call(self, call: ast.Call, resolve: Callable[[ast.expr], _Resolved | None], src: _Source, helper: str | None) -> None:
+        r = resolve(call.func)
+        if r is None:
+            return
+        if _prefix_match(r.dotted, ("continuum_nb",)) or _is_activity(r.obj):
+            return
+        if r.own is None:
+            replacement = _nondeterministic(r.dotted)
+            if replacement is not None:
+                shown = r.dotted.removeprefix("builtins.")
+                advice = replacement if replacement.startswith("move ") else f"use {replacement} instead"
+                self._add(
+                    "nondeterministic",
+                    f"{shown}() is never deterministic in workflow code (it runs again on every replay); {advice}",
+                    call, src, shown, replacement, helper,
+                )
+                return
+        if _is_pure(r.obj):
+            return
+        if self._follow(r, src):
+            return
+        module = _module_of(r.dotted, r.obj)
+        obj_module = getattr(r.obj, "__module__", None) if r.obj is not _MISSING else None
+        if is_trusted_module(module, self.trusted) or (
+            isinstance(obj_module, str) and is_trusted_module(obj_module, self.trusted)
+        ):
+            return
+        if module == self.module or obj_module == self.module:
+            return  # the workflow's own module: classes and callables it defines
+        if module not in self.untrusted:
+            shown = r.dotted.removeprefix("builtins.")
+            self.untrusted[module] = self._add(
+                "untrusted",
+                f"calls {shown}() in module '{module}', which is not trusted to be deterministic: "
+                "mark it pure (@cn.pure on the function, or __continuum_pure__ = True in the module), "
+                "add it to trusted_modules, or move the call into an @cn.activity",
+                call, src, module, None, helper,
+            )
+
+    def _follow(self, r: _Resolved, src: _Source) -> bool:
+        """Scan a helper defined next to the workflow (same cell or module). True if it is one."""
+        if r.own is not None:
+            if isinstance(r.own, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.function(r.own, r.obj, src, helper=r.own.name)
+            return True  # a class or function of the cell itself: its own code
+        obj = r.obj
+        if not (inspect.isfunction(obj) and obj.__module__ == self.module and self.module is not None):
+            return False
+        located = _from_inspect(obj, None)
+        if located is not None:
+            node, helper_src = located
+            self.function(node, obj, helper_src, helper=obj.__name__)
+        return True
+
+    def _except(self, handler: ast.ExceptHandler, resolve: Callable[[ast.expr], _Resolved | None], src: _Source, helper: str | None) -> None:
+        if handler.type is None:
+            shown = "except:"
+        else:
+            types_ = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            if not any((r := resolve(t)) is not None and r.dotted == "builtins.BaseException" for t in types_):
+                return
+            shown = "except BaseException"
+        if any(isinstance(n, ast.Raise) for n in _walk(handler.body, set())):
+            return  # it re-raises: cancellation still propagates
+        self._add(
+            "bare_except",
+            f"`{shown}` can swallow the run's cancellation; catch Exception instead, or re-raise",
+            handler, src, shown, "except Exception", helper,
+        )
+
+
+def _walk(stmts: Sequence[ast.AST], exempt: set[int]) -> Iterator[ast.AST]:
+    """ast.walk over ``stmts``, skipping exempt subtrees."""
+    stack = list(reversed(stmts))
+    while stack:
+        node = stack.pop()
+        if id(node) in exempt:
+            continue
+        yield node
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def _parse_source(text: str, filename: str, first_line: int) -> tuple[ast.Module, _Source] | None:
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    defs = {
+        n.name: n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    return tree, _Source(filename, first_line, _module_level_imports(tree), defs)
+
+
+def _from_inspect(fn: Any, filename: str | None) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, _Source] | None:
+    """The function's node, with its module's imports, read with inspect."""
+    try:
+        lines, start = inspect.getsourcelines(fn)
+        fname = filename or inspect.getsourcefile(fn) or fn.__code__.co_filename
+    except (OSError, TypeError, AttributeError):
+        return None
+    parsed = _parse_source(textwrap.dedent("".join(lines)), fname, max(start, 1))
+    if parsed is None:
+        return None
+    tree, src = parsed
+    node = _find_function(tree, fn.__name__)
+    if node is None:
+        return None
+    # Names the workflow uses come from its module's top-level imports.
+    src.defs = {}
+    module = inspect.getmodule(fn)
+    if module is not None:
+        try:
+            module_src = _parse_source(inspect.getsource(module), fname, 1)
+        except (OSError, TypeError):
+            module_src = None
+        if module_src is not None:
+            src.imports = module_src[1].imports
+    return node, src
+
+
+def check_workflow(
+    fn: Callable[..., Any],
+    *,
+    source: str | None = None,
+    filename: str | None = None,
+    trusted_modules: Sequence[str] = (),
+    severity: str = "warn",
+    first_line: int = 1,
+) -> list[Finding]:
+    """Scan a workflow's body; warn about (and return) every finding.
+
+    ``source`` is the text the function was defined in (a ``%%workflow`` cell); the function is
+    found in it by name, and ``filename``/``first_line`` say where that text lives (line numbers
+    of findings are ``first_line``-based; for a cell, pass 1 to get cell-relative lines). When
+    ``source`` is None the source is read with ``inspect``, which knows the file and line.
+
+    With ``severity="error"``, calls into untrusted modules raise ``DeterminismError`` (after
+    the other findings have been warned about) instead of warning.
+    """
+    if severity not in ("warn", "error"):
+        raise ConfigurationError(f"severity must be 'warn' or 'error', not {severity!r}")
+    target = inspect.unwrap(fn) if callable(fn) else fn
+    name = getattr(target, "__name__", None)
+    if not isinstance(name, str):
+        raise TypeError(f"check_workflow() needs a function, not {type(fn).__name__}")
+    located = None
+    if source is not None:
+        parsed = _parse_source(source, filename or "<workflow source>", first_line)
+        if parsed is not None:
+            node = _find_function(parsed[0], name)
+            if node is not None:
+                located = (node, parsed[1])
+    if located is None:
+        located = _from_inspect(target, filename)
+    if located is None:
+        return []  # no source to scan (e.g. defined with exec and no text given)
+    node, src = located
+    scan = _Scan(target, trusted_modules)
+    scan.function(node, target, src)
+    findings = sorted(scan.findings, key=lambda f: (f.filename != src.filename, f.filename, f.lineno))
+    category: dict[str, type[Warning]] = {
+        "nondeterministic": NondeterministicCallWarning,
+        "untrusted": UntrustedCallWarning,
+        "bare_except": BareExceptWarning,
+    }
+    for finding in findings:
+        if severity == "error" and finding.kind == "untrusted":
+            continue
+        warnings.warn_explicit(finding.message, category[finding.kind], finding.filename, finding.lineno)
+    untrusted = [f for f in findings if f.kind == "untrusted"]
+    if severity == "error" and untrusted:
+        listed = ", ".join(f"{f.target} ({f.filename}:{f.lineno})" for f in untrusted)
+        raise DeterminismError(
+            f"workflow {name!r} calls untrusted helper modules: {listed}; mark them pure "
+            "(@cn.pure on the function, or __continuum_pure__ = True in the module), list them in "
+            "trusted_modules, or move the calls into an @cn.activity"
+        )
+    return findings
