@@ -1,9 +1,12 @@
 """Shared fixtures: one fresh, migrated database per test, on every configured server.
 
-Servers (``CONTINUUM_TEST_SERVERS``, comma-separated, default ``pg15,pg18``):
+Servers (``CONTINUUM_TEST_SERVERS``, comma-separated, default ``pg15,pg18``; see tests/servers.py):
 - ``pg15``: the machine's PostgreSQL (``CONTINUUM_TEST_PG15_URL``, default
   ``postgresql://postgres@127.0.0.1:5432/postgres``).
-- ``pg18``: an embedded PostgreSQL 18 started for the test session in a temp dir.
+- ``pg18``: an embedded PostgreSQL 18 started for the test session in a temp dir and stopped at
+  the end, also when tests fail.
+
+A test marked ``@pytest.mark.servers("pg18")`` is skipped on the other servers.
 
 Each server gets a template database migrated once per session; each test gets
 ``CREATE DATABASE ... TEMPLATE`` (milliseconds) and it is dropped afterwards.
@@ -11,7 +14,6 @@ Each server gets a template database migrated once per session; each test gets
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -25,6 +27,17 @@ TEMPLATE = "continuum_test_template"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "servers(*names): run only on these test servers")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("servers")
+        callspec = getattr(item, "callspec", None)
+        if marker is None or callspec is None or "pg_server" not in callspec.params:
+            continue
+        server = callspec.params["pg_server"]
+        if server not in marker.args:
+            item.add_marker(pytest.mark.skip(reason=f"runs only on {', '.join(marker.args)}, not {server}"))
 
 
 @pytest.fixture(scope="session", params=server_names())
@@ -43,8 +56,10 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_servers() -> Iterator[None]:
-    yield
-    stop_all()
+    try:
+        yield
+    finally:
+        stop_all()
 
 
 def _with_db(conninfo: str, dbname: str) -> str:
@@ -91,4 +106,4 @@ def admin_url(pg_server: str) -> str:
     return pg_server
 
 
-__all__ = ["admin_conninfo", "os"]
+__all__ = ["admin_conninfo"]

@@ -1,0 +1,42 @@
+"""``continuum demo``: start (or attach to) the database, migrate it, list the event partitions."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._common import add_database_options, database_from_args
+
+__all__ = ["register"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from ..store.database import check_connection, describe
+    from ..store.migrate import migrate
+    from ..store.partitions import list_partitions
+
+    info = database_from_args(args)
+    check_connection(info)
+    print(f"database:   {describe(info)}")
+    done = migrate(info)
+    print(f"migrations: {len(done)} applied" + (f" (now at {done[-1].version}_{done[-1].name})" if done else ", schema up to date"))
+    with psycopg.connect(info) as conn:
+        parts = list_partitions(conn)
+    print(f"partitions of continuum_events ({len(parts)}):")
+    for p in parts:
+        span = f"{p.start:%Y-%m-%d} .. {p.end:%Y-%m-%d}" if p.start and p.end else "default"
+        print(f"  {p.name:<32} {span:<24} {p.rows:>8} rows")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="start (or attach to) the database, migrate it and list its partitions",
+        description="Start (or attach to) the embedded database unless a URL is given, apply the "
+        "migrations and list the continuum_events partitions.",
+    )
+    add_database_options(parser)
+    parser.set_defaults(func=_run)

