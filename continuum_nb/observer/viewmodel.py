@@ -1,0 +1,362 @@
+"""The observer's view-model: plain Python, no ipywidgets, no database.
+
+Everything the observer decides — which page of runs to ask for, which actions a run allows, how
+a journal becomes a timeline, whether typed JSON is valid, what a trace id is — lives here so it
+can be unit-tested without a browser or a kernel. The widget classes only copy these values into
+widgets; the SQL lives in ``continuum_nb.store.observer_sql``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+__all__ = [
+    "ACTIONS",
+    "STATES",
+    "JsonInput",
+    "RunsPager",
+    "allowed_actions",
+    "decode_trace_id",
+    "parse_json_input",
+    "row_view",
+    "short_id",
+    "timeline_layout",
+]
+
+STATES = ("running", "suspended", "completed", "failed", "cancelled", "drifted")
+ACTIONS = ("signal", "cancel", "resume", "upgrade")
+
+# Which states each operator action accepts (mirrors the API: signal/cancel take active or
+# drifted runs, resume only drifted ones, upgrade active or drifted ones).
+_ACTION_STATES: dict[str, frozenset[str]] = {
+    "signal": frozenset({"running", "suspended", "drifted"}),
+    "cancel": frozenset({"running", "suspended", "drifted"}),
+    "resume": frozenset({"drifted"}),
+    "upgrade": frozenset({"running", "suspended", "drifted"}),
+}
+
+
+def allowed_actions(state: str | None, read_only: bool) -> dict[str, bool]:
+    """Action name -> enabled, for a run in ``state`` (None: no run selected)."""
+    return {a: (not read_only and state is not None and state in _ACTION_STATES[a]) for a in ACTIONS}
+
+
+# --- JSON input ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JsonInput:
+    ok: bool
+    value: Any = None
+    error: str | None = None
+
+
+def parse_json_input(text: str, *, what: str = "payload") -> JsonInput:
+    """Parse what an operator typed. Empty text is JSON ``null``; anything else must be strict
+    JSON (no NaN/Infinity, which PostgreSQL's jsonb would refuse anyway)."""
+    if not text.strip():
+        return JsonInput(True, None)
+
+    def _no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        value = json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        return JsonInput(
+            False,
+            error=f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}; "
+            'fix it (e.g. {"approved": true}) or leave it empty for null',
+        )
+    except ValueError as exc:
+        return JsonInput(False, error=f"{what} is not valid JSON: {exc}; use a number or a string")
+    return JsonInput(True, value)
+
+
+_SIGNAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
+
+
+def signal_name_error(name: str) -> str | None:
+    """None when ``name`` is a usable signal name, else a one-line message."""
+    if not name.strip():
+        return "type the signal name the workflow awaits (e.g. approve)"
+    if not _SIGNAL_NAME.match(name.strip()):
+        return f"{name.strip()!r} is not a signal name; use letters, digits, _ . : - (starting with a letter)"
+    return None
+
+
+# --- trace id -------------------------------------------------------------------------------------
+
+_TRACEPARENT = re.compile(r"\b[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}\b")
+
+
+def decode_trace_id(trace_context: bytes | memoryview | str | None) -> str | None:
+    """The W3C trace-id (32 hex digits) from ``continuum_runs.trace_context``.
+
+    The column holds the traceparent text (possibly followed by tracestate, or as a small JSON
+    object); raw 16-byte ids are accepted too. An all-zero (invalid) trace id gives None.
+    """
+    if trace_context is None:
+        return None
+    raw = bytes(trace_context) if isinstance(trace_context, memoryview) else trace_context
+    if isinstance(raw, bytes):
+        if len(raw) == 16:
+            tid = raw.hex()
+            return None if set(tid) == {"0"} else tid
+        text = raw.decode("utf-8", errors="replace")
+    else:
+        text = raw
+    m = _TRACEPARENT.search(text.lower())
+    if not m or set(m.group(1)) == {"0"}:
+        return None
+    return m.group(1)
+
+
+# --- runs list ---------------------------------------------------------------------------------------
+
+
+def short_id(run_id: UUID | str) -> str:
+    return str(run_id)[:8]
+
+
+def _get(row: Any, name: str) -> Any:
+    return row[name] if isinstance(row, Mapping) else getattr(row, name)
+
+
+@dataclass
+class RunsPager:
+    """Keyset paging state for the runs list.
+
+    ``cursors[i]`` is the (started_at, id) of the last row before page i (None for page 0); going
+    forward pushes the current last row, going back pops. Changing a filter starts over.
+    """
+
+    page_size: int = 25
+    state: str | None = None
+    workflow: str | None = None
+    search: str | None = None
+    cursors: list[tuple[datetime, UUID] | None] = field(default_factory=lambda: [None])
+    rows: list[Any] = field(default_factory=list)
+    has_next: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.page_size <= 1000:
+            raise ValueError(f"page_size must be between 1 and 1000, not {self.page_size}")
+
+    @property
+    def page(self) -> int:
+        """0-based page number."""
+        return len(self.cursors) - 1
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 0
+
+    def set_filters(self, *, state: str | None = None, workflow: str | None = None, search: str | None = None) -> None:
+        if state is not None and state not in STATES:
+            raise ValueError(f"unknown state {state!r}; use one of {', '.join(STATES)}")
+        self.state, self.workflow = state or None, workflow or None
+        self.search = (search or "").strip() or None
+        self.cursors = [None]
+
+    def query(self) -> dict[str, Any]:
+        """Keyword arguments for ``ObserverQueries.list_runs`` (one extra row tells whether a next page exists)."""
+        return {
+            "state": self.state,
+            "workflow": self.workflow,
+            "search": self.search,
+            "after": self.cursors[-1],
+            "limit": self.page_size + 1,
+        }
+
+    def accept(self, rows: Sequence[Any]) -> None:
+        """Take the rows the query returned. An empty page past the first (the runs behind the
+        cursor were deleted) steps back so the operator never sees a blank page with no way back."""
+        if not rows and self.page > 0:
+            self.cursors.pop()
+        self.has_next = len(rows) > self.page_size
+        self.rows = list(rows[: self.page_size])
+
+    def next_page(self) -> bool:
+        if not self.has_next or not self.rows:
+            return False
+        last = self.rows[-1]
+        self.cursors.append((_get(last, "started_at"), _get(last, "id")))
+        return True
+
+    def prev_page(self) -> bool:
+        if not self.has_prev:
+            return False
+        self.cursors.pop()
+        return True
+
+    def first_page(self) -> None:
+        self.cursors = [None]
+
+
+def _iso(t: datetime | None) -> str:
+    return "" if t is None else t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def row_view(row: Any, now: datetime) -> dict[str, str]:
+    """One runs-table row as display strings."""
+    started = _get(row, "started_at")
+    completed = _get(row, "completed_at")
+    end = completed or now
+    return {
+        "id": str(_get(row, "id")),
+        "short_id": short_id(_get(row, "id")),
+        "workflow": _get(row, "workflow"),
+        "version": (_get(row, "version_hash") or "")[:12],
+        "state": _get(row, "state"),
+        "started": _iso(started),
+        "duration": _duration(max((end - started).total_seconds(), 0.0)) if started else "",
+        "lease_owner": _get(row, "lease_owner") or "",
+    }
+
+
+# --- timeline ------------------------------------------------------------------------------------------
+
+# Keys under which an outcome event may name the seq of the activity_scheduled it answers.
+_SCHEDULED_KEYS = ("scheduled_seq", "schedule_seq", "activity_seq", "for_seq")
+
+
+def _ms(t: datetime, t0: datetime) -> float:
+    return round((t - t0).total_seconds() * 1000.0, 3)
+
+
+def _name(payload: Mapping[str, Any], *keys: str) -> str:
+    for k in keys:
+        v = payload.get(k)
+        if isinstance(v, str) and v:
+            return v
+    return ""
+
+
+def _lanes(items: list[dict[str, Any]]) -> int:
+    """Greedy interval packing: each bar gets the first lane free at its start. Returns lane count."""
+    ends: list[float] = []
+    for it in sorted(items, key=lambda i: (i["start"], i["seq"])):
+        for lane, end in enumerate(ends):
+            if end <= it["start"]:
+                it["lane"] = lane
+                ends[lane] = it["end"]
+                break
+        else:
+            it["lane"] = len(ends)
+            ends.append(it["end"])
+    return len(ends)
+
+
+def timeline_layout(
+    events: Iterable[Mapping[str, Any]],
+    *,
+    started_at: datetime,
+    now: datetime,
+    completed_at: datetime | None = None,
+    tasks: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """Turn a journal into what the timeline view draws, in milliseconds since ``started_at``.
+
+    - ``bars``: activity attempts, from ``activity_scheduled`` to its ``activity_completed`` /
+      ``activity_failed`` (still open: to ``now``, status ``pending``), packed into lanes so
+      parallel activities (gather) do not overlap; ``attempts`` comes from the task row.
+    - ``gaps``: waits, ``signal_awaited`` → ``signal_received`` and ``timer_started`` →
+      ``timer_fired`` (still open: to ``now``).
+    - ``markers``: every event, a tick on the axis.
+    An outcome names its scheduled event by seq when the payload says so; otherwise it answers the
+    oldest open activity of the same name (the journal is in seq order, so this is deterministic).
+    """
+    attempts = {int(t["seq"]): int(t.get("attempt") or 1) for t in tasks if t.get("seq") is not None}
+    end_t = completed_at or now
+    t_end = max(_ms(end_t, started_at), 0.0)
+    bars: list[dict[str, Any]] = []
+    gaps: list[dict[str, Any]] = []
+    markers: list[dict[str, Any]] = []
+    open_bars: dict[int, dict[str, Any]] = {}
+    open_signals: dict[str, list[dict[str, Any]]] = {}
+    open_timers: list[dict[str, Any]] = []
+
+    for ev in events:
+        seq = int(ev["seq"])
+        kind = str(ev["event_type"])
+        payload = ev.get("payload") or {}
+        if not isinstance(payload, Mapping):
+            payload = {"value": payload}
+        at = ev.get("inserted_at")
+        t = _ms(at, started_at) if at is not None else t_end
+        t_end = max(t_end, t)
+        label = _name(payload, "activity", "name", "signal", "kind")
+        markers.append({"t": t, "seq": seq, "type": kind, "label": label})
+
+        if kind == "activity_scheduled":
+            bar = {"seq": seq, "label": label or "activity", "start": t, "end": None,
+                   "status": "pending", "attempts": attempts.get(seq, 1)}
+            bars.append(bar)
+            open_bars[seq] = bar
+        elif kind in ("activity_completed", "activity_failed"):
+            target = None
+            for key in _SCHEDULED_KEYS:
+                if isinstance(payload.get(key), int) and payload[key] in open_bars:
+                    target = open_bars.pop(payload[key])
+                    break
+            if target is None:
+                same = [b for b in open_bars.values() if not label or b["label"] == label]
+                if same:
+                    target = open_bars.pop(min(same, key=lambda b: b["seq"])["seq"])
+            if target is not None:
+                target["end"] = t
+                target["status"] = "completed" if kind == "activity_completed" else "failed"
+                if isinstance(payload.get("attempt"), int):
+                    target["attempts"] = max(target["attempts"], payload["attempt"])
+        elif kind == "signal_awaited":
+            gap = {"seq": seq, "kind": "signal", "label": f"waiting for signal {label!r}" if label else "waiting for a signal",
+                   "name": label, "start": t, "end": None, "open": True}
+            gaps.append(gap)
+            open_signals.setdefault(label, []).append(gap)
+        elif kind == "signal_received":
+            waiting = open_signals.get(label) or next((v for v in open_signals.values() if v), None)
+            if waiting:
+                gap = waiting.pop(0)
+                gap["end"], gap["open"] = t, False
+        elif kind == "timer_started":
+            gap = {"seq": seq, "kind": "timer", "label": "timer", "name": label, "start": t, "end": None, "open": True}
+            gaps.append(gap)
+            open_timers.append(gap)
+        elif kind == "timer_fired":
+            target_seq = payload.get("started_seq", payload.get("timer_seq"))
+            match = next((g for g in open_timers if g["seq"] == target_seq), None)
+            if match is None and open_timers:
+                match = open_timers[0]
+            if match is not None:
+                open_timers.remove(match)
+                match["end"], match["open"] = t, False
+
+    finished = completed_at is not None
+    for item in (*bars, *gaps):
+        if item["end"] is None:
+            item["end"] = t_end
+            if finished and "status" in item:
+                item["status"] = "abandoned"   # the run ended (e.g. cancelled) with this attempt open
+            if finished and "open" in item:
+                item["open"] = False
+    lanes = _lanes(bars)
+    return {"t_end": t_end, "lanes": lanes, "bars": bars, "gaps": gaps, "markers": markers}

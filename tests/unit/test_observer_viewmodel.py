@@ -1,0 +1,230 @@
+"""The observer's view-model, without a browser, a kernel or a database."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from continuum_nb.observer import static
+from continuum_nb.observer.viewmodel import (
+    RunsPager,
+    allowed_actions,
+    decode_trace_id,
+    parse_json_input,
+    row_view,
+    signal_name_error,
+    timeline_layout,
+)
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def _row(i: int, t: datetime) -> SimpleNamespace:
+    return SimpleNamespace(id=uuid.UUID(int=i), started_at=t, workflow="wf", version_hash="v" * 40,
+                           state="completed", completed_at=None, lease_owner=None)
+
+
+def _ev(seq: int, kind: str, secs: float, **payload: object) -> dict[str, object]:
+    return {"seq": seq, "event_type": kind, "payload": payload, "inserted_at": T0 + timedelta(seconds=secs)}
+
+
+# --- paging ---------------------------------------------------------------------------------------
+
+
+def test_pager_walks_forward_and_back_with_keyset_cursors() -> None:
+    rows = [_row(i, T0 - timedelta(seconds=i)) for i in range(7)]
+    p = RunsPager(page_size=3)
+    assert p.query()["after"] is None and p.query()["limit"] == 4
+    p.accept(rows[0:4])
+    assert p.has_next and [r.id for r in p.rows] == [r.id for r in rows[0:3]]
+    assert not p.has_prev
+    assert p.next_page()
+    assert p.query()["after"] == (rows[2].started_at, rows[2].id)
+    p.accept(rows[3:7])
+    assert p.next_page()
+    p.accept(rows[6:7])
+    assert not p.has_next and p.page == 2 and not p.next_page()
+    assert p.prev_page() and p.query()["after"] == (rows[2].started_at, rows[2].id)
+    assert p.prev_page() and p.query()["after"] is None
+    assert not p.prev_page()
+
+
+def test_pager_empty_page_past_the_first_steps_back() -> None:
+    p = RunsPager(page_size=2)
+    p.accept([_row(1, T0), _row(2, T0), _row(3, T0)])
+    assert p.next_page() and p.page == 1
+    p.accept([])
+    assert p.page == 0 and p.rows == []
+
+
+def test_changing_filters_restarts_paging_and_validates_state() -> None:
+    p = RunsPager(page_size=1)
+    p.accept([_row(1, T0), _row(2, T0)])
+    p.next_page()
+    p.set_filters(state="suspended", workflow="order", search="  3fa8 ")
+    q = p.query()
+    assert (q["state"], q["workflow"], q["search"], q["after"]) == ("suspended", "order", "3fa8", None)
+    p.set_filters(state=None, workflow="", search="   ")
+    assert (p.query()["state"], p.query()["workflow"], p.query()["search"]) == (None, None, None)
+    with pytest.raises(ValueError, match="unknown state 'done'"):
+        p.set_filters(state="done")
+    with pytest.raises(ValueError, match="page_size"):
+        RunsPager(page_size=0)
+
+
+def test_row_view_formats_for_display() -> None:
+    r = _row(5, T0)
+    r.completed_at = T0 + timedelta(seconds=90)
+    v = row_view(r, now=T0 + timedelta(hours=1))
+    assert v["duration"] == "90.0 s" and v["version"] == "v" * 12
+    assert v["short_id"] == str(uuid.UUID(int=5))[:8] and v["started"] == "2026-11-25 12:00:00"
+    r.completed_at = None
+    assert row_view(r, now=T0 + timedelta(hours=3))["duration"] == "3.0 h"
+
+
+# --- actions ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "enabled"),
+    [
+        ("running", {"signal", "cancel", "upgrade"}),
+        ("suspended", {"signal", "cancel", "upgrade"}),
+        ("drifted", {"signal", "cancel", "resume", "upgrade"}),
+        ("completed", set()),
+        ("failed", set()),
+        ("cancelled", set()),
+        (None, set()),
+    ],
+)
+def test_actions_follow_state(state: str | None, enabled: set[str]) -> None:
+    got = allowed_actions(state, read_only=False)
+    assert {a for a, on in got.items() if on} == enabled
+    assert not any(allowed_actions(state, read_only=True).values())
+
+
+# --- JSON input ------------------------------------------------------------------------------------
+
+
+def test_json_input_validation() -> None:
+    assert parse_json_input('{"by": "ana", "n": [1, 2.5, null]}').value == {"by": "ana", "n": [1, 2.5, None]}
+    assert parse_json_input("   ") .ok and parse_json_input("").value is None
+    bad = parse_json_input('{"by": ana}')
+    assert not bad.ok and bad.value is None
+    assert "line 1, column 8" in (bad.error or "")
+    nan = parse_json_input("NaN")
+    assert not nan.ok and "NaN is not JSON" in (nan.error or "")
+    assert not parse_json_input("{'single': 'quotes'}").ok
+
+
+def test_signal_names() -> None:
+    assert signal_name_error("approve") is None
+    assert "type the signal name" in (signal_name_error("  ") or "")
+    assert "is not a signal name" in (signal_name_error("no spaces") or "")
+
+
+# --- trace id ----------------------------------------------------------------------------------------
+
+
+def test_trace_id_is_decoded_from_traceparent_bytes() -> None:
+    tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert decode_trace_id(tp) == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert decode_trace_id(memoryview(tp + b"\nrojo=00f067aa0ba902b7")) == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert decode_trace_id(b'{"traceparent": "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"}') == (
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    )
+    assert decode_trace_id(bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")) == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert decode_trace_id(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01") is None
+    assert decode_trace_id(b"garbage") is None and decode_trace_id(None) is None
+
+
+# --- timeline ------------------------------------------------------------------------------------------
+
+
+def test_timeline_bars_gaps_and_markers_from_a_journal() -> None:
+    events = [
+        _ev(1, "activity_scheduled", 0, activity="charge"),
+        _ev(2, "activity_completed", 2, activity="charge"),
+        _ev(3, "signal_awaited", 2, name="approve"),
+        _ev(4, "signal_received", 10, name="approve"),
+        _ev(5, "timer_started", 10),
+        _ev(6, "timer_fired", 70),
+        _ev(7, "activity_scheduled", 70, activity="ship"),
+        _ev(8, "activity_scheduled", 70, activity="notify"),
+        _ev(9, "activity_failed", 75, activity="notify"),
+        _ev(10, "activity_completed", 80, activity="ship"),
+    ]
+    tasks = [{"seq": 1, "attempt": 3}, {"seq": 8, "attempt": 5}]
+    lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(seconds=500),
+                          completed_at=T0 + timedelta(seconds=81), tasks=tasks)
+    assert lay["t_end"] == 81000
+    bars = {b["label"]: b for b in lay["bars"]}
+    assert (bars["charge"]["start"], bars["charge"]["end"], bars["charge"]["status"], bars["charge"]["attempts"]) == (
+        0, 2000, "completed", 3)
+    assert (bars["notify"]["end"], bars["notify"]["status"], bars["notify"]["attempts"]) == (75000, "failed", 5)
+    assert bars["ship"]["end"] == 80000
+    # parallel activities get different lanes; a later one reuses a free lane
+    assert bars["ship"]["lane"] != bars["notify"]["lane"] and bars["charge"]["lane"] == 0
+    assert lay["lanes"] == 2
+    gaps = [(g["kind"], g["start"], g["end"], g["open"]) for g in lay["gaps"]]
+    assert gaps == [("signal", 2000, 10000, False), ("timer", 10000, 70000, False)]
+    assert [m["seq"] for m in lay["markers"]] == list(range(1, 11))
+
+
+def test_timeline_open_wait_runs_to_now_and_outcome_can_name_its_seq() -> None:
+    events = [
+        _ev(1, "activity_scheduled", 0, activity="a"),
+        _ev(2, "activity_scheduled", 0, activity="a"),
+        _ev(3, "activity_completed", 4, activity="a", scheduled_seq=2),
+        _ev(4, "signal_awaited", 5, name="approve"),
+    ]
+    lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(seconds=30))
+    b1, b2 = lay["bars"]
+    assert (b2["end"], b2["status"]) == (4000, "completed")
+    assert (b1["end"], b1["status"]) == (30000, "pending")   # still running at `now`
+    (gap,) = lay["gaps"]
+    assert gap["open"] and gap["end"] == 30000 and "approve" in gap["label"]
+
+
+def test_timeline_of_a_cancelled_run_closes_open_items() -> None:
+    events = [_ev(1, "activity_scheduled", 0, activity="a"), _ev(2, "signal_awaited", 1, name="go")]
+    lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(hours=1),
+                          completed_at=T0 + timedelta(seconds=20))
+    assert lay["bars"][0]["status"] == "abandoned" and lay["bars"][0]["end"] == 20000
+    assert lay["gaps"][0]["open"] is False and lay["t_end"] == 20000
+
+
+def test_timeline_of_an_empty_journal() -> None:
+    lay = timeline_layout([], started_at=T0, now=T0 + timedelta(seconds=3))
+    assert lay == {"t_end": 3000, "lanes": 0, "bars": [], "gaps": [], "markers": []}
+
+
+# --- static HTML --------------------------------------------------------------------------------------
+
+
+def test_static_html_escapes_and_shows_everything() -> None:
+    run = {"id": uuid.UUID(int=1), "workflow": "<b>wf</b>", "state": "suspended", "version_hash": "abc",
+           "input": {"x": "<script>"}, "started_at": T0, "lease_owner": "node-1", "lease_token": 7,
+           "trace_context": b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    out = static.detail_html(run, [_ev(1, "signal_awaited", 1, name="approve")],
+                             signals=[{"id": 1, "name": "approve", "payload": {"by": "ana"}}])
+    assert "<script>" not in out and "&lt;script&gt;" in out and "&lt;b&gt;wf" in out
+    assert "4bf92f3577b34da6a3ce929d0e0e4736" in out and "signal_awaited" in out and "node-1" in out
+    rows = [row_view(_row(1, T0), T0)]
+    table = static.runs_table_html(rows, caption="runs")
+    assert table.count("<tr>") == 2 and "cn-obs-state-completed" in table
+    assert "no runs match" in static.runs_table_html([])
+
+
+def test_viewmodel_does_not_import_widgets() -> None:
+    import subprocess
+
+    code = ("import sys, continuum_nb.observer.viewmodel, continuum_nb.observer.static; "
+            "bad = sorted(m for m in ('ipywidgets', 'anywidget', 'IPython') if m in sys.modules); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
