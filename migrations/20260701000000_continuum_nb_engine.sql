@@ -41,7 +41,13 @@ ALTER TABLE continuum_timers ADD COLUMN seq bigint;
 ALTER TABLE continuum_activity_tasks DROP CONSTRAINT continuum_activity_tasks_pkey;
 ALTER TABLE continuum_activity_tasks ADD PRIMARY KEY (run_id, id);
 ALTER TABLE continuum_activity_tasks ADD COLUMN activity text;
-UPDATE continuum_activity_tasks SET activity = mfa ->> 'activity' WHERE activity IS NULL;
+-- v0.1 rows name their activity in mfa: {"activity": ...} as continuum_nb writes it, else the
+-- Elixir {"module": ..., "function": ...} form.
+UPDATE continuum_activity_tasks
+   SET activity = COALESCE(mfa ->> 'activity',
+                           NULLIF(concat_ws('.', mfa ->> 'module', mfa ->> 'function'), ''),
+                           'unknown')
+ WHERE activity IS NULL;
 ALTER TABLE continuum_activity_tasks ALTER COLUMN activity SET NOT NULL;
 ALTER TABLE continuum_activity_tasks ADD COLUMN idempotency_key text;
 ALTER TABLE continuum_activity_tasks ADD COLUMN lease_token bigint;

@@ -3,31 +3,51 @@
 
 The migrations folder is found inside the installed wheel (``continuum_nb/_data/migrations``)
 or, in an editable install / source checkout, at the repository root.
+
+Concurrent migrators (several engines booting at once, a deploy script and a notebook) are
+serialised by one session-level advisory lock held for the whole run, so the version table is
+created once and every migration is applied exactly once.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
-from ..errors import MigrationError
+from ..errors import DatabaseUnavailable, MigrationError
 
-__all__ = ["Migration", "applied", "available", "migrate", "migrations_dir"]
+__all__ = [
+    "ALIASES",
+    "CREATE_VERSION_TABLE",
+    "LOCK_KEY",
+    "Migration",
+    "applied",
+    "available",
+    "connect",
+    "migrate",
+    "migrations_dir",
+    "pending",
+    "print_sql",
+    "resolve_target",
+]
 
 _NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.sql$")
-#: Revision aliases accepted by ``--to``.
+#: Revision aliases accepted by ``--to``. ``head`` is always the newest migration.
 ALIASES = {"v0.1": "20260502153302", "v0.2": "20260601000003"}
+#: The advisory lock key every migrator takes (an arbitrary constant, unique to continuum_nb).
+LOCK_KEY = 7215093410
 
-_CREATE_VERSION_TABLE = """
-CREATE TABLE IF NOT EXISTS continuum_schema_migrations (
+CREATE_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS continuum_schema_migrations (
     version text PRIMARY KEY,
     name text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
+)"""
 
 
 @dataclass(frozen=True)
@@ -37,8 +57,33 @@ class Migration:
     path: Path
 
     @property
+    def revision(self) -> str:
+        """``<version>_<name>``, the file name without ``.sql``."""
+        return f"{self.version}_{self.name}"
+
+    @property
     def sql(self) -> str:
         return self.path.read_text(encoding="utf-8")
+
+
+def _one_line(exc: BaseException) -> str:
+    """psycopg messages span several lines (libpq adds hints); the CLI prints one."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+@contextmanager
+def connect(conninfo: str, **kwargs: Any) -> Iterator[psycopg.Connection[Any]]:
+    """``psycopg.connect`` that reports an unreachable server as ``DatabaseUnavailable``."""
+    try:
+        conn = psycopg.connect(conninfo, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL ({_one_line(exc)}); check --database-url / "
+            "CONTINUUM_DATABASE_URL and that the server is running"
+        ) from None
+    with conn:
+        yield conn
 
 
 def migrations_dir() -> Path:
@@ -55,54 +100,89 @@ def available() -> list[Migration]:
         m = _NAME.match(p.name)
         if m:
             out.append(Migration(m.group(1), m.group(2), p))
+    if not out:
+        raise MigrationError(f"no migrations found in {migrations_dir()}; reinstall continuum-nb")
     return out
 
 
-def applied(conn: psycopg.Connection) -> list[str]:
+def applied(conn: psycopg.Connection[Any]) -> list[str]:
+    """Versions recorded in ``continuum_schema_migrations`` (empty when the table does not exist)."""
     exists = conn.execute("SELECT to_regclass('continuum_schema_migrations') IS NOT NULL").fetchone()
     if not exists or not exists[0]:
         return []
     return [r[0] for r in conn.execute("SELECT version FROM continuum_schema_migrations ORDER BY version")]
 
 
-def _resolve_target(to: str | None, migs: list[Migration]) -> str:
-    if to is None:
+def resolve_target(to: str | None, migs: list[Migration] | None = None) -> str:
+    """The version ``to`` names: an alias (``v0.1``, ``v0.2``, ``head``), a version, a full
+    revision (``<version>_<name>``) or a name. Raises ``MigrationError`` for anything else."""
+    migs = available() if migs is None else migs
+    if to is None or to == "head":
         return migs[-1].version
     target = ALIASES.get(to, to)
     for m in migs:
-        if target in (m.version, f"{m.version}_{m.name}", m.name):
+        if target in (m.version, m.revision, m.name):
             return m.version
-    known = ", ".join(list(ALIASES) + [f"{m.version}_{m.name}" for m in migs])
+    known = ", ".join([*ALIASES, "head"] + [m.revision for m in migs])
     raise MigrationError(f"unknown revision {to!r}; known revisions: {known}")
 
 
-def migrate(conninfo: str, to: str | None = None) -> list[Migration]:
-    """Apply every pending migration up to ``to`` (a version, full name or alias). Returns those applied."""
+def _todo(have: set[str], migs: list[Migration], target: str) -> list[Migration]:
+    return [m for m in migs if m.version <= target and m.version not in have]
+
+
+def pending(conninfo: str, to: str | None = None) -> list[Migration]:
+    """The migrations ``migrate(conninfo, to)`` would apply now. Reads only; changes nothing."""
     migs = available()
-    target = _resolve_target(to, migs)
+    target = resolve_target(to, migs)
+    with connect(conninfo, autocommit=True) as conn:
+        return _todo(set(applied(conn)), migs, target)
+
+
+def print_sql(todo: list[Migration]) -> str:
+    """The SQL ``migrate`` runs for these migrations, as a psql-runnable script."""
+    if not todo:
+        return "-- nothing to apply: the database is already at the requested revision\n"
+    parts = [CREATE_VERSION_TABLE + ";\n"]
+    for m in todo:
+        parts.append(
+            f"-- {m.revision}\nBEGIN;\nSELECT pg_advisory_xact_lock({LOCK_KEY});\n"
+            f"{m.sql.rstrip()}\n"
+            f"INSERT INTO continuum_schema_migrations (version, name) VALUES ('{m.version}', '{m.name}');\n"
+            "COMMIT;\n"
+        )
+    return "\n".join(parts)
+
+
+def migrate(conninfo: str, to: str | None = None) -> list[Migration]:
+    """Apply every pending migration up to ``to`` (a version, full name or alias). Returns those applied.
+
+    Each migration runs in its own transaction together with its version row, so a failure
+    leaves the database at the previous revision. Migrations past ``to`` that are already
+    applied stay applied (there are no down-migrations).
+    """
+    migs = available()
+    target = resolve_target(to, migs)
     done: list[Migration] = []
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(_CREATE_VERSION_TABLE)
-        have = set(applied(conn))
-        for m in migs:
-            if m.version > target:
-                break
-            if m.version in have:
-                continue
-            try:
-                with conn.transaction():
-                    # One advisory lock serialises concurrent migrators.
-                    conn.execute("SELECT pg_advisory_xact_lock(7215093410)")
-                    if conn.execute(
-                        "SELECT 1 FROM continuum_schema_migrations WHERE version = %s", (m.version,)
-                    ).fetchone():
-                        continue
-                    conn.execute(m.sql.encode())
-                    conn.execute(
-                        "INSERT INTO continuum_schema_migrations (version, name) VALUES (%s, %s)",
-                        (m.version, m.name),
-                    )
-            except psycopg.Error as exc:
-                raise MigrationError(f"migration {m.version}_{m.name} failed and was rolled back: {exc}") from exc
-            done.append(m)
+    with connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            conn.execute(CREATE_VERSION_TABLE)
+            # Read under the lock: another migrator may have just finished.
+            for m in _todo(set(applied(conn)), migs, target):
+                try:
+                    with conn.transaction():
+                        conn.execute(m.sql.encode())
+                        conn.execute(
+                            "INSERT INTO continuum_schema_migrations (version, name) VALUES (%s, %s)",
+                            (m.version, m.name),
+                        )
+                except psycopg.Error as exc:
+                    raise MigrationError(
+                        f"migration {m.revision} failed and was rolled back: {_one_line(exc)}"
+                    ) from exc
+                done.append(m)
+        finally:
+            if not conn.closed and not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     return done
