@@ -164,6 +164,7 @@ class Wake:
     release: bool = False
     lease_ttl: float = 30.0
     version_hash: str | None = None   # set to move the run to another version (upgrade)
+    trace_context: bytes | None = None  # set once: the first attempt's W3C traceparent
 
 
 @dataclass(frozen=True)
