@@ -1,0 +1,146 @@
+"""The ready-made analytics queries and ``analytics.sql``: DuckDB over the journal views → pandas.
+
+Each query takes an open connection (from ``analytics.connect``) as its first argument, or
+``instance=`` / ``database_url=`` to use a connection of its own. Durations are in seconds
+(float); months are ``YYYY-MM`` strings and minutes UTC timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ._analytics_connect import shared
+from .errors import ConfigurationError
+from .store import analytics_sql as q
+from .store.base import RUN_STATES
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas
+
+__all__ = [
+    "activity_latency",
+    "events_by_type_and_month",
+    "run_durations",
+    "signal_wait_times",
+    "sql",
+    "throughput_per_minute",
+]
+
+# Open bounds for the throughput window (DuckDB TIMESTAMPTZ covers these years).
+_EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime(9999, 12, 31, tzinfo=timezone.utc)
+
+
+def _frame(
+    text: str,
+    params: dict[str, Any] | None,
+    con: duckdb.DuckDBPyConnection | None,
+    instance: Any,
+    database_url: str | None,
+) -> pandas.DataFrame:
+    if con is not None:
+        if instance is not None or database_url is not None:
+            raise ConfigurationError("pass either a connection or instance=/database_url=, not both")
+        return con.execute(text, params).df() if params else con.execute(text).df()
+    own = shared(instance, database_url)
+    try:
+        return own.execute(text, params).df() if params else own.execute(text).df()
+    finally:
+        own.close()
+
+
+def sql(query: str, instance: Any = None, *, database_url: str | None = None) -> pandas.DataFrame:
+    """Run DuckDB SQL over the views ``runs``, ``events``, ``activity_tasks``, ``signals``.
+
+    This is what ``%%continuum_sql`` calls. The views are read-only: a statement that tries to
+    change the journal fails.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigurationError("the SQL query is empty; write a DuckDB query over runs, events, activity_tasks or signals")
+    own = shared(instance, database_url)
+    try:
+        result = own.execute(query)
+        if result.description is None:  # a statement without a result set (SET, CREATE VIEW...)
+            import pandas as pd
+
+            return pd.DataFrame()
+        return result.df()
+    finally:
+        own.close()
+
+
+def events_by_type_and_month(
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: Any = None, database_url: str | None = None
+) -> pandas.DataFrame:
+    """Columns: month (``YYYY-MM``, UTC), event_type, events. One row per non-empty pair."""
+    return _frame(q.EVENTS_BY_TYPE_AND_MONTH, None, con, instance, database_url)
+
+
+def run_durations(
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    states: Iterable[str] = ("completed",),
+    instance: Any = None,
+    database_url: str | None = None,
+) -> pandas.DataFrame:
+    """Per workflow, over finished runs in ``states``: runs, mean_s, p50_s, p95_s, p99_s, max_s.
+
+    A run's duration is ``completed_at - started_at``.
+    """
+    wanted = [states] if isinstance(states, str) else list(states)
+    bad = [s for s in wanted if s not in RUN_STATES]
+    if bad or not wanted:
+        raise ConfigurationError(
+            f"states={wanted!r} is not a non-empty list of run states; use some of {', '.join(RUN_STATES)}"
+        )
+    return _frame(q.RUN_DURATIONS, {"states": wanted}, con, instance, database_url)
+
+
+def activity_latency(
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: Any = None, database_url: str | None = None
+) -> pandas.DataFrame:
+    """Per activity: count (scheduled), completed, failed, pending, p50_s, p95_s, max_s, retry_rate,
+    mean_attempts.
+
+    Latency runs from ``activity_scheduled`` to its ``activity_completed``/``activity_failed``
+    (paired by ``scheduled_seq``), so it includes queueing, every attempt and the backoff between
+    attempts. ``retry_rate`` is the share of finished activities that took more than one attempt.
+    """
+    return _frame(q.ACTIVITY_LATENCY, None, con, instance, database_url)
+
+
+def signal_wait_times(
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: Any = None, database_url: str | None = None
+) -> pandas.DataFrame:
+    """Per signal name: awaited, received, immediate, unanswered, p50_s, p95_s, max_s.
+
+    A wait runs from ``signal_awaited`` to the next ``signal_received`` of the same name in the
+    run. ``immediate``: received without a wait (the signal was already in the mailbox).
+    ``unanswered``: awaits that timed out or are still waiting.
+    """
+    return _frame(q.SIGNAL_WAIT_TIMES, None, con, instance, database_url)
+
+
+def throughput_per_minute(
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: Any = None,
+    database_url: str | None = None,
+) -> pandas.DataFrame:
+    """Columns: minute (UTC), completed_runs, events — every minute from the first busy one to the
+    last, in ``[since, until)`` (aware datetimes; naive ones are taken as UTC)."""
+    params = {"since": _aware(since, "since") or _EARLIEST, "until": _aware(until, "until") or _LATEST}
+    return _frame(q.THROUGHPUT_PER_MINUTE, params, con, instance, database_url)
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ConfigurationError(f"{name}= must be a datetime, not {type(value).__name__}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)

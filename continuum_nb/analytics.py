@@ -1,0 +1,53 @@
+"""DuckDB analytics over the journal (needs the ``analytics`` extra).
+
+>>> import continuum_nb as cn
+>>> con = cn.analytics.connect()                     # views: runs, events, activity_tasks, signals
+>>> con.sql("SELECT state, count(*) FROM runs GROUP BY state").df()
+>>> df = cn.analytics.run_durations(con)              # p50 / p95 / p99 by workflow
+>>> cn.analytics.plot_run_durations(df)
+
+The views read PostgreSQL through DuckDB's postgres scanner, attached READ_ONLY; when the
+extension cannot load they are filled once with COPY (see ``connect``). ``docs/analytics.md``
+lists every view column and query.
+"""
+
+from __future__ import annotations
+
+from ._analytics_connect import MODES, close_shared, connect, mode_of
+from ._analytics_plots import (
+    plot_activity_latency,
+    plot_events_by_type_and_month,
+    plot_run_durations,
+    plot_signal_wait_times,
+    plot_throughput_per_minute,
+)
+from ._analytics_queries import (
+    activity_latency,
+    events_by_type_and_month,
+    run_durations,
+    signal_wait_times,
+    sql,
+    throughput_per_minute,
+)
+
+#: The views every analytics connection has.
+VIEWS = ("runs", "events", "activity_tasks", "signals")
+
+__all__ = [
+    "MODES",
+    "VIEWS",
+    "activity_latency",
+    "close_shared",
+    "connect",
+    "events_by_type_and_month",
+    "mode_of",
+    "plot_activity_latency",
+    "plot_events_by_type_and_month",
+    "plot_run_durations",
+    "plot_signal_wait_times",
+    "plot_throughput_per_minute",
+    "run_durations",
+    "signal_wait_times",
+    "sql",
+    "throughput_per_minute",
+]

@@ -1,0 +1,300 @@
+"""Every SQL text the analytics layer runs: DuckDB view definitions, the ready-made DuckDB queries,
+and the PostgreSQL statements of the COPY fallback.
+
+The four analytics views (``runs``, ``events``, ``activity_tasks``, ``signals``) mirror the tables
+``continuum_runs`` etc. with the same column names; jsonb columns become DuckDB ``JSON``, uuid
+``UUID``, timestamptz ``TIMESTAMP WITH TIME ZONE``, bytea ``BLOB``. Both ways of building them
+(the postgres scanner, or COPY into Arrow) select exactly the columns listed in ``VIEWS``, so a
+query gives the same answer on either path.
+
+The only interpolated identifiers are the PostgreSQL schema name (validated by
+``quote_ident``) and the names in ``VIEWS`` (constants of this module).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "ACTIVITY_LATENCY",
+    "ATTACH",
+    "COLUMN_TYPES",
+    "ESTIMATE_ROWS",
+    "EVENTS_BY_TYPE_AND_MONTH",
+    "FIND_SCHEMA",
+    "RUN_DURATIONS",
+    "SIGNAL_WAIT_TIMES",
+    "THROUGHPUT_PER_MINUTE",
+    "VIEWS",
+    "ViewSpec",
+    "copy_select",
+    "fallback_view",
+    "quote_ident",
+    "quote_literal",
+    "raw_table_name",
+    "scanner_view",
+]
+
+#: Column kinds the views use (PostgreSQL type -> DuckDB type).
+COLUMN_TYPES: dict[str, str] = {
+    "uuid": "UUID",
+    "text": "VARCHAR",
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "boolean": "BOOLEAN",
+    "json": "JSON",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "bytea": "BLOB",
+}
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    name: str                          # the DuckDB view name
+    table: str                         # the PostgreSQL table it mirrors
+    columns: tuple[tuple[str, str], ...]   # (column, kind from COLUMN_TYPES), in view order
+
+
+VIEWS: tuple[ViewSpec, ...] = (
+    ViewSpec("runs", "continuum_runs", (
+        ("id", "uuid"), ("workflow", "text"), ("version_hash", "text"), ("state", "text"),
+        ("input", "json"), ("result", "json"), ("error", "json"), ("trace_context", "bytea"),
+        ("started_at", "timestamptz"), ("completed_at", "timestamptz"),
+        ("lease_owner", "text"), ("lease_token", "bigint"), ("lease_expires_at", "timestamptz"),
+        ("next_wakeup_at", "timestamptz"), ("retention_until", "timestamptz"),
+    )),
+    ViewSpec("events", "continuum_events", (
+        ("run_id", "uuid"), ("seq", "bigint"), ("event_type", "text"), ("payload", "json"),
+        ("inserted_at", "timestamptz"),
+    )),
+    ViewSpec("activity_tasks", "continuum_activity_tasks", (
+        ("id", "uuid"), ("run_id", "uuid"), ("seq", "bigint"), ("activity", "text"),
+        ("mfa", "json"), ("idempotency_key", "text"), ("attempt", "integer"), ("state", "text"),
+        ("scheduled_at", "timestamptz"), ("available_at", "timestamptz"),
+        ("completed_at", "timestamptz"), ("lease_owner", "text"), ("lease_token", "bigint"),
+        ("lease_expires_at", "timestamptz"), ("result", "json"), ("error", "json"),
+    )),
+    ViewSpec("signals", "continuum_signals", (
+        ("id", "bigint"), ("run_id", "uuid"), ("name", "text"), ("payload", "json"),
+        ("delivered", "boolean"), ("delivered_seq", "bigint"), ("inserted_at", "timestamptz"),
+    )),
+)
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted identifier; refuses anything but a plain PostgreSQL name."""
+    if not _IDENT.match(name):
+        raise ValueError(f"{name!r} is not a plain SQL identifier (letters, digits, _ and $)")
+    return f'"{name}"'
+
+
+def quote_literal(text: str) -> str:
+    """A single-quoted SQL string literal (for ATTACH, which takes no parameters)."""
+    if "\x00" in text:
+        raise ValueError("a connection string cannot contain a NUL character")
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL (sent through psycopg)
+
+#: The schema holding the continuum tables, as the connection's search_path resolves it.
+FIND_SCHEMA = (
+    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.oid = to_regclass('continuum_runs')"
+)
+
+#: Planner estimate of a table's rows (a partitioned table: the sum over its partitions), for the
+#: progress bar only; -1 when the table was never analysed.
+ESTIMATE_ROWS = """
+SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint, bool_or(c.reltuples >= 0)
+  FROM pg_class c
+ WHERE c.relkind <> 'p'  -- a partitioned parent's own estimate already counts its partitions
+   AND (c.oid = to_regclass(%(table)s)
+    OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = to_regclass(%(table)s)))
+"""
+
+
+def _copy_expr(column: str, kind: str) -> str:
+    col = quote_ident(column)
+    if kind == "timestamptz":
+        # epoch microseconds: exact, and Arrow turns int64 into a UTC timestamp without parsing
+        return f"CASE WHEN isfinite({col}) THEN (extract(epoch FROM {col}) * 1000000)::bigint END"
+    if kind == "bytea":
+        return f"encode({col}, 'hex')"
+    if kind in ("uuid", "json"):
+        return f"{col}::text"
+    return col
+
+
+def copy_select(view: ViewSpec, schema: str) -> str:
+    """``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` for one view, in ``VIEWS`` column order."""
+    cols = ", ".join(f"{_copy_expr(c, k)} AS {quote_ident(c)}" for c, k in view.columns)
+    return (
+        f"COPY (SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(view.table)}) "  # noqa: S608 - identifiers validated by quote_ident
+        "TO STDOUT (FORMAT csv)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# DuckDB: the views
+
+
+def ATTACH(conninfo: str) -> str:  # noqa: N802 - reads like the statement it builds
+    """Attach PostgreSQL read-only: no statement through ``pg`` can change the journal."""
+    return f"ATTACH {quote_literal(conninfo)} AS pg (TYPE postgres, READ_ONLY)"
+
+
+def _view_expr(column: str, kind: str) -> str:
+    col = quote_ident(column)
+    if kind == "json":
+        return f"CAST({col} AS JSON) AS {col}"
+    return col
+
+
+def scanner_view(view: ViewSpec, schema: str) -> str:
+    """The view over the attached database (the scanner reads jsonb as VARCHAR: cast to JSON)."""
+    cols = ", ".join(_view_expr(c, k) for c, k in view.columns)
+    return (
+        f"CREATE OR REPLACE VIEW {quote_ident(view.name)} AS SELECT {cols} "  # noqa: S608 - identifiers validated by quote_ident
+        f"FROM pg.{quote_ident(schema)}.{quote_ident(view.table)}"
+    )
+
+
+def raw_table_name(view: ViewSpec) -> str:
+    """The name the fallback registers its Arrow table under."""
+    return f"_continuum_raw_{view.name}"
+
+
+def _fallback_expr(column: str, kind: str) -> str:
+    col = quote_ident(column)
+    if kind == "uuid":
+        return f"CAST({col} AS UUID) AS {col}"
+    if kind == "bytea":
+        return f"unhex({col}) AS {col}"
+    return _view_expr(column, kind)
+
+
+def fallback_view(view: ViewSpec) -> str:
+    """The view over the registered Arrow table, with the scanner view's column types."""
+    cols = ", ".join(_fallback_expr(c, k) for c, k in view.columns)
+    return (
+        f"CREATE OR REPLACE VIEW {quote_ident(view.name)} AS SELECT {cols} "  # noqa: S608 - identifiers validated by quote_ident
+        f"FROM {quote_ident(raw_table_name(view))}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# DuckDB: the ready-made queries (over the views; months and minutes are UTC, the connection's
+# TimeZone is set to UTC)
+
+# Formatting the month after grouping keeps strftime off the million-row path.
+EVENTS_BY_TYPE_AND_MONTH = """
+SELECT strftime(m, '%Y-%m') AS month, event_type, events
+  FROM (SELECT date_trunc('month', inserted_at) AS m, event_type, count(*) AS events
+          FROM events GROUP BY ALL)
+ ORDER BY month, event_type
+"""
+
+#: $states: the run states to include (finished runs only: completed_at must be set).
+RUN_DURATIONS = """
+WITH d AS (
+    SELECT workflow, epoch(completed_at - started_at) AS s
+      FROM runs
+     WHERE completed_at IS NOT NULL AND list_contains($states, state)
+)
+SELECT workflow, count(*) AS runs,
+       avg(s) AS mean_s,
+       quantile_cont(s, 0.5) AS p50_s, quantile_cont(s, 0.95) AS p95_s,
+       quantile_cont(s, 0.99) AS p99_s, max(s) AS max_s
+  FROM d
+ GROUP BY workflow
+ ORDER BY workflow
+"""
+
+# An activity_completed/failed event names the seq of its activity_scheduled in scheduled_seq.
+ACTIVITY_LATENCY = """
+WITH sched AS (
+    SELECT run_id, seq, payload ->> 'activity' AS activity, inserted_at
+      FROM events WHERE event_type = 'activity_scheduled'
+), outcome AS (
+    SELECT run_id, TRY_CAST(payload ->> 'scheduled_seq' AS BIGINT) AS scheduled_seq, event_type,
+           COALESCE(TRY_CAST(payload ->> 'attempts' AS INTEGER), 1) AS attempts, inserted_at
+      FROM events WHERE event_type IN ('activity_completed', 'activity_failed')
+), paired AS (
+    SELECT s.activity, o.event_type AS outcome, o.attempts,
+           epoch(o.inserted_at - s.inserted_at) AS latency_s
+      FROM sched s LEFT JOIN outcome o ON o.run_id = s.run_id AND o.scheduled_seq = s.seq
+)
+SELECT activity,
+       count(*) AS count,
+       count(*) FILTER (WHERE outcome = 'activity_completed') AS completed,
+       count(*) FILTER (WHERE outcome = 'activity_failed') AS failed,
+       count(*) FILTER (WHERE outcome IS NULL) AS pending,
+       quantile_cont(latency_s, 0.5) AS p50_s,
+       quantile_cont(latency_s, 0.95) AS p95_s,
+       max(latency_s) AS max_s,
+       avg(CASE WHEN attempts > 1 THEN 1.0 ELSE 0.0 END) FILTER (WHERE outcome IS NOT NULL) AS retry_rate,
+       avg(attempts) FILTER (WHERE outcome IS NOT NULL) AS mean_attempts
+  FROM paired
+ GROUP BY activity
+ ORDER BY activity
+"""
+
+# Per run and signal name, in seq order: an awaited followed by a received is one wait; an awaited
+# followed by another awaited (or nothing) timed out or is still waiting; a received not preceded
+# by an awaited found the signal already in the mailbox (no wait was journaled).
+SIGNAL_WAIT_TIMES = """
+WITH s AS (
+    SELECT event_type, payload ->> 'name' AS name, inserted_at,
+           lead(event_type) OVER w AS next_type,
+           lead(inserted_at) OVER w AS next_at,
+           lag(event_type) OVER w AS prev_type
+      FROM events
+     WHERE event_type IN ('signal_awaited', 'signal_received')
+    WINDOW w AS (PARTITION BY run_id, payload ->> 'name' ORDER BY seq)
+)
+SELECT name,
+       count(*) FILTER (WHERE event_type = 'signal_awaited') AS awaited,
+       count(*) FILTER (WHERE event_type = 'signal_received') AS received,
+       count(*) FILTER (WHERE event_type = 'signal_received'
+                          AND prev_type IS DISTINCT FROM 'signal_awaited') AS immediate,
+       count(*) FILTER (WHERE event_type = 'signal_awaited'
+                          AND next_type IS DISTINCT FROM 'signal_received') AS unanswered,
+       quantile_cont(epoch(next_at - inserted_at), 0.5)
+           FILTER (WHERE event_type = 'signal_awaited' AND next_type = 'signal_received') AS p50_s,
+       quantile_cont(epoch(next_at - inserted_at), 0.95)
+           FILTER (WHERE event_type = 'signal_awaited' AND next_type = 'signal_received') AS p95_s,
+       max(epoch(next_at - inserted_at))
+           FILTER (WHERE event_type = 'signal_awaited' AND next_type = 'signal_received') AS max_s
+  FROM s
+ GROUP BY name
+ ORDER BY name
+"""
+
+#: $since / $until: a half-open window [since, until) on completed_at / inserted_at. Minutes with
+#: nothing in them are filled with zeros between the first and last busy minute.
+THROUGHPUT_PER_MINUTE = """
+WITH r AS (
+    SELECT date_trunc('minute', completed_at) AS minute, count(*) AS completed_runs
+      FROM runs
+     WHERE state = 'completed' AND completed_at >= $since AND completed_at < $until
+     GROUP BY 1
+), e AS (
+    SELECT date_trunc('minute', inserted_at) AS minute, count(*) AS events
+      FROM events
+     WHERE inserted_at >= $since AND inserted_at < $until
+     GROUP BY 1
+), busy AS (
+    SELECT minute FROM r UNION SELECT minute FROM e
+), span AS (
+    SELECT unnest(generate_series(min(minute), max(minute), INTERVAL 1 MINUTE)) AS minute
+      FROM busy HAVING count(*) > 0
+)
+SELECT span.minute, COALESCE(r.completed_runs, 0) AS completed_runs, COALESCE(e.events, 0) AS events
+  FROM span LEFT JOIN r ON r.minute = span.minute LEFT JOIN e ON e.minute = span.minute
+ ORDER BY span.minute
+"""
