@@ -313,17 +313,15 @@ class ContinuumMagics(Magics, Configurable):
                 "%%continuum_sql: the cell is empty; write a query, e.g. SELECT state, count(*) FROM runs GROUP BY 1"
             )
         try:
+            import duckdb
+
             from .. import analytics
         except ImportError as exc:
             raise _extra_missing(exc, "analytics") from None
         try:
             frame = analytics.sql(cell, instance=self._instance(args))
-        except ContinuumError as exc:
-            raise MagicError(f"%%continuum_sql: {_one_line(exc)}") from None
-        except Exception as exc:
-            # DuckDB reports SQL mistakes (unknown column, syntax) as its own exception types.
-            if type(exc).__module__.split(".")[0] != "duckdb":
-                raise
+        except (ContinuumError, duckdb.Error) as exc:
+            # SQL mistakes (unknown column, syntax, a write to a read-only view) are the user's to fix.
             raise MagicError(f"%%continuum_sql: {_one_line(exc)}") from None
         if args.out and self.shell is not None:
             self.shell.user_ns[args.out] = frame

@@ -8,8 +8,9 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from . import display as views
+from .parser import ANALYTICS_QUERIES
 
-__all__ = ["analytics", "analytics_queries", "partitions"]
+__all__ = ["ANALYTICS_QUERIES", "analytics", "partitions"]
 
 
 def _database_url(instance: str | None) -> str:
@@ -54,25 +55,14 @@ def partitions(
     return views.table(rows, ("name", "rows", "droppable", "dropped", "reason"), index="name")
 
 
-def analytics_queries() -> tuple[str, ...]:
-    """The ready-made queries continuum_nb.analytics offers (its ``QUERIES`` mapping)."""
-    module = importlib.import_module("continuum_nb.analytics")
-    return tuple(sorted(getattr(module, "QUERIES", {})))
-
-
 def analytics(query: str, instance: str | None, *, plot: bool = False) -> Any:
+    """Run one of ANALYTICS_QUERIES (a function of continuum_nb.analytics) and optionally plot it."""
+    if query not in ANALYTICS_QUERIES:
+        raise ConfigurationError(
+            f"unknown analytics query {query!r}; choose one of: {', '.join(ANALYTICS_QUERIES)}"
+        )
     module = importlib.import_module("continuum_nb.analytics")
-    queries: dict[str, Any] = dict(getattr(module, "QUERIES", {}))
-    fn = queries.get(query)
-    if fn is None:
-        known = ", ".join(sorted(queries)) or "(none)"
-        raise ConfigurationError(f"unknown analytics query {query!r}; choose one of: {known}")
-    if isinstance(fn, str):
-        fn = getattr(module, fn)
-    frame = fn(instance=instance)
+    frame = getattr(module, query)(instance=instance)
     if plot:
-        plotter = getattr(module, f"plot_{getattr(fn, '__name__', query)}", None)
-        if plotter is None:
-            raise ConfigurationError(f"analytics query {query!r} has no plot helper; drop --plot")
-        plotter(frame)
+        getattr(module, f"plot_{query}")(frame)
     return frame

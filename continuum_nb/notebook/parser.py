@@ -16,6 +16,7 @@ import uuid
 from typing import Any, NoReturn
 
 __all__ = [
+    "ANALYTICS_QUERIES",
     "SUBCOMMANDS",
     "ArgumentError",
     "HelpShown",
@@ -29,6 +30,15 @@ SUBCOMMANDS = (
     "start", "signal", "cancel", "wait", "resume", "upgrade", "runs", "show",
     "observe", "events", "partitions", "analytics",
 )  # fmt: skip
+
+#: The ready-made queries of continuum_nb.analytics; each has a ``plot_<name>`` helper there.
+ANALYTICS_QUERIES = (
+    "events_by_type_and_month",
+    "run_durations",
+    "activity_latency",
+    "signal_wait_times",
+    "throughput_per_minute",
+)
 
 STATES = ("running", "suspended", "completed", "failed", "cancelled", "drifted")
 
@@ -127,7 +137,7 @@ def _instance(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def build_continuum_parser(analytics_queries: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+def build_continuum_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="%continuum",
         description="Start, signal, inspect and operate continuum_nb runs from a notebook.",
@@ -223,11 +233,8 @@ def build_continuum_parser(analytics_queries: tuple[str, ...] = ()) -> argparse.
     _instance(q)
 
     p = sub.add_parser("analytics", help="a ready-made analytics query, as a DataFrame")
-    if analytics_queries:
-        p.add_argument("query", choices=analytics_queries, help="which query")
-    else:
-        p.add_argument("query", help="which query (see continuum_nb.analytics)")
-    p.add_argument("--plot", action="store_true", help="also draw its plot")
+    p.add_argument("query", choices=ANALYTICS_QUERIES, help="which query")
+    p.add_argument("--plot", action="store_true", help="also draw its plot (matplotlib)")
     _instance(p)
     return parser
 
