@@ -1,0 +1,78 @@
+"""What both stores share: the one-line error messages, and small checks on a wake.
+
+(Kept apart from ``postgres.py`` so that ``MemoryStore`` gives exactly the same messages.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from uuid import UUID
+
+from ..errors import LeaseLost, RunNotActive, RunNotFound
+from .base import Wake
+
+__all__ = [
+    "check_wake",
+    "lease_lost",
+    "month_of",
+    "partition_message",
+    "run_not_active",
+    "run_not_found",
+    "seq_conflict",
+]
+
+_ACTIONS = {
+    "signal": "it can no longer receive signals",
+    "cancel": "it can no longer be cancelled",
+    "resume": "only a drifted run can be resumed (cn.resume is for runs whose code drifted)",
+}
+
+
+def run_not_found(run_id: UUID) -> RunNotFound:
+    return RunNotFound(
+        f"run {run_id} does not exist in this instance's database; check the id and the instance= argument"
+    )
+
+
+def run_not_active(run_id: UUID, state: str, action: str) -> RunNotActive:
+    return RunNotActive(f"run {run_id} is {state}; {_ACTIONS[action]}")
+
+
+def lease_lost(run_id: UUID, token: int) -> LeaseLost:
+    return LeaseLost(
+        f"lease token {token} of run {run_id} is stale: another engine (or cancel/recovery) took the run; "
+        "nothing was written"
+    )
+
+
+def seq_conflict(run_id: UUID, first_seq: int, last_seq: int) -> LeaseLost:
+    return LeaseLost(
+        f"run {run_id}: the wake's first seq is {first_seq} but the journal ends at seq {last_seq}; "
+        "another commit got there first (replay the run); nothing was written"
+    )
+
+
+def check_wake(wake: Wake) -> None:
+    """A wake's events must carry consecutive seqs (the engine assigns them)."""
+    seqs = [e.seq for e in wake.events]
+    if seqs and seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+        raise ValueError(f"run {wake.run_id}: the wake's event seqs {seqs} are not consecutive")
+    ids = [t.id for t in wake.new_tasks]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"run {wake.run_id}: the wake creates the same task id twice")
+
+
+def month_of(when: datetime | None) -> str:
+    when = when or datetime.now(timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m")
+
+
+def partition_message(month: str) -> str:
+    """The message of the PartitionError raised for an insert into a month with no partition."""
+    try:
+        from ..partitions import partition_error_message  # written alongside; may not exist yet
+    except ImportError:
+        return (
+            f"no continuum_events partition for {month}; run `continuum partitions create {month}`"
+        )
+    return str(partition_error_message(month))

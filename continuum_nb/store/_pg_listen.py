@@ -1,0 +1,104 @@
+"""``PgListener``: LISTEN on a dedicated autocommit connection that survives reconnects."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import sql
+
+from ..errors import DatabaseUnavailable
+from .base import Notification
+
+__all__ = ["PgListener"]
+
+_CHANNEL = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Longest pause between reconnection attempts while PostgreSQL is down.
+_MAX_BACKOFF = 2.0
+
+
+class PgListener:
+    """Notifications of ``channels`` on one connection of its own.
+
+    ``wait`` never raises for a timeout or a lost connection: it returns what arrived (maybe
+    nothing), reconnecting and re-issuing LISTEN when the connection broke. Notifications sent
+    while the connection was down are lost, as with any LISTEN; ``reconnects`` counts the
+    reconnections so that a caller can do one catch-up poll after each.
+    """
+
+    def __init__(self, conninfo: str, channels: Sequence[str], *, connect_timeout: float = 10.0) -> None:
+        for ch in channels:
+            if not _CHANNEL.match(ch):
+                raise ValueError(f"{ch!r} is not a valid channel name; use lower-case letters, digits and _")
+        self._conninfo = conninfo
+        self.channels = tuple(channels)
+        self._connect_timeout = connect_timeout
+        self._conn: psycopg.Connection | None = None
+        self._closed = threading.Event()
+        self._backoff = 0.05
+        self.reconnects = 0
+        try:
+            self._conn = self._connect()
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot LISTEN: PostgreSQL is unavailable ({_first_line(exc)}); check that it is running"
+            ) from None
+
+    def _connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
+        for ch in self.channels:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(ch)))
+        return conn
+
+    def wait(self, timeout: float) -> list[Notification]:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        if self._closed.is_set():
+            return []
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._reconnect(deadline)
+            if conn is None:
+                return []
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            # Return as soon as one notification is here, then take whatever else already arrived.
+            got = list(conn.notifies(timeout=remaining, stop_after=1))
+            if got:
+                got.extend(conn.notifies(timeout=0))
+        except psycopg.Error:
+            self._drop()
+            return []
+        return [Notification(n.channel, n.payload) for n in got]
+
+    def _reconnect(self, deadline: float) -> psycopg.Connection | None:
+        """One attempt; on failure, pause (interruptibly) for the backoff within the deadline."""
+        try:
+            self._conn = self._connect()
+        except psycopg.Error:
+            pause = min(self._backoff, max(0.0, deadline - time.monotonic()))
+            self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
+            self._closed.wait(pause)
+            return None
+        self._backoff = 0.05
+        self.reconnects += 1
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    def close(self) -> None:
+        self._closed.set()
+        self._drop()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,410 @@
+"""The SQL of ``PostgresStore``: static, parameterised statements (prepared once per connection).
+
+Every statement is a constant, so psycopg prepares it on first use (``prepare_threshold=0``) and
+the hot path never builds or compiles SQL. Arrays go through ``unnest`` so a wake with any number
+of events or tasks is still one statement per kind.
+"""
+
+from __future__ import annotations
+
+RUN_COLS = (
+    "id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, "
+    "lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until"
+)
+TASK_COLS = (
+    "id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner, lease_token, "
+    "lease_expires_at, idempotency_key, result, error"
+)
+
+# --- runs ---------------------------------------------------------------------------------------
+
+INSERT_RUN_UNLEASED = """
+WITH ins AS (
+    INSERT INTO continuum_runs (id, workflow, version_hash, state, input, trace_context, started_at,
+                                retention_until, next_wakeup_at)
+    VALUES (%(id)s, %(workflow)s, %(version)s, 'running', %(input)s::jsonb, %(trace)s, %(started)s,
+            %(retention)s, %(started)s)
+    RETURNING id)
+SELECT pg_notify('continuum_wake', ins.id::text) FROM ins
+"""
+
+INSERT_RUN_LEASED = """
+INSERT INTO continuum_runs (id, workflow, version_hash, state, input, trace_context, started_at,
+                            retention_until, lease_owner, lease_token, lease_expires_at)
+VALUES (%(id)s, %(workflow)s, %(version)s, 'running', %(input)s::jsonb, %(trace)s, %(started)s,
+        %(retention)s, %(owner)s, nextval('continuum_lease_token_seq'), now() + make_interval(secs => %(ttl)s::float8))
+RETURNING lease_token
+"""
+
+GET_RUN = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until FROM continuum_runs WHERE id = %(id)s"
+
+RUN_STATE = "SELECT state, lease_token FROM continuum_runs WHERE id = %(id)s"
+
+# list_runs: the four filter combinations, each with and without the keyset cursor.
+_LIST_BASE = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until FROM continuum_runs WHERE true"
+_LIST_ORDER = " ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
+
+
+def list_runs_sql(state: bool, workflow: bool, before: bool) -> str:
+    """One of eight constant statements (each part is a fixed fragment; values stay parameters)."""
+    sql = _LIST_BASE
+    if state:
+        sql += " AND state = %(state)s"
+    if workflow:
+        sql += " AND workflow = %(workflow)s"
+    if before:
+        sql += " AND (started_at, id) < (%(before_at)s, %(before_id)s)"
+    return sql + _LIST_ORDER
+
+
+LOAD_JOURNAL = """
+SELECT seq, event_type, payload, inserted_at FROM continuum_events
+ WHERE run_id = %(run)s AND seq > %(after)s ORDER BY seq
+"""
+
+# --- one wake: the statements of one pipelined transaction --------------------------------------
+
+# The fence: lock the run row if the token still matches. SQL has no RAISE, so a stale token (or a
+# journal that already moved past the wake's first seq) divides by zero: the error aborts the
+# pipeline, so no later statement of the transaction runs and nothing is written.
+FENCE = """
+SELECT 1 / count(*)::int FROM (
+    SELECT 1 FROM continuum_runs WHERE id = %(run)s AND lease_token = %(token)s FOR UPDATE
+) AS fence
+"""
+FENCE_SEQ = """
+SELECT 1 / count(*)::int FROM (
+    SELECT 1 FROM continuum_runs WHERE id = %(run)s AND lease_token = %(token)s FOR UPDATE
+) AS fence
+WHERE (SELECT coalesce(max(seq), 0) FROM continuum_events WHERE run_id = %(run)s) = %(last)s
+"""
+LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM continuum_events WHERE run_id = %(run)s"
+
+INSERT_EVENTS = """
+INSERT INTO continuum_events (run_id, seq, event_type, payload)
+SELECT %(run)s, u.seq, u.event_type, u.payload::jsonb
+  FROM unnest(%(seqs)s::bigint[], %(types)s::text[], %(payloads)s::text[]) AS u(seq, event_type, payload)
+"""
+
+INSERT_TASKS = """
+WITH ins AS (
+    INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, attempt, state, available_at,
+                                          idempotency_key, lease_owner, lease_token, lease_expires_at)
+    SELECT u.id, %(run)s, u.seq, u.mfa::jsonb, u.activity, u.attempt,
+           CASE WHEN u.mine THEN 'leased' ELSE 'available' END, u.available_at, u.ikey,
+           CASE WHEN u.mine THEN r.lease_owner END,
+           CASE WHEN u.mine THEN r.lease_token END,
+           CASE WHEN u.mine THEN now() + make_interval(secs => %(ttl)s::float8) END
+      FROM unnest(%(ids)s::uuid[], %(seqs)s::bigint[], %(mfas)s::text[], %(acts)s::text[],
+                  %(attempts)s::int[], %(avail)s::timestamptz[], %(keys)s::text[], %(mine)s::bool[])
+           AS u(id, seq, mfa, activity, attempt, available_at, ikey, mine)
+     CROSS JOIN (SELECT lease_owner, lease_token FROM continuum_runs WHERE id = %(run)s) AS r
+    RETURNING activity, state)
+SELECT pg_notify('continuum_tasks', a.activity)
+  FROM (SELECT DISTINCT activity FROM ins WHERE state = 'available') AS a
+"""
+
+INSERT_TIMERS = """
+INSERT INTO continuum_timers (id, run_id, seq, fires_at)
+SELECT u.id, %(run)s, u.seq, u.fires_at
+  FROM unnest(%(ids)s::uuid[], %(seqs)s::bigint[], %(fires)s::timestamptz[]) AS u(id, seq, fires_at)
+"""
+
+FIRE_TIMERS = """
+UPDATE continuum_timers SET fired = true WHERE run_id = %(run)s AND id = ANY(%(ids)s::uuid[])
+"""
+
+CONSUME_SIGNALS = """
+UPDATE continuum_signals AS s SET delivered = true, delivered_seq = u.seq
+  FROM unnest(%(ids)s::bigint[], %(seqs)s::bigint[]) AS u(id, seq)
+ WHERE s.run_id = %(run)s AND s.id = u.id
+"""
+
+APPLY_OUTCOMES = """
+UPDATE continuum_activity_tasks AS t
+   SET state = u.state, result = u.result::jsonb, error = u.error::jsonb, completed_at = now(),
+       lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+  FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(results)s::text[], %(errors)s::text[])
+       AS u(id, state, result, error)
+ WHERE t.run_id = %(run)s AND t.id = u.id
+"""
+
+INSERT_RESULTS = """
+INSERT INTO continuum_activity_results (activity_module, idempotency_key, run_id, seq, result)
+SELECT u.module, u.key, %(run)s, u.seq, u.result::jsonb
+  FROM unnest(%(modules)s::text[], %(keys)s::text[], %(seqs)s::bigint[], %(results)s::text[])
+       AS u(module, key, seq, result)
+ON CONFLICT (activity_module, idempotency_key) DO NOTHING
+"""
+
+CANCEL_TASKS = """
+UPDATE continuum_activity_tasks
+   SET state = 'cancelled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+ WHERE run_id = %(run)s AND id = ANY(%(ids)s::uuid[]) AND state IN ('available', 'leased')
+"""
+
+# The run row, last: this statement's snapshot is taken after the fence holds the row lock, so a
+# signal (or an activity outcome) committed before the lock is seen here, and one committed after
+# it waits for this transaction and then makes the run runnable itself.
+UPDATE_RUN = """
+WITH pend AS (
+    SELECT (cardinality(%(names)s::text[]) > 0 AND EXISTS (
+                SELECT 1 FROM continuum_signals
+                 WHERE run_id = %(run)s AND NOT delivered AND name = ANY(%(names)s::text[])))
+        OR (cardinality(%(awaited)s::bigint[]) > 0 AND EXISTS (
+                SELECT 1 FROM continuum_activity_tasks
+                 WHERE run_id = %(run)s AND seq = ANY(%(awaited)s::bigint[])
+                   AND state IN ('completed', 'failed'))) AS p
+), upd AS (
+    UPDATE continuum_runs AS r
+       SET state = %(state)s::text, result = %(result)s::jsonb, error = %(error)s::jsonb,
+           next_wakeup_at = CASE WHEN pend.p THEN %(now)s ELSE %(next)s::timestamptz END,
+           completed_at = CASE WHEN %(finished)s THEN %(now)s ELSE r.completed_at END,
+           version_hash = coalesce(%(version)s::text, r.version_hash),
+           trace_context = coalesce(r.trace_context, %(trace)s::bytea),
+           lease_owner = CASE WHEN %(release)s THEN NULL ELSE r.lease_owner END,
+           lease_token = CASE WHEN %(release)s THEN NULL ELSE r.lease_token END,
+           lease_expires_at = CASE WHEN %(release)s THEN NULL ELSE now() + make_interval(secs => %(ttl)s::float8) END
+      FROM pend
+     WHERE r.id = %(run)s
+    RETURNING pend.p, r.next_wakeup_at)
+SELECT upd.p,
+       CASE WHEN %(finished)s OR %(state)s::text = 'drifted'
+                 THEN pg_notify('continuum_run_done', %(run_text)s)
+            WHEN %(release)s AND upd.next_wakeup_at <= %(now)s
+                 THEN pg_notify('continuum_wake', %(run_text)s) END
+  FROM upd
+"""
+
+MARK_DRIFTED = """
+WITH upd AS (
+    UPDATE continuum_runs
+       SET state = 'drifted', error = %(error)s::jsonb, next_wakeup_at = NULL,
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+     WHERE id = %(run)s AND lease_token = %(token)s
+    RETURNING id)
+SELECT pg_notify('continuum_run_done', upd.id::text) FROM upd
+"""
+
+CANCEL_RUN = """
+WITH upd AS (
+    UPDATE continuum_runs
+       SET state = 'cancelled', completed_at = %(now)s, next_wakeup_at = NULL,
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+     WHERE id = %(run)s AND state IN ('running', 'suspended', 'drifted')
+    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until
+), tasks AS (
+    UPDATE continuum_activity_tasks
+       SET state = 'cancelled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+     WHERE run_id = (SELECT id FROM upd) AND state IN ('available', 'leased')
+), timers AS (
+    UPDATE continuum_timers SET fired = true WHERE run_id = (SELECT id FROM upd) AND NOT fired
+)
+SELECT upd.*, pg_notify('continuum_run_done', upd.id::text) FROM upd
+"""
+
+RESUME_RUN = """
+WITH upd AS (
+    UPDATE continuum_runs
+       SET state = 'running', error = NULL, next_wakeup_at = %(now)s,
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+     WHERE id = %(run)s AND state = 'drifted'
+    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until)
+SELECT upd.*, pg_notify('continuum_wake', upd.id::text) FROM upd
+"""
+
+# --- claiming and leases -------------------------------------------------------------------------
+
+CLAIM_RUNS = """
+WITH c AS (
+    SELECT id FROM continuum_runs
+     WHERE workflow = ANY(%(workflows)s::text[]) AND state IN ('running', 'suspended')
+       AND (next_wakeup_at <= %(now)s OR (next_wakeup_at IS NULL AND state = 'running'))
+       AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= now())
+     ORDER BY next_wakeup_at NULLS FIRST
+     LIMIT %(limit)s
+     FOR UPDATE SKIP LOCKED)
+UPDATE continuum_runs AS r
+   SET lease_owner = %(owner)s, lease_token = nextval('continuum_lease_token_seq'),
+       lease_expires_at = now() + make_interval(secs => %(ttl)s::float8)
+  FROM c WHERE r.id = c.id
+RETURNING r.id, r.workflow, r.version_hash, r.state, r.input, r.result, r.error, r.trace_context, r.started_at, r.completed_at, r.lease_owner, r.lease_token, r.lease_expires_at, r.next_wakeup_at, r.retention_until
+"""
+
+CLAIM_RUN = """
+UPDATE continuum_runs
+   SET lease_owner = %(owner)s, lease_token = nextval('continuum_lease_token_seq'),
+       lease_expires_at = now() + make_interval(secs => %(ttl)s::float8)
+ WHERE id = %(run)s AND state IN ('running', 'suspended', 'drifted')
+   AND (lease_owner IS NULL OR lease_owner = %(owner)s OR lease_expires_at IS NULL
+        OR lease_expires_at <= now())
+RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until
+"""
+
+RENEW_RUNS = """
+UPDATE continuum_runs AS r SET lease_expires_at = now() + make_interval(secs => %(ttl)s::float8)
+  FROM unnest(%(ids)s::uuid[], %(tokens)s::bigint[]) AS u(id, token)
+ WHERE r.id = u.id AND r.lease_token = u.token AND r.lease_owner = %(owner)s
+RETURNING r.id
+"""
+
+# Tasks are keyed (run_id, id); the caller knows only the id, so this goes through the small
+# partial index of leased tasks (continuum_activity_tasks_lease_idx) rather than the primary key.
+RENEW_TASKS = """
+UPDATE continuum_activity_tasks AS t SET lease_expires_at = now() + make_interval(secs => %(ttl)s::float8)
+  FROM unnest(%(ids)s::uuid[], %(tokens)s::bigint[]) AS u(id, token)
+ WHERE t.state = 'leased' AND t.id = u.id AND t.lease_token = u.token
+RETURNING t.id
+"""
+
+RELEASE_RUN = """
+UPDATE continuum_runs SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+ WHERE id = %(run)s AND lease_token = %(token)s
+"""
+
+NEXT_WAKEUP = """
+SELECT min(next_wakeup_at) FROM continuum_runs
+ WHERE workflow = ANY(%(workflows)s::text[]) AND state = 'suspended' AND lease_owner IS NULL
+"""
+
+RECOVER_RUNS = """
+UPDATE continuum_runs SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+ WHERE lease_owner IS NOT NULL AND (lease_expires_at IS NULL OR lease_expires_at <= now())
+"""
+
+RECOVER_TASKS = """
+WITH upd AS (
+    UPDATE continuum_activity_tasks
+       SET state = 'available', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+     WHERE state = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= now())
+    RETURNING activity)
+SELECT count(*), (SELECT count(pg_notify('continuum_tasks', a.activity))
+                    FROM (SELECT DISTINCT activity FROM upd) AS a)
+  FROM upd
+"""
+
+# --- activity tasks ------------------------------------------------------------------------------
+
+CLAIM_TASKS = """
+WITH c AS (
+    SELECT run_id, id FROM continuum_activity_tasks
+     WHERE state = 'available' AND activity = ANY(%(activities)s::text[]) AND available_at <= %(now)s
+     ORDER BY available_at
+     LIMIT %(limit)s
+     FOR UPDATE SKIP LOCKED)
+UPDATE continuum_activity_tasks AS t
+   SET state = 'leased', lease_owner = %(owner)s, lease_token = nextval('continuum_lease_token_seq'),
+       lease_expires_at = now() + make_interval(secs => %(ttl)s::float8)
+  FROM c WHERE t.run_id = c.run_id AND t.id = c.id
+RETURNING t.id, t.run_id, t.seq, t.activity, t.mfa, t.attempt, t.state, t.available_at, t.lease_owner, t.lease_token, t.lease_expires_at, t.idempotency_key, t.result, t.error
+"""
+
+TASK_OUTCOMES = """
+SELECT id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner, lease_token, lease_expires_at, idempotency_key, result, error FROM continuum_activity_tasks
+ WHERE run_id = %(run)s AND seq = ANY(%(seqs)s::bigint[]) AND state IN ('completed', 'failed')
+"""
+
+# One statement: the task row (fenced by its lease token), the idempotency row, the run made
+# runnable, NOTIFY. If the task lease is lost, ``t`` is empty and nothing else happens.
+COMPLETE_TASK = """
+WITH t AS (
+    UPDATE continuum_activity_tasks
+       SET state = %(state)s::text, result = %(result)s::jsonb, error = %(error)s::jsonb,
+           completed_at = now(), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+     WHERE run_id = %(run)s AND id = %(id)s AND lease_token = %(token)s AND state = 'leased'
+    RETURNING run_id, seq
+), res AS (
+    INSERT INTO continuum_activity_results (activity_module, idempotency_key, run_id, seq, result)
+    SELECT %(module)s::text, %(key)s::text, t.run_id, %(rseq)s::bigint, %(result_nn)s::jsonb
+      FROM t WHERE %(module)s::text IS NOT NULL
+    ON CONFLICT (activity_module, idempotency_key) DO NOTHING
+), r AS (
+    UPDATE continuum_runs
+       SET next_wakeup_at = LEAST(coalesce(next_wakeup_at, %(now)s), %(now)s)
+     WHERE id = (SELECT run_id FROM t) AND state IN ('running', 'suspended')
+)
+SELECT pg_notify('continuum_wake', t.run_id::text) FROM t
+"""
+
+RETRY_TASK = """
+WITH t AS (
+    UPDATE continuum_activity_tasks
+       SET attempt = attempt + 1, state = 'available', available_at = %(available)s,
+           error = %(error)s::jsonb, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+     WHERE run_id = %(run)s AND id = %(id)s AND lease_token = %(token)s AND state = 'leased'
+    RETURNING activity)
+SELECT pg_notify('continuum_tasks', t.activity) FROM t
+"""
+
+GET_ACTIVITY_RESULT = """
+SELECT result FROM continuum_activity_results WHERE activity_module = %(module)s AND idempotency_key = %(key)s
+"""
+
+# --- signals and timers --------------------------------------------------------------------------
+
+# The run row is locked first (UPDATE), then the signal inserted: a wake that holds the row lock
+# either sees this signal in its re-check or is followed by this next_wakeup_at.
+SEND_SIGNAL = """
+WITH r AS (
+    UPDATE continuum_runs
+       SET next_wakeup_at = LEAST(coalesce(next_wakeup_at, %(now)s), %(now)s)
+     WHERE id = %(run)s AND state IN ('running', 'suspended', 'drifted')
+    RETURNING id
+), s AS (
+    INSERT INTO continuum_signals (run_id, name, payload)
+    SELECT r.id, %(name)s, %(payload)s::jsonb FROM r
+    RETURNING id
+)
+SELECT s.id, pg_notify('continuum_wake', %(run_text)s) FROM s
+"""
+
+PENDING_SIGNALS = """
+SELECT id, run_id, name, payload, inserted_at FROM continuum_signals
+ WHERE run_id = %(run)s AND NOT delivered ORDER BY id
+"""
+PENDING_SIGNALS_NAMED = """
+SELECT id, run_id, name, payload, inserted_at FROM continuum_signals
+ WHERE run_id = %(run)s AND NOT delivered AND name = ANY(%(names)s::text[]) ORDER BY id
+"""
+
+PENDING_TIMERS = """
+SELECT id, seq, fires_at FROM continuum_timers WHERE run_id = %(run)s AND NOT fired ORDER BY fires_at, seq
+"""
+
+# --- snapshots and versions ----------------------------------------------------------------------
+
+LOAD_SNAPSHOT = """
+SELECT run_id, through_seq, version_hash, payload, size_bytes FROM continuum_snapshots
+ WHERE run_id = %(run)s ORDER BY through_seq DESC LIMIT 1
+"""
+
+SAVE_SNAPSHOT = """
+INSERT INTO continuum_snapshots (run_id, through_seq, version_hash, payload, size_bytes)
+SELECT %(run)s, %(seq)s, %(version)s, %(payload)s::jsonb, %(size)s
+ WHERE EXISTS (SELECT 1 FROM continuum_runs WHERE id = %(run)s AND lease_token = %(token)s)
+ON CONFLICT (run_id, through_seq) DO NOTHING
+RETURNING id
+"""
+
+SAVE_VERSION = """
+INSERT INTO continuum_workflow_versions (name, version_hash, source, origin)
+VALUES (%(name)s, %(version)s, %(source)s, %(origin)s)
+ON CONFLICT (name, version_hash) DO NOTHING
+"""
+
+GET_VERSION = """
+SELECT source, origin FROM continuum_workflow_versions WHERE name = %(name)s AND version_hash = %(version)s
+"""
+
+LATEST_VERSION = """
+SELECT version_hash, source, origin FROM continuum_workflow_versions
+ WHERE name = %(name)s ORDER BY created_at DESC, ctid DESC LIMIT 1
+"""
+
+STORED_NAMES = "SELECT DISTINCT name FROM continuum_workflow_versions WHERE origin = 'cell' ORDER BY name"
+
+RUNS_ON_OTHER_VERSIONS = """
+SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until FROM continuum_runs
+ WHERE workflow = %(name)s AND version_hash <> %(version)s AND state IN ('running', 'suspended', 'drifted')
+ ORDER BY started_at, id
+"""

@@ -1,0 +1,577 @@
+"""``PostgresStore``: the store contract on PostgreSQL through psycopg 3 and a connection pool.
+
+Performance shape (see ``benchmarks/store_commit.py``):
+- statements are constants in ``_pg_sql`` and prepared per connection (``prepare_threshold=0``);
+- a wake is one transaction sent as one pipeline (BEGIN, fence, one statement per kind of row,
+  the run row, COMMIT): one round trip and one durable commit;
+- single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
+
+Failures: a stale lease token raises ``LeaseLost``; an event month without a partition raises
+``PartitionError`` naming the command that creates it; a connection failure or pool timeout
+raises ``DatabaseUnavailable`` and broken connections are dropped from the pool, so it recovers
+once PostgreSQL is back. Reads are retried once on a fresh connection; writes never are (a commit
+whose acknowledgement was lost must not be applied twice).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .._json import dumps
+from ..errors import DatabaseUnavailable, MigrationError, PartitionError
+from . import _pg_sql as q
+from ._pg_common import (
+    check_wake,
+    lease_lost,
+    month_of,
+    partition_message,
+    run_not_active,
+    run_not_found,
+    seq_conflict,
+)
+from ._pg_listen import PgListener
+from .base import (
+    FINISHED_STATES,
+    Event,
+    NewRun,
+    NewTimer,
+    RunRecord,
+    SignalRecord,
+    Snapshot,
+    TaskOutcome,
+    TaskRecord,
+    Wake,
+    WakeResult,
+)
+from .database import conninfo as normalise_conninfo
+from .database import describe
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+_N_RUN_COLS = 15
+_PARTITION_MONTH = re.compile(r"\((\d{4})-(\d{2})-\d{2}")
+
+
+def _j(value: Any) -> str | None:
+    """A nullable jsonb parameter: SQL NULL for None."""
+    return None if value is None else dumps(value)
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(*row[:_N_RUN_COLS])
+
+
+def _task(row: Sequence[Any]) -> TaskRecord:
+    return TaskRecord(*row)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class PostgresStore:
+    """See ``store.base.Store`` for each method's contract."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        pool_size: int = 4,
+        instance: str = "default",
+        pool_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.instance = instance
+        self._conninfo = normalise_conninfo(conninfo)
+        params = conninfo_to_dict(self._conninfo)
+        extra: dict[str, Any] = {"connect_timeout": params.get("connect_timeout") or max(1, int(connect_timeout))}
+        if "application_name" not in params:
+            extra["application_name"] = f"continuum_nb:{instance}"
+        self._conninfo = make_conninfo(self._conninfo, **extra)
+        self._pool = ConnectionPool(
+            self._conninfo,
+            min_size=pool_size,
+            max_size=pool_size,
+            open=False,
+            timeout=pool_timeout,
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            configure=self._configure_connection,
+            name=f"continuum_nb-{instance}",
+        )
+        self._open_lock = threading.Lock()
+        self._opened = False
+        self._closed = False
+        self._listeners: weakref.WeakSet[PgListener] = weakref.WeakSet()
+
+    # --- connections ---------------------------------------------------------------------------
+    @staticmethod
+    def _configure_connection(conn: Conn) -> None:
+        # Decoded timestamps are UTC-aware whatever the server's TimeZone setting is.
+        conn.execute("SET TimeZone TO 'UTC'")
+
+    def _ensure_open(self) -> None:
+        if self._opened:
+            return
+        with self._open_lock:
+            if self._closed:
+                raise DatabaseUnavailable("this store was closed; create a new PostgresStore")
+            if not self._opened:
+                self._pool.open(wait=False)
+                self._opened = True
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        return DatabaseUnavailable(
+            f"PostgreSQL at {describe(self._conninfo)} is unavailable: {_first_line(exc)}"
+        )
+
+    @contextmanager
+    def _connection(self) -> Iterator[Conn]:
+        """A pooled connection; database errors become continuum errors with one-line reasons."""
+        self._ensure_open()
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise self._unavailable(exc) from None
+        except psycopg.OperationalError as exc:
+            # The pool already discarded this (broken) connection; drop its idle siblings that
+            # died with the same server restart, so the next calls get fresh ones.
+            self._check_pool()
+            raise self._unavailable(exc) from None
+        except pgerrors.CheckViolation as exc:
+            primary = exc.diag.message_primary or ""
+            if primary.startswith("no partition of relation"):
+                match = _PARTITION_MONTH.search(exc.diag.message_detail or "")
+                month = f"{match.group(1)}-{match.group(2)}" if match else month_of(None)
+                raise PartitionError(partition_message(month)) from None
+            raise
+        except pgerrors.UndefinedTable as exc:
+            raise MigrationError(
+                f"the continuum tables are missing or out of date ({_first_line(exc)}); run `continuum migrate`"
+            ) from None
+        except pgerrors.UntranslatableCharacter as exc:
+            raise ValueError(
+                f"a JSON value cannot be stored by PostgreSQL jsonb ({_first_line(exc)}); remove NUL (\\u0000) characters"
+            ) from None
+
+    def _check_pool(self) -> None:
+        try:
+            self._pool.check()
+        except Exception:  # noqa: BLE001 - best effort; the next call reports the real error
+            pass
+
+    def _read(self, fn: Callable[[Conn], T]) -> T:
+        """Run a read; retried once on a fresh connection if the first one was broken."""
+        try:
+            with self._connection() as conn:
+                return fn(conn)
+        except DatabaseUnavailable:
+            with self._connection() as conn:
+                return fn(conn)
+
+    # --- runs ------------------------------------------------------------------------------------
+    def create_run(
+        self, run: NewRun, *, owner: str | None = None, lease_ttl: float = 30.0, first_wake: Wake | None = None
+    ) -> int | None:
+        params: dict[str, Any] = {
+            "id": run.id,
+            "workflow": run.workflow,
+            "version": run.version_hash,
+            "input": dumps(run.input),
+            "trace": run.trace_context,
+            "started": run.started_at,
+            "retention": run.retention_until,
+            "owner": owner,
+            "ttl": lease_ttl,
+        }
+        if first_wake is not None:
+            if owner is None:
+                raise ValueError("create_run: first_wake needs an owner (the engine that commits it)")
+            check_wake(first_wake)
+        try:
+            with self._connection() as conn:
+                if owner is None:
+                    conn.execute(q.INSERT_RUN_UNLEASED, params)
+                    return None
+                with conn.pipeline(), conn.transaction():
+                    cur = conn.execute(q.INSERT_RUN_LEASED, params)
+                    if first_wake is not None:
+                        self._write_wake(conn, first_wake, run.id)
+                row = cur.fetchone()
+                assert row is not None
+                return int(row[0])
+        except pgerrors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "continuum_runs_pkey":
+                raise ValueError(f"run {run.id} already exists; pass a new run_id") from None
+            raise ValueError(f"run {run.id}: {_first_line(exc)}") from None
+
+    def get_run(self, run_id: UUID) -> RunRecord | None:
+        def fn(conn: Conn) -> RunRecord | None:
+            row = conn.execute(q.GET_RUN, {"id": run_id}).fetchone()
+            return None if row is None else _run(row)
+
+        return self._read(fn)
+
+    def list_runs(
+        self,
+        *,
+        state: str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        before: tuple[datetime, UUID] | None = None,
+    ) -> list[RunRecord]:
+        sql = q.list_runs_sql(state is not None, workflow is not None, before is not None)
+        params: dict[str, Any] = {"state": state, "workflow": workflow, "limit": max(limit, 0)}
+        if before is not None:
+            params["before_at"], params["before_id"] = before
+        return self._read(lambda conn: [_run(r) for r in conn.execute(sql, params)])
+
+    def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
+        params = {"run": run_id, "after": after_seq}
+        return self._read(lambda conn: [Event(*r) for r in conn.execute(q.LOAD_JOURNAL, params)])
+
+    def commit_wake(self, wake: Wake) -> WakeResult:
+        check_wake(wake)
+        fence: dict[str, Any] = {"run": wake.run_id, "token": wake.lease_token}
+        try:
+            with self._connection() as conn:
+                try:
+                    with conn.pipeline(), conn.transaction():
+                        if wake.events:
+                            fence["last"] = wake.events[0].seq - 1
+                            conn.execute(q.FENCE_SEQ, fence)
+                        else:
+                            conn.execute(q.FENCE, fence)
+                        cur = self._write_wake(conn, wake, wake.run_id)
+                except pgerrors.DivisionByZero:
+                    raise self._fence_failure(conn, wake) from None
+                row = cur.fetchone()
+        except pgerrors.UniqueViolation as exc:
+            raise ValueError(f"run {wake.run_id}: {_first_line(exc)}") from None
+        return WakeResult(signal_pending=bool(row and row[0]))
+
+    def _fence_failure(self, conn: Conn, wake: Wake) -> Exception:
+        """Why the fence refused (only on that path: one more round trip)."""
+        row = conn.execute(q.RUN_STATE, {"id": wake.run_id}).fetchone()
+        if row is None or row[1] != wake.lease_token or not wake.events:
+            return lease_lost(wake.run_id, wake.lease_token)
+        last = conn.execute(q.LAST_SEQ, {"run": wake.run_id}).fetchone()
+        return seq_conflict(wake.run_id, wake.events[0].seq, int(last[0]) if last else 0)
+
+    def _write_wake(self, conn: Conn, wake: Wake, run_id: UUID) -> psycopg.Cursor[Any]:
+        """Queue the statements of one wake (inside the caller's pipelined transaction).
+
+        Returns the cursor of the run-row update, whose row is (signal_pending, notify)."""
+        run = {"run": run_id}
+        if wake.events:
+            conn.execute(q.INSERT_EVENTS, {
+                **run,
+                "seqs": [e.seq for e in wake.events],
+                "types": [e.event_type for e in wake.events],
+                "payloads": [dumps(e.payload) for e in wake.events],
+            })
+        if wake.new_tasks:
+            tasks = wake.new_tasks
+            conn.execute(q.INSERT_TASKS, {
+                **run,
+                "ttl": wake.lease_ttl,
+                "ids": [t.id for t in tasks],
+                "seqs": [t.seq for t in tasks],
+                "mfas": [dumps(t.args) for t in tasks],
+                "acts": [t.activity for t in tasks],
+                "attempts": [t.attempt for t in tasks],
+                "avail": [t.available_at for t in tasks],
+                "keys": [t.idempotency_key for t in tasks],
+                "mine": [t.lease_to_self for t in tasks],
+            })
+        if wake.new_timers:
+            conn.execute(q.INSERT_TIMERS, {
+                **run,
+                "ids": [t.id for t in wake.new_timers],
+                "seqs": [t.seq for t in wake.new_timers],
+                "fires": [t.fires_at for t in wake.new_timers],
+            })
+        if wake.fired_timers:
+            conn.execute(q.FIRE_TIMERS, {**run, "ids": list(wake.fired_timers)})
+        if wake.consumed_signals:
+            conn.execute(q.CONSUME_SIGNALS, {
+                **run,
+                "ids": list(wake.consumed_signals),
+                "seqs": list(wake.consumed_signals.values()),
+            })
+        if wake.task_outcomes:
+            outs = wake.task_outcomes
+            conn.execute(q.APPLY_OUTCOMES, {
+                **run,
+                "ids": [o.task_id for o in outs],
+                "states": [o.state for o in outs],
+                "results": [_j(o.result) for o in outs],
+                "errors": [_j(o.error) for o in outs],
+            })
+            idem = [o for o in outs if o.state == "completed" and o.idempotency is not None]
+            if idem:
+                conn.execute(q.INSERT_RESULTS, {
+                    **run,
+                    "modules": [o.idempotency[0] for o in idem if o.idempotency],
+                    "keys": [o.idempotency[1] for o in idem if o.idempotency],
+                    "seqs": [o.seq for o in idem],
+                    "results": [dumps(o.result) for o in idem],
+                })
+        if wake.cancelled_tasks:
+            conn.execute(q.CANCEL_TASKS, {**run, "ids": list(wake.cancelled_tasks)})
+        return conn.execute(q.UPDATE_RUN, {
+            **run,
+            "run_text": str(run_id),
+            "names": list(wake.awaiting_signals),
+            "awaited": list(getattr(wake, "awaiting_tasks", ()) or ()),
+            "state": wake.state,
+            "result": _j(wake.result),
+            "error": _j(wake.error),
+            "now": wake.now,
+            "next": wake.next_wakeup_at,
+            "finished": wake.state in FINISHED_STATES,
+            "version": wake.version_hash,
+            "trace": wake.trace_context,
+            "release": wake.release,
+            "ttl": wake.lease_ttl,
+        })
+
+    def mark_drifted(self, run_id: UUID, lease_token: int, error: dict[str, Any]) -> None:
+        with self._connection() as conn:
+            row = conn.execute(q.MARK_DRIFTED, {"run": run_id, "token": lease_token, "error": dumps(error)}).fetchone()
+        if row is None:
+            raise lease_lost(run_id, lease_token)
+
+    def _state_error(self, conn: Conn, run_id: UUID, action: str) -> Exception:
+        row = conn.execute(q.RUN_STATE, {"id": run_id}).fetchone()
+        return run_not_found(run_id) if row is None else run_not_active(run_id, row[0], action)
+
+    def cancel_run(self, run_id: UUID, now: datetime) -> RunRecord:
+        with self._connection() as conn:
+            row = conn.execute(q.CANCEL_RUN, {"run": run_id, "now": now}).fetchone()
+            if row is None:
+                raise self._state_error(conn, run_id, "cancel")
+        return _run(row)
+
+    def resume_run(self, run_id: UUID, now: datetime) -> RunRecord:
+        with self._connection() as conn:
+            row = conn.execute(q.RESUME_RUN, {"run": run_id, "now": now}).fetchone()
+            if row is None:
+                raise self._state_error(conn, run_id, "resume")
+        return _run(row)
+
+    # --- claiming and leases ------------------------------------------------------------------
+    def claim_runs(
+        self, owner: str, workflows: Sequence[str], now: datetime, lease_ttl: float, limit: int
+    ) -> list[RunRecord]:
+        if not workflows or limit <= 0:
+            return []
+        params = {"owner": owner, "workflows": list(workflows), "now": now, "ttl": lease_ttl, "limit": limit}
+        with self._connection() as conn:
+            runs = [_run(r) for r in conn.execute(q.CLAIM_RUNS, params)]
+        runs.sort(key=lambda r: (r.next_wakeup_at is not None, r.next_wakeup_at or now))
+        return runs
+
+    def claim_run(self, run_id: UUID, owner: str, lease_ttl: float) -> RunRecord | None:
+        with self._connection() as conn:
+            row = conn.execute(q.CLAIM_RUN, {"run": run_id, "owner": owner, "ttl": lease_ttl}).fetchone()
+        return None if row is None else _run(row)
+
+    def renew_leases(
+        self, owner: str, runs: dict[UUID, int], tasks: dict[UUID, int], lease_ttl: float
+    ) -> tuple[set[UUID], set[UUID]]:
+        if not runs and not tasks:
+            return set(), set()
+        with self._connection() as conn:
+            with conn.pipeline():
+                rc = tc = None
+                if runs:
+                    rc = conn.execute(q.RENEW_RUNS, {
+                        "owner": owner, "ids": list(runs), "tokens": list(runs.values()), "ttl": lease_ttl,
+                    })
+                if tasks:
+                    tc = conn.execute(q.RENEW_TASKS, {
+                        "ids": list(tasks), "tokens": list(tasks.values()), "ttl": lease_ttl,
+                    })
+            kept_runs = {r[0] for r in rc.fetchall()} if rc is not None else set()
+            kept_tasks = {r[0] for r in tc.fetchall()} if tc is not None else set()
+        return set(runs) - kept_runs, set(tasks) - kept_tasks
+
+    def release_run(self, run_id: UUID, lease_token: int) -> None:
+        with self._connection() as conn:
+            conn.execute(q.RELEASE_RUN, {"run": run_id, "token": lease_token})
+
+    def next_wakeup(self, workflows: Sequence[str]) -> datetime | None:
+        if not workflows:
+            return None
+
+        def fn(conn: Conn) -> datetime | None:
+            row = conn.execute(q.NEXT_WAKEUP, {"workflows": list(workflows)}).fetchone()
+            return None if row is None else row[0]
+
+        return self._read(fn)
+
+    def recover(self) -> dict[str, int]:
+        with self._connection() as conn:
+            runs = conn.execute(q.RECOVER_RUNS).rowcount
+            row = conn.execute(q.RECOVER_TASKS).fetchone()
+        return {"runs": max(runs, 0), "tasks": int(row[0]) if row else 0}
+
+    # --- activity tasks ---------------------------------------------------------------------------
+    def claim_tasks(
+        self, owner: str, activities: Sequence[str], now: datetime, lease_ttl: float, limit: int
+    ) -> list[TaskRecord]:
+        if not activities or limit <= 0:
+            return []
+        params = {"owner": owner, "activities": list(activities), "now": now, "ttl": lease_ttl, "limit": limit}
+        with self._connection() as conn:
+            tasks = [_task(r) for r in conn.execute(q.CLAIM_TASKS, params)]
+        tasks.sort(key=lambda t: (t.available_at or now, t.seq))
+        return tasks
+
+    def task_outcomes(self, run_id: UUID, seqs: Sequence[int]) -> dict[int, TaskRecord]:
+        if not seqs:
+            return {}
+        params = {"run": run_id, "seqs": list(seqs)}
+        return self._read(lambda conn: {r[2]: _task(r) for r in conn.execute(q.TASK_OUTCOMES, params)})
+
+    def complete_task(self, task: TaskRecord, outcome: TaskOutcome, now: datetime) -> bool:
+        if outcome.state not in ("completed", "failed"):
+            raise ValueError(f"a task outcome is 'completed' or 'failed', not {outcome.state!r}")
+        idem = outcome.idempotency if outcome.state == "completed" else None
+        params = {
+            "run": task.run_id,
+            "id": task.id,
+            "token": task.lease_token,
+            "state": outcome.state,
+            "result": _j(outcome.result),
+            "result_nn": dumps(outcome.result),
+            "error": _j(outcome.error),
+            "module": idem[0] if idem else None,
+            "key": idem[1] if idem else None,
+            "rseq": outcome.seq or task.seq,
+            "now": now,
+        }
+        with self._connection() as conn:
+            return conn.execute(q.COMPLETE_TASK, params).fetchone() is not None
+
+    def retry_task(self, task: TaskRecord, error: dict[str, Any], available_at: datetime) -> bool:
+        params = {
+            "run": task.run_id,
+            "id": task.id,
+            "token": task.lease_token,
+            "available": available_at,
+            "error": dumps(error),
+        }
+        with self._connection() as conn:
+            return conn.execute(q.RETRY_TASK, params).fetchone() is not None
+
+    def get_activity_result(self, activity_module: str, key: str) -> tuple[bool, Any]:
+        def fn(conn: Conn) -> tuple[bool, Any]:
+            row = conn.execute(q.GET_ACTIVITY_RESULT, {"module": activity_module, "key": key}).fetchone()
+            return (False, None) if row is None else (True, row[0])
+
+        return self._read(fn)
+
+    # --- signals ------------------------------------------------------------------------------------
+    def send_signal(self, run_id: UUID, name: str, payload: Any, now: datetime) -> int:
+        params = {"run": run_id, "run_text": str(run_id), "name": name, "payload": dumps(payload), "now": now}
+        with self._connection() as conn:
+            row = conn.execute(q.SEND_SIGNAL, params).fetchone()
+            if row is None:
+                raise self._state_error(conn, run_id, "signal")
+        return int(row[0])
+
+    def pending_signals(self, run_id: UUID, names: Sequence[str] | None = None) -> list[SignalRecord]:
+        params: dict[str, Any] = {"run": run_id}
+        sql = q.PENDING_SIGNALS
+        if names is not None:
+            sql, params["names"] = q.PENDING_SIGNALS_NAMED, list(names)
+        return self._read(lambda conn: [SignalRecord(*r) for r in conn.execute(sql, params)])
+
+    # --- timers ---------------------------------------------------------------------------------------
+    def pending_timers(self, run_id: UUID) -> list[NewTimer]:
+        return self._read(lambda conn: [
+            NewTimer(r[0], int(r[1]) if r[1] is not None else 0, r[2])
+            for r in conn.execute(q.PENDING_TIMERS, {"run": run_id})
+        ])
+
+    # --- snapshots ------------------------------------------------------------------------------------
+    def load_snapshot(self, run_id: UUID) -> Snapshot | None:
+        def fn(conn: Conn) -> Snapshot | None:
+            row = conn.execute(q.LOAD_SNAPSHOT, {"run": run_id}).fetchone()
+            return None if row is None else Snapshot(*row)
+
+        return self._read(fn)
+
+    def save_snapshot(self, snapshot: Snapshot, lease_token: int) -> bool:
+        payload = dumps(snapshot.payload)
+        params = {
+            "run": snapshot.run_id,
+            "seq": snapshot.through_seq,
+            "version": snapshot.version_hash,
+            "payload": payload,
+            "size": snapshot.size_bytes or len(payload.encode()),
+            "token": lease_token,
+        }
+        with self._connection() as conn:
+            return conn.execute(q.SAVE_SNAPSHOT, params).fetchone() is not None
+
+    # --- workflow versions --------------------------------------------------------------------------
+    def save_version(self, name: str, version_hash: str, source: str, origin: str) -> None:
+        if origin not in ("cell", "module"):
+            raise ValueError(f"a workflow version's origin is 'cell' or 'module', not {origin!r}")
+        params = {"name": name, "version": version_hash, "source": source, "origin": origin}
+        with self._connection() as conn:
+            conn.execute(q.SAVE_VERSION, params)
+
+    def get_version(self, name: str, version_hash: str) -> tuple[str, str] | None:
+        def fn(conn: Conn) -> tuple[str, str] | None:
+            row = conn.execute(q.GET_VERSION, {"name": name, "version": version_hash}).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        return self._read(fn)
+
+    def latest_version(self, name: str) -> tuple[str, str, str] | None:
+        def fn(conn: Conn) -> tuple[str, str, str] | None:
+            row = conn.execute(q.LATEST_VERSION, {"name": name}).fetchone()
+            return None if row is None else (row[0], row[1], row[2])
+
+        return self._read(fn)
+
+    def stored_workflow_names(self) -> list[str]:
+        return self._read(lambda conn: [r[0] for r in conn.execute(q.STORED_NAMES)])
+
+    def runs_on_other_versions(self, name: str, version_hash: str) -> list[RunRecord]:
+        params = {"name": name, "version": version_hash}
+        return self._read(lambda conn: [_run(r) for r in conn.execute(q.RUNS_ON_OTHER_VERSIONS, params)])
+
+    # --- notifications --------------------------------------------------------------------------------
+    def listen(self, channels: Sequence[str]) -> PgListener:
+        listener = PgListener(self._conninfo, channels)
+        self._listeners.add(listener)
+        return listener
+
+    def close(self) -> None:
+        with self._open_lock:
+            self._closed = True
+            opened, self._opened = self._opened, False
+        for listener in list(self._listeners):
+            listener.close()
+        if opened:
+            self._pool.close()

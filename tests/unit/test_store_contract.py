@@ -1,0 +1,530 @@
+"""One contract suite, run against MemoryStore and PostgresStore (on every test server)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from continuum_nb.errors import LeaseLost, RunNotActive, RunNotFound
+from continuum_nb.store.base import (
+    CHANNEL_DONE,
+    CHANNEL_TASKS,
+    CHANNEL_WAKE,
+    Event,
+    NewRun,
+    NewTask,
+    NewTimer,
+    Notification,
+    Snapshot,
+    TaskOutcome,
+    Wake,
+)
+from continuum_nb.store.memory import MemoryStore
+from continuum_nb.store.postgres import PostgresStore
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def store(request: pytest.FixtureRequest, pg_server: str) -> Iterator[Any]:
+    if request.param == "memory":
+        s: Any = MemoryStore()
+    else:
+        s = PostgresStore(request.getfixturevalue("db_url"), pool_size=2)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_run(store: Any, *, workflow: str = "order", owner: str | None = "e1", started: datetime | None = None,
+            first_wake: Wake | None = None, ttl: float = 30.0, input: Any = None) -> tuple[uuid.UUID, int | None]:
+    rid = uuid.uuid4()
+    token = store.create_run(
+        NewRun(rid, workflow, "v1", {"order_id": "A1"} if input is None else input, started or now()),
+        owner=owner, lease_ttl=ttl, first_wake=first_wake,
+    )
+    return rid, token
+
+
+def ev(seq: int, kind: str = "side_effect", **payload: Any) -> Event:
+    return Event(seq, kind, payload or {"value": seq})
+
+
+def task(seq: int, activity: str = "charge", *, mine: bool = False, key: str | None = None,
+         available_at: datetime | None = None) -> NewTask:
+    return NewTask(uuid.uuid4(), seq, activity, {"args": [seq], "kwargs": {"x": "y"}},
+                   available_at or now() - timedelta(seconds=1), idempotency_key=key, lease_to_self=mine)
+
+
+def wait_for(listener: Any, pred: Any, timeout: float = 10.0) -> list[Notification]:
+    """Collect notifications until pred(all) holds or the deadline passes."""
+    got: list[Notification] = []
+    deadline = time.monotonic() + timeout
+    while not pred(got) and time.monotonic() < deadline:
+        got.extend(listener.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
+    return got
+
+
+def has(channel: str, payload: str) -> Any:
+    return lambda got: Notification(channel, payload) in got
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+def test_create_run_unleased_is_runnable_and_notifies(store: Any) -> None:
+    listener = store.listen([CHANNEL_WAKE])
+    started = now()
+    rid, token = new_run(store, owner=None, started=started, input={"n": (1, 2)})
+    assert token is None
+    assert has(CHANNEL_WAKE, str(rid))(wait_for(listener, has(CHANNEL_WAKE, str(rid))))
+    run = store.get_run(rid)
+    assert run.id == rid and isinstance(run.id, uuid.UUID)
+    assert run.state == "running" and run.lease_owner is None and run.lease_token is None
+    assert run.next_wakeup_at == started and run.started_at == started
+    assert run.started_at.utcoffset() == timedelta(0)
+    assert run.input == {"n": [1, 2]}  # JSON round trip
+    with pytest.raises(ValueError, match="already exists"):
+        store.create_run(NewRun(rid, "order", "v1", {}, now()))
+    assert store.get_run(uuid.uuid4()) is None
+
+
+def test_create_run_with_owner_commits_first_wake(store: Any) -> None:
+    t = task(2, mine=True)
+    wake = Wake(run_id=uuid.uuid4(), lease_token=0, now=now(), state="suspended",
+                events=[ev(1), ev(2, "activity_scheduled", activity="charge")], new_tasks=[t])
+    rid, token = new_run(store, owner="e1", first_wake=wake)
+    assert isinstance(token, int)
+    run = store.get_run(rid)
+    assert (run.state, run.lease_owner, run.lease_token) == ("suspended", "e1", token)
+    assert run.lease_expires_at > now()
+    journal = store.load_journal(rid)
+    assert [(e.seq, e.event_type) for e in journal] == [(1, "side_effect"), (2, "activity_scheduled")]
+    assert journal[1].payload == {"activity": "charge"}
+    assert journal[0].inserted_at is not None and journal[0].inserted_at.utcoffset() == timedelta(0)
+    assert [e.seq for e in store.load_journal(rid, after_seq=1)] == [2]
+    # the self-leased task carries the run's owner and token, and is not claimable by others
+    assert store.claim_tasks("e2", ["charge"], now(), 30, 10) == []
+    assert store.renew_leases("e1", {rid: token}, {t.id: token}, 30) == (set(), set())
+
+
+def test_list_runs_keyset_paging_and_filters(store: Any) -> None:
+    ids = []
+    for i in range(5):
+        rid, _ = new_run(store, owner=None, workflow="a" if i % 2 else "b", started=T0 + timedelta(minutes=i))
+        ids.append(rid)
+    rid_same, _ = new_run(store, owner=None, workflow="b", started=T0 + timedelta(minutes=4))
+    ids.append(rid_same)
+    expected = sorted(
+        [(store.get_run(r).started_at, r) for r in ids], key=lambda x: (x[0], x[1].bytes), reverse=True
+    )
+    seen, before = [], None
+    while True:
+        page = store.list_runs(limit=2, before=before)
+        if not page:
+            break
+        assert len(page) <= 2
+        seen.extend(page)
+        before = (page[-1].started_at, page[-1].id)
+    assert [r.id for r in seen] == [r for _, r in expected]
+    assert {r.id for r in store.list_runs(workflow="a")} == {ids[1], ids[3]}
+    assert store.list_runs(state="completed") == []
+    assert len(store.list_runs(state="running", workflow="b", limit=10)) == 4
+
+
+# --- commit_wake ----------------------------------------------------------------------------------
+
+def test_commit_wake_writes_everything_and_notifies_tasks(store: Any) -> None:
+    rid, token = new_run(store)
+    listener = store.listen([CHANNEL_TASKS])
+    t = task(2, "ship", key="ship:A1")
+    timer = NewTimer(uuid.uuid4(), 3, T0 + timedelta(hours=1))
+    result = store.commit_wake(Wake(
+        run_id=rid, lease_token=token, now=T0, state="suspended",
+        events=[ev(1), ev(2, "activity_scheduled"), ev(3, "timer_started")],
+        new_tasks=[t], new_timers=[timer], next_wakeup_at=timer.fires_at,
+    ))
+    assert result.signal_pending is False
+    assert has(CHANNEL_TASKS, "ship")(wait_for(listener, has(CHANNEL_TASKS, "ship")))
+    run = store.get_run(rid)
+    assert run.state == "suspended" and run.next_wakeup_at == timer.fires_at and run.lease_token == token
+    assert store.pending_timers(rid) == [timer]
+    claimed = store.claim_tasks("e2", ["ship"], now(), 30, 10)
+    assert len(claimed) == 1
+    c = claimed[0]
+    assert (c.id, c.run_id, c.seq, c.activity, c.state, c.attempt) == (t.id, rid, 2, "ship", "leased", 1)
+    assert c.args == {"args": [2], "kwargs": {"x": "y"}} and c.idempotency_key == "ship:A1"
+    assert c.lease_owner == "e2" and isinstance(c.lease_token, int)
+    # the timer fires in the next wake
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running",
+                           events=[ev(4, "timer_fired")], fired_timers=[timer.id]))
+    assert store.pending_timers(rid) == []
+    assert [e.seq for e in store.load_journal(rid)] == [1, 2, 3, 4]
+
+
+def test_stale_token_raises_lease_lost_and_writes_nothing(store: Any) -> None:
+    rid, token = new_run(store)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running", events=[ev(1)]))
+    before = store.get_run(rid)
+    with pytest.raises(LeaseLost):
+        store.commit_wake(Wake(
+            run_id=rid, lease_token=token + 1000, now=T0, state="completed", result={"x": 1},
+            events=[ev(2)], new_tasks=[task(2)], new_timers=[NewTimer(uuid.uuid4(), 2, T0)], release=True,
+        ))
+    assert [e.seq for e in store.load_journal(rid)] == [1]
+    assert store.get_run(rid) == before
+    assert store.claim_tasks("e2", ["charge"], now(), 30, 10) == []
+    assert store.pending_timers(rid) == []
+    with pytest.raises(LeaseLost):
+        store.commit_wake(Wake(run_id=uuid.uuid4(), lease_token=token, now=T0, state="running"))
+
+
+def test_wrong_first_seq_is_refused_and_writes_nothing(store: Any) -> None:
+    rid, token = new_run(store)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running", events=[ev(1), ev(2)]))
+    for first in (2, 4):  # a duplicate seq, and a gap
+        with pytest.raises(LeaseLost, match="journal ends at seq 2"):
+            store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended",
+                                   events=[ev(first)], new_tasks=[task(first)]))
+    assert [e.seq for e in store.load_journal(rid)] == [1, 2]
+    assert store.get_run(rid).state == "running"
+    with pytest.raises(ValueError, match="not consecutive"):
+        store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running", events=[ev(3), ev(5)]))
+
+
+def test_finished_run_notifies_done_and_records_result(store: Any) -> None:
+    rid, token = new_run(store)
+    listener = store.listen([CHANNEL_DONE])
+    finished = now()
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running", trace_context=b"00-ab-01"))
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=finished, state="completed",
+                           result={"ok": True}, release=True, version_hash="v2", trace_context=b"00-cd-01"))
+    assert has(CHANNEL_DONE, str(rid))(wait_for(listener, has(CHANNEL_DONE, str(rid))))
+    run = store.get_run(rid)
+    assert (run.state, run.result, run.completed_at, run.version_hash) == ("completed", {"ok": True}, finished, "v2")
+    assert (run.lease_owner, run.lease_token, run.lease_expires_at) == (None, None, None)
+    assert run.trace_context == b"00-ab-01"  # set once
+
+
+# --- signals ----------------------------------------------------------------------------------------
+
+def test_signals_fifo_consumption_and_awaiting_recheck(store: Any) -> None:
+    rid, token = new_run(store)
+    listener = store.listen([CHANNEL_WAKE])
+    s1 = store.send_signal(rid, "approve", {"by": "ana"}, T0)
+    s2 = store.send_signal(rid, "approve", {"by": "bo"}, T0)
+    s3 = store.send_signal(rid, "other", None, T0)
+    assert has(CHANNEL_WAKE, str(rid))(wait_for(listener, has(CHANNEL_WAKE, str(rid))))
+    assert [s.id for s in store.pending_signals(rid)] == [s1, s2, s3]
+    pending = store.pending_signals(rid, ["approve"])
+    assert [(s.id, s.name, s.payload) for s in pending] == [(s1, "approve", {"by": "ana"}), (s2, "approve", {"by": "bo"})]
+    assert pending[0].run_id == rid
+    # consume s1; s2 is still pending, so a wake awaiting 'approve' is told to wake again
+    r = store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended",
+                               events=[ev(1, "signal_received")], consumed_signals={s1: 1},
+                               awaiting_signals=["approve"]))
+    assert r.signal_pending is True
+    assert store.get_run(rid).next_wakeup_at == T0
+    assert [s.id for s in store.pending_signals(rid, ["approve"])] == [s2]
+    r = store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended",
+                               events=[ev(2, "signal_received")], consumed_signals={s2: 2},
+                               awaiting_signals=["approve"]))
+    assert r.signal_pending is False
+    assert store.get_run(rid).next_wakeup_at is None
+    assert [s.id for s in store.pending_signals(rid)] == [s3]
+
+
+def test_signal_errors_name_the_state(store: Any) -> None:
+    missing = uuid.uuid4()
+    with pytest.raises(RunNotFound, match=str(missing)):
+        store.send_signal(missing, "x", 1, T0)
+    rid, token = new_run(store)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="completed", release=True))
+    with pytest.raises(RunNotActive, match=f"run {rid} is completed; it can no longer receive signals"):
+        store.send_signal(rid, "x", 1, T0)
+    assert store.pending_signals(rid) == []
+
+
+def test_signal_wakes_a_suspended_run(store: Any) -> None:
+    rid, token = new_run(store, workflow="wf")
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended", release=True,
+                           awaiting_signals=["go"]))
+    assert store.claim_runs("e2", ["wf"], now(), 30, 10) == []
+    store.send_signal(rid, "go", {"n": 1}, T0)
+    claimed = store.claim_runs("e2", ["wf"], now(), 30, 10)
+    assert [r.id for r in claimed] == [rid]
+
+
+# --- activity tasks ---------------------------------------------------------------------------------
+
+def test_complete_task_fenced_idempotency_and_wake(store: Any) -> None:
+    rid, token = new_run(store)
+    t = task(1, key="charge:A1")
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended", release=True,
+                           events=[ev(1, "activity_scheduled")], new_tasks=[t]))
+    listener = store.listen([CHANNEL_WAKE])
+    [claimed] = store.claim_tasks("w", ["charge"], now(), 30, 10)
+    stale = type(claimed)(**{**claimed.__dict__, "lease_token": claimed.lease_token + 1000})
+    out = TaskOutcome(t.id, "completed", result={"receipt": 7}, idempotency=("billing.charge", "charge:A1"), seq=1)
+    assert store.complete_task(stale, out, T0) is False
+    assert store.task_outcomes(rid, [1]) == {}
+    assert store.get_activity_result("billing.charge", "charge:A1") == (False, None)
+    wake_at = now()
+    assert store.complete_task(claimed, out, wake_at) is True
+    assert has(CHANNEL_WAKE, str(rid))(wait_for(listener, has(CHANNEL_WAKE, str(rid))))
+    assert store.complete_task(claimed, out, wake_at) is False  # the lease is gone with the outcome
+    done = store.task_outcomes(rid, [1, 2])
+    assert list(done) == [1] and done[1].state == "completed" and done[1].result == {"receipt": 7}
+    assert store.get_activity_result("billing.charge", "charge:A1") == (True, {"receipt": 7})
+    assert store.get_run(rid).next_wakeup_at == wake_at
+    assert [r.id for r in store.claim_runs("e2", ["order"], now(), 30, 10)] == [rid]
+
+
+def test_journaled_outcomes_keep_the_first_idempotency_result(store: Any) -> None:
+    rid, token = new_run(store)
+    t1, t2 = task(1, mine=True, key="k"), task(2, mine=True, key="k")
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running",
+                           events=[ev(1, "activity_scheduled"), ev(2, "activity_scheduled")], new_tasks=[t1, t2]))
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running",
+                           events=[ev(3, "activity_completed")],
+                           task_outcomes=[TaskOutcome(t1.id, "completed", {"v": 1}, idempotency=("m", "k"), seq=1)]))
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running",
+                           events=[ev(4, "activity_completed")],
+                           task_outcomes=[TaskOutcome(t2.id, "completed", {"v": 2}, idempotency=("m", "k"), seq=2)]))
+    assert store.get_activity_result("m", "k") == (True, {"v": 1})
+    outcomes = store.task_outcomes(rid, [1, 2])
+    assert outcomes[1].result == {"v": 1} and outcomes[2].result == {"v": 2}
+    assert outcomes[2].lease_token is None
+
+
+def test_retry_task_and_available_at(store: Any) -> None:
+    rid, token = new_run(store)
+    t = task(1)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended",
+                           events=[ev(1, "activity_scheduled")], new_tasks=[t]))
+    [c] = store.claim_tasks("w", ["charge"], now(), 30, 10)
+    later = now() + timedelta(minutes=5)
+    assert store.retry_task(c, {"type": "ValueError", "message": "boom"}, later) is True
+    assert store.retry_task(c, {"type": "x"}, later) is False  # lease already given back
+    assert store.claim_tasks("w", ["charge"], now(), 30, 10) == []
+    assert store.claim_tasks("w", ["other"], later, 30, 10) == []
+    [again] = store.claim_tasks("w", ["charge"], later, 30, 10)
+    assert (again.attempt, again.error, again.available_at) == (2, {"type": "ValueError", "message": "boom"}, later)
+    assert again.lease_token != c.lease_token
+    # a failed outcome: state failed, no idempotency row
+    assert store.complete_task(again, TaskOutcome(t.id, "failed", error={"type": "E"}, idempotency=("m", "z")), T0)
+    assert store.task_outcomes(rid, [1])[1].state == "failed"
+    assert store.get_activity_result("m", "z") == (False, None)
+
+
+def test_wake_cancels_tasks(store: Any) -> None:
+    rid, token = new_run(store)
+    t = task(1)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running",
+                           events=[ev(1, "activity_scheduled")], new_tasks=[t]))
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running", cancelled_tasks=[t.id]))
+    assert store.claim_tasks("w", ["charge"], now(), 30, 10) == []
+
+
+def test_awaiting_tasks_recheck(store: Any) -> None:
+    """A task finished by another engine while the holder decided to suspend is not lost."""
+    rid, token = new_run(store)
+    t = task(1)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended",
+                           events=[ev(1, "activity_scheduled")], new_tasks=[t]))
+    [c] = store.claim_tasks("w", ["charge"], now(), 30, 10)
+    assert store.complete_task(c, TaskOutcome(t.id, "completed", {"r": 1}), T0)
+    wake = Wake(run_id=rid, lease_token=token, now=T0, state="suspended", release=True)
+    if not hasattr(wake, "awaiting_tasks"):
+        object.__setattr__(wake, "awaiting_tasks", [1])
+    else:
+        wake.awaiting_tasks = [1]  # type: ignore[attr-defined]
+    assert store.commit_wake(wake).signal_pending is True
+    assert store.get_run(rid).next_wakeup_at == T0
+
+
+# --- claiming, leases, recovery ---------------------------------------------------------------------
+
+def test_claim_runs_due_filters_and_expired_leases(store: Any) -> None:
+    due, _ = new_run(store, owner=None, workflow="wf", started=T0)
+    future, _ = new_run(store, owner=None, workflow="wf", started=T0 + timedelta(days=1))
+    other, _ = new_run(store, owner=None, workflow="other", started=T0)
+    leased, token = new_run(store, owner="e1", workflow="wf", ttl=30)
+    expired, old_token = new_run(store, owner="e1", workflow="wf", ttl=0)
+    claimed = store.claim_runs("e2", ["wf"], T0 + timedelta(seconds=1), 30, 10)
+    # running runs with no wakeup time are due; a live lease is not taken; an expired one is
+    assert {r.id for r in claimed} == {due, expired}
+    for r in claimed:
+        assert r.lease_owner == "e2" and r.lease_token is not None and r.lease_expires_at > now()
+    new_token = {r.id: r.lease_token for r in claimed}[expired]
+    assert new_token != old_token
+    with pytest.raises(LeaseLost):
+        store.commit_wake(Wake(run_id=expired, lease_token=old_token, now=T0, state="completed"))
+    assert store.claim_runs("e3", ["wf"], T0 + timedelta(seconds=1), 30, 10) == []
+    assert {r.id for r in store.claim_runs("e3", ["wf", "other"], T0 + timedelta(days=2), 30, 10)} == {future, other}
+    assert store.claim_runs("e3", ["wf"], T0, 30, 0) == []
+    assert store.get_run(leased).lease_token == token
+
+
+def test_claim_runs_limit_and_oldest_first(store: Any) -> None:
+    ids = []
+    for i in range(4):
+        rid, tok = new_run(store, workflow="wf")
+        store.commit_wake(Wake(run_id=rid, lease_token=tok, now=T0, state="suspended", release=True,
+                               next_wakeup_at=T0 - timedelta(minutes=i)))
+        ids.append(rid)
+    first = store.claim_runs("e", ["wf"], T0, 30, 2)
+    assert [r.id for r in first] == [ids[3], ids[2]]
+    assert [r.id for r in store.claim_runs("e", ["wf"], T0, 30, 5)] == [ids[1], ids[0]]
+    assert store.next_wakeup(["wf"]) is None  # all leased now
+
+
+def test_claim_run_and_release_and_next_wakeup(store: Any) -> None:
+    rid, token = new_run(store, workflow="wf")
+    assert store.claim_run(rid, "e2", 30) is None  # e1 holds a live lease
+    again = store.claim_run(rid, "e1", 30)
+    assert again is not None and again.lease_token != token
+    store.release_run(rid, token)  # stale token: no effect
+    assert store.get_run(rid).lease_owner == "e1"
+    wake_at = T0 + timedelta(hours=2)
+    store.commit_wake(Wake(run_id=rid, lease_token=again.lease_token, now=T0, state="suspended",
+                           next_wakeup_at=wake_at))
+    assert store.next_wakeup(["wf"]) is None  # still leased
+    store.release_run(rid, again.lease_token)
+    run = store.get_run(rid)
+    assert (run.lease_owner, run.lease_token, run.state, run.next_wakeup_at) == (None, None, "suspended", wake_at)
+    assert store.next_wakeup(["wf"]) == wake_at
+    assert store.next_wakeup(["nope"]) is None
+    assert store.claim_run(uuid.uuid4(), "e1", 30) is None
+
+
+def test_renew_leases_reports_lost(store: Any) -> None:
+    a, ta = new_run(store)
+    b, tb = new_run(store, ttl=0)
+    t = task(1)
+    store.commit_wake(Wake(run_id=a, lease_token=ta, now=T0, state="suspended",
+                           events=[ev(1, "activity_scheduled")], new_tasks=[t]))
+    [c] = store.claim_tasks("e1", ["charge"], now(), 0, 10)
+    stolen = store.claim_run(b, "e2", 30)  # b's lease had expired
+    assert stolen is not None
+    lost_runs, lost_tasks = store.renew_leases("e1", {a: ta, b: tb}, {c.id: c.lease_token, uuid.uuid4(): 5}, 30)
+    assert lost_runs == {b}
+    assert len(lost_tasks) == 1 and c.id not in lost_tasks
+    assert store.get_run(a).lease_expires_at > now() + timedelta(seconds=20)
+    assert store.claim_tasks("e2", ["charge"], now(), 30, 10) == []  # renewed, so not expired
+
+
+def test_recover_clears_expired_leases(store: Any) -> None:
+    live, _ = new_run(store, ttl=30)
+    dead, dead_token = new_run(store, ttl=0)
+    t = task(1)
+    rid, tok = new_run(store, ttl=30)
+    store.commit_wake(Wake(run_id=rid, lease_token=tok, now=T0, state="suspended",
+                           events=[ev(1, "activity_scheduled")], new_tasks=[t]))
+    store.claim_tasks("gone", ["charge"], now(), 0, 10)
+    listener = store.listen([CHANNEL_TASKS])
+    counts = store.recover()
+    assert counts == {"runs": 1, "tasks": 1}
+    assert has(CHANNEL_TASKS, "charge")(wait_for(listener, has(CHANNEL_TASKS, "charge")))
+    assert store.get_run(dead).lease_token is None
+    assert store.get_run(live).lease_owner == "e1"
+    with pytest.raises(LeaseLost):
+        store.commit_wake(Wake(run_id=dead, lease_token=dead_token, now=T0, state="completed"))
+    [again] = store.claim_tasks("e2", ["charge"], now(), 30, 10)
+    assert again.id == t.id
+    assert store.recover() == {"runs": 0, "tasks": 0}
+
+
+# --- drift, cancel, resume --------------------------------------------------------------------------
+
+def test_mark_drifted_and_resume(store: Any) -> None:
+    rid, token = new_run(store)
+    listener = store.listen([CHANNEL_DONE, CHANNEL_WAKE])
+    with pytest.raises(LeaseLost):
+        store.mark_drifted(rid, token + 1000, {"expected": "a"})
+    assert store.get_run(rid).state == "running"
+    with pytest.raises(RunNotActive, match="only a drifted run can be resumed"):
+        store.resume_run(rid, T0)
+    store.mark_drifted(rid, token, {"expected": "activity charge #1", "actual": "timer #1", "at_seq": 3})
+    assert has(CHANNEL_DONE, str(rid))(wait_for(listener, has(CHANNEL_DONE, str(rid))))
+    run = store.get_run(rid)
+    assert run.state == "drifted" and run.error["actual"] == "timer #1" and run.lease_token is None
+    assert store.load_journal(rid) == []
+    resumed = store.resume_run(rid, T0)
+    assert (resumed.state, resumed.error, resumed.next_wakeup_at, resumed.lease_owner) == ("running", None, T0, None)
+    assert has(CHANNEL_WAKE, str(rid))(wait_for(listener, has(CHANNEL_WAKE, str(rid))))
+    with pytest.raises(RunNotFound):
+        store.resume_run(uuid.uuid4(), T0)
+
+
+def test_cancel_run_fences_holder_and_clears_work(store: Any) -> None:
+    rid, token = new_run(store)
+    t = task(1)
+    timer = NewTimer(uuid.uuid4(), 2, T0)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended",
+                           events=[ev(1, "activity_scheduled"), ev(2, "timer_started")],
+                           new_tasks=[t], new_timers=[timer]))
+    listener = store.listen([CHANNEL_DONE])
+    cancelled_at = now()
+    run = store.cancel_run(rid, cancelled_at)
+    assert (run.state, run.completed_at, run.lease_token) == ("cancelled", cancelled_at, None)
+    assert has(CHANNEL_DONE, str(rid))(wait_for(listener, has(CHANNEL_DONE, str(rid))))
+    assert store.claim_tasks("w", ["charge"], now(), 30, 10) == []
+    assert store.pending_timers(rid) == []
+    with pytest.raises(LeaseLost):
+        store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="running", events=[ev(3)]))
+    with pytest.raises(RunNotActive, match="is cancelled; it can no longer be cancelled"):
+        store.cancel_run(rid, T0)
+    with pytest.raises(RunNotActive, match="is cancelled; it can no longer receive signals"):
+        store.send_signal(rid, "x", 1, T0)
+    with pytest.raises(RunNotFound):
+        store.cancel_run(uuid.uuid4(), T0)
+
+
+# --- snapshots and versions -------------------------------------------------------------------------
+
+def test_snapshots_newest_and_fenced(store: Any) -> None:
+    rid, token = new_run(store)
+    assert store.load_snapshot(rid) is None
+    assert store.save_snapshot(Snapshot(rid, 10, "v1", {"state": [1]}), token) is True
+    assert store.save_snapshot(Snapshot(rid, 20, "v1", {"state": [2]}), token) is True
+    assert store.save_snapshot(Snapshot(rid, 20, "v1", {"state": ["dup"]}), token) is False
+    assert store.save_snapshot(Snapshot(rid, 30, "v1", {"state": [3]}), token + 1000) is False
+    snap = store.load_snapshot(rid)
+    assert (snap.run_id, snap.through_seq, snap.version_hash, snap.payload) == (rid, 20, "v1", {"state": [2]})
+    assert snap.size_bytes == len('{"state":[2]}')
+
+
+def test_versions(store: Any) -> None:
+    assert store.latest_version("order") is None and store.get_version("order", "h1") is None
+    store.save_version("order", "h1", "async def order(): ...", "cell")
+    store.save_version("order", "h1", "something else", "cell")  # idempotent: first wins
+    assert store.get_version("order", "h1") == ("async def order(): ...", "cell")
+    store.save_version("order", "h2", "v2 source", "cell")
+    store.save_version("mod_wf", "m1", "module source", "module")
+    assert store.latest_version("order") == ("h2", "v2 source", "cell")
+    assert store.stored_workflow_names() == ["order"]
+    with pytest.raises(ValueError, match="origin"):
+        store.save_version("x", "y", "z", "notebook")
+    old, _ = new_run(store, workflow="order")
+    done, tok = new_run(store, workflow="order")
+    store.commit_wake(Wake(run_id=done, lease_token=tok, now=T0, state="completed", release=True))
+    assert [r.id for r in store.runs_on_other_versions("order", "h2")] == [old]
+    assert store.runs_on_other_versions("order", "v1") == []
+
+
+def test_listener_wait_times_out_empty(store: Any) -> None:
+    listener = store.listen([CHANNEL_WAKE])
+    start = time.monotonic()
+    assert listener.wait(0.05) == []
+    assert time.monotonic() - start < 5
+    listener.close()
