@@ -99,7 +99,7 @@ class ContinuumMagics(Magics, Configurable):
 
     def _parse(self, parser: argparse.ArgumentParser, line: str) -> argparse.Namespace | None:
         try:
-            return parse(parser, line)
+            return parse(parser, line, self.shell.user_ns if self.shell is not None else None)
         except ArgumentError as exc:
             raise UsageError(str(exc)) from None
         except HelpShown:

@@ -13,6 +13,7 @@ import json
 import re
 import shlex
 import uuid
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 __all__ = [
@@ -269,8 +270,15 @@ def build_sql_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace:
-    """Split ``line`` like a shell would and parse it; errors become one-line ``ArgumentError``s."""
+def parse(
+    parser: argparse.ArgumentParser, line: str, namespace: Mapping[str, Any] | None = None
+) -> argparse.Namespace:
+    """Split ``line`` like a shell would and parse it; errors become one-line ``ArgumentError``s.
+
+    A whole argument of the form ``$name`` or ``$name.attr`` is replaced by that notebook
+    variable's value (``%continuum wait $run.id``). Only whole arguments: JSON text is never
+    touched (IPython's own ``{expr}`` expansion is off, as it would rewrite JSON objects).
+    """
     try:
         argv = shlex.split(line)
     except ValueError as exc:  # an unbalanced quote
@@ -278,4 +286,27 @@ def parse(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace:
             f"{parser.prog}: cannot split the arguments ({exc}); quote JSON with single quotes: "
             '\'{"by": "ana"}\''
         ) from None
+    if namespace is not None:
+        argv = [_expand(parser.prog, a, namespace) for a in argv]
     return parser.parse_args(argv)
+
+
+_VARIABLE = re.compile(r"^\$([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)$")
+
+
+def _expand(prog: str, arg: str, namespace: Mapping[str, Any]) -> str:
+    m = _VARIABLE.match(arg)
+    if m is None:
+        return arg
+    name, attrs = m.group(1), [a for a in m.group(2).split(".") if a]
+    if name not in namespace:
+        raise ArgumentError(f"{prog}: ${name} is not defined in this notebook")
+    value = namespace[name]
+    for attr in attrs:
+        try:
+            value = getattr(value, attr)
+        except AttributeError:
+            raise ArgumentError(
+                f"{prog}: {arg}: {type(value).__name__} has no attribute {attr!r}"
+            ) from None
+    return value if isinstance(value, str) else str(value)

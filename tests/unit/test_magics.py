@@ -430,3 +430,20 @@ def test_upgrade_buttons_call_upgrade_for_clean_runs_only() -> None:
     button.click()
     assert not button.disabled and status.value == "not upgraded: run r1 finished meanwhile"
     assert views.upgrade_buttons([runs[1]], upgraded.append) is None
+
+
+def test_dollar_arguments_expand_notebook_variables(ip: Any, api: RecordingApi) -> None:
+    ip.user_ns["started"] = FakeRun(RUN, "order")
+    result, _, _ = run(ip, "%continuum wait $started.id --timeout 2")
+    assert result.success and api.calls[-1] == ("wait", (RUN,), {"timeout": 2.0, "instance": None})
+    # Inside JSON (not a whole argument) nothing is expanded.
+    run(ip, f"%continuum signal {RUN} note '{{\"text\": \"$started\"}}'")
+    assert api.calls[-1][1] == (RUN, "note", {"text": "$started"})
+    for line, expected in [
+        ("%continuum wait $nothing_here", "%continuum wait: $nothing_here is not defined in this notebook"),
+        ("%continuum wait $started.nope", "FakeRun has no attribute 'nope'"),
+    ]:
+        result, out, err = run(ip, line)
+        assert isinstance(result.error_in_exec, UsageError)
+        lines = error_lines(out, err)
+        assert len(lines) == 1 and expected in lines[0]
