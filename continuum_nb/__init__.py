@@ -12,6 +12,10 @@ from typing import Any
 
 __version__ = "0.2.0"
 
+# Imported eagerly: the submodule ``continuum_nb.workflow`` would otherwise shadow the
+# ``workflow`` decorator as a package attribute once anything imported it.
+from .workflow import workflow as workflow  # noqa: E402
+
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     # errors

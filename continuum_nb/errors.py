@@ -105,8 +105,9 @@ class SignalTimeout(ContinuumError, TimeoutError):
     """Raised inside a workflow when ``await cn.signal(name, timeout=...)`` timed out."""
 
 
-class DriftError(ContinuumError):
-    """The workflow code no longer replays its journal (see ``continuum_runs.error``)."""
+class DriftError(RunFailed):
+    """The workflow code no longer replays its journal (see ``continuum_runs.error``).
+    A run in ``drifted`` can be retried with ``cn.resume(run_id)`` once the code is fixed."""
 
 
 class DeterminismError(ContinuumError):

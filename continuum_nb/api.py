@@ -1,0 +1,352 @@
+"""The client API: start / signal / cancel / wait / resume / upgrade / runs.
+
+Thin on purpose: each call resolves the instance, validates its input (JSON only, nothing written
+on bad input) and delegates to the store or to this process's engine.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from . import _context
+from ._json import check_json
+from .engine.instance import Instance, resolve
+from .engine.instance import configure as configure
+from .errors import DriftError, RunCancelled, RunFailed, RunNotActive, RunNotFound, WorkflowNotFound
+from .store.base import FINISHED_STATES, Event, NewRun, RunRecord, Wake
+from .telemetry import emit
+from .workflow import WorkflowDef
+from .workflow import signal as _workflow_signal
+
+__all__ = [
+    "EventInfo",
+    "Run",
+    "RunInfo",
+    "cancel",
+    "configure",
+    "events",
+    "get_run",
+    "outdated_runs",
+    "resume",
+    "runs",
+    "signal",
+    "start",
+    "upgrade",
+    "wait",
+]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    workflow: str
+    version_hash: str
+    state: str
+    input: Any = None
+    result: Any = None
+    error: Any = None
+    trace_context: bytes | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_token: int | None = None
+    lease_expires_at: datetime | None = None
+    next_wakeup_at: datetime | None = None
+    retention_until: datetime | None = None
+
+    @classmethod
+    def from_record(cls, rec: RunRecord) -> RunInfo:
+        values = {f.name: getattr(rec, f.name) for f in fields(cls)}
+        values["id"] = str(rec.id)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    seq: int
+    event_type: str
+    payload: dict[str, Any]
+    inserted_at: datetime | None
+
+    @classmethod
+    def from_event(cls, ev: Event) -> EventInfo:
+        return cls(ev.seq, ev.event_type, ev.payload, ev.inserted_at)
+
+
+class Run:
+    """A handle on a run: ``run.id``, ``run.wait()``, ``run.signal(...)``, ``run.cancel()``."""
+
+    def __init__(self, id: str, workflow: str, instance: str) -> None:
+        self.id = id
+        self.workflow = workflow
+        self.instance = instance
+
+    def wait(self, timeout: float | None = None) -> Any:
+        return wait(self.id, timeout, instance=self.instance)
+
+    def signal(self, name: str, payload: Any = None) -> None:
+        signal(self.id, name, payload, instance=self.instance)
+
+    def cancel(self) -> None:
+        cancel(self.id, instance=self.instance)
+
+    def info(self) -> RunInfo:
+        return get_run(self.id, instance=self.instance)
+
+    @property
+    def state(self) -> str:
+        return self.info().state
+
+    def __repr__(self) -> str:
+        return f"<continuum Run {self.id} workflow={self.workflow!r} instance={self.instance!r}>"
+
+
+def _run_uuid(run_id: Any) -> uuid.UUID:
+    if isinstance(run_id, Run):
+        run_id = run_id.id
+    if isinstance(run_id, uuid.UUID):
+        return run_id
+    try:
+        return uuid.UUID(str(run_id))
+    except ValueError:
+        raise RunNotFound(f"{run_id!r} is not a run id (run ids are UUIDs, e.g. run.id from cn.start)") from None
+
+
+def _record(inst: Instance, rid: uuid.UUID) -> RunRecord:
+    rec = inst.store.get_run(rid)
+    if rec is None:
+        raise RunNotFound(f"run {rid} does not exist in instance {inst.name!r}; check the id and instance=")
+    return rec
+
+
+def _resolve_workflow(inst: Instance, wf: Any) -> tuple[WorkflowDef | None, str, str]:
+    """(definition or None, name, version_hash) of what to start."""
+    if isinstance(wf, WorkflowDef):
+        return wf, wf.name, wf.version_hash
+    if isinstance(wf, str):
+        local = inst.find_workflow(wf)
+        if local is not None:
+            return local, local.name, local.version_hash
+        stored = inst.store.latest_version(wf)
+        if stored is not None:
+            return None, wf, stored[0]
+        raise WorkflowNotFound(
+            f"no workflow named {wf!r} is defined in this process or stored in instance {inst.name!r}; "
+            "define it with @cn.workflow or a %%workflow cell first"
+        )
+    raise TypeError(f"cn.start takes a workflow (from @cn.workflow) or its name, not {wf!r}")
+
+
+def start(
+    wf: WorkflowDef | str,
+    input: dict[str, Any] | None = None,
+    *,
+    instance: Instance | str | None = None,
+    run_id: str | uuid.UUID | None = None,
+    trace_context: bytes | None = None,
+) -> Run:
+    """Start a run of ``wf`` with ``input`` (a JSON object mapped to the workflow's keyword arguments)."""
+    if input is None:
+        input = {}
+    if not isinstance(input, dict):
+        raise TypeError(
+            f"the input of a run is a JSON object (a dict of the workflow's keyword arguments), not {type(input).__name__}"
+        )
+    check_json(input, "input of the run")
+    inst = resolve(instance)
+    wfdef, name, version = _resolve_workflow(inst, wf)
+    rid = uuid.uuid4() if run_id is None else _run_uuid(run_id)
+    if trace_context is None and "continuum_nb.otel" in sys.modules:
+        trace_context = sys.modules["continuum_nb.otel"].capture_trace_context()
+    now = inst.clock.now()
+    retention = wfdef.retention if wfdef is not None else None
+    new = NewRun(
+        id=rid, workflow=name, version_hash=version, input=input, started_at=now,
+        trace_context=trace_context, retention_until=(now + retention) if retention else None,
+    )
+    if wfdef is not None:
+        inst.save_version(wfdef)
+    engine = inst.start_engine() if wfdef is not None else None
+    if engine is not None and wfdef is not None:
+        engine.start_run(wfdef, new)
+    else:
+        inst.store.create_run(new)
+        emit(("continuum", "run", "started"), {}, {"run_id": str(rid), "workflow": name, "instance": inst.name})
+        inst.start_engine()  # if this process can run it, it will claim it
+    return Run(str(rid), name, inst.name)
+
+
+def signal(run_id: Any, name: Any = None, payload: Any = None, *, timeout: Any = None,
+           instance: Instance | str | None = None) -> Any:
+    """Outside a workflow: send signal ``name`` with a JSON ``payload`` to a run (durable, even
+    before the run awaits it). Inside a workflow: ``await cn.signal(name, timeout=...)``."""
+    if _context.current() is not None:
+        return _workflow_signal(run_id, timeout=timeout if timeout is not None else name)
+    if not isinstance(name, str) or not name:
+        raise TypeError("cn.signal(run_id, name, payload): name must be a non-empty str")
+    check_json(payload, f"payload of signal {name!r}")
+    inst = resolve(instance)
+    rid = _run_uuid(run_id)
+    sig_id = inst.store.send_signal(rid, name, payload, inst.clock.now())
+    emit(("continuum", "signal", "sent"), {}, {"run_id": str(rid), "name": name, "instance": inst.name, "signal_id": sig_id})
+    inst.start_engine()
+    return None
+
+
+def cancel(run_id: Any, *, instance: Instance | str | None = None) -> None:
+    """Cancel a run: state ``cancelled``, pending tasks discarded, timers cleared."""
+    inst = resolve(instance)
+    rec = inst.store.cancel_run(_run_uuid(run_id), inst.clock.now())
+    emit(("continuum", "run", "cancelled"), {}, {"run_id": str(rec.id), "workflow": rec.workflow, "instance": inst.name})
+
+
+def wait(run_id: Any, timeout: float | None = None, *, instance: Instance | str | None = None) -> Any:
+    """Block until the run finishes: its result, or ``RunFailed`` / ``RunCancelled`` /
+    ``DriftError`` / ``TimeoutError``. Wakes on LISTEN/NOTIFY, not a poll."""
+    inst = resolve(instance)
+    rid = _run_uuid(run_id)
+    inst.start_engine()
+    watcher = inst.done_watcher()
+    key = str(rid)
+    ev = watcher.register(key)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            rec = _record(inst, rid)
+            if rec.state == "completed":
+                return rec.result
+            if rec.state == "failed":
+                err = rec.error or {}
+                raise RunFailed(
+                    f"run {rid} failed: {err.get('type', 'error')}: {err.get('message', '')}", run_id=key, error=err
+                )
+            if rec.state == "cancelled":
+                raise RunCancelled(f"run {rid} was cancelled", run_id=key)
+            if rec.state == "drifted":
+                err = rec.error or {}
+                raise DriftError(
+                    f"run {rid} drifted: {err.get('message', '')}; fix the workflow code, then cn.resume({key!r})",
+                    run_id=key, error=err,
+                )
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"run {rid} is still {rec.state} after {timeout}s")
+            # The periodic re-check only covers a lost LISTEN connection; NOTIFY wakes us.
+            ev.wait(5.0 if remaining is None else min(remaining, 5.0))
+            ev.clear()
+    finally:
+        watcher.unregister(key, ev)
+
+
+def resume(run_id: Any, *, instance: Instance | str | None = None) -> None:
+    """Retry a ``drifted`` run (after its code was fixed): it replays from the top."""
+    inst = resolve(instance)
+    inst.store.resume_run(_run_uuid(run_id), inst.clock.now())
+    inst.start_engine()
+
+
+def _replays_cleanly(inst: Instance, wf: WorkflowDef, rec: RunRecord) -> tuple[bool, dict[str, Any] | None]:
+    from .engine.replay import Drifted, Replayer
+
+    journal = inst.store.load_journal(rec.id)
+    inp = rec.input if isinstance(rec.input, dict) else {}
+    rep = Replayer(str(rec.id), rec.workflow, lambda: wf.fn(**inp), journal)
+
+    class _DryRun:
+        def now(self) -> datetime:
+            return inst.clock.now()
+
+        def task_outcome(self, seq: int) -> None:
+            return None
+
+        def signal(self, name: str, skip: set[int]) -> None:
+            return None
+
+    outcome = rep.advance(_DryRun())  # type: ignore[arg-type]
+    if isinstance(outcome, Drifted):
+        return False, outcome.error
+    return True, None
+
+
+def upgrade(run_id: Any, *, instance: Instance | str | None = None, check_only: bool = False) -> bool:
+    """Move a run to its workflow's newest version, only if its journal replays cleanly there.
+    ``check_only=True`` answers whether it would, and changes nothing."""
+    inst = resolve(instance)
+    rid = _run_uuid(run_id)
+    rec = _record(inst, rid)
+    if rec.state in FINISHED_STATES:
+        raise RunNotActive(f"run {rid} is {rec.state}; only running, suspended or drifted runs can be upgraded")
+    wf = inst.find_workflow(rec.workflow)
+    if wf is None:
+        raise WorkflowNotFound(f"workflow {rec.workflow!r} is not defined in this process; define its new version first")
+    if wf.version_hash == rec.version_hash:
+        return True
+    ok, err = _replays_cleanly(inst, wf, rec)
+    if check_only:
+        return ok
+    if not ok:
+        raise DriftError(
+            f"run {rid} does not replay on version {wf.short_version}: {(err or {}).get('message', '')}",
+            run_id=str(rid), error=err,
+        )
+    engine = inst.engine
+    if engine is not None and rid in engine.held:
+        engine.release_now(rid)
+    owner = f"upgrade:{uuid.uuid4().hex[:8]}"
+    claimed = inst.store.claim_run(rid, owner, inst.config.lease_ttl)
+    if claimed is None or claimed.lease_token is None:
+        raise RunNotActive(f"run {rid} is being executed by {rec.lease_owner}; retry when it is suspended")
+    state = "suspended" if claimed.state == "drifted" else claimed.state
+    inst.store.commit_wake(Wake(
+        run_id=rid, lease_token=claimed.lease_token, now=inst.clock.now(), state=state,
+        next_wakeup_at=claimed.next_wakeup_at, version_hash=wf.version_hash, release=True,
+    ))
+    inst.save_version(wf)
+    if claimed.state == "drifted":
+        inst.store.resume_run(rid, inst.clock.now())
+    emit(("continuum", "run", "upgraded"), {}, {"run_id": str(rid), "workflow": rec.workflow, "instance": inst.name,
+                                                "version_hash": wf.version_hash})
+    inst.start_engine()
+    return True
+
+
+def runs(state: str | None = None, workflow: str | None = None, limit: int = 100, *,
+         instance: Instance | str | None = None) -> list[RunInfo]:
+    """Runs, newest first, optionally filtered by state and workflow."""
+    from .store.base import RUN_STATES
+
+    if state is not None and state not in RUN_STATES:
+        raise ValueError(f"unknown state {state!r}; states are {', '.join(RUN_STATES)}")
+    inst = resolve(instance)
+    return [RunInfo.from_record(r) for r in inst.store.list_runs(state=state, workflow=workflow, limit=limit)]
+
+
+def get_run(run_id: Any, *, instance: Instance | str | None = None) -> RunInfo:
+    inst = resolve(instance)
+    return RunInfo.from_record(_record(inst, _run_uuid(run_id)))
+
+
+def events(run_id: Any, *, instance: Instance | str | None = None) -> list[EventInfo]:
+    """The run's journal, in seq order."""
+    inst = resolve(instance)
+    rid = _run_uuid(run_id)
+    _record(inst, rid)
+    return [EventInfo.from_event(e) for e in inst.store.load_journal(rid)]
+
+
+def outdated_runs(workflow: str, *, instance: Instance | str | None = None) -> list[RunInfo]:
+    """Active or drifted runs of ``workflow`` on a version other than the newest defined here."""
+    inst = resolve(instance)
+    wf = inst.find_workflow(workflow)
+    if wf is None:
+        raise WorkflowNotFound(f"workflow {workflow!r} is not defined in this process")
+    return [RunInfo.from_record(r) for r in inst.store.runs_on_other_versions(workflow, wf.version_hash)]
+
+
+_ = threading  # the engine thread is managed by engine/instance.py

@@ -1,0 +1,149 @@
+"""Claims runnable runs and activity tasks (FOR UPDATE SKIP LOCKED in the store), woken by
+LISTEN/NOTIFY, with a poll as the fallback.
+
+Only runs of workflows this engine knows are claimed: registered in this process (any version),
+or stored ``%%workflow`` sources it may load. Only tasks of activities defined here are claimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from typing import TYPE_CHECKING
+
+from ..errors import DatabaseUnavailable
+from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE
+from ..workflow import ACTIVITIES
+
+if TYPE_CHECKING:
+    from .node import Engine
+
+log = logging.getLogger("continuum_nb.dispatcher")
+
+
+async def claim_loop(engine: Engine) -> None:
+    backoff = engine.config.poll_interval
+    refresh_every = 5
+    n = 0
+    while not engine.stopping:
+        assert engine._kick is not None
+        engine._kick.clear()
+        try:
+            if n % refresh_every == 0:
+                await engine.db(engine.refresh_stored_names)
+            n += 1
+            await _claim_once(engine)
+            backoff = engine.config.poll_interval
+            timeout = engine.config.poll_interval
+            names = engine.known_workflows()
+            if names:
+                nxt = await engine.db(engine.store.next_wakeup, names)
+                if nxt is not None:
+                    timeout = min(timeout, max(0.0, (nxt - engine.clock.now()).total_seconds()))
+        except DatabaseUnavailable as exc:
+            log.warning("engine %s: database unavailable (%s); retrying in %.1fs", engine.owner, exc, backoff)
+            timeout = backoff
+            backoff = min(backoff * 2, 30.0)
+        except Exception:
+            log.exception("engine %s: claim loop error", engine.owner)
+            timeout = engine.config.poll_interval
+        if engine.stopping:
+            break
+        try:
+            await asyncio.wait_for(engine._kick.wait(), timeout=max(timeout, 0.001))
+        except asyncio.TimeoutError:
+            pass
+
+
+async def _claim_once(engine: Engine) -> None:
+    names = engine.known_workflows()
+    free_runs = engine.config.run_concurrency - len(engine.held)
+    if names and free_runs > 0:
+        claimed = await engine.db(
+            engine.store.claim_runs, engine.owner, names, engine.clock.now(), engine.config.lease_ttl, free_runs
+        )
+        for record in claimed:
+            engine.emit(("continuum", "lease", "recovered"), {}, {"run_id": str(record.id), "workflow": record.workflow,
+                                                                   "lease_token": record.lease_token})
+            engine.adopt(record)
+    free_tasks = engine.activity_slots - len(engine.tasks_inflight)
+    acts = sorted(ACTIVITIES)
+    if acts and free_tasks > 0:
+        tasks = await engine.db(
+            engine.store.claim_tasks, engine.owner, acts, engine.clock.now(), engine.config.lease_ttl, free_tasks
+        )
+        for task in tasks:
+            engine.start_activity(engine.held.get(task.run_id), task)
+
+
+class ListenerThread:
+    """Blocks on LISTEN in its own thread and forwards notifications to the engine loop."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"continuum-{engine.instance.name}-listen", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        listener = None
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if listener is None:
+                    listener = self.engine.store.listen([CHANNEL_WAKE, CHANNEL_TASKS, CHANNEL_DONE])
+                    backoff = 0.5
+                    self._post(None)  # (re)connected: something may have been missed
+                for n in listener.wait(0.5):
+                    self._post((n.channel, n.payload))
+            except Exception as exc:
+                log.debug("listener error: %s", exc)
+                if listener is not None:
+                    try:
+                        listener.close()
+                    except Exception:  # noqa: S110
+                        pass
+                listener = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        if listener is not None:
+            listener.close()
+
+    def _post(self, item: tuple[str, str] | None) -> None:
+        loop = self.engine.loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(_on_notification, self.engine, item)
+        except RuntimeError:
+            pass
+
+
+def _on_notification(engine: Engine, item: tuple[str, str] | None) -> None:
+    if item is None:
+        engine.kick()
+        return
+    channel, payload = item
+    try:
+        run_id = uuid.UUID(payload) if channel in (CHANNEL_WAKE, CHANNEL_DONE) else None
+    except ValueError:
+        run_id = None
+    if channel == CHANNEL_DONE:
+        if run_id is not None and run_id in engine.held:
+            # Cancelled (or finished) elsewhere: forget it; its lease was cleared.
+            held = engine.held[run_id]
+            held.replayer = None
+            engine._drop(run_id)
+        return
+    if channel == CHANNEL_WAKE and run_id is not None and run_id in engine.held:
+        engine.request_wake(run_id)
+        return
+    engine.kick()

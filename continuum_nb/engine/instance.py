@@ -1,0 +1,219 @@
+"""Named instances: configuration + store + registry + (lazily) an engine thread.
+
+``cn.Instance(name="billing", database_url=..., **config)`` creates and registers one;
+``cn.instance("billing")`` looks it up (``InstanceNotRegistered`` otherwise). The default
+instance is created on first use from ``cn.configure(...)`` settings and ``CONTINUUM_*``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config, load_config
+from ..errors import ConfigurationError, InstanceNotRegistered
+from .clock import Clock, SystemClock
+from .registry import GLOBAL, Registry
+
+if TYPE_CHECKING:
+    from ..store.base import Store
+    from ..workflow import WorkflowDef
+    from .node import Engine
+
+__all__ = ["Instance", "configure", "default_config", "instance", "resolve"]
+
+_lock = threading.RLock()
+_instances: dict[str, Instance] = {}
+_default_settings: dict[str, Any] = {}
+
+
+class Instance:
+    """An engine instance bound to one database. Each has its own registry, store, dispatcher,
+    activity pool, timers, heartbeater, recovery and engine thread."""
+
+    def __init__(self, name: str = "default", database_url: str | None = None, *,
+                 clock: Clock | None = None, store: Store | None = None, **settings: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("an instance name is a non-empty string")
+        self.name = name
+        self.config: Config = load_config(name, database_url=database_url, **settings) if database_url else \
+            load_config(name, **settings)
+        self.clock: Clock = clock or SystemClock()
+        self.registry = Registry()
+        self._store = store
+        self._conninfo: str | None = None
+        self._engine: Engine | None = None
+        self._saved_versions: set[tuple[str, str]] = set()
+        self._lock = threading.RLock()
+        self._done_watcher: Any = None
+        with _lock:
+            old = _instances.get(name)
+            if old is not None and old is not self:
+                old.stop()
+            _instances[name] = self
+
+    # --- database ----------------------------------------------------------------------------
+    @property
+    def conninfo(self) -> str:
+        if self._conninfo is None:
+            from ..store.database import resolve_url
+
+            self._conninfo = resolve_url(self.config.database_url)
+        return self._conninfo
+
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                from ..store.postgres import PostgresStore
+
+                self._store = PostgresStore(self.conninfo, pool_size=self.config.pool_size, instance=self.name)
+            return self._store
+
+    @property
+    def registries(self) -> list[Registry]:
+        return [self.registry, GLOBAL]
+
+    def find_workflow(self, name: str) -> WorkflowDef | None:
+        for reg in self.registries:
+            wf = reg.latest(name)
+            if wf is not None:
+                return wf
+        return None
+
+    def save_version(self, wf: WorkflowDef) -> None:
+        key = (wf.name, wf.version_hash)
+        if key in self._saved_versions:
+            return
+        self.store.save_version(wf.name, wf.version_hash, wf.source, wf.origin)
+        self._saved_versions.add(key)
+
+    # --- engine ------------------------------------------------------------------------------
+    @property
+    def engine_running(self) -> bool:
+        return self._engine is not None and self._engine.running
+
+    def start_engine(self) -> Engine | None:
+        """Start this instance's engine thread (no-op with ``run_engine=False``)."""
+        if not self.config.run_engine:
+            return None
+        with self._lock:
+            if self._engine is None or not self._engine.running:
+                from .node import Engine
+
+                self._engine = Engine(self)
+                self._engine.start()
+            return self._engine
+
+    @property
+    def engine(self) -> Engine | None:
+        return self._engine if self.engine_running else None
+
+    def done_watcher(self) -> Any:
+        with self._lock:
+            if self._done_watcher is None:
+                from .waiters import DoneWatcher
+
+                self._done_watcher = DoneWatcher(self)
+            return self._done_watcher
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the engine thread (releasing its leases) and close connections."""
+        with self._lock:
+            engine, self._engine = self._engine, None
+            watcher, self._done_watcher = self._done_watcher, None
+        if engine is not None:
+            engine.stop(timeout)
+        if watcher is not None:
+            watcher.close()
+
+    def close(self) -> None:
+        self.stop()
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+        with _lock:
+            if _instances.get(self.name) is self:
+                del _instances[self.name]
+
+    def __repr__(self) -> str:
+        state = "running" if self.engine_running else "idle"
+        return f"<continuum Instance {self.name!r} engine={state}>"
+
+
+def configure(**settings: Any) -> None:
+    """Settings for the default instance; call before it starts (determinism settings apply at
+    the next definition)."""
+    load_config("default", **settings)  # validate now
+    with _lock:
+        inst = _instances.get("default")
+        if inst is not None and inst.engine_running:
+            allowed = {"trusted_modules", "untrusted_call_severity"}
+            if set(settings) - allowed:
+                raise ConfigurationError(
+                    "the default instance's engine is already running; call cn.configure(...) before the "
+                    "first cn.start(), or cn.instance().stop() first"
+                )
+        _default_settings.update(settings)
+        if inst is not None:
+            merged = dict(_default_settings)
+            url = merged.pop("database_url", None)
+            inst.config = load_config("default", database_url=url, **merged) if url else load_config("default", **merged)
+            if "database_url" in settings:
+                inst._conninfo = None
+                inst._store = None
+
+
+def default_config() -> Config:
+    inst = _instances.get("default")
+    if inst is not None:
+        return inst.config
+    merged = dict(_default_settings)
+    return load_config("default", **merged)
+
+
+def instance(name: str | None = None) -> Instance:
+    """The instance called ``name`` (default: the default instance, created on first use)."""
+    if name is None or name == "default":
+        with _lock:
+            inst = _instances.get("default")
+            if inst is None:
+                merged = dict(_default_settings)
+                inst = Instance("default", **merged)
+            return inst
+    try:
+        return _instances[name]
+    except KeyError:
+        known = ", ".join(sorted(_instances)) or "none"
+        raise InstanceNotRegistered(
+            f"no instance named {name!r} in this process (known: {known}); create it with "
+            f"cn.Instance(name={name!r}, database_url=...)"
+        ) from None
+
+
+def resolve(inst: Instance | str | None) -> Instance:
+    if isinstance(inst, Instance):
+        return inst
+    if inst is None or isinstance(inst, str):
+        return instance(inst)
+    raise TypeError(f"instance= takes an Instance or its name, not {inst!r}")
+
+
+def all_instances() -> list[Instance]:
+    with _lock:
+        return list(_instances.values())
+
+
+def _stop_all() -> None:
+    for inst in all_instances():
+        try:
+            inst.stop(timeout=5.0)
+        except Exception:  # noqa: S110 - interpreter exit: nothing left to report to
+            pass
+
+
+atexit.register(_stop_all)
+_ = weakref  # (instances are kept alive by the registry on purpose)

@@ -1,0 +1,339 @@
+"""The engine of one instance in this process: a background thread with its own asyncio loop.
+
+The loop only schedules: wakes run on a worker pool (``Runner.wake``), activity attempts on an
+activity pool (``activities.py``), claims and notifications in ``dispatcher.py``, lease renewal
+and recovery in ``leases.py``. Nothing here touches IPython or widgets; observers subscribe to
+telemetry instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import DatabaseUnavailable, WorkflowNotFound
+from ..store.base import NewRun, NewTask, RunRecord
+from ..telemetry import emit
+from ..workflow import ACTIVITIES, WorkflowDef
+from . import activities, dispatcher, leases
+from .registry import resolve_for_run
+from .runner import HeldRun, Runner, WakeReport
+
+if TYPE_CHECKING:
+    from .instance import Instance
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("continuum_nb.engine")
+T = TypeVar("T")
+
+
+class Engine:
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.config = instance.config
+        self.store = instance.store
+        self.clock = instance.clock
+        self.owner = f"{instance.name}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.runner = Runner(
+            self.store, self.clock, self.owner, instance.name, self.config.lease_ttl,
+            self.config.release_after, self.knows_activity,
+        )
+        self.held: OrderedDict[uuid.UUID, HeldRun] = OrderedDict()
+        self.tasks_inflight: dict[uuid.UUID, int] = {}  # task id -> lease token
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.running = False
+        self.stopping = False
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._kick: asyncio.Event | None = None
+        self._waking: dict[uuid.UUID, bool] = {}  # run id -> wake requested again while running
+        self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._db = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(2, self.config.pool_size), thread_name_prefix=f"continuum-{instance.name}-db"
+        )
+        self.activity_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.config.activity_concurrency, thread_name_prefix=f"continuum-{instance.name}-act"
+        )
+        self.activity_slots = self.config.activity_concurrency
+        self._bg: set[asyncio.Task[Any]] = set()
+        self._unsubscribe_clock: Callable[[], None] | None = None
+        self._stored_names: set[str] = set()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._thread_main, name=f"continuum-engine-{self.instance.name}", daemon=True
+        )
+        self.running = True
+        self._thread.start()
+        self._ready.wait(10)
+        self._unsubscribe_clock = self.clock.subscribe(self._on_clock_jump)
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        self._kick = asyncio.Event()
+        self._ready.set()
+        try:
+            loop.run_until_complete(self._main())
+        except Exception:
+            log.exception("engine %s crashed", self.owner)
+        finally:
+            self.running = False
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _main(self) -> None:
+        # Module-defined workflows are stored too, so clients can start them by name and
+        # operators can see which versions exist.
+        for wf in [w for reg in self.instance.registries for w in reg.all()]:
+            try:
+                await self.db(self.instance.save_version, wf)
+            except Exception:
+                log.warning("could not store version of workflow %s", wf.name, exc_info=True)
+        listener = dispatcher.ListenerThread(self)
+        listener.start()
+        try:
+            await asyncio.gather(
+                dispatcher.claim_loop(self),
+                leases.heartbeat_loop(self),
+                leases.recovery_loop(self),
+            )
+        finally:
+            listener.stop()
+            await self._shutdown()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.running or self.loop is None:
+            return
+        if self._unsubscribe_clock:
+            self._unsubscribe_clock()
+        self.stopping = True
+        try:
+            self.loop.call_soon_threadsafe(self.kick)
+        except RuntimeError:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout + 5)
+        self._db.shutdown(wait=False, cancel_futures=True)
+        self.activity_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _shutdown(self) -> None:
+        # Let in-flight wakes and activity attempts finish (bounded), then release every lease.
+        deadline = self.loop.time() + 10.0 if self.loop else 0
+        while self._bg and self.loop and self.loop.time() < deadline:
+            await asyncio.wait(list(self._bg), timeout=max(0.0, deadline - self.loop.time()))
+        for h in self._timers.values():
+            h.cancel()
+        for held in list(self.held.values()):
+            try:
+                await self.db(self.runner.release, held)
+            except Exception:
+                log.warning("could not release run %s on shutdown", held.run_id, exc_info=True)
+        self.held.clear()
+
+    # --- helpers -------------------------------------------------------------------------------
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self.loop is not None
+        return await self.loop.run_in_executor(self._db, fn, *args)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+        return task
+
+    def kick(self) -> None:
+        if self._kick is not None:
+            self._kick.set()
+
+    def knows_activity(self, name: str) -> bool:
+        return name in ACTIVITIES
+
+    def known_workflows(self) -> list[str]:
+        names: set[str] = set()
+        for reg in self.instance.registries:
+            names |= reg.names()
+        return sorted(names | self._stored_names)
+
+    def refresh_stored_names(self) -> None:
+        if self.config.allow_stored_code:
+            self._stored_names = set(self.store.stored_workflow_names())
+
+    def _on_clock_jump(self) -> None:
+        """A virtual clock moved: wake held runs that are due now, and claim others."""
+        loop = self.loop
+        if loop is None or not self.running:
+            return
+
+        def on_loop() -> None:
+            now = self.clock.now()
+            for held in list(self.held.values()):
+                if held.next_wakeup_at is not None and held.next_wakeup_at <= now:
+                    self.request_wake(held.run_id)
+            self.kick()
+
+        try:
+            loop.call_soon_threadsafe(on_loop)
+        except RuntimeError:
+            pass
+
+    # --- starting runs (called from user threads) -------------------------------------------------
+    def start_run(self, wf: WorkflowDef, run: NewRun, timeout: float = 60.0) -> None:
+        """Insert ``run`` together with its first wake, leased to this engine."""
+        assert self.loop is not None
+        fut = asyncio.run_coroutine_threadsafe(self._start_run(wf, run), self.loop)
+        fut.result(timeout)
+
+    async def _start_run(self, wf: WorkflowDef, run: NewRun) -> None:
+        held, report = await self.db(self.runner.start, wf, run)
+        self.held[held.run_id] = held
+        self._handle(held, report)
+
+    # --- waking held runs ----------------------------------------------------------------------------
+    def request_wake(self, run_id: uuid.UUID) -> None:
+        """Wake a held run (coalesced: a wake requested while one runs runs once more after it)."""
+        if run_id not in self.held or self.stopping:
+            return
+        if run_id in self._waking:
+            self._waking[run_id] = True
+            return
+        self._waking[run_id] = False
+        self.spawn(self._wake(run_id))
+
+    async def _wake(self, run_id: uuid.UUID) -> None:
+        try:
+            while True:
+                held = self.held.get(run_id)
+                if held is None:
+                    return
+                try:
+                    report = await self.db(self.runner.wake, held)
+                except DatabaseUnavailable as exc:
+                    log.warning("wake of %s postponed: %s", run_id, exc)
+                    held.replayer = None  # the commit may or may not have happened: replay
+                    await asyncio.sleep(self.config.poll_interval)
+                    continue
+                except Exception:
+                    log.exception("wake of run %s failed; dropping it from memory", run_id)
+                    held.replayer = None
+                    self._drop(run_id)
+                    return
+                self._handle(held, report)
+                if not self._waking.get(run_id):
+                    return
+                self._waking[run_id] = False
+        finally:
+            self._waking.pop(run_id, None)
+
+    def _handle(self, held: HeldRun, report: WakeReport) -> None:
+        run_id = held.run_id
+        if report.state in ("completed", "failed", "drifted", "lost", "released"):
+            self._drop(run_id)
+            self.instance_done(run_id, report)
+            if report.state == "released":
+                self.kick()  # a signal may already be waiting for it
+            return
+        self.held.move_to_end(run_id)
+        for task in report.new_tasks:
+            self.start_activity(held, task)
+        self._schedule_timer(held)
+        self._evict()
+
+    def instance_done(self, run_id: uuid.UUID, report: WakeReport) -> None:
+        if report.state in ("completed", "failed", "drifted"):
+            watcher = self.instance._done_watcher
+            if watcher is not None:
+                watcher.notify_local(str(run_id))
+
+    def _schedule_timer(self, held: HeldRun) -> None:
+        assert self.loop is not None
+        old = self._timers.pop(held.run_id, None)
+        if old is not None:
+            old.cancel()
+        if held.next_wakeup_at is None:
+            return
+        delay = max(0.0, (held.next_wakeup_at - self.clock.now()).total_seconds())
+        self._timers[held.run_id] = self.loop.call_later(delay, self.request_wake, held.run_id)
+
+    def _drop(self, run_id: uuid.UUID) -> None:
+        self.held.pop(run_id, None)
+        h = self._timers.pop(run_id, None)
+        if h is not None:
+            h.cancel()
+
+    def _evict(self) -> None:
+        """Keep at most max_cached_runs coroutines: release the least recently woken idle runs."""
+        excess = len(self.held) - self.config.max_cached_runs
+        for run_id in list(self.held)[: max(0, excess)]:
+            held = self.held[run_id]
+            if held.inflight or run_id in self._waking:
+                continue
+            self._drop(run_id)
+            self.spawn(self.db(self.runner.release, held))
+
+    def release_now(self, run_id: uuid.UUID, timeout: float = 10.0) -> None:
+        """Drop a held run and release its lease (from a user thread; used by upgrade)."""
+        assert self.loop is not None
+
+        async def go() -> None:
+            held = self.held.get(run_id)
+            if held is None:
+                return
+            self._drop(run_id)
+            await self.db(self.runner.release, held)
+
+        asyncio.run_coroutine_threadsafe(go(), self.loop).result(timeout)
+
+    # --- claimed runs -------------------------------------------------------------------------------
+    def adopt(self, record: RunRecord) -> None:
+        """Take a run this engine just claimed: find its code, then wake it."""
+        try:
+            wf, exact = resolve_for_run(
+                self.instance.registries, self.store, record.workflow, record.version_hash,
+                self.config.allow_stored_code,
+            )
+        except WorkflowNotFound as exc:
+            log.warning("cannot run %s: %s", record.id, exc)
+            wf, exact = None, False
+        assert record.lease_token is not None
+        if wf is None:
+            # Nobody here can run it: give it back; it stays visible as suspended.
+            self.spawn(self.db(self.store.release_run, record.id, record.lease_token))
+            return
+        held = HeldRun(record=record, token=record.lease_token, wf=wf, exact_version=exact,
+                       trace_context=record.trace_context)
+        self.held[record.id] = held
+        self.request_wake(record.id)
+
+    # --- activities ------------------------------------------------------------------------------------
+    def start_activity(self, held: HeldRun | None, task: NewTask | Any, token: int | None = None) -> None:
+        self.spawn(activities.run_attempt(self, held, task, token))
+
+    def deliver_outcome(self, run_id: uuid.UUID, seq: int, outcome: Any) -> bool:
+        """Hand an attempt's outcome to the run if this engine still holds it (the run's next
+        wake journals it in the same commit). False: the caller must write it to the task row."""
+        held = self.held.get(run_id)
+        if held is None:
+            return False
+        held.outcomes[seq] = outcome
+        held.inflight.discard(seq)
+        self.request_wake(run_id)
+        return True
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def emit(self, event: tuple[str, ...], measurements: dict[str, Any], metadata: dict[str, Any]) -> None:
+        emit(event, measurements, {"instance": self.instance.name, **metadata})

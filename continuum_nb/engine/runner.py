@@ -1,0 +1,352 @@
+"""One run's lifecycle on this engine: claim → replay → live tail → ONE commit → suspend.
+
+Synchronous on purpose: a wake runs on one of the engine's worker threads (workflow code runs
+there too, driven by ``send()``), so it can be unit-tested against the in-memory store without an
+event loop. The engine (``engine/node.py``) decides *when* to wake; this decides *what* a wake
+commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..errors import LeaseLost
+from ..store.base import (
+    NewRun,
+    NewTask,
+    NewTimer,
+    RunRecord,
+    SignalRecord,
+    Store,
+    TaskOutcome,
+    Wake,
+)
+from ..telemetry import emit
+from ..workflow import WorkflowDef
+from .clock import Clock
+from .replay import Blocked, Completed, Drifted, Failed, LiveOutcome, Replayer
+
+__all__ = ["HeldRun", "Runner", "WakeReport"]
+
+log = logging.getLogger("continuum_nb.engine")
+
+
+@dataclass
+class HeldRun:
+    """A run this engine holds the lease of (its coroutine may be cached in ``replayer``)."""
+
+    record: RunRecord
+    token: int
+    wf: WorkflowDef
+    exact_version: bool = True
+    replayer: Replayer | None = None
+    outcomes: dict[int, LiveOutcome] = field(default_factory=dict)
+    inflight: set[int] = field(default_factory=set)  # scheduled seqs executing on this engine
+    waiting_on: list[int] = field(default_factory=list)
+    next_wakeup_at: datetime | None = None
+    attempts: int = 0
+    trace_context: bytes | None = None
+    pending_trace_context: bytes | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        return self.record.id
+
+
+@dataclass
+class WakeReport:
+    state: str  # suspended | completed | failed | drifted | lost | released
+    new_tasks: list[NewTask] = field(default_factory=list)
+    next_wakeup_at: datetime | None = None
+    released: bool = False
+    result: Any = None
+    error: Any = None
+
+
+class _Resolver:
+    def __init__(self, runner: Runner, held: HeldRun) -> None:
+        self._runner = runner
+        self._held = held
+        self._signals: dict[str, list[SignalRecord]] = {}
+        self._now = runner.clock.now()
+
+    def now(self) -> datetime:
+        return self._now
+
+    def task_outcome(self, seq: int) -> LiveOutcome | None:
+        return self._held.outcomes.get(seq)
+
+    def signal(self, name: str, skip: set[int]) -> SignalRecord | None:
+        if name not in self._signals:
+            self._signals[name] = self._runner.store.pending_signals(self._held.run_id, [name])
+        for sig in self._signals[name]:
+            if sig.id not in skip:
+                return sig
+        return None
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        owner: str,
+        instance: str,
+        lease_ttl: float,
+        release_after: float,
+        run_activities_locally: Callable[[str], bool],
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.owner = owner
+        self.instance = instance
+        self.lease_ttl = lease_ttl
+        self.release_after = release_after
+        self._local = run_activities_locally
+
+    # --- telemetry helpers ---------------------------------------------------------------------
+    def _meta(self, held: HeldRun, **extra: Any) -> dict[str, Any]:
+        return {
+            "run_id": str(held.run_id),
+            "workflow": held.record.workflow,
+            "instance": self.instance,
+            "lease_token": held.token,
+            **extra,
+        }
+
+    def _begin_attempt(self, held: HeldRun) -> None:
+        held.attempts += 1
+        meta = self._meta(
+            held,
+            resumed=held.attempts > 1 or (held.replayer is None and held.record.state != "running")
+            or (held.replayer is not None and held.replayer.last_seq > 0),
+            trace_context=held.trace_context,
+            version_hash=held.record.version_hash,
+        )
+        if held.trace_context is None:
+            def set_trace_context(value: bytes) -> None:
+                held.pending_trace_context = bytes(value)
+                held.trace_context = bytes(value)
+
+            meta["set_trace_context"] = set_trace_context
+        emit(("continuum", "run", "claimed"), {"system_time": time.time_ns()}, meta)
+
+    # --- starting a run with its first wake --------------------------------------------------
+    def start(self, wf: WorkflowDef, run: NewRun) -> tuple[HeldRun, WakeReport]:
+        """Drive a new run to its first suspension and insert it with that wake (one commit)."""
+        record = RunRecord(
+            id=run.id, workflow=run.workflow, version_hash=run.version_hash, state="running",
+            input=run.input, trace_context=run.trace_context, started_at=run.started_at,
+        )
+        held = HeldRun(record=record, token=0, wf=wf, trace_context=run.trace_context)
+        held.replayer = self._new_replayer(held, [])
+        t0 = time.perf_counter_ns()
+        self._begin_attempt(held)
+        outcome = held.replayer.advance(_Resolver(self, held))
+        wake, report = self._build(held, outcome)
+        if held.pending_trace_context is not None:
+            run = NewRun(**{**run.__dict__, "trace_context": held.pending_trace_context})
+            held.pending_trace_context = None
+        token = self.store.create_run(run, owner=self.owner, lease_ttl=self.lease_ttl, first_wake=wake)
+        assert token is not None
+        held.token = token
+        emit(("continuum", "run", "started"), {"duration": time.perf_counter_ns() - t0},
+             self._meta(held, version_hash=run.version_hash))
+        self._after_commit(held, wake, report, t0)
+        return held, report
+
+    def _new_replayer(self, held: HeldRun, journal: list[Any]) -> Replayer:
+        wf, inp = held.wf, held.record.input
+
+        def factory() -> Any:
+            if isinstance(inp, dict):
+                return wf.fn(**inp)
+            if inp is None:
+                return wf.fn()
+            return wf.fn(inp)
+
+        return Replayer(str(held.run_id), held.record.workflow, factory, journal)
+
+    # --- waking a held run ----------------------------------------------------------------------
+    def wake(self, held: HeldRun) -> WakeReport:
+        """One wake (maybe several, when a signal arrived while committing). Never raises for
+        lease loss: returns a report with state 'lost'."""
+        with held.lock:
+            while True:
+                report = self._wake_once(held)
+                if report.state != "again":
+                    return report
+
+    def _wake_once(self, held: HeldRun) -> WakeReport:
+        t0 = time.perf_counter_ns()
+        fresh = held.replayer is None
+        if fresh:
+            journal = self.store.load_journal(held.run_id)
+            held.replayer = self._new_replayer(held, journal)
+            held.waiting_on = []
+        rep = held.replayer
+        assert rep is not None
+        # Outcomes produced elsewhere (another engine, or before a restart) are in task rows.
+        missing = self._unresolved_activity_seqs(held) if fresh else [
+            s for s in held.waiting_on if s not in held.outcomes and s not in held.inflight
+        ]
+        if missing:
+            for seq, task in self.store.task_outcomes(held.run_id, missing).items():
+                held.outcomes[seq] = LiveOutcome(
+                    state=task.state, result=task.result, error=task.error, attempts=task.attempt,
+                    idempotency_hit=bool((task.error or {}).get("idempotency_hit")) if task.state == "failed" else False,
+                    task_id=task.id, local=False,
+                )
+        self._begin_attempt(held)
+        replayed = rep.replay_events
+        outcome = rep.advance(_Resolver(self, held))
+        if fresh:
+            emit(("continuum", "replay", "stop"), {"duration": time.perf_counter_ns() - t0, "events": replayed},
+                 self._meta(held))
+        if isinstance(outcome, Drifted):
+            return self._drift(held, outcome)
+        wake, report = self._build(held, outcome)
+        if held.pending_trace_context is not None:
+            held.pending_trace_context = None  # persisted below through commit (see Wake.trace_context)
+        try:
+            result = self.store.commit_wake(wake)
+        except LeaseLost:
+            emit(("continuum", "lease", "lost"), {}, self._meta(held))
+            held.replayer = None
+            return WakeReport("lost")
+        self._after_commit(held, wake, report, t0)
+        if result.signal_pending and report.state == "suspended" and not report.released:
+            return WakeReport("again")
+        if result.signal_pending and report.released:
+            # Released with a signal waiting: it is runnable now, any engine (maybe us) claims it.
+            pass
+        return report
+
+    def _unresolved_activity_seqs(self, held: HeldRun) -> list[int]:
+        assert held.replayer is not None
+        return held.replayer.unresolved_activities()
+
+    def _drift(self, held: HeldRun, outcome: Drifted) -> WakeReport:
+        try:
+            self.store.mark_drifted(held.run_id, held.token, outcome.error)
+        except LeaseLost:
+            emit(("continuum", "lease", "lost"), {}, self._meta(held))
+            held.replayer = None
+            return WakeReport("lost")
+        held.replayer = None
+        emit(("continuum", "run", "drifted"), {}, self._meta(held, error=outcome.error))
+        return WakeReport("drifted", error=outcome.error)
+
+    def _build(self, held: HeldRun, outcome: Completed | Failed | Blocked | Drifted) -> tuple[Wake, WakeReport]:
+        rep = held.replayer
+        assert rep is not None
+        batch = rep.batch
+        now = self.clock.now()
+        new_tasks = [
+            NewTask(
+                id=a.task_id, seq=a.seq, activity=a.activity,
+                args={"args": a.args, "kwargs": a.kwargs}, available_at=now,
+                idempotency_key=a.idempotency_key, lease_to_self=self._local(a.activity),
+            )
+            for a in batch.activities
+        ]
+        outcomes = []
+        for seq, out in batch.outcomes:
+            assert out.task_id is not None
+            start = rep.start_by_seq[seq].payload
+            key = None
+            if out.state == "completed" and not out.idempotency_hit and start.get("idempotency_key"):
+                key = (str(start["activity"]), str(start["idempotency_key"]))
+            outcomes.append(TaskOutcome(out.task_id, out.state, out.result, out.error, key, seq))
+            held.outcomes.pop(seq, None)
+        wake = Wake(
+            run_id=held.run_id, lease_token=held.token, now=now, state="suspended",
+            events=list(batch.events), new_tasks=new_tasks,
+            new_timers=[NewTimer(t.timer_id, t.seq, t.fires_at) for t in batch.timers],
+            fired_timers=list(batch.fired_timers), consumed_signals=dict(batch.consumed_signals),
+            task_outcomes=outcomes, lease_ttl=self.lease_ttl,
+        )
+        if not held.exact_version:
+            wake.version_hash = held.wf.version_hash
+        if held.pending_trace_context is not None:
+            wake.trace_context = held.pending_trace_context
+        report = WakeReport("suspended", new_tasks=[t for t in new_tasks if t.lease_to_self])
+        if isinstance(outcome, Completed):
+            wake.state, wake.result = "completed", outcome.result
+            report.state, report.result = "completed", outcome.result
+        elif isinstance(outcome, Failed):
+            wake.state, wake.error = "failed", outcome.error
+            report.state, report.error = "failed", outcome.error
+        elif isinstance(outcome, Blocked):
+            wake.next_wakeup_at = outcome.next_wakeup_at
+            wake.awaiting_signals = outcome.awaiting_signals
+            held.waiting_on = outcome.waiting_on_activities
+            report.next_wakeup_at = outcome.next_wakeup_at
+            local_work = bool(report.new_tasks) or any(s in held.inflight for s in outcome.waiting_on_activities)
+            far = outcome.next_wakeup_at is None or outcome.next_wakeup_at > now + timedelta(seconds=self.release_after)
+            if not local_work and far:
+                wake.release = True
+                report.released = True
+        return wake, report
+
+    def _after_commit(self, held: HeldRun, wake: Wake, report: WakeReport, t0: int) -> None:
+        rep = held.replayer
+        if rep is not None:
+            rep.reset_batch()
+        held.record.state = wake.state
+        held.next_wakeup_at = wake.next_wakeup_at
+        if wake.version_hash:
+            held.record.version_hash = wake.version_hash
+            held.exact_version = True
+            emit(("continuum", "run", "upgraded"), {}, self._meta(held, version_hash=wake.version_hash))
+        for t in report.new_tasks:
+            held.inflight.add(t.seq)
+        self._emit_events(held, wake)
+        duration = {"duration": time.perf_counter_ns() - t0}
+        if report.state == "completed":
+            held.replayer = None
+            emit(("continuum", "run", "completed"), duration, self._meta(held))
+        elif report.state == "failed":
+            held.replayer = None
+            emit(("continuum", "run", "failed"), duration, self._meta(held, error=wake.error))
+        elif report.released:
+            held.replayer = None
+            report.state = "released"
+            emit(("continuum", "run", "suspended"), duration,
+                 self._meta(held, next_wakeup_at=wake.next_wakeup_at, released=True))
+        else:
+            emit(("continuum", "run", "suspended"), duration,
+                 self._meta(held, next_wakeup_at=wake.next_wakeup_at, released=False))
+
+    def _emit_events(self, held: HeldRun, wake: Wake) -> None:
+        for ev in wake.events:
+            p = ev.payload
+            t = ev.event_type
+            if t == "activity_scheduled":
+                emit(("continuum", "activity", "scheduled"), {}, self._meta(held, activity=p["activity"], seq=ev.seq))
+            elif t == "timer_started":
+                emit(("continuum", "timer", "scheduled"), {"duration_s": p["duration_s"]}, self._meta(held, seq=ev.seq))
+            elif t == "timer_fired":
+                emit(("continuum", "timer", "fired"), {}, self._meta(held, seq=ev.seq, started_seq=p["started_seq"]))
+            elif t == "signal_awaited":
+                emit(("continuum", "signal", "awaited"), {}, self._meta(held, name=p["name"], seq=ev.seq))
+            elif t == "signal_received":
+                emit(("continuum", "signal", "received"), {}, self._meta(held, name=p["name"], seq=ev.seq))
+
+    # --- leases -------------------------------------------------------------------------------
+    def release(self, held: HeldRun) -> None:
+        try:
+            self.store.release_run(held.run_id, held.token)
+        finally:
+            held.replayer = None
+            emit(("continuum", "run", "released"), {}, self._meta(held))
+
+

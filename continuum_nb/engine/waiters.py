@@ -1,0 +1,85 @@
+"""``wait()`` support: one LISTEN connection per instance for finished runs, plus direct
+notification from this process's engine (no round trip when the run finished here)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from ..store.base import CHANNEL_DONE
+
+if TYPE_CHECKING:
+    from .instance import Instance
+
+log = logging.getLogger("continuum_nb.waiters")
+
+
+class DoneWatcher:
+    def __init__(self, instance: Instance) -> None:
+        self._instance = instance
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[threading.Event]] = {}
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"continuum-{instance.name}-wait", daemon=True)
+        self._thread.start()
+        # Registering before the first state check makes a notification impossible to miss;
+        # waiting for LISTEN to be in place makes that true across processes too.
+        self._connected.wait(5)
+
+    def register(self, run_id: str) -> threading.Event:
+        ev = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(run_id, set()).add(ev)
+        return ev
+
+    def unregister(self, run_id: str, ev: threading.Event) -> None:
+        with self._lock:
+            s = self._waiters.get(run_id)
+            if s is not None:
+                s.discard(ev)
+                if not s:
+                    del self._waiters[run_id]
+
+    def notify_local(self, run_id: str) -> None:
+        with self._lock:
+            events = list(self._waiters.get(run_id, ()))
+        for ev in events:
+            ev.set()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            events = [e for s in self._waiters.values() for e in s]
+        for ev in events:
+            ev.set()
+
+    def _run(self) -> None:
+        listener = None
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                if listener is None:
+                    listener = self._instance.store.listen([CHANNEL_DONE])
+                    self._connected.set()
+                    self._wake_all()  # (re)connected: re-check every waiter's state
+                    backoff = 0.2
+                for n in listener.wait(0.5):
+                    self.notify_local(n.payload)
+            except Exception as exc:
+                log.debug("wait listener error: %s", exc)
+                if listener is not None:
+                    try:
+                        listener.close()
+                    except Exception:  # noqa: S110
+                        pass
+                listener = None
+                self._connected.set()  # waiters fall back to their periodic re-check
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        if listener is not None:
+            listener.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
