@@ -262,14 +262,25 @@ class _Bridge:
             previous.end()
 
     def _pop_run(self, md: Mapping[str, Any]) -> Span | None:
+        """The open attempt an end event closes.
+
+        Only engine events (they carry ``lease_token``) end an attempt: a client's
+        ``[continuum, run, cancelled]`` in the same process is not the end of an attempt. The
+        token can differ from the claim's when the attempt created the run (the claim comes
+        before the insert that assigns the token); one engine holds one attempt per run.
+        """
+        if "lease_token" not in md:
+            return None
         run_id = str(md.get("run_id"))
         with self.lock:
             span = self.runs.pop((run_id, md.get("lease_token")), None)
-            if span is None:  # an end event without the token: the oldest attempt of that run
+            if span is None:
                 for key in list(self.runs):
                     if key[0] == run_id:
                         span = self.runs.pop(key)
                         break
+        if span is not None and md.get("lease_token") is not None:
+            span.set_attribute("continuum.lease_token", int(md["lease_token"]))
         return span
 
     def _run_ended(self, event: tuple[str, ...], md: Mapping[str, Any]) -> None:

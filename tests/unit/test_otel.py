@@ -297,3 +297,14 @@ def test_module_imports_without_opentelemetry_and_setup_names_the_extra() -> Non
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "pip install continuum-nb[otel]" in out.stdout
+
+
+def test_token_assigned_by_the_first_commit_is_recorded_and_client_events_end_nothing(bridge: Bridge) -> None:
+    rid = run_id()
+    # the first attempt of a run started with its first wake is claimed before its token exists
+    bridge.claim(rid, 0, resumed=False, trace_context=None)
+    telemetry.emit(("continuum", "run", "cancelled"), {}, {"run_id": rid, "workflow": "order", "instance": "default"})
+    assert bridge.spans() == []  # a client-side event (no lease_token) does not end an attempt
+    bridge.end(rid, 41, ("run", "suspended"))
+    [span] = bridge.spans()
+    assert span.attributes is not None and span.attributes["continuum.lease_token"] == 41
