@@ -48,6 +48,8 @@ class Config:
     release_after: float = 5.0
     #: Whether this engine may load stored %%workflow cell sources it never saw.
     allow_stored_code: bool = True
+    #: Apply pending migrations when the instance first connects (off: `continuum migrate` is yours).
+    auto_migrate: bool = True
     #: Extra settings a caller passed that no field knows (kept for error messages).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -73,6 +75,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "poll_interval": ("CONTINUUM_POLL_INTERVAL", float),
     "allow_stored_code": ("CONTINUUM_ALLOW_STORED_CODE", bool),
     "trusted_modules": ("CONTINUUM_TRUSTED_MODULES", tuple),
+    "auto_migrate": ("CONTINUUM_AUTO_MIGRATE", bool),
+    "release_after": ("CONTINUUM_RELEASE_AFTER", float),
+    "max_cached_runs": ("CONTINUUM_MAX_CACHED_RUNS", int),
 }
 
 
@@ -126,6 +131,11 @@ def load_config(name: str = "default", environ: dict[str, str] | None = None, **
             f"unknown setting(s) {sorted(unknown)}; known settings are {sorted(known)}"
         )
     values: dict[str, Any] = {}
+    if name != "default" and "database_url" not in kwargs:
+        # A named instance's own database: CONTINUUM_<NAME>_DATABASE_URL.
+        var = f"CONTINUUM_{name.upper().replace('-', '_')}_DATABASE_URL"
+        if env.get(var):
+            kwargs = {**kwargs, "database_url": env[var]}
     for key, (var, kind) in _ENV.items():
         if key not in kwargs and var in env:
             values[key] = _parse(key, var, kind, env[var])

@@ -69,6 +69,11 @@ class Instance:
             if self._store is None:
                 from ..store.postgres import PostgresStore
 
+                if self.config.auto_migrate:
+                    from ..store import migrate
+
+                    if migrate.pending(self.conninfo):
+                        migrate.migrate(self.conninfo)
                 self._store = PostgresStore(self.conninfo, pool_size=self.config.pool_size, instance=self.name)
             return self._store
 
