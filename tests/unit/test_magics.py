@@ -440,7 +440,7 @@ def test_dollar_arguments_expand_notebook_variables(ip: Any, api: RecordingApi) 
     run(ip, f"%continuum signal {RUN} note '{{\"text\": \"$started\"}}'")
     assert api.calls[-1][1] == (RUN, "note", {"text": "$started"})
     for line, expected in [
-        ("%continuum wait $nothing_here", "%continuum wait: $nothing_here is not defined in this notebook"),
+        ("%continuum wait $nothing_here", "%continuum: $nothing_here is not defined in this notebook"),
         ("%continuum wait $started.nope", "FakeRun has no attribute 'nope'"),
     ]:
         result, out, err = run(ip, line)
