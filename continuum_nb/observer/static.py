@@ -14,7 +14,7 @@ from typing import Any
 
 from .viewmodel import decode_trace_id
 
-__all__ = ["detail_html", "detail_view", "pretty_json", "runs_table_html", "table_html"]
+__all__ = ["detail_html", "detail_view", "pending_html", "pretty_json", "runs_table_html", "table_html"]
 
 _MAX_PAYLOAD_CHARS = 4000
 
@@ -128,10 +128,21 @@ def detail_html(
     ]
     more = " (first events only)" if truncated else ""
     parts.append(f"<p><b>events</b>{more}</p>" + table_html(ev_rows, ("seq", "event_type", "inserted_at", "payload"), empty="no events yet"))
-    parts.append("<p><b>pending signals</b></p>" + table_html(signals, ("id", "name", "inserted_at", "payload"), empty="none pending"))
-    parts.append(
-        "<p><b>activity tasks</b></p>"
-        + table_html(tasks, ("seq", "activity", "state", "attempt", "available_at", "lease_owner", "lease_token", "error"), empty="none")
-    )
-    parts.append("<p><b>timers</b></p>" + table_html(timers, ("seq", "fires_at", "fired"), empty="none"))
+    parts.append(pending_html(signals, tasks, timers))
     return "".join(parts)
+
+
+def pending_html(
+    signals: Sequence[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]], timers: Sequence[Mapping[str, Any]]
+) -> str:
+    """Undelivered signals, activity tasks and timers of a run."""
+    return (
+        "<p><b>pending signals</b></p>"
+        + table_html(signals, ("id", "name", "inserted_at", "payload"), empty="none pending")
+        + "<p><b>activity tasks</b></p>"
+        + table_html(
+            tasks, ("seq", "activity", "state", "attempt", "available_at", "lease_owner", "lease_token", "error"), empty="none"
+        )
+        + "<p><b>timers</b></p>"
+        + table_html(timers, ("seq", "fires_at", "fired"), empty="none")
+    )

@@ -279,11 +279,11 @@ def timeline_layout(
     - ``bars``: activity attempts, from ``activity_scheduled`` to its ``activity_completed`` /
       ``activity_failed`` (still open: to ``now``, status ``pending``), packed into lanes so
       parallel activities (gather) do not overlap; ``attempts`` comes from the task row.
-    - ``gaps``: waits, ``signal_awaited`` → ``signal_received`` and ``timer_started`` →
-      ``timer_fired`` (still open: to ``now``).
+    - ``gaps``: waits, ``signal_awaited`` → ``signal_received`` (``awaited_seq``) or its timeout's
+      ``timer_fired`` (``started_seq``), and ``timer_started`` → ``timer_fired`` (still open: to ``now``).
     - ``markers``: every event, a tick on the axis.
-    An outcome names its scheduled event by seq when the payload says so; otherwise it answers the
-    oldest open activity of the same name (the journal is in seq order, so this is deterministic).
+    An outcome names its scheduled event by ``scheduled_seq`` (docs/events.md); a journal without
+    it (older rows) pairs it with the oldest open activity of the same name.
     """
     attempts = {int(t["seq"]): int(t.get("attempt") or 1) for t in tasks if t.get("seq") is not None}
     end_t = completed_at or now
@@ -292,8 +292,7 @@ def timeline_layout(
     gaps: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
     open_bars: dict[int, dict[str, Any]] = {}
-    open_signals: dict[str, list[dict[str, Any]]] = {}
-    open_timers: list[dict[str, Any]] = []
+    open_gaps: dict[int, dict[str, Any]] = {}
 
     for ev in events:
         seq = int(ev["seq"])
@@ -325,30 +324,34 @@ def timeline_layout(
             if target is not None:
                 target["end"] = t
                 target["status"] = "completed" if kind == "activity_completed" else "failed"
-                if isinstance(payload.get("attempt"), int):
-                    target["attempts"] = max(target["attempts"], payload["attempt"])
-        elif kind == "signal_awaited":
-            gap = {"seq": seq, "kind": "signal", "label": f"waiting for signal {label!r}" if label else "waiting for a signal",
-                   "name": label, "start": t, "end": None, "open": True}
+                for key in ("attempts", "attempt"):
+                    if isinstance(payload.get(key), int):
+                        target["attempts"] = max(target["attempts"], payload[key])
+        elif kind in ("signal_awaited", "timer_started"):
+            is_signal = kind == "signal_awaited"
+            gap: dict[str, Any] = {"seq": seq, "kind": "signal" if is_signal else "timer",
+                   "label": (f"waiting for signal {label!r}" if label else "waiting for a signal") if is_signal else "timer",
+                   "name": label, "start": t, "end": None, "open": True, "outcome": None}
             gaps.append(gap)
-            open_signals.setdefault(label, []).append(gap)
-        elif kind == "signal_received":
-            waiting = open_signals.get(label) or next((v for v in open_signals.values() if v), None)
-            if waiting:
-                gap = waiting.pop(0)
-                gap["end"], gap["open"] = t, False
-        elif kind == "timer_started":
-            gap = {"seq": seq, "kind": "timer", "label": "timer", "name": label, "start": t, "end": None, "open": True}
-            gaps.append(gap)
-            open_timers.append(gap)
-        elif kind == "timer_fired":
-            target_seq = payload.get("started_seq", payload.get("timer_seq"))
-            match = next((g for g in open_timers if g["seq"] == target_seq), None)
-            if match is None and open_timers:
-                match = open_timers[0]
-            if match is not None:
-                open_timers.remove(match)
-                match["end"], match["open"] = t, False
+            open_gaps[seq] = gap
+        elif kind in ("signal_received", "timer_fired"):
+            # Resolutions name their start (awaited_seq / started_seq); a signal_received without
+            # awaited_seq was already in the mailbox at the await: no wait, just a marker.
+            ref = payload.get("awaited_seq" if kind == "signal_received" else "started_seq")
+            found = open_gaps.pop(ref, None) if isinstance(ref, int) else None
+            if found is None and ref is None and kind == "timer_fired":
+                found = next((g for g in gaps if g["open"] and g["kind"] == "timer" and g["end"] is None), None)
+                if found is not None:
+                    open_gaps.pop(found["seq"], None)
+            if found is not None:
+                found["end"], found["open"] = t, False
+                if kind == "signal_received":
+                    found["outcome"] = "received"
+                elif found["kind"] == "signal":
+                    found["outcome"] = "timed out"
+                    found["label"] = f"{found['label']} (timed out)"
+                else:
+                    found["outcome"] = "fired"
 
     finished = completed_at is not None
     for item in (*bars, *gaps):

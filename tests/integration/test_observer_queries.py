@@ -209,3 +209,71 @@ def test_unreachable_database_is_a_clear_error() -> None:
     q = ObserverQueries("postgresql://postgres@127.0.0.1:1/none", connect_timeout=2)
     with pytest.raises(DatabaseUnavailable, match="cannot reach PostgreSQL"):
         q.list_runs()
+
+
+# --- the widget app over the same queries (no browser: widgets are plain Python objects) ---------
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def signal(self, run_id: str, name: str, payload: Any) -> None:
+        self.calls.append(("signal", run_id, name, payload))
+
+    def cancel(self, run_id: str) -> None:
+        self.calls.append(("cancel", run_id))
+
+    def resume(self, run_id: str) -> None:
+        self.calls.append(("resume", run_id))
+
+    def upgrade(self, run_id: str) -> bool:
+        self.calls.append(("upgrade", run_id))
+        return True
+
+
+def _app(db_url: str, **kw: Any) -> Any:
+    pytest.importorskip("ipywidgets")
+    from continuum_nb.observer.app import ObserverApp
+
+    kw.setdefault("actions", _Recorder())
+    return ObserverApp(ObserverQueries(db_url), conninfo=db_url, live=False, page_size=5, **kw)
+
+
+def test_app_lists_filters_selects_and_validates_signal_json(db_url: str) -> None:
+    rows = _insert_runs(db_url, 12)
+    app = _app(db_url)
+    try:
+        assert [r["id"] for r in app.table.rows] == [str(i) for i in _expected(rows)[:5]]
+        assert not app.older.disabled and app.newer.disabled
+        app.state_filter.value = "suspended"
+        assert {r["state"] for r in app.table.rows} == {"suspended"}
+        target = app.table.rows[0]["id"]
+        app.table.selected_id = target
+        assert app.timeline.run_id == target and "suspended" in app.header.value
+        assert not app.action_buttons["cancel"].disabled and app.action_buttons["resume"].disabled
+        app.signal_name.value = "approve"
+        app.signal_payload.value = '{"approved": tru}'
+        assert app.act("signal") is False
+        assert "not valid JSON" in app.action_message.value and app._actions.calls == []
+        app.signal_payload.value = '{"approved": true}'
+        assert app.act("signal") is True
+        assert app.act("cancel") is True
+        assert app._actions.calls == [("signal", target, "approve", {"approved": True}), ("cancel", target)]
+        html_out = app._repr_mimebundle_()
+        data = html_out[0] if isinstance(html_out, tuple) else html_out
+        assert target[:8] in data["text/html"] and "application/vnd.jupyter.widget-view+json" in data
+    finally:
+        app.close()
+
+
+def test_app_read_only_has_no_actions(db_url: str) -> None:
+    rows = _insert_runs(db_url, 3)
+    app = _app(db_url, read_only=True)
+    try:
+        app.table.selected_id = str(rows[1]["id"])
+        assert all(b.disabled for b in app.action_buttons.values())
+        assert not any(b in app.detail_box.children for b in app.action_buttons.values())
+        assert app.act("cancel") is False and app._actions.calls == []
+    finally:
+        app.close()

@@ -150,15 +150,15 @@ def test_timeline_bars_gaps_and_markers_from_a_journal() -> None:
         _ev(1, "activity_scheduled", 0, activity="charge"),
         _ev(2, "activity_completed", 2, activity="charge"),
         _ev(3, "signal_awaited", 2, name="approve"),
-        _ev(4, "signal_received", 10, name="approve"),
+        _ev(4, "signal_received", 10, name="approve", awaited_seq=3),
         _ev(5, "timer_started", 10),
-        _ev(6, "timer_fired", 70),
+        _ev(6, "timer_fired", 70, started_seq=5),
         _ev(7, "activity_scheduled", 70, activity="ship"),
         _ev(8, "activity_scheduled", 70, activity="notify"),
-        _ev(9, "activity_failed", 75, activity="notify"),
+        _ev(9, "activity_failed", 75, activity="notify", scheduled_seq=8, attempts=5),
         _ev(10, "activity_completed", 80, activity="ship"),
     ]
-    tasks = [{"seq": 1, "attempt": 3}, {"seq": 8, "attempt": 5}]
+    tasks = [{"seq": 1, "attempt": 3}]
     lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(seconds=500),
                           completed_at=T0 + timedelta(seconds=81), tasks=tasks)
     assert lay["t_end"] == 81000
@@ -173,6 +173,19 @@ def test_timeline_bars_gaps_and_markers_from_a_journal() -> None:
     gaps = [(g["kind"], g["start"], g["end"], g["open"]) for g in lay["gaps"]]
     assert gaps == [("signal", 2000, 10000, False), ("timer", 10000, 70000, False)]
     assert [m["seq"] for m in lay["markers"]] == list(range(1, 11))
+    assert [g["outcome"] for g in lay["gaps"]] == ["received", "fired"]
+
+
+def test_timeline_signal_timeout_and_signal_already_pending() -> None:
+    events = [
+        _ev(1, "signal_received", 0, name="early"),            # was in the mailbox: no wait
+        _ev(2, "signal_awaited", 1, name="approve", timeout_s=5),
+        _ev(3, "timer_fired", 6, started_seq=2, signal="approve"),
+    ]
+    lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(seconds=9))
+    (gap,) = lay["gaps"]
+    assert (gap["start"], gap["end"], gap["outcome"]) == (1000, 6000, "timed out")
+    assert "timed out" in gap["label"] and len(lay["markers"]) == 3
 
 
 def test_timeline_open_wait_runs_to_now_and_outcome_can_name_its_seq() -> None:
