@@ -35,6 +35,7 @@ def ip() -> Iterator[Any]:
         yield shell
     finally:
         shell.run_line_magic("unload_ext", "continuum_nb")
+        shell.config.pop("ContinuumMagics", None)  # %config in one test must not leak into the next
 
 
 def shell_instance() -> Any:
