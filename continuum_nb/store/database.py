@@ -72,7 +72,7 @@ def sqlalchemy_url(url: str) -> str:
     # passes through to libpq unchanged (host may be a socket dir, so it cannot go in netloc).
     params = _parse_keywords(info)
     dbname = params.pop("dbname", "")
-    return f"postgresql+psycopg:///{quote(dbname, safe='')}" + (f"?{urlencode(params)}" if params else "")
+    return f"postgresql+psycopg:///{quote(dbname, safe='')}" + (f"?{urlencode(params, quote_via=quote)}" if params else "")
 
 
 def describe(url: str) -> str:

@@ -167,11 +167,13 @@ def _is_postgres_process(pid: int) -> bool:
         return False
     except PermissionError:
         pass  # alive, owned by another user (the server user, when we are root)
-    comm = Path(f"/proc/{pid}/comm")
-    if comm.parent.exists():
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():
         try:
-            return comm.read_text().strip() in ("postgres", "postmaster")
-        except OSError:
+            # "pid (comm) S ...": a zombie (Z) has exited and only awaits its reaper.
+            name, _, rest = (proc / "stat").read_text().rpartition(")")
+            return name.split("(", 1)[1] in ("postgres", "postmaster") and rest.split()[0] != "Z"
+        except (OSError, IndexError):
             return False  # exited between the two checks
     return True
 
@@ -203,13 +205,22 @@ class EmbeddedPostgres:
     def start(self) -> None:
         """Start the server (creating the cluster on first use) or attach to the running one,
         and make sure the ``continuum`` database exists."""
-        with self._locked():
-            self._start_locked()
-            self._ensure_database()
+        try:
+            with self._locked():
+                self._start_locked()
+                self._ensure_database()
+        except OSError as exc:  # permissions, disk full, ...: still one line for the CLI
+            raise DatabaseUnavailable(f"cannot start the embedded PostgreSQL in {self.data_root}: {exc}") from exc
 
     def stop(self) -> bool:
         """Stop the server (fast shutdown: open sessions are disconnected). Returns whether it
         was running."""
+        try:
+            return self._stop()
+        except OSError as exc:
+            raise DatabaseUnavailable(f"cannot stop the embedded PostgreSQL in {self.data_root}: {exc}") from exc
+
+    def _stop(self) -> bool:
         with self._locked():
             info = self._running()
             if info is None:
