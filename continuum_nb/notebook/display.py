@@ -206,7 +206,7 @@ class WorkflowSummary:
     def __repr__(self) -> str:
         title, version, acts = self._header()
         out = [f"{title} — {version}", acts]
-        if not self.findings and not self.cell_problems:
+        if not self.findings:
             out.append("determinism scan: no findings")
         for heading, lines in self._lines():
             out.append(f"{heading}:")
@@ -217,7 +217,7 @@ class WorkflowSummary:
         title, version, acts = self._header()
         parts = [f"<div class='continuum-summary'><b>{html.escape(title)}</b> — {html.escape(version)}",
                  f"<br>{html.escape(acts)}"]  # fmt: skip
-        if not self.findings and not self.cell_problems:
+        if not self.findings:
             parts.append("<br>determinism scan: no findings")
         for heading, lines in self._lines():
             items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)

@@ -350,7 +350,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """``%unload_ext continuum_nb``: remove the magics and stop every engine thread of this process."""
+    """``%unload_ext continuum_nb``: remove the magics and stop every instance of this process."""
     manager = ipython.magics_manager
     for kind, names in _MAGIC_NAMES.items():
         for name in names:
@@ -363,22 +363,16 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 def stop_engines() -> None:
-    """Stop the engine thread of every instance created in this process (none is created here)."""
+    """Stop every instance of this process: its engine thread, listeners and connection pool.
+
+    Instances are closed, not just stopped, so that no thread is left behind (a pool keeps worker
+    threads). The default instance is created again on the next API call; named instances must be
+    created again with ``cn.Instance(...)``.
+    """
     module = sys.modules.get("continuum_nb.engine.instance")
-    if module is None:
-        return  # no instance was ever created, so no engine thread exists
-    for inst in _instances(module):
-        if getattr(inst, "engine_running", False):
-            inst.stop()
-
-
-def _instances(module: Any) -> list[Any]:
-    for attr in ("instances", "all_instances", "registered"):
-        fn = getattr(module, attr, None)
-        if callable(fn):
-            return list(fn())
-    for attr in ("_INSTANCES", "_instances", "_registry"):
-        reg = getattr(module, attr, None)
-        if isinstance(reg, dict):
-            return list(reg.values())
-    return []
+    if module is not None:  # else no instance was ever created, so no thread exists
+        for inst in module.all_instances():
+            inst.close()
+    analytics = sys.modules.get("continuum_nb.analytics")
+    if analytics is not None:
+        analytics.close_shared()  # DuckDB connections attached to those databases
