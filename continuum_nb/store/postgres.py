@@ -2,8 +2,10 @@
 
 Performance shape (see ``benchmarks/store_commit.py``):
 - statements are constants in ``_pg_sql`` and prepared per connection (``prepare_threshold=0``);
-- a wake is one transaction sent as one pipeline (BEGIN, fence, one statement per kind of row,
-  the run row, COMMIT): one round trip and one durable commit;
+- a wake is one pipeline on an autocommit connection (fence, one statement per kind of row, the
+  run row, then a single Sync): PostgreSQL runs everything before the Sync as one implicit
+  transaction, so it costs one round trip and one durable commit, and an error anywhere (the
+  fence included) skips the rest and rolls all of it back;
 - single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
 
 Failures: a stale lease token raises ``LeaseLost``; an event month without a partition raises
@@ -208,7 +210,7 @@ class PostgresStore:
                 if owner is None:
                     conn.execute(q.INSERT_RUN_UNLEASED, params)
                     return None
-                with conn.pipeline(), conn.transaction():
+                with conn.pipeline():
                     cur = conn.execute(q.INSERT_RUN_LEASED, params)
                     if first_wake is not None:
                         self._write_wake(conn, first_wake, run.id)
@@ -251,7 +253,7 @@ class PostgresStore:
         try:
             with self._connection() as conn:
                 try:
-                    with conn.pipeline(), conn.transaction():
+                    with conn.pipeline():
                         if wake.events:
                             fence["last"] = wake.events[0].seq - 1
                             conn.execute(q.FENCE_SEQ, fence)
