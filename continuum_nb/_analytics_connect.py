@@ -22,8 +22,9 @@ import io
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     import pyarrow
 
 __all__ = ["MODES", "ScannerUnavailable", "close_shared", "connect", "mode_of", "resolve_conninfo", "shared"]
+
+T = TypeVar("T")
 
 MODES = ("auto", "scanner", "copy")
 #: Environment variable that picks the mode when ``connect(mode=None)``.
@@ -160,7 +163,9 @@ def _arrow_table(buffer: bytes, view: q.ViewSpec) -> pyarrow.Table:
         parse_options=pcsv.ParseOptions(newlines_in_values=True),
         convert_options=pcsv.ConvertOptions(
             column_types={c: arrow_types[k] for c, k in view.columns},
-            # PostgreSQL's CSV writes NULL unquoted and the empty string quoted
+            # PostgreSQL's CSV writes NULL as an unquoted empty field and the empty string as "";
+            # nothing else is NULL (Arrow's defaults would also read the JSON value null as NULL)
+            null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
             true_values=["t"],
@@ -290,25 +295,50 @@ _shared: dict[str, duckdb.DuckDBPyConnection] = {}
 _shared_lock = threading.Lock()
 
 
-def shared(instance: Any = None, database_url: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A connection to that database for one call; the caller closes it.
+def shared(
+    instance: Any, database_url: str | None, work: Callable[[duckdb.DuckDBPyConnection], T]
+) -> T:
+    """Run ``work`` on a connection to that database and return its result.
 
-    For the scanner it is a cursor of the cached connection (cheap, and safe to use from another
-    thread); for the fallback, a fresh snapshot.
+    For the scanner it gets a cursor of the cached connection (cheap, and safe from any thread);
+    if PostgreSQL dropped the cached connection's sessions (a restart, a dropped database) the
+    cache entry is replaced once. For the fallback it gets a fresh snapshot.
     """
+    import duckdb
+
     info = resolve_conninfo(instance, database_url)
+    for attempt in range(2):
+        with _shared_lock:
+            cached = _shared.get(info)
+            if cached is None:
+                fresh = connect(database_url=info)
+                if mode_of(fresh) != "scanner":
+                    cached = None
+                    con = fresh
+                else:
+                    _shared[info] = cached = fresh
+            if cached is not None:
+                con = cached.cursor()
+        try:
+            return work(con)
+        except duckdb.IOException:
+            if cached is None or attempt:
+                raise
+            _forget(info, cached)
+        finally:
+            con.close()
+    raise AssertionError("unreachable")
+
+
+def _forget(info: str, con: duckdb.DuckDBPyConnection) -> None:
     with _shared_lock:
-        con = _shared.get(info)
-        if con is None:
-            con = connect(database_url=info)
-            if mode_of(con) != "scanner":
-                return con
-            _shared[info] = con
-        return con.cursor()
+        if _shared.get(info) is con:
+            del _shared[info]
+    con.close()
 
 
 def close_shared() -> None:
-    """Close the cached connections (their PostgreSQL connections too)."""
+    """Close the cached connections (and their PostgreSQL sessions)."""
     with _shared_lock:
         for con in _shared.values():
             con.close()

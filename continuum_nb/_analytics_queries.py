@@ -44,12 +44,17 @@ def _frame(
     if con is not None:
         if instance is not None or database_url is not None:
             raise ConfigurationError("pass either a connection or instance=/database_url=, not both")
-        return con.execute(text, params).df() if params else con.execute(text).df()
-    own = shared(instance, database_url)
-    try:
-        return own.execute(text, params).df() if params else own.execute(text).df()
-    finally:
-        own.close()
+        return _df(con, text, params)
+    return shared(instance, database_url, lambda own: _df(own, text, params))
+
+
+def _df(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | None) -> pandas.DataFrame:
+    result = con.execute(text, params) if params else con.execute(text)
+    if result.description is None:  # a statement without a result set (SET, CREATE VIEW...)
+        import pandas as pd
+
+        return pd.DataFrame()
+    return result.df()
 
 
 def sql(query: str, instance: Any = None, *, database_url: str | None = None) -> pandas.DataFrame:
@@ -60,16 +65,7 @@ def sql(query: str, instance: Any = None, *, database_url: str | None = None) ->
     """
     if not isinstance(query, str) or not query.strip():
         raise ConfigurationError("the SQL query is empty; write a DuckDB query over runs, events, activity_tasks or signals")
-    own = shared(instance, database_url)
-    try:
-        result = own.execute(query)
-        if result.description is None:  # a statement without a result set (SET, CREATE VIEW...)
-            import pandas as pd
-
-            return pd.DataFrame()
-        return result.df()
-    finally:
-        own.close()
+    return shared(instance, database_url, lambda own: _df(own, query, None))
 
 
 def events_by_type_and_month(
