@@ -7,6 +7,21 @@
 -- the current month and the next three), so it succeeds on a database with years of history.
 ALTER TABLE continuum_events RENAME TO continuum_events_legacy;
 ALTER TABLE continuum_events_legacy RENAME CONSTRAINT continuum_events_pkey TO continuum_events_legacy_pkey;
+-- PostgreSQL 18 catalogs NOT NULL as named constraints (continuum_events_<col>_not_null); move
+-- them out of the way too, so the new table gets the same names a fresh install gives it.
+DO $$
+DECLARE
+    c name;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint
+              WHERE conrelid = 'continuum_events_legacy'::regclass AND contype = 'n'
+                AND conname LIKE 'continuum\_events\_%'
+    LOOP
+        EXECUTE format('ALTER TABLE continuum_events_legacy RENAME CONSTRAINT %I TO %I',
+                       c, 'continuum_events_legacy_' || substr(c, length('continuum_events_') + 1));
+    END LOOP;
+END
+$$;
 
 CREATE TABLE continuum_events (
     run_id uuid NOT NULL,

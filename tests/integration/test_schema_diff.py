@@ -3,6 +3,7 @@ against catalog: tables, columns, constraints, indexes, partitioning, sequences.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -173,3 +174,46 @@ def test_alembic_revision_compiles_and_builds_the_same_shape(empty_db_url: str, 
         assert left is not None and left[0] == 0
     finally:
         engine.dispose()
+
+
+_MONTHLY = re.compile(r"continuum_events_y\d{4}_m\d{2}")
+
+
+def _without_monthly_partitions(cat: dict[str, Any]) -> dict[str, Any]:
+    """Drop every catalog row that belongs to a monthly partition (their set depends on the data)."""
+    return {
+        key: [r for r in rows if not any(isinstance(v, str) and _MONTHLY.search(v) for v in r)]
+        for key, rows in cat.items()
+    }
+
+
+def test_upgraded_v01_database_has_the_generated_shape(empty_db_url: str, other_db_url: str) -> None:
+    """A v0.1 database with old events, once migrated, is shaped like a fresh install
+    (apart from the extra monthly partitions its old events needed)."""
+    migrate(empty_db_url, to="v0.1")
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        run_id = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO continuum_runs (id, workflow, version_hash, state, input) "
+            "VALUES (%s, 'order', 'v1', 'completed', '{}')",
+            (run_id,),
+        )
+        for seq, at in enumerate(("2023-01-15", "2023-07-01", "2024-12-31 23:59:59+00"), start=1):
+            conn.execute(
+                "INSERT INTO continuum_events (run_id, seq, event_type, payload, inserted_at) "
+                "VALUES (%s, %s, 'side_effect', '{}', %s)",
+                (run_id, seq, at),
+            )
+    migrate(empty_db_url)
+    with psycopg.connect(other_db_url, autocommit=True) as conn:
+        conn.execute(sql_script().encode())
+    upgraded, generated = catalog(empty_db_url), catalog(other_db_url)
+    def months(cat: dict[str, Any]) -> set[str]:
+        return {p[1] for p in cat["partitions"] if p[0] == "continuum_events"}
+
+    assert months(upgraded) - months(generated) == {
+        "continuum_events_y2023_m01",
+        "continuum_events_y2023_m07",
+        "continuum_events_y2024_m12",
+    }
+    _assert_same(_without_monthly_partitions(upgraded), _without_monthly_partitions(generated))
