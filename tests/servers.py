@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-__all__ = ["admin_conninfo", "server_names", "start_server", "stop_all"]
+__all__ = ["admin_conninfo", "server_names", "start_server", "stop_all", "sweep_dead_sessions"]
 
 _PREFIX = "cn-test-pg18-"
 #: Throwaway clusters: durability settings off, room for multi-process tests.
@@ -87,7 +87,7 @@ def _start_pg15() -> str:
     return url
 
 
-def _sweep_dead_sessions() -> None:
+def sweep_dead_sessions() -> None:
     """Stop and remove embedded test servers whose session died without cleaning up."""
     from continuum_nb.store.embedded import EmbeddedPostgres
 
@@ -112,7 +112,7 @@ def _sweep_dead_sessions() -> None:
 def _start_pg18() -> str:
     from continuum_nb.store.embedded import EmbeddedPostgres
 
-    _sweep_dead_sessions()
+    sweep_dead_sessions()
     root = Path(tempfile.mkdtemp(prefix=_PREFIX))
     (root / "owner.pid").write_text(str(os.getpid()))
     server = EmbeddedPostgres(root, settings=_TEST_SETTINGS)
