@@ -393,3 +393,30 @@ def test_bad_input_is_refused(db_url: str, empty_db_url: str) -> None:
         analytics.connect(database_url="postgresql://postgres@127.0.0.1:1/nothing")
     with pytest.raises(ConfigurationError, match="run states"):
         analytics.run_durations(database_url=db_url, states=["done"])
+
+
+def test_plot_helpers_draw_each_frame(journal: tuple[str, Journal]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    con = analytics.connect(database_url=journal[0])
+    months = analytics.events_by_type_and_month(con)
+    ax = analytics.plot_events_by_type_and_month(months)
+    assert len(ax.patches) == months["month"].nunique() * months["event_type"].nunique()   # stacked bars
+    durations = analytics.run_durations(con)
+    ax = analytics.plot_run_durations(durations)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(durations["workflow"])
+    assert len(ax.patches) == 3 * len(durations)
+    latency = analytics.activity_latency(con)
+    fig, (a1, a2) = plt.subplots(1, 2)
+    assert analytics.plot_activity_latency(latency, ax=a1) is a1      # draws on the given axes
+    assert sum("retries" in t.get_text() for t in a1.texts) == len(latency)
+    waits = analytics.signal_wait_times(con)
+    assert len(analytics.plot_signal_wait_times(waits, ax=a2).patches) == 2 * len(waits)
+    ax = analytics.plot_throughput_per_minute(analytics.throughput_per_minute(con))
+    assert [line.get_label() for line in ax.get_lines()] == ["events"]
+    empty = analytics.plot_run_durations(durations.iloc[0:0])
+    assert [t.get_text() for t in empty.texts] == ["no data"]
+    plt.close("all")
