@@ -3,7 +3,7 @@
 // Model: layout = {t_end, lanes, bars, gaps, markers} in ms since the run started (computed in
 // Python by continuum_nb.observer.viewmodel.timeline_layout), run_id (string).
 const NS = "http://www.w3.org/2000/svg";
-const W = 900, LEFT = 10, RIGHT = 20, ROW = 22, AXIS = 28;
+const W = 900, LEFT = 10, RIGHT = 48, ROW = 22, AXIS = 28;
 
 function svg(tag, attrs, parent) {
   const node = document.createElementNS(NS, tag);
@@ -14,6 +14,7 @@ function svg(tag, attrs, parent) {
 
 function fmt(ms) {
   const s = ms / 1000;
+  if (ms === 0) return "0 s";
   if (s < 1) return `${Math.round(ms)} ms`;
   if (s < 120) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
   if (s < 7200) return `${(s / 60).toFixed(1)} min`;

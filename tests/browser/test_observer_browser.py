@@ -1,0 +1,68 @@
+"""The observer in a real browser: JupyterLab 4 + headless Chromium through Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import psycopg
+import pytest
+
+from .conftest import EXPECT_TIMEOUT_MS, Lab, cell_errors, open_and_run_all
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS_IMG = REPO / "docs" / "img"
+
+
+def _save_screenshot(page: Any, target: Any, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"
+    target.screenshot(path=str(path))
+    if os.environ.get("CONTINUUM_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOCS_IMG / path.name)
+    return path
+
+
+def test_custom_views_render_and_talk_back_to_the_kernel(start_lab: Any, page: Any, tmp_path: Path) -> None:
+    """The anywidget views load from the package (no CDN, no build) and a click reaches Python."""
+    from playwright.sync_api import expect
+
+    lab: Lab = start_lab()
+    run_id = str(uuid.uuid4())
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import ipywidgets as w\n"
+            "from continuum_nb.observer.widgets import RunsTable, Timeline\n"
+            f"table = RunsTable(rows=[{{'id': '{run_id}', 'short_id': '{run_id[:8]}', 'workflow': 'order', "
+            "'version': 'abc', 'state': 'suspended', 'started': '2026-11-25 12:00:00', 'duration': '3 s', "
+            "'lease_owner': ''}])\n"
+            "echo = w.HTML('nothing selected')\n"
+            "table.observe(lambda ch: setattr(echo, 'value', 'selected ' + ch['new']), names='selected_id')\n"
+            "timeline = Timeline(run_id='x', layout={'t_end': 10000, 'lanes': 1, "
+            "'bars': [{'seq': 1, 'label': 'charge', 'start': 0, 'end': 4000, 'status': 'completed', 'attempts': 2, 'lane': 0}], "
+            "'gaps': [{'seq': 3, 'kind': 'signal', 'label': \"waiting for signal 'approve'\", 'name': 'approve', "
+            "'start': 4000, 'end': 10000, 'open': True, 'outcome': None}], "
+            "'markers': [{'t': 0, 'seq': 1, 'type': 'activity_scheduled', 'label': 'charge'}]})\n"
+            "w.VBox([table, echo, timeline])"
+        )
+    ]
+    nbformat.write(nb, lab.root / "views.ipynb")
+    open_and_run_all(page, lab, "views.ipynb")
+    row = page.locator(f"[data-testid=cn-runs-table] tr[data-run-id='{run_id}']")
+    expect(row).to_be_visible()
+    expect(row.locator("td.cn-state")).to_have_text("suspended")
+    timeline = page.locator("[data-testid=cn-timeline] svg")
+    expect(timeline).to_be_visible()
+    expect(page.locator("[data-testid=cn-timeline] .cn-bar-completed")).to_have_count(1)
+    expect(page.locator("[data-testid=cn-timeline] .cn-gap-signal")).to_have_count(1)
+    row.click()
+    expect(page.get_by_text(f"selected {run_id}")).to_be_visible()
+    _save_screenshot(page, page.locator(".jp-Notebook"), tmp_path, "views")
+    assert not cell_errors(page), cell_errors(page)
