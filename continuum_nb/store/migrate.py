@@ -37,7 +37,7 @@ __all__ = [
     "resolve_target",
 ]
 
-_NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"\A([0-9]{14})_([a-z0-9_]+)\.sql\Z")
 #: Revision aliases accepted by ``--to``. ``head`` is always the newest migration.
 ALIASES = {"v0.1": "20260502153302", "v0.2": "20260601000003"}
 #: The advisory lock key every migrator takes (an arbitrary constant, unique to continuum_nb).

@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 PARENT = "continuum_events"
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_NAME = re.compile(r"^continuum_events_y(\d{4})_m(\d{2})$")
+_MONTH = re.compile(r"\A([0-9]{4})-([0-9]{2})\Z")  # not \d or $: no Unicode digits, no trailing newline
+_NAME = re.compile(r"\Acontinuum_events_y([0-9]{4})_m([0-9]{2})\Z")
 _BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 
 #: Creates the current UTC month's partition and the next three, computed when it runs (so a

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from continuum_nb.cli import main
 from continuum_nb.errors import MigrationError
@@ -50,9 +51,10 @@ def checksums(url: str) -> dict[str, tuple[int, str]]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET TimeZone = 'UTC'")
         for table, (cols, key) in V01_TABLES.items():
-            row = conn.execute(
-                f"SELECT count(*), md5(coalesce(string_agg(row({cols})::text, E'\\n' ORDER BY {key}), '')) FROM {table}"
-            ).fetchone()
+            query = sql.SQL(
+                "SELECT count(*), md5(coalesce(string_agg(row({})::text, E'\\n' ORDER BY {}), '')) FROM {}"
+            ).format(sql.SQL(cols), sql.SQL(key), sql.Identifier(table))
+            row = conn.execute(query).fetchone()
             assert row is not None
             out[table] = (int(row[0]), str(row[1]))
     return out
@@ -71,7 +73,11 @@ def fill_v01(url: str, *, months: int = 26, runs: int = 390, seed: int = 2026060
     now = datetime.now(timezone.utc)
     states = ["running", "suspended", "completed", "failed"]
     with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
-        run_rows, event_rows, signal_rows, timer_rows, task_rows = [], [], [], [], []
+        run_rows: list[tuple[Any, ...]] = []
+        event_rows: list[tuple[Any, ...]] = []
+        signal_rows: list[tuple[Any, ...]] = []
+        timer_rows: list[tuple[Any, ...]] = []
+        task_rows: list[tuple[Any, ...]] = []
         for i in range(runs):
             run_id = uuid.UUID(int=rnd.getrandbits(128), version=4)
             month = add_months(first, i % months)
@@ -123,7 +129,7 @@ def fill_v01(url: str, *, months: int = 26, runs: int = 390, seed: int = 2026060
             ("continuum_activity_tasks", V01_TABLES["continuum_activity_tasks"][0], task_rows),
         ]
         for table, cols, rows in copies:
-            with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), sql.SQL(cols))) as copy:
                 for r in rows:
                     copy.write_row(r)
         for _ in range(37):
@@ -195,7 +201,7 @@ def test_v01_database_with_two_years_of_data(empty_db_url: str, capsys: pytest.C
             "|| '_m' || to_char(inserted_at AT TIME ZONE 'UTC', 'MM')"
         ).fetchone()
         assert misplaced == (0,)
-        activities = dict(conn.execute(
+        activities: dict[Any, Any] = dict(conn.execute(
             "SELECT mfa ->> 'function', activity FROM continuum_activity_tasks GROUP BY 1, 2"
         ).fetchall())
         assert activities == {"charge": "Elixir.Billing.charge", None: "ship"}
