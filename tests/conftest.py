@@ -14,6 +14,7 @@ Each server gets a template database migrated once per session; each test gets
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -22,7 +23,10 @@ import pytest
 
 from tests.servers import admin_conninfo, server_names, start_server, stop_all
 
-TEMPLATE = "continuum_test_template"
+#: Per session (several sessions may share one server): the PID lets a later session drop the
+#: template of a session that was killed before its teardown.
+TEMPLATE = f"cn_test_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+_TEMPLATE_PREFIX = "cn_test_template_"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,10 +52,33 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
     from continuum_nb.store.migrate import migrate
 
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        _drop_dead_templates(conn)
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
-    migrate(_with_db(admin, TEMPLATE))
-    yield admin
+    try:
+        migrate(_with_db(admin, TEMPLATE))
+        yield admin
+    finally:
+        _drop_db(admin, TEMPLATE)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _drop_dead_templates(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    rows = conn.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE %s", (_TEMPLATE_PREFIX + "%",)
+    ).fetchall()
+    for (name,) in rows:
+        pid = str(name)[len(_TEMPLATE_PREFIX):].split("_", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", autouse=True)
