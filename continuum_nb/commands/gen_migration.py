@@ -72,8 +72,15 @@ def sql_script() -> str:
     return f"{_HEADER}\nBEGIN;\n\n{body}COMMIT;\n"
 
 
+def _literal(statement: str) -> str:
+    """A readable Python literal: a raw triple-quoted string where that is exact, else repr()."""
+    if '"""' in statement or statement.endswith(('"', "\\")):
+        return repr(statement)
+    return 'r"""' + statement + '"""'
+
+
 def _literal_list(statements: list[str]) -> str:
-    return "\n".join(f"    {s!r}," for s in statements)
+    return "\n".join(f"    {_literal(s)}," for s in statements)
 
 
 _REVISION_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")

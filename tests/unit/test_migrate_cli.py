@@ -3,6 +3,7 @@ database: bad revisions, unreachable servers, bad months, generated output."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from typing import Any
@@ -10,9 +11,9 @@ from typing import Any
 import pytest
 
 from continuum_nb.cli import main
-from continuum_nb.commands.gen_migration import alembic_revision, sql_script
+from continuum_nb.commands.gen_migration import _literal, alembic_revision, sql_script
 from continuum_nb.store.migrate import ALIASES, available, print_sql, resolve_target
-from continuum_nb.store.schema import metadata
+from continuum_nb.store.schema import create_statements, drop_statements, metadata
 
 #: Nothing listens on port 1: connecting fails at once.
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/continuum"
@@ -117,3 +118,11 @@ def test_print_sql_of_nothing_says_so() -> None:
     assert print_sql([]).startswith("-- nothing to apply")
     text = print_sql(available()[:1])
     assert "BEGIN;" in text and "COMMIT;" in text and "20260502153302" in text
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [*create_statements(), *drop_statements(), 'SELECT \'a"""b\'', "SELECT 'x\\'", 'SELECT "q"', "E'\\n'"],
+)
+def test_alembic_literals_are_exact(statement: str) -> None:
+    assert ast.literal_eval(_literal(statement)) == statement
