@@ -64,19 +64,20 @@ SELECT seq, event_type, payload, inserted_at FROM continuum_events
 
 # --- one wake: the statements of one pipelined transaction --------------------------------------
 
-# The fence: lock the run row if the token still matches. SQL has no RAISE, so a stale token (or a
-# journal that already moved past the wake's first seq) divides by zero: the error aborts the
-# pipeline, so no later statement of the transaction runs and nothing is written.
+# The fence: lock the run row if the token still matches. SQL has no RAISE, so a stale token
+# divides by zero: the error aborts the pipeline, so no later statement of the (implicit)
+# transaction runs and nothing is written.
 FENCE = """
 SELECT 1 / count(*)::int FROM (
     SELECT 1 FROM continuum_runs WHERE id = %(run)s AND lease_token = %(token)s FOR UPDATE
 ) AS fence
 """
-FENCE_SEQ = """
-SELECT 1 / count(*)::int FROM (
-    SELECT 1 FROM continuum_runs WHERE id = %(run)s AND lease_token = %(token)s FOR UPDATE
-) AS fence
-WHERE (SELECT coalesce(max(seq), 0) FROM continuum_events WHERE run_id = %(run)s) = %(last)s
+# Then, in a statement of its own (so its snapshot is taken after the row lock is held), the
+# journal must end exactly before the wake's first seq: a wake applied twice, or by two threads
+# with the same token, cannot duplicate a (run_id, seq).
+SEQ_CHECK = """
+SELECT 1 / (CASE WHEN coalesce(max(seq), 0) = %(last)s THEN 1 ELSE 0 END)
+  FROM continuum_events WHERE run_id = %(run)s
 """
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM continuum_events WHERE run_id = %(run)s"
 

@@ -254,11 +254,9 @@ class PostgresStore:
             with self._connection() as conn:
                 try:
                     with conn.pipeline():
+                        conn.execute(q.FENCE, fence)
                         if wake.events:
-                            fence["last"] = wake.events[0].seq - 1
-                            conn.execute(q.FENCE_SEQ, fence)
-                        else:
-                            conn.execute(q.FENCE, fence)
+                            conn.execute(q.SEQ_CHECK, {**fence, "last": wake.events[0].seq - 1})
                         cur = self._write_wake(conn, wake, wake.run_id)
                 except pgerrors.DivisionByZero:
                     raise self._fence_failure(conn, wake) from None
