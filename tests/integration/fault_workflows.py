@@ -1,0 +1,374 @@
+"""Workflows and activities for the real-process fault tests.
+
+Subprocess workers import this module (``continuum worker --import tests.integration.fault_workflows``)
+and so does the test process, so both know the same definitions. Every activity records each
+execution of its body in ``fx_effects``, a table of the tests' own (not a continuum table), on the
+database named by ``FX_DATABASE_URL``: the tests count side effects there, independently of what
+the engine journals.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+import continuum_nb as cn
+
+#: The side-effect ledger: one row per execution of an activity body (not per journaled result).
+FX_DDL = """
+CREATE TABLE IF NOT EXISTS fx_effects (
+    id bigserial PRIMARY KEY,
+    activity text NOT NULL,
+    key text NOT NULL,
+    pid integer NOT NULL,
+    executed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+_local = threading.local()
+
+
+def _conn() -> psycopg.Connection[Any]:
+    conn: psycopg.Connection[Any] | None = getattr(_local, "conn", None)
+    if conn is None or conn.closed:
+        conn = psycopg.connect(os.environ["FX_DATABASE_URL"], autocommit=True)
+        _local.conn = conn
+    return conn
+
+
+def record_effect(activity: str, key: str) -> None:
+    """The activity's external effect: a row in fx_effects, committed before the body returns."""
+    try:
+        _conn().execute(
+            "INSERT INTO fx_effects (activity, key, pid) VALUES (%s, %s, %s)", (activity, key, os.getpid())
+        )
+    except psycopg.OperationalError:
+        _local.conn = None  # the server restarted: reconnect on the next attempt
+        raise
+
+
+def _pause() -> None:
+    # How long each activity body takes: long enough that a kill lands while attempts are in flight.
+    time.sleep(float(os.environ.get("FX_ACTIVITY_SECONDS", "0.02")))
+
+
+_RETRY = cn.Retry(max_attempts=20, backoff="constant", base=cn.seconds(0.2))
+
+
+@cn.activity(name="fx_charge", retry=_RETRY, timeout=cn.seconds(30),
+             idempotency_key=lambda order_id: f"charge:{order_id}")
+def fx_charge(order_id: str) -> dict[str, Any]:
+    record_effect("fx_charge", f"charge:{order_id}")
+    _pause()
+    return {"charged": order_id}
+
+
+@cn.activity(name="fx_ship", retry=_RETRY, timeout=cn.seconds(30))
+def fx_ship(order_id: str) -> str:
+    record_effect("fx_ship", f"ship:{order_id}")
+    _pause()
+    return f"shipped:{order_id}"
+
+
+@cn.activity(name="fx_step", retry=_RETRY, timeout=cn.seconds(30))
+def fx_step(tag: str, i: int) -> int:
+    record_effect("fx_step", f"{tag}:{i}")
+    return i
+
+
+@cn.activity(name="fx_sleep", retry=_RETRY, timeout=cn.seconds(60))
+def fx_sleep(tag: str, seconds: float) -> str:
+    record_effect("fx_sleep", tag)
+    time.sleep(seconds)
+    return f"slept:{tag}"
+
+
+@cn.workflow(name="fx_order")
+async def fx_order(order_id: str) -> dict[str, Any]:
+    receipt = await fx_charge(order_id)
+    shipped = await fx_ship(order_id)
+    return {"order": order_id, "receipt": receipt, "shipped": shipped}
+
+
+@cn.workflow(name="fx_steps")
+async def fx_steps(tag: str, n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await fx_step(tag, i)
+    return total
+
+
+@cn.workflow(name="fx_slow")
+async def fx_slow(tag: str, seconds: float) -> str:
+    first = await fx_sleep(tag, seconds)
+    second = await fx_step(tag, 1)
+    return f"{first}+{second}"
+
+
+@cn.workflow(name="fx_signal")
+async def fx_signal(tag: str) -> dict[str, Any]:
+    got = await cn.signal("go")
+    done = await fx_step(tag, 1)
+    return {"got": got, "step": done}
+
+
+@cn.workflow(name="fx_timer")
+async def fx_timer(tag: str, seconds: float) -> int:
+    await cn.timer(cn.seconds(seconds))
+    return int(await fx_step(tag, 2))
+
+
+# ------------------------------------------------------------------------------------------------
+# Test-side machinery (used by the test process only): worker subprocesses, the write log, waits.
+# ------------------------------------------------------------------------------------------------
+
+import contextlib  # noqa: E402
+import signal as _signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from psycopg.conninfo import make_conninfo  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODULE = "tests.integration.fault_workflows"
+
+#: Who wrote what: a trigger logs every journal insert and every task outcome with the writing
+#: connection's application_name (each worker gets its own) and the lease the run/task had at that
+#: moment, inside the writing transaction. Run-state transitions are logged too.
+WRITE_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS fx_writes (
+    id bigserial PRIMARY KEY,
+    kind text NOT NULL,
+    run_id uuid NOT NULL,
+    seq bigint,
+    writer text NOT NULL,
+    lease_owner text,
+    lease_token bigint,
+    detail text,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE OR REPLACE FUNCTION fx_log_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fx_writes (kind, run_id, seq, writer, lease_owner, lease_token, detail)
+    SELECT 'event', NEW.run_id, NEW.seq, current_setting('application_name'), r.lease_owner,
+           r.lease_token, NEW.event_type
+      FROM continuum_runs r WHERE r.id = NEW.run_id;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION fx_log_task() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fx_writes (kind, run_id, seq, writer, lease_owner, lease_token, detail)
+    VALUES ('task', NEW.run_id, NEW.seq, current_setting('application_name'), OLD.lease_owner,
+            OLD.lease_token, NEW.state);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION fx_log_run() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fx_writes (kind, run_id, writer, lease_owner, lease_token, detail)
+    VALUES ('state', NEW.id, current_setting('application_name'), OLD.lease_owner, OLD.lease_token,
+            NEW.state);
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS fx_log_event ON continuum_events;
+CREATE TRIGGER fx_log_event AFTER INSERT ON continuum_events FOR EACH ROW EXECUTE FUNCTION fx_log_event();
+DROP TRIGGER IF EXISTS fx_log_task ON continuum_activity_tasks;
+CREATE TRIGGER fx_log_task AFTER UPDATE ON continuum_activity_tasks FOR EACH ROW
+    WHEN (OLD.state IS DISTINCT FROM NEW.state AND NEW.state IN ('completed', 'failed'))
+    EXECUTE FUNCTION fx_log_task();
+DROP TRIGGER IF EXISTS fx_log_run ON continuum_runs;
+CREATE TRIGGER fx_log_run AFTER UPDATE ON continuum_runs FOR EACH ROW
+    WHEN (OLD.state IS DISTINCT FROM NEW.state)
+    EXECUTE FUNCTION fx_log_run();
+"""
+
+
+def install(url: str, *, write_log: bool = True) -> None:
+    """Create the side-effect ledger (and the write log) in a migrated test database."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(FX_DDL)
+        if write_log:
+            conn.execute(WRITE_LOG_DDL)
+
+
+def query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return list(conn.execute(sql, params).fetchall())
+
+
+def scalar(url: str, sql: str, params: Any = None) -> Any:
+    rows = query(url, sql, params)
+    return rows[0][0] if rows else None
+
+
+def wait_until(what: str, pred: Callable[[], Any], timeout: float, *, every: float = 0.1) -> Any:
+    """Poll ``pred`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+        except psycopg.OperationalError as exc:  # the server is restarting: keep waiting
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+
+
+def completed_count(url: str, workflow: str | None = None) -> int:
+    if workflow is None:
+        return int(scalar(url, "SELECT count(*) FROM continuum_runs WHERE state = 'completed'"))
+    return int(scalar(url, "SELECT count(*) FROM continuum_runs WHERE state = 'completed' AND workflow = %s",
+                      (workflow,)))
+
+
+class Worker:
+    """One ``continuum worker`` subprocess, its own application_name on every connection."""
+
+    def __init__(self, url: str, label: str, *, lease_ttl: float = 2.0, heartbeat: float = 0.5,
+                 concurrency: int = 8, extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 imports: tuple[str, ...] = (MODULE,)) -> None:
+        self.label = label
+        self.app = f"fx-{label}"
+        self.url = make_conninfo(url, application_name=self.app)
+        self.owner: str | None = None
+        self._log = tempfile.NamedTemporaryFile(prefix=f"fx-worker-{label}-", suffix=".log", delete=False)  # noqa: SIM115
+        argv = [sys.executable, "-m", "continuum_nb", "worker", "--database-url", self.url,
+                "--lease-ttl", str(lease_ttl), "--concurrency", str(concurrency), *extra]
+        for module in imports:
+            argv += ["--import", module]
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
+        child_env.update({
+            "FX_DATABASE_URL": url,
+            "CONTINUUM_HEARTBEAT": str(heartbeat),
+            "CONTINUUM_POLL_INTERVAL": "0.25",
+            "PYTHONUNBUFFERED": "1",
+        })
+        child_env.update(env or {})
+        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            argv, cwd=REPO_ROOT, env=child_env, stdout=subprocess.PIPE, stderr=self._log, text=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = 60.0) -> str:
+        """Block until the worker prints its ready line; returns its lease owner string."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("continuum worker ") and " ready " in line:
+                self.owner = line.split()[2]
+                return self.owner
+        raise AssertionError(f"worker {self.label} did not become ready: {self.stderr()}")
+
+    def stderr(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")[-4000:]
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(_signal.SIGKILL)
+            self.proc.wait(30)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(_signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            self.proc.send_signal(_signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.kill()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._log.name)
+
+
+@contextlib.contextmanager
+def workers(*ws: Worker) -> Iterator[list[Worker]]:
+    """Make sure every worker process is gone at the end of a test, whatever happened (workers
+    started later are appended to the yielded list)."""
+    started = list(ws)
+    try:
+        yield started
+    finally:
+        for w in started:
+            w.close()
+
+
+def wait_disconnected(url: str, app: str, timeout: float = 30.0) -> None:
+    """Wait until the server has no session of ``app`` left (a killed process's transactions are
+    then either committed or rolled back, so the database state is final for it)."""
+    wait_until(f"the sessions of {app} to end", lambda: scalar(
+        url, "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = %s", (app,)), timeout)
+
+
+@contextlib.contextmanager
+def client(url: str) -> Iterator[Any]:
+    """A pure client instance (run_engine=False): it starts and signals runs, workers execute them."""
+    import uuid as _uuid
+
+    inst = cn.Instance(f"fx-client-{_uuid.uuid4().hex[:8]}", database_url=url, run_engine=False,
+                       auto_migrate=False)
+    try:
+        yield inst
+    finally:
+        inst.close()
+
+
+def journal_problems(url: str) -> list[str]:
+    """Every way the journal could be broken: a (run_id, seq) twice, or a seq gap (seq is 1..n)."""
+    problems = [
+        f"(run {r}, seq {s}) appears {n} times"
+        for r, s, n in query(url, "SELECT run_id, seq, count(*) FROM continuum_events GROUP BY 1, 2 HAVING count(*) > 1")
+    ]
+    problems += [
+        f"run {r}: seqs are not 1..{n} (min {lo}, max {hi}, distinct {d})"
+        for r, n, lo, hi, d in query(url, """
+            SELECT run_id, count(*), min(seq), max(seq), count(DISTINCT seq) FROM continuum_events
+             GROUP BY run_id HAVING min(seq) <> 1 OR max(seq) <> count(*) OR count(DISTINCT seq) <> count(*)""")
+    ]
+    problems += [
+        f"run {r}: activity scheduled at seq {s} resolved {n} times"
+        for r, s, n in query(url, """
+            SELECT run_id, (payload->>'scheduled_seq')::bigint, count(*) FROM continuum_events
+             WHERE event_type IN ('activity_completed', 'activity_failed') GROUP BY 1, 2 HAVING count(*) > 1""")
+    ]
+    return problems
+
+
+def fencing_problems(url: str, owners: dict[str, str]) -> list[str]:
+    """Writes made by a process that did not hold the lease at that moment.
+
+    ``owners`` maps application_name -> lease owner string of each worker. A journal insert must
+    come from the process whose owner held the run row's lease inside that transaction; a task
+    outcome from the process holding the task lease (or, for an engine-local task, the run lease).
+    """
+    out = []
+    for kind, run_id, seq, writer, owner, token, detail in query(
+        url, "SELECT kind, run_id, seq, writer, lease_owner, lease_token, detail FROM fx_writes "
+             "WHERE kind IN ('event', 'task') ORDER BY id"
+    ):
+        if writer not in owners:
+            continue  # not one of the test's workers (e.g. the test's own client)
+        if owner != owners[writer]:
+            out.append(f"{kind} {detail} of run {run_id} seq {seq} written by {writer} "
+                       f"({owners[writer]}) while the lease was {owner!r} token {token}")
+    return out
