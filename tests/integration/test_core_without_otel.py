@@ -85,3 +85,36 @@ def test_core_imports_and_scans_without_opentelemetry(core_python: Path, tmp_pat
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.postgres
+def test_core_runs_a_workflow_without_opentelemetry(core_python: Path, tmp_path: Path, db_url: str) -> None:
+    out = _run(
+        core_python,
+        f"""
+        import json
+        import sys
+        import continuum_nb as cn
+
+        @cn.activity
+        def double(x: int) -> int:
+            return 2 * x
+
+        @cn.workflow(name="core_no_otel")
+        async def core_no_otel(x: int) -> dict:
+            doubled = await double(x)
+            approval = await cn.signal("go")
+            return {{"doubled": doubled, "by": approval["by"]}}
+
+        inst = cn.Instance(name="core", database_url={db_url!r})
+        run = cn.start(core_no_otel, {{"x": 21}}, instance="core")
+        cn.signal(run.id, "go", {{"by": "ana"}}, instance="core")
+        result = cn.wait(run.id, timeout=60, instance="core")
+        inst.close()
+        assert "opentelemetry" not in sys.modules, "the core imported opentelemetry"
+        print(json.dumps(result, sort_keys=True))
+        """,
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == '{"by": "ana", "doubled": 42}'
