@@ -307,6 +307,8 @@ class _Bridge:
         kind = error.get("type") or error.get("error_type")
         if kind:
             attrs["exception.type"] = str(kind)
+        if isinstance(error.get("traceback"), str):
+            attrs["exception.stacktrace"] = error["traceback"]
         span.add_event("exception", attributes=attrs)
 
     def _activity_started(self, md: Mapping[str, Any]) -> None:

@@ -155,7 +155,10 @@ def test_activity_attempt_spans_are_children_of_the_stored_context(bridge: Bridg
     with tracer.start_as_current_span("caller") as caller:
         stored = capture_trace_context()
     rid = run_id()
-    bridge.activity(rid, "retried", attempt=1, trace_context=stored, error={"type": "IOError", "message": "down"})
+    bridge.activity(
+        rid, "retried", attempt=1, trace_context=stored,
+        error={"type": "IOError", "message": "down", "traceback": "Traceback ...\nOSError: down"},
+    )
     bridge.activity(rid, "completed", attempt=2, trace_context=stored)
     first, second = bridge.spans("continuum.activity_attempt")
     for span, attempt in ((first, 1), (second, 2)):
@@ -166,6 +169,10 @@ def test_activity_attempt_spans_are_children_of_the_stored_context(bridge: Bridg
         assert span.attributes["continuum.activity"] == "charge"
         assert span.attributes["continuum.workflow"] == "order"
     assert first.status.status_code is StatusCode.ERROR and first.status.description == "IOError: down"
+    [exc_event] = first.events
+    assert dict(exc_event.attributes or {}) == {
+        "exception.type": "IOError", "exception.message": "down", "exception.stacktrace": "Traceback ...\nOSError: down",
+    }
     assert second.status.status_code is StatusCode.OK
 
 
