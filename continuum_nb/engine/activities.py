@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .._json import check_json
 from ..store.base import NewTask, TaskOutcome, TaskRecord
 from ..workflow import ACTIVITIES, ActivityDef
+from .clock import wall_now
 from .replay import LiveOutcome, error_dict
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | Task
         max_attempts = act.retry.max_attempts if act is not None else 1
         if act is not None and record.attempt < max_attempts:
             delay = act.retry.delay(record.attempt)
-            available_at = engine.now() + timedelta(seconds=delay)
+            available_at = wall_now() + timedelta(seconds=delay)
             engine.tasks_inflight.pop(record.id, None)
             h = engine.held.get(record.run_id)
             if h is not None:

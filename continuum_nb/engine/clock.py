@@ -10,7 +10,13 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["Clock", "SystemClock", "VirtualClock"]
+__all__ = ["Clock", "SystemClock", "VirtualClock", "wall_now"]
+
+
+def wall_now() -> datetime:
+    """Real time, for operational scheduling that workflows never see (activity task
+    availability and retry backoff): a virtual clock must not stall retries."""
+    return datetime.now(timezone.utc)
 
 
 class Clock:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import DatabaseUnavailable
 from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE
 from ..workflow import ACTIVITIES
+from .clock import wall_now
 
 if TYPE_CHECKING:
     from .node import Engine
@@ -72,7 +73,7 @@ async def _claim_once(engine: Engine) -> None:
     acts = sorted(ACTIVITIES)
     if acts and free_tasks > 0:
         tasks = await engine.db(
-            engine.store.claim_tasks, engine.owner, acts, engine.clock.now(), engine.config.lease_ttl, free_tasks
+            engine.store.claim_tasks, engine.owner, acts, wall_now(), engine.config.lease_ttl, free_tasks
         )
         for task in tasks:
             engine.start_activity(engine.held.get(task.run_id), task)

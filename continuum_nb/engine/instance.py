@@ -117,10 +117,11 @@ class Instance:
         return self._engine if self.engine_running else None
 
     def done_watcher(self) -> Any:
+        from .waiters import DoneWatcher
+
+        self.store  # noqa: B018 - resolve the store before the watcher thread needs it
         with self._lock:
             if self._done_watcher is None:
-                from .waiters import DoneWatcher
-
                 self._done_watcher = DoneWatcher(self)
             return self._done_watcher
 

@@ -547,6 +547,12 @@ class Replayer:
                         return self._finish(Drifted(self.drift))
                     if self.replaying:
                         return self._drift_end(f"raised {type(exc).__name__}: {exc}")
+                    if isinstance(exc, RuntimeError) and "no running event loop" in str(exc):
+                        exc = TypeError(
+                            f"workflow {self.workflow!r} used asyncio, which is not a continuum awaitable: workflows "
+                            "never run on an event loop; use cn.timer() instead of asyncio.sleep() and move other "
+                            "async I/O into an @cn.activity"
+                        )
                     return self._finish(Failed(error_dict(exc)))
                 if self.drift:  # workflow code swallowed the drift signal (bare except)
                     return self._finish(Drifted(self.drift))

@@ -30,7 +30,7 @@ from ..store.base import (
 )
 from ..telemetry import emit
 from ..workflow import WorkflowDef
-from .clock import Clock
+from .clock import Clock, wall_now
 from .replay import Blocked, Completed, Drifted, Failed, LiveOutcome, Replayer
 
 __all__ = ["HeldRun", "Runner", "WakeReport"]
@@ -253,7 +253,7 @@ class Runner:
         new_tasks = [
             NewTask(
                 id=a.task_id, seq=a.seq, activity=a.activity,
-                args={"args": a.args, "kwargs": a.kwargs}, available_at=now,
+                args={"args": a.args, "kwargs": a.kwargs}, available_at=wall_now(),
                 idempotency_key=a.idempotency_key, lease_to_self=self._local(a.activity),
             )
             for a in batch.activities

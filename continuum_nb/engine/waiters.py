@@ -18,6 +18,7 @@ log = logging.getLogger("continuum_nb.waiters")
 class DoneWatcher:
     def __init__(self, instance: Instance) -> None:
         self._instance = instance
+        self._store = instance.store  # resolved here: the thread must not take the instance lock
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}
         self._stop = threading.Event()
@@ -60,7 +61,7 @@ class DoneWatcher:
         while not self._stop.is_set():
             try:
                 if listener is None:
-                    listener = self._instance.store.listen([CHANNEL_DONE])
+                    listener = self._store.listen([CHANNEL_DONE])
                     self._connected.set()
                     self._wake_all()  # (re)connected: re-check every waiter's state
                     backoff = 0.2

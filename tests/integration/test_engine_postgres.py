@@ -1,0 +1,120 @@
+"""Engine behaviour (tests/engine_cases.py) on real PostgreSQL (both servers), plus what only a
+real database can show: the signal/timeout race under the run lock, timers across restarts,
+wait() woken by NOTIFY."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import continuum_nb as cn
+from continuum_nb.engine.clock import VirtualClock
+from tests.engine_cases import *  # noqa: F403 - the shared cases
+from tests.engine_cases import define, eventually, journal, suspended_on
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def make_instance(db_url: str, clock: VirtualClock) -> Iterator[Any]:
+    made: list[cn.Instance] = []
+
+    def make(clock_: VirtualClock | None = None, **settings: Any) -> cn.Instance:
+        settings.setdefault("poll_interval", 0.2)
+        settings.setdefault("lease_ttl", 5.0)
+        inst = cn.Instance(f"pg-{uuid.uuid4().hex[:8]}", database_url=db_url, clock=clock_ or clock, **settings)
+        made.append(inst)
+        return inst
+
+    yield make
+    for inst in made:
+        inst.close()
+
+
+async def race(n: int) -> Any:
+    try:
+        return await cn.signal("go", timeout=cn.seconds(10))
+    except cn.SignalTimeout:
+        return "timeout"
+
+
+def test_signal_versus_timeout_exactly_one_wins(make_instance: Any, clock: VirtualClock) -> None:
+    inst = make_instance(release_after=3600)  # keep coroutines live: the race is in the wake
+    wf = define(inst, race)
+    runs = [cn.start(wf, {"n": i}, instance=inst) for i in range(300)]
+    for run in runs:
+        eventually(lambda run=run: suspended_on(inst, run, "signal_awaited"), what="await")
+    sender = threading.Thread(target=lambda: [cn.signal(r.id, "go", r.id, instance=inst) for r in runs])
+    sender.start()
+    clock.advance(cn.seconds(11))  # every timeout is due while the signals arrive
+    sender.join()
+    outcomes = {"signal": 0, "timeout": 0}
+    for run in runs:
+        result = cn.wait(run.id, timeout=60, instance=inst)
+        evs = journal(inst, run)
+        awaited = [e for e in evs if e.event_type == "signal_awaited"]
+        resolutions = [e for e in evs if e.payload.get("awaited_seq") == awaited[0].seq
+                       or e.payload.get("started_seq") == awaited[0].seq]
+        assert len(resolutions) == 1, [e.event_type for e in evs]  # exactly one wins
+        pending = inst.store.pending_signals(uuid.UUID(run.id), ["go"])
+        if resolutions[0].event_type == "signal_received":
+            assert result == run.id and pending == []
+            outcomes["signal"] += 1
+        else:
+            assert result == "timeout"
+            assert [s.payload for s in pending] == [run.id]  # the late signal is kept, not lost
+            outcomes["timeout"] += 1
+    assert sum(outcomes.values()) == 300
+
+
+def test_timers_survive_an_engine_restart(make_instance: Any, clock: VirtualClock) -> None:
+    first = make_instance()
+
+    async def nap() -> str:
+        await cn.timer(cn.hours(6))
+        return "rested"
+
+    run = cn.start(define(first, nap), instance=first)
+    eventually(lambda: suspended_on(first, run, "timer_started"), what="timer")
+    first.stop()
+    later = VirtualClock(clock.now())
+    second = make_instance(clock_=later)
+    define(second, nap)
+    later.advance(cn.hours(7))
+    assert cn.wait(run.id, timeout=30, instance=second) == "rested"
+    assert [e.event_type for e in journal(second, run)] == ["timer_started", "timer_fired"]
+
+
+def test_wait_is_woken_by_notify_not_a_poll(make_instance: Any) -> None:
+    worker = make_instance()
+    client = make_instance(run_engine=False)
+
+    async def gated() -> Any:
+        return await cn.signal("open")
+
+    wf = define(worker, gated)
+    run = cn.start(wf, instance=worker)
+    eventually(lambda: suspended_on(worker, run, "signal_awaited"), what="await")
+    reads = {"n": 0}
+    original = client.store.get_run
+
+    def counting(*a: Any, **k: Any) -> Any:
+        reads["n"] += 1
+        return original(*a, **k)
+
+    client.store.get_run = counting  # type: ignore[method-assign]
+    result: dict[str, Any] = {}
+    waiter = threading.Thread(target=lambda: result.update(v=cn.wait(run.id, timeout=60, instance=client)))
+    waiter.start()
+    eventually(lambda: reads["n"] >= 1, what="first read")
+    cn.signal(run.id, "open", "now", instance=client)
+    waiter.join(60)
+    assert result == {"v": "now"}
+    assert reads["n"] <= 3  # initial check + the notified re-check (a poll would read many times)
