@@ -241,9 +241,10 @@ def _module_of(dotted: str, obj: Any) -> str:
         name = ".".join(parts[:i])
         if isinstance(sys.modules.get(name), types.ModuleType) and i < len(parts):
             return name
-    mod = getattr(obj, "__module__", None)
+    mod = getattr(obj, "__module__", None) if obj is not _MISSING else None
     if isinstance(mod, str):
         return _canonical(mod)
+    # Not imported in this process (a cell's import that has not run): its import path.
     return parts[0] if len(parts) == 1 else ".".join(parts[:-1])
 
 
@@ -486,7 +487,7 @@ class _Scan:
             isinstance(obj_module, str) and is_trusted_module(obj_module, self.trusted)
         ):
             return
-        if module == self.module or obj_module == self.module:
+        if self.module is not None and self.module in (module, obj_module):
             return  # the workflow's own module: classes and callables it defines
         if module not in self.untrusted:
             shown = r.dotted.removeprefix("builtins.")

@@ -257,6 +257,16 @@ def test_one_untrusted_warning_per_module(helper_modules: Callable[[str, str], t
     assert f"'{name}'" in str(caught[0].message) and "trusted_modules" in str(caught[0].message)
 
 
+def test_a_module_that_is_not_imported_is_judged_by_its_import_path() -> None:
+    source = "from not_imported_helpers_xyz.sub import f\n\nasync def wf():\n    return f()\n"
+    ns: dict[str, Any] = {}
+    exec(compile("async def wf():\n    return f()\n", CELL, "exec"), ns)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        findings = check_workflow(ns["wf"], source=source, filename=CELL)
+    assert kinds(findings) == [("untrusted", "not_imported_helpers_xyz.sub", 4)]
+
+
 def test_stdlib_trusted_modules_and_builtins_are_fine() -> None:
     findings, caught = scan_cell(
         """
