@@ -77,49 +77,29 @@ class Finding:
 
 
 ACTIVITY = "move the I/O into an @cn.activity"
-SIDE_EFFECT = "cn.side_effect(...)"
 
-# (dotted prefix, replacement). First match wins, so specific entries come before their module.
-_NONDETERMINISTIC: tuple[tuple[str, str], ...] = (
-    ("time.sleep", "cn.timer(...)"),
-    ("time", "cn.now()"),
-    ("datetime.datetime.now", "cn.now()"),
-    ("datetime.datetime.utcnow", "cn.now()"),
-    ("datetime.datetime.today", "cn.now()"),
-    ("datetime.date.today", "cn.today()"),
-    ("random", "cn.random()"),
-    ("uuid.uuid1", "cn.uuid4()"),
-    ("uuid.uuid4", "cn.uuid4()"),
-    ("os.urandom", "cn.random()"),
-    ("os.path.join", ""),
-    ("os.path.basename", ""),
-    ("os.path.dirname", ""),
-    ("os.path.split", ""),
-    ("os.path.splitext", ""),
-    ("os.path.normpath", ""),
-    ("os.path.isabs", ""),
-    ("os.path.commonprefix", ""),
-    ("os", ACTIVITY),
-    ("secrets", SIDE_EFFECT),
-    ("asyncio.sleep", "cn.timer(...)"),
-    ("asyncio.gather", "cn.gather(...)"),
-    ("asyncio", "cn.gather(...) / cn.timer(...) (workflow code never runs on an asyncio loop)"),
-    ("threading", "cn.gather(...) of activities"),
-    ("concurrent.futures", "cn.gather(...) of activities"),
-    ("multiprocessing", "cn.gather(...) of activities"),
-    ("builtins.open", ACTIVITY),
-    ("builtins.input", ACTIVITY),
-    ("io.open", ACTIVITY),
-    ("socket", ACTIVITY),
-    ("ssl", ACTIVITY),
-    ("subprocess", ACTIVITY),
-    ("urllib.request", ACTIVITY),
-    ("http.client", ACTIVITY),
-    ("requests", ACTIVITY),
-    ("httpx", ACTIVITY),
-    ("aiohttp", ACTIVITY),
-    ("urllib3", ACTIVITY),
-)
+# replacement -> the dotted prefixes it replaces. The longest matching prefix decides, so
+# "" (deterministic members of a flagged module, like os.path.join) overrides its module.
+_REPLACEMENTS: dict[str, tuple[str, ...]] = {
+    "cn.now()": ("time", "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today"),
+    "cn.today()": ("datetime.date.today",),
+    "cn.timer(...)": ("time.sleep", "asyncio.sleep"),
+    "cn.random()": ("random", "os.urandom"),
+    "cn.uuid4()": ("uuid.uuid1", "uuid.uuid4"),
+    "cn.side_effect(...)": ("secrets",),
+    "cn.gather(...)": ("asyncio.gather",),
+    "cn.gather(...) / cn.timer(...) (workflow code never runs on an asyncio loop)": ("asyncio",),
+    "cn.gather(...) of activities": ("threading", "concurrent.futures", "multiprocessing"),
+    ACTIVITY: (
+        "os", "builtins.open", "builtins.input", "io.open", "socket", "ssl", "subprocess",
+        "urllib.request", "http.client", "requests", "httpx", "aiohttp", "urllib3",
+    ),
+    "": tuple(
+        f"os.path.{f}"
+        for f in ("join", "basename", "dirname", "split", "splitext", "normpath", "isabs", "commonprefix")
+    ),
+}
+_RULES: dict[str, str] = {prefix: repl for repl, prefixes in _REPLACEMENTS.items() for prefix in prefixes}
 
 #: Standard-library modules whose functions are deterministic (the nondeterministic members of
 #: datetime and uuid are caught by the rules above first).
@@ -179,13 +159,11 @@ def _canonical(dotted: str) -> str:
 
 
 def _nondeterministic(dotted: str) -> str | None:
-    """The replacement for a never-deterministic call, or None if the call is not one.
-
-    An empty replacement in the table marks a deterministic exception inside a flagged module
-    (``os.path.join`` inside ``os``).
-    """
-    for prefix, replacement in _NONDETERMINISTIC:
-        if dotted == prefix or dotted.startswith(prefix + "."):
+    """The replacement for a never-deterministic call, or None if the call is not one."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        replacement = _RULES.get(".".join(parts[:i]))
+        if replacement is not None:
             return replacement or None
     return None
 
