@@ -170,7 +170,8 @@ class WorkflowSummary:
 
     name: str
     version_hash: str
-    instance: str
+    #: None: registered in every instance of the process (%%workflow without --instance).
+    instance: str | None
     activities: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     cell_problems: list[str] = field(default_factory=list)
@@ -200,8 +201,9 @@ class WorkflowSummary:
     def _header(self) -> tuple[str, str, str]:
         acts = ", ".join(self.activities) if self.activities else "(none)"
         status = "new version" if self.new_version else "unchanged"
-        return (f"workflow {self.name}", f"version {short_hash(self.version_hash)} ({status}), "
-                f"instance {self.instance}", f"activities: {acts}")  # fmt: skip
+        where = f"instance {self.instance}" if self.instance else "every instance"
+        version = f"version {short_hash(self.version_hash)} ({status}), {where}"
+        return (f"workflow {self.name}", version, f"activities: {acts}")
 
     def __repr__(self) -> str:
         title, version, acts = self._header()

@@ -146,7 +146,7 @@ class ContinuumMagics(Magics, Configurable):
         summary = views.WorkflowSummary(
             name=wf.name,
             version_hash=wf.version_hash,
-            instance=instance or "default",
+            instance=instance,
             activities=list(getattr(wf, "activities", []) or []),
             findings=[_finding_text(f) for f in getattr(wf, "findings", []) or []],
             cell_problems=problems,
