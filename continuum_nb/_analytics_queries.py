@@ -54,7 +54,9 @@ def _df(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | None
         import pandas as pd
 
         return pd.DataFrame()
-    return result.df()
+    # Through Arrow rather than .df(): same dtypes for these results (UUIDs come out as strings),
+    # and no pandas deprecation warning from DuckDB's time-zone conversion.
+    return result.to_arrow_table().to_pandas()
 
 
 def sql(query: str, instance: Any = None, *, database_url: str | None = None) -> pandas.DataFrame:

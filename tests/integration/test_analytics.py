@@ -220,7 +220,8 @@ def test_fallback_gives_identical_views_and_answers(journal: tuple[str, Journal]
     copy = analytics.connect(database_url=url, mode="copy")
     for view, key in (("runs", "id"), ("events", "run_id, seq"), ("activity_tasks", "id"), ("signals", "id")):
         q = f"SELECT * FROM {view} ORDER BY {key}"  # noqa: S608
-        pd.testing.assert_frame_equal(scan.execute(q).df(), copy.execute(q).df())
+        pd.testing.assert_frame_equal(scan.execute(q).to_arrow_table().to_pandas(),
+                                      copy.execute(q).to_arrow_table().to_pandas())
         describe = f"SELECT column_name, column_type FROM (DESCRIBE {view})"  # noqa: S608
         assert scan.execute(describe).fetchall() == copy.execute(describe).fetchall()
     for query in (analytics.events_by_type_and_month, analytics.run_durations, analytics.activity_latency,
