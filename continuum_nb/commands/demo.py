@@ -1,4 +1,6 @@
-"""``continuum demo``: start (or attach to) the database, migrate it, list the event partitions."""
+"""``continuum demo``: start (or attach to) the database, migrate it, list the event partitions,
+then run a real workflow (an activity that fails once, a signal, a timer, side effects) and print
+its timeline."""
 
 from __future__ import annotations
 
@@ -28,15 +30,19 @@ def _run(args: argparse.Namespace) -> int:
     for p in parts:
         span = f"{p.start:%Y-%m-%d} .. {p.end:%Y-%m-%d}" if p.start and p.end else "default"
         print(f"  {p.name:<32} {span:<24} {p.rows:>8} rows")
-    return 0
+    print()
+    from .._demo import run_demo
+
+    return run_demo(info)
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="start (or attach to) the database, migrate it and list its partitions",
+        help="run a demo workflow on the embedded database (or --database-url)",
         description="Start (or attach to) the embedded database unless a URL is given, apply the "
-        "migrations and list the continuum_events partitions.",
+        "migrations, list the continuum_events partitions, then run a workflow with a flaky "
+        "activity, a signal, a timer and side effects, and print its timeline.",
     )
     add_database_options(parser)
     parser.set_defaults(func=_run)
