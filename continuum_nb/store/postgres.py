@@ -44,8 +44,9 @@ from ._pg_common import (
     seq_conflict,
 )
 from ._pg_listen import PgListener
+from ._pg_wake import jsonb_or_null as _j
+from ._pg_wake import queue_wake
 from .base import (
-    FINISHED_STATES,
     Event,
     NewRun,
     NewTimer,
@@ -66,11 +67,6 @@ T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 _N_RUN_COLS = 15
 _PARTITION_MONTH = re.compile(r"\((\d{4})-(\d{2})-\d{2}")
-
-
-def _j(value: Any) -> str | None:
-    """A nullable jsonb parameter: SQL NULL for None."""
-    return None if value is None else dumps(value)
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
@@ -213,7 +209,7 @@ class PostgresStore:
                 with conn.pipeline():
                     cur = conn.execute(q.INSERT_RUN_LEASED, params)
                     if first_wake is not None:
-                        self._write_wake(conn, first_wake, run.id)
+                        queue_wake(conn, first_wake, run.id)
                 row = cur.fetchone()
                 assert row is not None
                 return int(row[0])
@@ -257,7 +253,7 @@ class PostgresStore:
                         conn.execute(q.FENCE, fence)
                         if wake.events:
                             conn.execute(q.SEQ_CHECK, {**fence, "last": wake.events[0].seq - 1})
-                        cur = self._write_wake(conn, wake, wake.run_id)
+                        cur = queue_wake(conn, wake, wake.run_id)
                 except pgerrors.DivisionByZero:
                     raise self._fence_failure(conn, wake) from None
                 row = cur.fetchone()
@@ -272,84 +268,6 @@ class PostgresStore:
             return lease_lost(wake.run_id, wake.lease_token)
         last = conn.execute(q.LAST_SEQ, {"run": wake.run_id}).fetchone()
         return seq_conflict(wake.run_id, wake.events[0].seq, int(last[0]) if last else 0)
-
-    def _write_wake(self, conn: Conn, wake: Wake, run_id: UUID) -> psycopg.Cursor[Any]:
-        """Queue the statements of one wake (inside the caller's pipelined transaction).
-
-        Returns the cursor of the run-row update, whose row is (signal_pending, notify)."""
-        run = {"run": run_id}
-        if wake.events:
-            conn.execute(q.INSERT_EVENTS, {
-                **run,
-                "seqs": [e.seq for e in wake.events],
-                "types": [e.event_type for e in wake.events],
-                "payloads": [dumps(e.payload) for e in wake.events],
-            })
-        if wake.new_tasks:
-            tasks = wake.new_tasks
-            conn.execute(q.INSERT_TASKS, {
-                **run,
-                "ttl": wake.lease_ttl,
-                "ids": [t.id for t in tasks],
-                "seqs": [t.seq for t in tasks],
-                "mfas": [dumps(t.args) for t in tasks],
-                "acts": [t.activity for t in tasks],
-                "attempts": [t.attempt for t in tasks],
-                "avail": [t.available_at for t in tasks],
-                "keys": [t.idempotency_key for t in tasks],
-                "mine": [t.lease_to_self for t in tasks],
-            })
-        if wake.new_timers:
-            conn.execute(q.INSERT_TIMERS, {
-                **run,
-                "ids": [t.id for t in wake.new_timers],
-                "seqs": [t.seq for t in wake.new_timers],
-                "fires": [t.fires_at for t in wake.new_timers],
-            })
-        if wake.fired_timers:
-            conn.execute(q.FIRE_TIMERS, {**run, "ids": list(wake.fired_timers)})
-        if wake.consumed_signals:
-            conn.execute(q.CONSUME_SIGNALS, {
-                **run,
-                "ids": list(wake.consumed_signals),
-                "seqs": list(wake.consumed_signals.values()),
-            })
-        if wake.task_outcomes:
-            outs = wake.task_outcomes
-            conn.execute(q.APPLY_OUTCOMES, {
-                **run,
-                "ids": [o.task_id for o in outs],
-                "states": [o.state for o in outs],
-                "results": [_j(o.result) for o in outs],
-                "errors": [_j(o.error) for o in outs],
-            })
-            idem = [o for o in outs if o.state == "completed" and o.idempotency is not None]
-            if idem:
-                conn.execute(q.INSERT_RESULTS, {
-                    **run,
-                    "modules": [o.idempotency[0] for o in idem if o.idempotency],
-                    "keys": [o.idempotency[1] for o in idem if o.idempotency],
-                    "seqs": [o.seq for o in idem],
-                    "results": [dumps(o.result) for o in idem],
-                })
-        if wake.cancelled_tasks:
-            conn.execute(q.CANCEL_TASKS, {**run, "ids": list(wake.cancelled_tasks)})
-        return conn.execute(q.UPDATE_RUN, {
-            **run,
-            "run_text": str(run_id),
-            "names": list(wake.awaiting_signals),
-            "awaited": list(getattr(wake, "awaiting_tasks", ()) or ()),
-            "state": wake.state,
-            "result": _j(wake.result),
-            "error": _j(wake.error),
-            "now": wake.now,
-            "next": wake.next_wakeup_at,
-            "finished": wake.state in FINISHED_STATES,
-            "version": wake.version_hash,
-            "trace": wake.trace_context,
-            "release": wake.release,
-            "ttl": wake.lease_ttl,
-        })
 
     def mark_drifted(self, run_id: UUID, lease_token: int, error: dict[str, Any]) -> None:
         with self._connection() as conn:
