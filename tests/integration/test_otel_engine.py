@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import continuum_nb as cn
 from continuum_nb import otel
-from continuum_nb.api import get_run
+from continuum_nb.api import events, get_run
 from continuum_nb.otel import decode_trace_context
 
 pytestmark = pytest.mark.postgres
@@ -105,6 +105,13 @@ def attempts_ended(spans: Spans, outcome: str) -> Callable[[], bool]:
     )
 
 
+def awaiting_signal(run_id: str, instance: str) -> Callable[[], bool]:
+    """True once the run has journaled its signal wait and committed the suspension."""
+    return lambda: get_run(run_id, instance=instance).state == "suspended" and any(
+        e.event_type == "signal_awaited" for e in events(run_id, instance=instance)
+    )
+
+
 def traceparent(span: ReadableSpan) -> str:
     ctx = span.get_span_context()
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
@@ -118,8 +125,7 @@ def test_caller_span_parents_the_first_attempt_and_later_attempts_link_to_it(
     with tracer.start_as_current_span("caller") as caller:
         run = cn.start(otel_order, {"order_id": "A1"}, instance=inst.name)
     caller_ctx = caller.get_span_context()
-    wait_until("the run to suspend on its signal", lambda: get_run(run.id, instance=inst.name).state == "suspended"
-               and any(s.name == "continuum.activity_attempt" for s in spans.exporter.get_finished_spans()))
+    wait_until("the run to suspend on its signal", awaiting_signal(run.id, inst.name))
     cn.signal(run.id, "approve", {"by": "ana"}, instance=inst.name)
     assert cn.wait(run.id, timeout=30, instance=inst.name) == {
         "prepared": "prepared:A1", "shipped": "shipped:A1:ana",
@@ -167,14 +173,13 @@ def test_context_of_a_root_first_attempt_is_persisted_once_and_survives_an_engin
 ) -> None:
     inst = make_instance()
     run = cn.start(otel_order, {"order_id": "B2"}, instance=inst.name)  # no caller span
-    wait_until("the run to suspend on its signal", lambda: get_run(run.id, instance=inst.name).state == "suspended")
+    wait_until("the run to suspend on its signal", awaiting_signal(run.id, inst.name))
     wait_until("the first attempt span", lambda: spans.named("continuum.run_attempt"))
     first = spans.named("continuum.run_attempt")[0]
     assert first.parent is None and list(first.links) == []
     stored = wait_until("trace_context to be stored", lambda: stored_trace_context(db_url, run.id))
     assert decode_trace_context(stored) == {"traceparent": traceparent(first)}
-    acts_before = len(spans.named("continuum.activity_attempt"))
-    assert acts_before == 1
+    wait_until("the first activity attempt span", lambda: len(spans.named("continuum.activity_attempt")) == 1)
 
     inst.stop()  # the engine goes away; a new one on the same database finishes the run
     new = make_instance()
