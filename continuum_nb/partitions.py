@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from .store import partitions as _sql
+from .store.database import conninfo as normalise
 from .store.database import resolve_url
 from .store.migrate import connect
 from .store.partitions import (
@@ -89,7 +90,7 @@ def list_partitions(*, database_url: str | None = None) -> list[PartitionInfo]:
 def missing_next_month(conninfo: str) -> bool:
     """True when no partition will take events inserted at the start of next UTC month."""
     start = datetime.combine(next_month(), datetime.min.time(), tzinfo=timezone.utc)
-    with connect(conninfo, autocommit=True) as conn:
+    with connect(normalise(conninfo), autocommit=True) as conn:
         return _sql.covering_partition(conn, start) is None
 
 

@@ -246,12 +246,19 @@ def drop_partition(conn: psycopg.Connection[Any], name: str) -> bool:
     the drop see a partition nobody can write to meanwhile.
     """
     _validate_name(name)
-    with conn.transaction():
-        conn.execute("SET LOCAL lock_timeout = '30s'")
-        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(PARENT)))
-        if not check_droppable(conn, name).droppable:
-            return False
-        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+    try:
+        with conn.transaction():
+            # Short: while this waits, new journal reads and writes queue behind it.
+            conn.execute("SET LOCAL lock_timeout = '5s'")
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(PARENT)))
+            if not check_droppable(conn, name).droppable:
+                return False
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+    except psycopg.errors.LockNotAvailable:
+        raise PartitionError(
+            f"could not lock continuum_events within 5s to drop {name} (long-running queries hold it); "
+            "retry `continuum partitions drop-old --execute` when it is quieter"
+        ) from None
     return True
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from continuum_nb import partitions
 from continuum_nb.cli import main
+from continuum_nb.errors import PartitionError
 from continuum_nb.store.partitions import add_months, format_month, partition_name
 
 
@@ -231,3 +232,27 @@ def test_unmigrated_or_unreachable_database_is_one_line(
         assert rc == 2 and "continuum migrate" in err and len(err.strip().splitlines()) == 1
         rc, _, err = cli(capsys, "partitions", *action, "--database-url", "postgresql://postgres@127.0.0.1:1/x")
         assert rc == 2 and "cannot connect" in err and len(err.strip().splitlines()) == 1
+
+
+def test_drop_waits_briefly_for_the_lock_then_reports_one_line(db_url: str) -> None:
+    """A long reader holding continuum_events makes the drop give up with a clear error,
+    and the partition stays."""
+    old = add_months(this_month(), -8)
+    partitions.create(old, database_url=db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        add_events(conn, add_run(conn, timedelta(days=-1)), old, 1)
+    with psycopg.connect(db_url) as reader:
+        reader.execute("SELECT count(*) FROM continuum_events").fetchone()  # holds ACCESS SHARE
+        with pytest.raises(PartitionError) as info:
+            partitions.drop_old(True, database_url=db_url)
+        reader.rollback()
+    assert "could not lock continuum_events" in str(info.value) and "\n" not in str(info.value)
+    assert partition_name(old) in partition_names(db_url)
+    assert partitions.drop_old(True, database_url=db_url).dropped == [partition_name(old)]
+
+
+def test_missing_next_month_accepts_any_url_form(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        info = conn.info
+        url = f"postgresql+psycopg://{info.user}@/{info.dbname}?host={info.host}&port={info.port}"
+    assert partitions.missing_next_month(url) is False
