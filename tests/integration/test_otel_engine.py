@@ -17,6 +17,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 import continuum_nb as cn
 from continuum_nb import otel
@@ -42,6 +43,22 @@ async def otel_order(order_id: str) -> dict[str, str]:
     approval = await cn.signal("approve")
     shipped = await otel_ship(order_id, approval["by"])
     return {"prepared": prepared, "shipped": shipped}
+
+
+_flaky_calls: dict[str, int] = {}
+
+
+@cn.activity(retry=cn.Retry(max_attempts=3, backoff="constant", base=cn.seconds(0.05)))
+def otel_flaky(key: str) -> int:
+    _flaky_calls[key] = _flaky_calls.get(key, 0) + 1
+    if _flaky_calls[key] == 1:
+        raise ConnectionError(f"first attempt of {key} fails")
+    return _flaky_calls[key]
+
+
+@cn.workflow(name="otel_retry")
+async def otel_retry(key: str) -> int:
+    return await otel_flaky(key)
 
 
 class Spans:
@@ -201,3 +218,25 @@ def test_context_of_a_root_first_attempt_is_persisted_once_and_survives_an_engin
     assert [(s.attributes or {})["continuum.activity"] for s in acts] == [otel_prepare.name, otel_ship.name]
     for span in acts:
         assert span.context.trace_id == first.context.trace_id
+
+
+def test_each_activity_attempt_is_its_own_span(spans: Spans, make_instance: Callable[[], cn.Instance]) -> None:
+    inst = make_instance()
+    key = uuid.uuid4().hex
+    tracer = spans.provider.get_tracer("test")
+    with tracer.start_as_current_span("caller") as caller:
+        run = cn.start(otel_retry, {"key": key}, instance=inst.name)
+    assert cn.wait(run.id, timeout=30, instance=inst.name) == 2
+    wait_until("the completed attempt span", attempts_ended(spans, "completed"))
+    acts = spans.named("continuum.activity_attempt")
+    assert [((s.attributes or {})["continuum.attempt"], (s.attributes or {})["continuum.outcome"]) for s in acts] == [
+        (1, "retried"), (2, "completed"),
+    ]
+    failed, ok = acts
+    assert failed.status.status_code is StatusCode.ERROR
+    assert "first attempt of" in (failed.status.description or "")
+    [exc] = failed.events
+    assert (exc.attributes or {})["exception.type"] == "builtins.ConnectionError"
+    assert ok.status.status_code is StatusCode.OK
+    for span in acts:
+        assert span.context.trace_id == caller.get_span_context().trace_id
