@@ -102,14 +102,15 @@ _REPLACEMENTS: dict[str, tuple[str, ...]] = {
 _RULES: dict[str, str] = {prefix: repl for repl, prefixes in _REPLACEMENTS.items() for prefix in prefixes}
 
 #: Standard-library modules whose functions are deterministic (the nondeterministic members of
-#: datetime and uuid are caught by the rules above first).
+#: datetime and uuid are caught by the rules above first). logging and warnings are here too:
+#: their output repeats on replay, but they cannot change the path the workflow takes.
 STDLIB_TRUSTED: frozenset[str] = frozenset(
     {
         "abc", "array", "base64", "binascii", "bisect", "builtins", "calendar", "cmath",
         "collections", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal",
         "difflib", "enum", "fractions", "functools", "graphlib", "hashlib", "heapq", "hmac",
         "html", "ipaddress", "itertools", "json", "keyword", "math", "numbers", "operator",
-        "pprint", "re", "shlex", "statistics", "string", "struct", "textwrap", "types",
+        "pprint", "re", "shlex", "logging", "warnings", "statistics", "string", "struct", "textwrap", "types",
         "typing", "unicodedata", "urllib.parse", "uuid", "zlib", "os.path", "posixpath",
         "ntpath",
     }

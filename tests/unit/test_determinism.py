@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import textwrap
 import types
@@ -270,7 +271,7 @@ def test_a_module_that_is_not_imported_is_judged_by_its_import_path() -> None:
 def test_stdlib_trusted_modules_and_builtins_are_fine() -> None:
     findings, caught = scan_cell(
         """
-        import json, math, re, itertools, hashlib, base64
+        import json, math, re, itertools, hashlib, base64, logging
         from collections import Counter
         from decimal import Decimal
         import datetime
@@ -280,8 +281,11 @@ def test_stdlib_trusted_modules_and_builtins_are_fine() -> None:
             c = Counter(itertools.chain(xs, xs))
             h = hashlib.sha256(base64.b64encode(d.encode())).hexdigest()
             when = datetime.datetime(2026, 1, 1) + datetime.timedelta(days=1)
+            log.info("scored %s", h)
+            logging.getLogger("wf").debug("done")
             return len(d), sorted(c), h, Decimal("1.5"), when.isoformat(), str(max(xs))
-        """
+        """,
+        env={"log": logging.getLogger("test")},
     )
     assert findings == [] and caught == []
 
