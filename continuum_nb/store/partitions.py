@@ -135,8 +135,9 @@ def create_partition(conn: psycopg.Connection[Any], month: date) -> bool:
             )
         except psycopg.errors.DuplicateTable:
             return False  # a concurrent create won
-        except psycopg.errors.InvalidObjectDefinition as exc:
-            # "would overlap partition ...": someone made a partition by hand with other bounds.
+        except (psycopg.errors.InvalidObjectDefinition, psycopg.errors.CheckViolation) as exc:
+            # "would overlap partition ...": someone made a partition by hand with other bounds;
+            # or a hand-made DEFAULT partition already holds rows of this month.
             raise PartitionError(
                 f"cannot create {name}: {exc.diag.message_primary}; inspect `continuum partitions list`"
             ) from None

@@ -256,3 +256,18 @@ def test_missing_next_month_accepts_any_url_form(db_url: str) -> None:
         info = conn.info
         url = f"postgresql+psycopg://{info.user}@/{info.dbname}?host={info.host}&port={info.port}"
     assert partitions.missing_next_month(url) is False
+
+
+def test_overlap_with_a_hand_made_partition_is_one_line(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE continuum_events_custom PARTITION OF continuum_events "
+            "FOR VALUES FROM ('2033-01-15 00:00:00+00') TO ('2033-02-15 00:00:00+00')"
+        )
+    rc, out, err = cli(capsys, "partitions", "create", "2033-02", "--database-url", db_url)
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "cannot create continuum_events_y2033_m02" in err and "overlap" in err
+    listed = {p.name: p for p in partitions.list_partitions(database_url=db_url)}
+    assert listed["continuum_events_custom"].month is None
+    assert listed["continuum_events_custom"].start == datetime(2033, 1, 15, tzinfo=timezone.utc)
+    assert "continuum_events_y2033_m02" not in listed
