@@ -31,7 +31,7 @@ import psycopg
 from .errors import ConfigurationError, DatabaseUnavailable, MigrationError
 from .store import analytics_sql as q
 from .store.database import conninfo as to_conninfo
-from .store.database import describe, resolve_url
+from .store.database import describe
 
 if TYPE_CHECKING:
     import duckdb
@@ -60,31 +60,15 @@ def _missing_extra(exc: ImportError) -> ImportError:
 
 
 def resolve_conninfo(instance: Any = None, database_url: str | None = None) -> str:
-    """The psycopg conninfo of the database an instance (or a URL) points at."""
+    """The psycopg conninfo of the database an instance (a name, an ``Instance``, or None for the
+    default instance) or an explicit URL points at, resolved like the rest of the API."""
     if database_url is not None and instance is not None:
         raise ConfigurationError("pass either instance= or database_url=, not both")
     if database_url is not None:
         return to_conninfo(database_url)
-    if instance is None and not _engine_available():
-        return resolve_url(None)
-    if not _engine_available():
-        raise ConfigurationError(
-            f"instance={instance!r} needs continuum_nb's engine, which is not available here; "
-            "pass database_url= instead"
-        )
-    from .engine import instance as engine_instance
+    from .engine.instance import resolve
 
-    inst = instance if not isinstance(instance, str | None) else engine_instance.instance(instance)
-    url = getattr(getattr(inst, "config", None), "database_url", None)
-    return resolve_url(url)
-
-
-def _engine_available() -> bool:
-    try:
-        from .engine import instance as _  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return resolve(instance).conninfo
 
 
 def _extension_path(con: duckdb.DuckDBPyConnection) -> Path:

@@ -244,34 +244,45 @@ SELECT activity,
  ORDER BY activity
 """
 
-# Per run and signal name, in seq order: an awaited followed by a received is one wait; an awaited
-# followed by another awaited (or nothing) timed out or is still waiting; a received not preceded
-# by an awaited found the signal already in the mailbox (no wait was journaled).
+# A signal_received names the signal_awaited it answers in awaited_seq (null when the signal was
+# already in the mailbox at the await: no wait was journaled). Journals written before that key
+# existed pair a received with the awaited right before it (same run and name, in seq order).
+# An awaited that nothing answers timed out or is still waiting.
 SIGNAL_WAIT_TIMES = """
-WITH s AS (
-    SELECT event_type, payload ->> 'name' AS name, inserted_at,
-           lead(event_type) OVER w AS next_type,
-           lead(inserted_at) OVER w AS next_at,
-           lag(event_type) OVER w AS prev_type
+WITH sig AS (
+    SELECT run_id, seq, event_type, payload ->> 'name' AS name, inserted_at,
+           (payload -> 'awaited_seq') IS NOT NULL AS has_ref,
+           TRY_CAST(payload -> 'awaited_seq' AS BIGINT) AS ref,
+           lag(event_type) OVER w AS prev_type, lag(seq) OVER w AS prev_seq
       FROM events
      WHERE event_type IN ('signal_awaited', 'signal_received')
     WINDOW w AS (PARTITION BY run_id, payload ->> 'name' ORDER BY seq)
+), awaited AS (
+    SELECT run_id, seq, name, inserted_at FROM sig WHERE event_type = 'signal_awaited'
+), received AS (
+    SELECT run_id, name, inserted_at,
+           CASE WHEN has_ref THEN ref WHEN prev_type = 'signal_awaited' THEN prev_seq END AS awaited_seq
+      FROM sig WHERE event_type = 'signal_received'
+), waits AS (
+    SELECT a.name, count(*) AS answered,
+           quantile_cont(epoch(r.inserted_at - a.inserted_at), 0.5) AS p50_s,
+           quantile_cont(epoch(r.inserted_at - a.inserted_at), 0.95) AS p95_s,
+           max(epoch(r.inserted_at - a.inserted_at)) AS max_s
+      FROM received r JOIN awaited a ON a.run_id = r.run_id AND a.seq = r.awaited_seq
+     GROUP BY a.name
+), a AS (
+    SELECT name, count(*) AS awaited FROM awaited GROUP BY name
+), r AS (
+    SELECT name, count(*) AS received, count(*) FILTER (WHERE awaited_seq IS NULL) AS immediate
+      FROM received GROUP BY name
 )
 SELECT name,
-       count(*) FILTER (WHERE event_type = 'signal_awaited') AS awaited,
-       count(*) FILTER (WHERE event_type = 'signal_received') AS received,
-       count(*) FILTER (WHERE event_type = 'signal_received'
-                          AND prev_type IS DISTINCT FROM 'signal_awaited') AS immediate,
-       count(*) FILTER (WHERE event_type = 'signal_awaited'
-                          AND next_type IS DISTINCT FROM 'signal_received') AS unanswered,
-       quantile_cont(epoch(next_at - inserted_at), 0.5)
-           FILTER (WHERE event_type = 'signal_awaited' AND next_type = 'signal_received') AS p50_s,
-       quantile_cont(epoch(next_at - inserted_at), 0.95)
-           FILTER (WHERE event_type = 'signal_awaited' AND next_type = 'signal_received') AS p95_s,
-       max(epoch(next_at - inserted_at))
-           FILTER (WHERE event_type = 'signal_awaited' AND next_type = 'signal_received') AS max_s
-  FROM s
- GROUP BY name
+       COALESCE(a.awaited, 0) AS awaited,
+       COALESCE(r.received, 0) AS received,
+       COALESCE(r.immediate, 0) AS immediate,
+       COALESCE(a.awaited, 0) - COALESCE(waits.answered, 0) AS unanswered,
+       waits.p50_s, waits.p95_s, waits.max_s
+  FROM a FULL JOIN r USING (name) FULL JOIN waits USING (name)
  ORDER BY name
 """
 

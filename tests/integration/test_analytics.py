@@ -67,7 +67,8 @@ def _build(seed: int = 5, n_runs: int = 48) -> Journal:
         for _ in range(rng.randint(1, 3)):
             name = rng.choice(["charge", "ship", "notify"])
             s_seq, s_at = emit("activity_scheduled",
-                               {"activity": name, "args": {"args": [i], "kwargs": {}}, "ordinal": 0},
+                               {"activity": name, "ordinal": 0, "args": [i], "kwargs": {},
+                                "idempotency_key": None, "task_id": str(uuid.UUID(int=i))},
                                rng.uniform(0.001, 2))
             task = [uuid.UUID(int=rng.getrandbits(128)), run_id, s_seq, name,
                     json.dumps({"args": [i], "kwargs": {}}), 1, "available", s_at, None, None, None]
@@ -80,8 +81,9 @@ def _build(seed: int = 5, n_runs: int = 48) -> Journal:
             failed = attempts == 3 and rng.random() < 0.5
             latency = rng.uniform(0.01, 30)
             kind = "activity_failed" if failed else "activity_completed"
-            body = {"error": {"type": "ValueError", "message": "no"}} if failed else {"result": {"ok": i}}
-            _, done_at = emit(kind, {"scheduled_seq": s_seq, "attempts": attempts, **body}, latency)
+            body = ({"error": {"type": "builtins.ValueError", "message": "no", "traceback": "..."}} if failed
+                    else {"result": {"ok": i}, "idempotency_hit": False})
+            _, done_at = emit(kind, {"activity": name, "scheduled_seq": s_seq, "attempts": attempts, **body}, latency)
             j.latencies[name].append((done_at - s_at).total_seconds())
             j.attempts[name].append(attempts)
             j.outcomes[name]["scheduled"] += 1
@@ -91,32 +93,44 @@ def _build(seed: int = 5, n_runs: int = 48) -> Journal:
                         json.dumps(body["error"]) if failed else None]
             j.tasks.append(tuple(task))
         if not waiting:
-            emit("timer_started", {"fire_at": "2026-01-01T00:00:00Z", "duration_s": 5}, 0.5)
-            emit("timer_fired", {}, 5)
-            emit("side_effect", {"value": rng.random()}, 0.01)
+            t_seq, _ = emit("timer_started", {"ordinal": 0, "duration_s": 5.0, "fire_at": "2026-01-01T00:00:05+00:00"}, 0.5)
+            emit("timer_fired", {"started_seq": t_seq, "fire_at": "2026-01-01T00:00:05+00:00"}, 5)
+            emit("side_effect", {"kind": "random", "ordinal": 0, "value": rng.random()}, 0.01)
             roll = rng.random()
             counts = j.signal_counts["approve"]
             if roll < 0.5:                              # a normal wait
-                _, a_at = emit("signal_awaited", {"name": "approve", "timeout_s": 3600}, 0.1)
-                r_seq, r_at = emit("signal_received", {"name": "approve", "payload": {"by": "ana"}},
+                a_seq, a_at = emit("signal_awaited", {"name": "approve", "ordinal": 0, "timeout_s": 3600.0}, 0.1)
+                # before v0.2 journals carried no awaited_seq: then the awaited right before pairs
+                ref = {"awaited_seq": a_seq} if roll < 0.4 else {}
+                r_seq, r_at = emit("signal_received", {"name": "approve", "payload": {"by": "ana"}, **ref},
                                    rng.uniform(1, 5000))
                 j.waits["approve"].append((r_at - a_at).total_seconds())
                 counts.update(["awaited", "received"])
                 j.signals.append((run_id, "approve", '{"by": "ana"}', True, r_seq, r_at))
-            elif roll < 0.7:                            # already in the mailbox: no wait journaled
-                r_seq, r_at = emit("signal_received", {"name": "approve", "payload": {}}, 0.1)
+            elif roll < 0.65:                           # already in the mailbox: no wait journaled
+                r_seq, r_at = emit("signal_received",
+                                   {"name": "approve", "payload": {}, "awaited_seq": None, "ordinal": 0}, 0.1)
                 counts.update(["received", "immediate"])
                 j.signals.append((run_id, "approve", "{}", True, r_seq, r_at))
-            elif roll < 0.85:                           # timed out once, then answered
-                emit("signal_awaited", {"name": "approve", "timeout_s": 60}, 0.1)
-                emit("timer_fired", {}, 60)
-                _, a_at = emit("signal_awaited", {"name": "approve", "timeout_s": 600}, 0.1)
-                r_seq, r_at = emit("signal_received", {"name": "approve", "payload": None}, rng.uniform(1, 500))
+            elif roll < 0.8:                            # timed out once, then answered
+                t_seq, _ = emit("signal_awaited", {"name": "approve", "ordinal": 0, "timeout_s": 60.0}, 0.1)
+                emit("timer_fired", {"started_seq": t_seq, "timeout_s": 60.0, "signal": "approve"}, 60)
+                a_seq, a_at = emit("signal_awaited", {"name": "approve", "ordinal": 1, "timeout_s": 600.0}, 0.1)
+                r_seq, r_at = emit("signal_received", {"name": "approve", "payload": None, "awaited_seq": a_seq},
+                                   rng.uniform(1, 500))
                 j.waits["approve"].append((r_at - a_at).total_seconds())
                 counts.update(["awaited", "awaited", "received", "unanswered"])
                 j.signals.append((run_id, "approve", "null", True, r_seq, r_at))
+            elif roll < 0.9:                            # timed out, then found one in the mailbox
+                t_seq, _ = emit("signal_awaited", {"name": "approve", "ordinal": 0, "timeout_s": 5.0}, 0.1)
+                emit("timer_fired", {"started_seq": t_seq, "timeout_s": 5.0, "signal": "approve"}, 5)
+                r_seq, r_at = emit("signal_received",
+                                   {"name": "approve", "payload": 1, "awaited_seq": None, "ordinal": 1}, 30)
+                counts.update(["awaited", "unanswered", "received", "immediate"])
+                j.signals.append((run_id, "approve", "1", True, r_seq, r_at))
             else:                                       # still waiting for a review
-                emit("signal_awaited", {"name": "review", "timeout_s": None}, 0.1)
+                emit("signal_awaited", {"name": "review", "ordinal": 0, "timeout_s": None}, 0.1)
+                j.signals.append((run_id, "other", '"early"', False, None, clock[0]))
                 j.signal_counts["review"].update(["awaited", "unanswered"])
                 waiting = True
         if waiting:
@@ -210,8 +224,9 @@ def test_views_exist_with_json_columns(con: duckdb.DuckDBPyConnection, journal: 
     assert err == ('line one\nline "two", three',)
     assert con.execute("SELECT count(*) FROM runs WHERE lease_owner = ''").fetchone() == (1,)
     assert con.execute("SELECT count(*) FROM runs WHERE lease_owner IS NULL").fetchone() == (len(j.runs) - 1,)
-    pending = con.execute("SELECT count(*) FROM signals WHERE delivered").fetchone()
-    assert pending == (len(j.signals),)
+    delivered = con.execute("SELECT count(*) FROM signals WHERE delivered AND delivered_seq IS NOT NULL").fetchone()
+    assert delivered == (sum(s[3] for s in j.signals),)
+    assert con.execute("SELECT payload FROM signals WHERE NOT delivered LIMIT 1").fetchone() == ('"early"',)
 
 
 def test_fallback_gives_identical_views_and_answers(journal: tuple[str, Journal]) -> None:
@@ -291,6 +306,7 @@ def test_signal_wait_times(con: duckdb.DuckDBPyConnection, journal: tuple[str, J
         else:
             assert pd.isna(row["p50_s"])
     assert df.loc["approve", "immediate"] > 0 and df.loc["approve", "unanswered"] > 0
+    assert df.loc["review", "received"] == 0 and pd.isna(df.loc["review", "p50_s"])
 
 
 def _minute(at: datetime) -> datetime:
