@@ -315,3 +315,55 @@ def test_unix_socket(db_url: str) -> None:
             assert conn.info.host.startswith("/")
     finally:
         s.close()
+
+
+# --- a server restart (only on the session's own embedded server, which no one else uses) ----------
+
+def test_store_and_listener_recover_after_a_server_restart(request: pytest.FixtureRequest, db_url: str) -> None:
+    if request.node.callspec.params.get("pg_server") != "pg18":
+        pytest.skip("restarts only the test session's private embedded server (pg18)")
+    import tempfile
+    from pathlib import Path
+
+    from continuum_nb.store.embedded import EmbeddedPostgres
+    from tests.servers import _PREFIX, _TEST_SETTINGS
+
+    mine = [r for r in Path(tempfile.gettempdir()).glob(_PREFIX + "*")
+            if (r / "owner.pid").is_file() and (r / "owner.pid").read_text().strip() == str(os.getpid())]
+    assert len(mine) == 1, mine
+    server = EmbeddedPostgres(mine[0], settings=_TEST_SETTINGS)
+    store = PostgresStore(db_url, pool_size=2, pool_timeout=2.0, connect_timeout=2.0)
+    try:
+        rid, token = new_run(store)
+        assert token is not None
+        listener = store.listen([CHANNEL_WAKE])
+        server.stop()
+        try:
+            with pytest.raises(DatabaseUnavailable) as info:
+                store.get_run(rid)
+            assert "\n" not in str(info.value)
+            assert isinstance(listener.wait(0.2), list)  # no exception while the server is down
+        finally:
+            server.start()
+
+        def back() -> bool:
+            try:
+                return store.get_run(rid) is not None
+            except DatabaseUnavailable:
+                return False
+
+        assert wait_until(back, timeout=60)
+        store.commit_wake(wake(rid, token, 1))
+        assert [e.seq for e in store.load_journal(rid)] == [1, 2]
+        heard: list[Notification] = []
+
+        def received() -> bool:
+            store.send_signal(rid, "ping", None, now())
+            heard.extend(listener.wait(0.3))
+            return Notification(CHANNEL_WAKE, str(rid)) in heard
+
+        assert wait_until(received, timeout=60)
+        assert listener.reconnects >= 1
+        listener.close()
+    finally:
+        store.close()
