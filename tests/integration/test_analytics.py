@@ -437,3 +437,23 @@ def test_plot_helpers_draw_each_frame(journal: tuple[str, Journal]) -> None:
     empty = analytics.plot_run_durations(durations.iloc[0:0])
     assert [t.get_text() for t in empty.texts] == ["no data"]
     plt.close("all")
+
+
+def test_instance_resolves_like_the_rest_of_the_api(journal: tuple[str, Journal]) -> None:
+    import continuum_nb as cn
+    from continuum_nb.errors import InstanceNotRegistered
+
+    url, j = journal
+    inst = cn.Instance(name="analytics_reports", database_url=url, run_engine=False)
+    try:
+        for ref in ("analytics_reports", inst):
+            con = analytics.connect(ref)
+            assert con.execute("SELECT count(*) FROM events").fetchone() == (len(j.events),)
+            con.close()
+        df = analytics.sql("SELECT count(*) AS n FROM runs", instance="analytics_reports")
+        assert df["n"].tolist() == [len(j.runs)]
+        assert analytics.run_durations(instance=inst)["runs"].sum() == sum(r["state"] == "completed" for r in j.runs)
+    finally:
+        inst.close()
+    with pytest.raises(InstanceNotRegistered, match="analytics_reports"):
+        analytics.connect("analytics_reports")
