@@ -372,3 +372,19 @@ def fencing_problems(url: str, owners: dict[str, str]) -> list[str]:
             out.append(f"{kind} {detail} of run {run_id} seq {seq} written by {writer} "
                        f"({owners[writer]}) while the lease was {owner!r} token {token}")
     return out
+
+
+def diagnose(url: str, ws: list[Worker]) -> str:
+    """What is stuck, for a failure message: unfinished runs, their open tasks, worker logs."""
+    lines = [f"states: {query(url, 'SELECT state, count(*) FROM continuum_runs GROUP BY 1')}"]
+    for row in query(url, """
+            SELECT r.id, r.state, r.lease_owner, r.lease_expires_at, r.next_wakeup_at,
+                   (SELECT max(seq) FROM continuum_events e WHERE e.run_id = r.id),
+                   (SELECT array_agg(t.seq || ':' || t.state || ':' || coalesce(t.lease_owner, '-'))
+                      FROM continuum_activity_tasks t WHERE t.run_id = r.id AND t.state <> 'completed')
+              FROM continuum_runs r WHERE r.state NOT IN ('completed') ORDER BY r.started_at LIMIT 10"""):
+        lines.append(f"  {row}")
+    lines.append(f"now: {scalar(url, 'SELECT now()')}")
+    for w in ws:
+        lines.append(f"--- worker {w.label} ({w.owner}, exit {w.proc.poll()}):\n{w.stderr()[-2500:]}")
+    return "\n".join(lines)
