@@ -263,9 +263,15 @@ UPDATE continuum_runs SET lease_owner = NULL, lease_token = NULL, lease_expires_
  WHERE id = %(run)s AND lease_token = %(token)s
 """
 
+# Per workflow, the first entry of continuum_runs_runnable_idx (workflow, next_wakeup_at): a
+# single min() over all workflows would walk every suspended run of the other workflows.
 NEXT_WAKEUP = """
-SELECT min(next_wakeup_at) FROM continuum_runs
- WHERE workflow = ANY(%(workflows)s::text[]) AND state = 'suspended' AND lease_owner IS NULL
+SELECT min(first.next_wakeup_at)
+  FROM unnest(%(workflows)s::text[]) AS w(name)
+ CROSS JOIN LATERAL (
+    SELECT next_wakeup_at FROM continuum_runs
+     WHERE workflow = w.name AND state = 'suspended' AND lease_owner IS NULL AND next_wakeup_at IS NOT NULL
+     ORDER BY next_wakeup_at LIMIT 1) AS first
 """
 
 RECOVER_RUNS = """
