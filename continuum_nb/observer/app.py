@@ -222,9 +222,7 @@ class ObserverApp(w.VBox):
             self._update_actions()
             return
         run = detail.run
-        self.header.value = static.STYLE + static.table_html(
-            [static.detail_view(run)], list(static.detail_view(run))
-        )
+        self.header.value = static.STYLE + static.header_html(run)
         layout = timeline_layout(detail.events, started_at=run["started_at"], now=detail.db_now,
                                  completed_at=run.get("completed_at"), tasks=detail.tasks)
         self.timeline.layout = layout
@@ -359,6 +357,9 @@ def _resolve(instance: Any) -> tuple[Any, str, str]:
         from ..engine.instance import instance as get_instance
 
         inst = get_instance(instance)
+    # The instance's store applies pending migrations on first use, so a fresh database shows an
+    # empty observer rather than "relation does not exist".
+    _ = inst.store
     return inst, str(inst.name), str(inst.conninfo)
 
 

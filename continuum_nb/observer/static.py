@@ -14,7 +14,7 @@ from typing import Any
 
 from .viewmodel import decode_trace_id
 
-__all__ = ["detail_html", "detail_view", "pending_html", "pretty_json", "runs_table_html", "table_html"]
+__all__ = ["detail_html", "detail_view", "header_html", "pending_html", "pretty_json", "runs_table_html", "table_html"]
 
 _MAX_PAYLOAD_CHARS = 4000
 
@@ -97,6 +97,19 @@ def detail_view(run: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def header_html(run: Mapping[str, Any]) -> str:
+    """The run header as a compact key/value grid (two pairs per row)."""
+    items = list(detail_view(run).items())
+    cells = []
+    for i in range(0, len(items), 2):
+        row = []
+        for k, v in items[i : i + 2]:
+            cls = f' class="cn-obs-state cn-obs-state-{html.escape(v)}"' if k == "state" else ""
+            row.append(f"<th>{html.escape(k)}</th><td{cls}>{html.escape(v)}</td>")
+        cells.append("<tr>" + "".join(row) + "</tr>")
+    return f'<table class="cn-obs-table cn-obs-header">{"".join(cells)}</table>'
+
+
 def detail_html(
     run: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
@@ -107,18 +120,7 @@ def detail_html(
     truncated: bool = False,
 ) -> str:
     """Everything about one run, readable without JavaScript."""
-    head = detail_view(run)
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th>"
-        + (
-            f'<td class="cn-obs-state cn-obs-state-{html.escape(v)}">{html.escape(v)}</td>'
-            if k == "state"
-            else f"<td>{html.escape(v)}</td>"
-        )
-        + "</tr>"
-        for k, v in head.items()
-    )
-    parts = [STYLE, f'<table class="cn-obs-table cn-obs-header">{rows}</table>']
+    parts = [STYLE, header_html(run)]
     for name in ("input", "result", "error"):
         if run.get(name) is not None:
             parts.append(f"<p><b>{name}</b></p><pre class=\"cn-obs-json\">{html.escape(pretty_json(run[name]))}</pre>")

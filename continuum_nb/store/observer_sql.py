@@ -21,7 +21,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
-from ..errors import ConfigurationError, DatabaseUnavailable
+from ..errors import ConfigurationError, DatabaseUnavailable, MigrationError
 
 __all__ = [
     "ObserverQueries",
@@ -106,6 +106,11 @@ class ObserverQueries:
             conn = self._connection()
             try:
                 return conn.execute(sql, params).fetchall()
+            except psycopg.errors.UndefinedTable as exc:
+                raise MigrationError(
+                    f"the continuum tables are missing ({str(exc).strip().splitlines()[0]}); "
+                    "run `continuum migrate` against this database"
+                ) from None
             except psycopg.OperationalError as exc:
                 conn.close()
                 raise DatabaseUnavailable(

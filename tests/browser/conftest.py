@@ -155,14 +155,21 @@ KERNEL_IDLE_JS = """() => {
   return !!(k && k.status === 'idle' && w.content && w.content.widgets && w.content.widgets.length);
 }"""
 
+# True when every code cell ran, or as soon as one failed (Run All stops there): fail fast.
 ALL_CELLS_DONE_JS = """() => {
   const app = window.jupyterapp;
   const w = app && app.shell.currentWidget;
   const k = w && w.sessionContext.session && w.sessionContext.session.kernel;
+  const cells = w.content.widgets.filter(c => c.model.type === 'code');
+  if (cells.some(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'))) return true;
   if (!k || k.status !== 'idle') return false;
-  return w.content.widgets.filter(c => c.model.type === 'code')
-          .every(c => c.model.executionCount !== null && !c.node.querySelector('.jp-mod-pending'));
+  return cells.every(c => c.model.executionCount !== null);
 }"""
+
+CELL_ERRORS_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+  .filter(c => c.model.type === 'code')
+  .flatMap(c => c.model.outputs.toJSON().filter(o => o.output_type === 'error')
+  .map(o => o.ename + ': ' + o.evalue + '\\n' + (o.traceback || []).join('\\n')))"""
 
 
 def open_and_run_all(page: Any, lab: Lab, name: str) -> None:
@@ -176,4 +183,5 @@ def open_and_run_all(page: Any, lab: Lab, name: str) -> None:
 
 
 def cell_errors(page: Any) -> list[str]:
-    return list(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts())
+    """Errors raised by the notebook's cells (tracebacks, ANSI colours included)."""
+    return list(page.evaluate(CELL_ERRORS_JS))

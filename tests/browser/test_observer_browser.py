@@ -12,7 +12,7 @@ import nbformat
 import psycopg
 import pytest
 
-from .conftest import EXPECT_TIMEOUT_MS, Lab, cell_errors, open_and_run_all
+from .conftest import Lab, cell_errors, open_and_run_all
 
 pytestmark = pytest.mark.browser
 
@@ -66,3 +66,54 @@ def test_custom_views_render_and_talk_back_to_the_kernel(start_lab: Any, page: A
     expect(page.get_by_text(f"selected {run_id}")).to_be_visible()
     _save_screenshot(page, page.locator(".jp-Notebook"), tmp_path, "views")
     assert not cell_errors(page), cell_errors(page)
+
+
+def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp_path: Path, db_url: str) -> None:
+    """notebooks/03_observer.ipynb end to end: Run All, find the runs table and the timeline,
+    cancel the suspended run with the widget, see ``cancelled`` in the widget and the database."""
+    from playwright.sync_api import expect
+
+    lab: Lab = start_lab(env={"CONTINUUM_DATABASE_URL": db_url})
+    shutil.copy(REPO / "notebooks" / "03_observer.ipynb", lab.root / "03_observer.ipynb")
+    open_and_run_all(page, lab, "03_observer.ipynb")
+    errors = cell_errors(page)
+    assert not errors, "\n".join(errors) + "\n--- server log ---\n" + lab.log_tail()
+
+    observer = page.locator(".cn-observer")
+    table = observer.locator("[data-testid=cn-runs-table]")
+    expect(table).to_be_visible()
+    expect(table.locator("td[data-state=completed]")).to_have_count(3)
+    suspended = table.locator("tr:has(td[data-state=suspended])")
+    expect(suspended).to_have_count(1)
+    run_id = suspended.get_attribute("data-run-id")
+    assert run_id
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT state FROM continuum_runs WHERE id = %s", (run_id,)).fetchone()
+    assert row == ("suspended",)
+
+    # The run detail: its timeline shows the completed activity and the open signal wait.
+    suspended.click()
+    timeline = observer.locator("[data-testid=cn-timeline] svg")
+    expect(timeline).to_be_visible()
+    expect(observer.locator("[data-testid=cn-timeline] .cn-bar-completed")).to_have_count(1)
+    expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal.cn-gap-open")).to_have_count(1)
+    expect(observer.locator("td:text-is('signal_awaited')")).to_be_visible()   # the decoded journal
+    _save_screenshot(page, observer, tmp_path, "observer_run_detail")
+    _save_screenshot(page, observer.locator("[data-testid=cn-timeline]"), tmp_path, "observer_timeline")
+
+    # Bad JSON in the signal editor shows an error and sends nothing.
+    observer.get_by_placeholder("JSON payload", exact=False).fill('{"by": ana}')
+    observer.get_by_role("button", name="send signal").click()
+    expect(observer.get_by_text("is not valid JSON", exact=False)).to_be_visible()
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM continuum_signals WHERE run_id = %s", (run_id,)).fetchone() == (0,)
+    _save_screenshot(page, observer, tmp_path, "observer_bad_json")
+
+    # Cancel it from the widget.
+    observer.locator("button:text-is('cancel')").click()
+    expect(table.locator(f"tr[data-run-id='{run_id}'] td.cn-state")).to_have_text("cancelled")
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT state FROM continuum_runs WHERE id = %s", (run_id,)).fetchone()
+    assert row == ("cancelled",)
+    expect(observer.locator("button:text-is('cancel')")).to_be_disabled()
+    _save_screenshot(page, observer, tmp_path, "observer_cancelled")

@@ -277,3 +277,14 @@ def test_app_read_only_has_no_actions(db_url: str) -> None:
         assert app.act("cancel") is False and app._actions.calls == []
     finally:
         app.close()
+
+
+def test_missing_schema_names_the_fix(empty_db_url: str) -> None:
+    from continuum_nb.errors import MigrationError
+
+    q = ObserverQueries(empty_db_url)
+    try:
+        with pytest.raises(MigrationError, match="continuum migrate"):
+            q.list_runs()
+    finally:
+        q.close()
