@@ -18,7 +18,6 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from . import _context
-from ._json import check_json
 from .errors import ConfigurationError
 
 __all__ = [
@@ -191,8 +190,7 @@ class ActivityDef:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _context.current() is None:
             return self.fn(*args, **kwargs)  # outside a workflow: a plain call
-        check_json(list(args), f"arguments of activity {self.name!r}")
-        check_json(kwargs, f"keyword arguments of activity {self.name!r}")
+        # Arguments are JSON-checked when the call is journaled (engine/replay.py).
         return _CommandAwaitable(
             ActivityCommand("activity", self.name, activity=self, args=list(args), kwargs=dict(kwargs))
         )

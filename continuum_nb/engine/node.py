@@ -47,6 +47,7 @@ class Engine:
         self.runner = Runner(
             self.store, self.clock, self.owner, instance.name, self.config.lease_ttl,
             self.config.release_after, self.knows_activity,
+            self.config.snapshot_threshold, self.config.snapshot_max_size_bytes,
         )
         self.held: OrderedDict[uuid.UUID, HeldRun] = OrderedDict()
         self.tasks_inflight: dict[uuid.UUID, int] = {}  # task id -> lease token

@@ -152,16 +152,21 @@ class _DriftSignal(BaseException):
     in workflow code cannot swallow it)."""
 
 
-@dataclass
 class _Slot:
-    cmd: Command
-    ordinal: int
-    start: Event | None = None
-    children: list[_Slot] = field(default_factory=list)
-    resolution: Event | None = None
-    done: bool = False
-    value: Any = None
-    exc: BaseException | None = None
+    """One command being answered (a gather has children). Plain slots class: replay creates
+    one per journaled command, so it must be cheap."""
+
+    __slots__ = ("cmd", "ordinal", "start", "children", "resolution", "done", "value", "exc")
+
+    def __init__(self, cmd: Command, ordinal: int) -> None:
+        self.cmd = cmd
+        self.ordinal = ordinal
+        self.start: Event | None = None
+        self.children: list[_Slot] = []
+        self.resolution: Event | None = None
+        self.done = False
+        self.value: Any = None
+        self.exc: BaseException | None = None
 
 
 @dataclass
@@ -202,10 +207,11 @@ class Replayer:
         self.workflow = workflow
         self._factory = coro_factory
         self._coro: Coroutine[Any, Any, Any] | None = None
+        self.events: list[Event] = []  # the whole known journal (snapshots are built from it)
         self._starts: list[Event] = []
+        self._start_ids: list[tuple[str, str, int | None]] = []  # (kind, target, ordinal) per start
         self.start_by_seq: dict[int, Event] = {}
         self._resolutions: dict[int, Event] = {}
-        self._timer_ids: dict[int, str] = {}  # start seq -> timer id (timers and signal timeouts)
         self.last_seq = 0
         for ev in journal:
             self._index(ev)
@@ -219,13 +225,15 @@ class Replayer:
 
     # --- journal index ---------------------------------------------------------------------
     def _index(self, ev: Event) -> None:
-        self.last_seq = max(self.last_seq, ev.seq)
+        self.events.append(ev)
+        if ev.seq > self.last_seq:
+            self.last_seq = ev.seq
         if _is_start(ev):
             self._starts.append(ev)
+            kind, target = identity_of(ev)
+            self._start_ids.append((kind, target, ev.payload.get("ordinal")))
             self.start_by_seq[ev.seq] = ev
-            tid = ev.payload.get("timer_id")
-            if tid:
-                self._timer_ids[ev.seq] = tid
+            return
         rs = _resolved_seq(ev)
         if rs is not None and rs not in self._resolutions:
             self._resolutions[rs] = ev
@@ -296,9 +304,8 @@ class Replayer:
         return _DriftSignal(message)
 
     def _match(self, ev: Event, kind: str, target: str, ordinal: int) -> None:
-        ek, et = identity_of(ev)
-        eo = ev.payload.get("ordinal", ordinal)
-        if (ek, et) != (kind, target) or (eo is not None and eo != ordinal):
+        ek, et, eo = self._start_ids[self._cursor]
+        if ek != kind or et != target or (eo is not None and eo != ordinal):
             raise self._drift(
                 f"the workflow now asks for {kind} {target!r} (#{ordinal}) where the journal has "
                 f"{ek} {et!r} (#{eo}, seq {ev.seq})",
@@ -314,7 +321,7 @@ class Replayer:
             return slot
         ordinal = self._next_ordinal(cmd.kind, cmd.target)
         slot = _Slot(cmd, ordinal)
-        if self.replaying:
+        if self._cursor < len(self._starts):
             ev = self._starts[self._cursor]
             self._match(ev, cmd.kind, cmd.target, ordinal)
             self._cursor += 1
@@ -332,6 +339,9 @@ class Replayer:
         now = self._resolver.now()
         if isinstance(cmd, ActivityCommand):
             assert cmd.activity is not None
+            # Checked here, at the live tail, where they are journaled (replay skips the cost).
+            check_json(cmd.args, f"arguments of activity {cmd.target!r}")
+            check_json(cmd.kwargs, f"keyword arguments of activity {cmd.target!r}")
             key = cmd.activity.key_for(cmd.args, cmd.kwargs)
             task_id = uuid.uuid4()
             ev = self._record(
@@ -569,6 +579,9 @@ class Replayer:
                     done = self._resolve(slot)
                 except _DriftSignal:
                     return self._finish(Drifted(self.drift or {}))
+                except TypeError as exc:  # non-JSON activity arguments: raised at the await
+                    send, throw = None, exc
+                    continue
                 if not done:
                     self._blocked = slot
                     if self.replaying:

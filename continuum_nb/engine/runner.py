@@ -24,12 +24,14 @@ from ..store.base import (
     NewTimer,
     RunRecord,
     SignalRecord,
+    Snapshot,
     Store,
     TaskOutcome,
     Wake,
 )
 from ..telemetry import emit
 from ..workflow import WorkflowDef
+from . import snapshots
 from .clock import Clock, wall_now
 from .replay import Blocked, Completed, Drifted, Failed, LiveOutcome, Replayer
 
@@ -52,6 +54,7 @@ class HeldRun:
     waiting_on: list[int] = field(default_factory=list)
     next_wakeup_at: datetime | None = None
     attempts: int = 0
+    snapshot_seq: int = 0
     trace_context: bytes | None = None
     pending_trace_context: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,7 +106,11 @@ class Runner:
         lease_ttl: float,
         release_after: float,
         run_activities_locally: Callable[[str], bool],
+        snapshot_threshold: int | None = None,
+        snapshot_max_size_bytes: int = 1_000_000,
     ) -> None:
+        self.snapshot_threshold = snapshot_threshold
+        self.snapshot_max_size_bytes = snapshot_max_size_bytes
         self.store = store
         self.clock = clock
         self.owner = owner
@@ -189,8 +196,7 @@ class Runner:
         t0 = time.perf_counter_ns()
         fresh = held.replayer is None
         if fresh:
-            journal = self.store.load_journal(held.run_id)
-            held.replayer = self._new_replayer(held, journal)
+            held.replayer = self._load(held)
             held.waiting_on = []
         rep = held.replayer
         assert rep is not None
@@ -209,7 +215,8 @@ class Runner:
         replayed = rep.replay_events
         outcome = rep.advance(_Resolver(self, held))
         if fresh:
-            emit(("continuum", "replay", "stop"), {"duration": time.perf_counter_ns() - t0, "events": replayed},
+            emit(("continuum", "replay", "stop"),
+                 {"duration": time.perf_counter_ns() - t0, "events": replayed, "snapshot_seq": held.snapshot_seq},
                  self._meta(held))
         if isinstance(outcome, Drifted):
             return self._drift(held, outcome)
@@ -222,6 +229,8 @@ class Runner:
             emit(("continuum", "lease", "lost"), {}, self._meta(held))
             held.replayer = None
             return WakeReport("lost")
+        if report.state == "suspended":
+            self._maybe_snapshot(held)
         self._after_commit(held, wake, report, t0)
         if result.signal_pending and report.state == "suspended" and not report.released:
             return WakeReport("again")
@@ -229,6 +238,39 @@ class Runner:
             # Released with a signal waiting: it is runnable now, any engine (maybe us) claims it.
             pass
         return report
+
+    def _load(self, held: HeldRun) -> Replayer:
+        """The run's history: the newest snapshot (when enabled and taken on this version) plus
+        the events after it, else the whole journal."""
+        if self.snapshot_threshold is not None:
+            snap = self.store.load_snapshot(held.run_id)
+            if snap is not None and snap.version_hash == held.wf.version_hash:
+                rest = self.store.load_journal(held.run_id, after_seq=snap.through_seq)
+                rep = self._new_replayer(held, snapshots.expand(snap) + rest)
+                held.snapshot_seq = snap.through_seq
+                return rep
+        return self._new_replayer(held, self.store.load_journal(held.run_id))
+
+    def _maybe_snapshot(self, held: HeldRun) -> None:
+        rep = held.replayer
+        threshold = self.snapshot_threshold
+        if threshold is None or rep is None or rep.last_seq - held.snapshot_seq < threshold:
+            return
+        snap = snapshots.build_snapshot(held.run_id, held.wf.version_hash, rep.events)
+        size = snap.size_bytes
+        meta = self._meta(held, through_seq=snap.through_seq)
+        held.snapshot_seq = snap.through_seq  # also when skipped: try again N events later
+        if size > self.snapshot_max_size_bytes:
+            emit(("continuum", "snapshot", "skipped"), {"size_bytes": size},
+                 {**meta, "reason": "too_large", "max_size_bytes": self.snapshot_max_size_bytes})
+            return
+        t0 = time.perf_counter_ns()
+        saved = self.store.save_snapshot(
+            Snapshot(held.run_id, snap.through_seq, held.wf.version_hash, snap.payload, size), held.token
+        )
+        if saved:
+            emit(("continuum", "snapshot", "taken"),
+                 {"size_bytes": size, "events": len(rep.events), "duration": time.perf_counter_ns() - t0}, meta)
 
     def _unresolved_activity_seqs(self, held: HeldRun) -> list[int]:
         assert held.replayer is not None
