@@ -151,6 +151,7 @@ CREATE TABLE IF NOT EXISTS fx_writes (
     writer text NOT NULL,
     lease_owner text,
     lease_token bigint,
+    run_owner text,
     detail text,
     at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
@@ -164,9 +165,10 @@ BEGIN
 END $$;
 CREATE OR REPLACE FUNCTION fx_log_task() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO fx_writes (kind, run_id, seq, writer, lease_owner, lease_token, detail)
-    VALUES ('task', NEW.run_id, NEW.seq, current_setting('application_name'), OLD.lease_owner,
-            OLD.lease_token, NEW.state);
+    INSERT INTO fx_writes (kind, run_id, seq, writer, lease_owner, lease_token, run_owner, detail)
+    SELECT 'task', NEW.run_id, NEW.seq, current_setting('application_name'), OLD.lease_owner,
+           OLD.lease_token, r.lease_owner, NEW.state
+      FROM continuum_runs r WHERE r.id = NEW.run_id;
     RETURN NULL;
 END $$;
 CREATE OR REPLACE FUNCTION fx_log_run() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -359,16 +361,17 @@ def fencing_problems(url: str, owners: dict[str, str]) -> list[str]:
 
     ``owners`` maps application_name -> lease owner string of each worker. A journal insert must
     come from the process whose owner held the run row's lease inside that transaction; a task
-    outcome from the process holding the task lease (or, for an engine-local task, the run lease).
+    outcome from the process holding the task lease, or the run lease (an attempt that ran on
+    the engine holding the run is committed with the run's next wake, fenced by the run token).
     """
     out = []
-    for kind, run_id, seq, writer, owner, token, detail in query(
-        url, "SELECT kind, run_id, seq, writer, lease_owner, lease_token, detail FROM fx_writes "
+    for kind, run_id, seq, writer, owner, token, run_owner, detail in query(
+        url, "SELECT kind, run_id, seq, writer, lease_owner, lease_token, run_owner, detail FROM fx_writes "
              "WHERE kind IN ('event', 'task') ORDER BY id"
     ):
         if writer not in owners:
             continue  # not one of the test's workers (e.g. the test's own client)
-        if owner != owners[writer]:
+        if owner != owners[writer] and not (kind == "task" and run_owner == owners[writer]):
             out.append(f"{kind} {detail} of run {run_id} seq {seq} written by {writer} "
                        f"({owners[writer]}) while the lease was {owner!r} token {token}")
     return out
@@ -376,7 +379,8 @@ def fencing_problems(url: str, owners: dict[str, str]) -> list[str]:
 
 def diagnose(url: str, ws: list[Worker]) -> str:
     """What is stuck, for a failure message: unfinished runs, their open tasks, worker logs."""
-    lines = [f"states: {query(url, 'SELECT state, count(*) FROM continuum_runs GROUP BY 1')}"]
+    states = query(url, "SELECT state, count(*) FROM continuum_runs GROUP BY 1")
+    lines = [f"states: {states}"]
     for row in query(url, """
             SELECT r.id, r.state, r.lease_owner, r.lease_expires_at, r.next_wakeup_at,
                    (SELECT max(seq) FROM continuum_events e WHERE e.run_id = r.id),
@@ -388,3 +392,12 @@ def diagnose(url: str, ws: list[Worker]) -> str:
     for w in ws:
         lines.append(f"--- worker {w.label} ({w.owner}, exit {w.proc.poll()}):\n{w.stderr()[-2500:]}")
     return "\n".join(lines)
+
+
+def tasks_applied_without_task_lease(url: str, owners: dict[str, str]) -> int:
+    """Task outcomes a run holder committed after the task's own lease had expired (and the task
+    had been made available again, or claimed by another engine): the attempt may have run twice."""
+    return sum(
+        1 for writer, owner in query(url, "SELECT writer, lease_owner FROM fx_writes WHERE kind = 'task'")
+        if writer in owners and owner != owners[writer]
+    )

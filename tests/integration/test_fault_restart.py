@@ -89,4 +89,6 @@ def test_postgres_restart_mid_load(db_url: str, request: pytest.FixtureRequest) 
         keys = fx.query(db_url, "SELECT key, count(*) FROM fx_effects GROUP BY key")
         assert len(keys) == RUNS * STEPS
         rerun = sum(n - 1 for _, n in keys)
-        print(f"{server}: restart after {done_at_restart}/{RUNS} runs; {rerun} step bodies re-ran")
+        late = fx.tasks_applied_without_task_lease(db_url, owners)
+        print(f"{server}: restart after {done_at_restart}/{RUNS} runs; {rerun} step bodies re-ran; "
+              f"{late} outcomes committed by the run holder after the task lease had expired")
