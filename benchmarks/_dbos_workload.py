@@ -14,6 +14,7 @@ import statistics
 import sys
 import threading
 import time
+from typing import Any
 
 from dbos import DBOS, DBOSConfig
 
@@ -48,7 +49,7 @@ def main() -> int:
         lock = threading.Lock()
         todo = iter(range(args.workflows))
 
-        def caller() -> None:
+        def caller(lock: threading.Lock = lock, todo: Any = todo, lat: list[float] = lat) -> None:
             while True:
                 with lock:
                     i = next(todo, None)
