@@ -190,7 +190,7 @@ class WorkflowSummary:
             lines = []
             for r in self.outdated:
                 verdict = {True: "replays cleanly: can upgrade", False: "would drift: keep its version",
-                           None: "upgrade check unavailable"}[r.upgradable]  # fmt: skip
+                           None: "upgrade not checked"}[r.upgradable]  # fmt: skip
                 extra = f" ({r.note})" if r.note else ""
                 lines.append(
                     f"{r.run_id} [{r.state}, version {short_hash(r.version_hash)}]: {verdict}{extra}"

@@ -194,8 +194,9 @@ class ContinuumMagics(Magics, Configurable):
         out = []
         for i, r in enumerate(runs):
             upgradable: bool | None = None
-            note = ""
+            note = f"over {UPGRADE_CHECK_LIMIT} outdated runs; use %continuum upgrade RUN_ID --check"
             if i < UPGRADE_CHECK_LIMIT:
+                note = ""
                 try:
                     upgradable = bool(api.upgrade(str(r.id), instance=instance, check_only=True))
                 except ContinuumError as exc:
