@@ -135,7 +135,7 @@ def page() -> Iterator[Any]:
     sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1600})
         pg = context.new_page()
         pg.set_default_timeout(EXPECT_TIMEOUT_MS)
         try:

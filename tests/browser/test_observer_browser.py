@@ -117,3 +117,22 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     assert row == ("cancelled",)
     expect(observer.locator("button:text-is('cancel')")).to_be_disabled()
     _save_screenshot(page, observer, tmp_path, "observer_cancelled")
+
+    # Live refresh: a run started in the kernel (not through the widget) appears without Refresh.
+    page.evaluate(
+        """async (code) => {
+            const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+            await k.requestExecute({ code }).done;
+        }""",
+        'late = cn.start(order, {"order_id": "C1", "cents": 1}); late.wait(timeout=60)',
+    )
+    expect(table.locator("td[data-state=completed]")).to_have_count(4)
+
+    # The Analytics and Partitions tabs.
+    observer.get_by_role("tab", name="Analytics").click()
+    observer.get_by_role("button", name="Load analytics").click()
+    expect(observer.get_by_text("Run durations by workflow", exact=False)).to_be_visible()
+    _save_screenshot(page, observer, tmp_path, "observer_analytics")
+    observer.get_by_role("tab", name="Partitions").click()
+    expect(observer.locator("td:text-matches('continuum_events_y\\\\d{4}_m\\\\d{2}')").first).to_be_visible()
+    _save_screenshot(page, observer, tmp_path, "observer_partitions")

@@ -241,3 +241,56 @@ def test_viewmodel_does_not_import_widgets() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- live-refresh bridge ---------------------------------------------------------------------------
+
+
+def test_bridge_delivers_engine_thread_events_on_the_loop_thread_and_detaches() -> None:
+    import asyncio
+    import threading
+
+    from continuum_nb import telemetry
+    from continuum_nb.observer.bridge import LiveBridge
+
+    calls: list[tuple[set[str], bool, int]] = []
+
+    async def main() -> None:
+        got = asyncio.Event()
+
+        def on_change(ids: set[str], poll: bool) -> None:
+            calls.append((ids, poll, threading.get_ident()))
+            got.set()
+
+        bridge = LiveBridge(on_change, instance="billing", interval=0.01, poll_every=3600)
+        assert bridge.start()
+        assert any(h.startswith("continuum_nb.observer.") for h in telemetry.handlers())
+
+        def engine_thread() -> None:
+            meta = {"run_id": "r1", "workflow": "wf", "instance": "billing"}
+            telemetry.emit(("continuum", "run", "completed"), {}, meta)
+            telemetry.emit(("continuum", "run", "completed"), {}, {**meta, "run_id": "other", "instance": "x"})
+
+        t = threading.Thread(target=engine_thread)
+        t.start()
+        t.join()
+        await asyncio.wait_for(got.wait(), timeout=10)
+        bridge.stop()
+        assert not any(h.startswith("continuum_nb.observer.") for h in telemetry.handlers())
+        telemetry.emit(("continuum", "run", "completed"), {}, {"run_id": "late", "instance": "billing"})
+        assert bridge.drain() == set()   # detached: nothing is queued any more
+
+    asyncio.run(main())
+    loop_thread = threading.get_ident()
+    assert calls[0][:2] == ({"r1"}, False)   # only this instance's run, not a poll
+    assert calls[0][2] == loop_thread          # called on the loop's thread, not the emitter's
+
+
+def test_bridge_without_a_running_loop_does_nothing() -> None:
+    from continuum_nb import telemetry
+    from continuum_nb.observer.bridge import LiveBridge
+
+    before = telemetry.handlers()
+    bridge = LiveBridge(lambda ids, poll: None)
+    assert bridge.start() is False and telemetry.handlers() == before
+    bridge.stop()
