@@ -216,9 +216,20 @@ def wait(run_id: Any, timeout: float | None = None, *, instance: Instance | str 
     key = str(rid)
     ev = watcher.register(key)
     deadline = None if timeout is None else time.monotonic() + timeout
+    engine = inst.engine
+    # A run this process's engine holds reports its end directly (registered above, so it
+    # cannot be missed); any other run is read first, then woken by NOTIFY.
+    skip_read = engine is not None and rid in engine.held
     try:
         while True:
-            rec = _record(inst, rid)
+            outcome = getattr(ev, "outcome", None)
+            if outcome is not None and outcome[0] == "completed":
+                return outcome[1]
+            if skip_read and outcome is None:
+                rec = RunRecord(id=rid, workflow="", version_hash="", state="running", input=None)
+                skip_read = False
+            else:
+                rec = _record(inst, rid)
             if rec.state == "completed":
                 return rec.result
             if rec.state == "failed":

@@ -256,7 +256,7 @@ class Engine:
         if report.state in ("completed", "failed", "drifted"):
             watcher = self.instance._done_watcher
             if watcher is not None:
-                watcher.notify_local(str(run_id))
+                watcher.notify_local(str(run_id), (report.state, report.result, report.error))
 
     def _schedule_timer(self, held: HeldRun) -> None:
         assert self.loop is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..store.base import CHANNEL_DONE
 
@@ -30,7 +30,10 @@ class DoneWatcher:
         self._connected.wait(5)
 
     def register(self, run_id: str) -> threading.Event:
+        """An event set when the run finishes. When this process's engine finished it, the
+        event carries ``.outcome`` = (state, result, error), sparing a read."""
         ev = threading.Event()
+        ev.outcome = None  # type: ignore[attr-defined]
         with self._lock:
             self._waiters.setdefault(run_id, set()).add(ev)
         return ev
@@ -43,10 +46,12 @@ class DoneWatcher:
                 if not s:
                     del self._waiters[run_id]
 
-    def notify_local(self, run_id: str) -> None:
+    def notify_local(self, run_id: str, outcome: tuple[str, Any, Any] | None = None) -> None:
         with self._lock:
             events = list(self._waiters.get(run_id, ()))
         for ev in events:
+            if outcome is not None:
+                ev.outcome = outcome  # type: ignore[attr-defined]
             ev.set()
 
     def _wake_all(self) -> None:
