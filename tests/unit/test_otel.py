@@ -315,3 +315,11 @@ def test_token_assigned_by_the_first_commit_is_recorded_and_client_events_end_no
     bridge.end(rid, 41, ("run", "suspended"))
     [span] = bridge.spans()
     assert span.attributes is not None and span.attributes["continuum.lease_token"] == 41
+
+
+def test_the_telemetry_reference_documents_every_event() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    missing = [".".join(e) for e in telemetry.EVENTS if f"`{'.'.join(e)}`" not in doc]
+    assert missing == [], f"docs/observability.md does not document {missing}"
