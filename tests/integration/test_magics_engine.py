@@ -276,3 +276,23 @@ def test_unload_leaves_no_thread_behind(db_url: str) -> None:
     until(lambda: not new_threads(), "every thread started since %load_ext to end", timeout=15)
     with pytest.raises(cn.InstanceNotRegistered):
         cn.instance(name)
+
+
+def test_start_wait_observe_and_plot(shell: Any, inst: cn.Instance) -> None:
+    quick = "import continuum_nb as cn\n\n@cn.activity\ndef double(x: int) -> int:\n    return 2 * x\n\nasync def twice(x: int) -> int:\n    return await double(x)\n"
+    assert run(shell, f"%%workflow --instance {inst.name}\n{quick}")[0].success
+    result, out = run(
+        shell, f"%continuum start twice '{{\"x\": 21}}' --wait --timeout 20 --instance {inst.name}"
+    )
+    assert result.result == 42, lines(out)
+    result, out = run(shell, f"%continuum observe --read-only --instance {inst.name}")
+    assert result.success, lines(out)
+    assert result.result is not None and type(result.result).__module__.startswith(
+        "continuum_nb.observer"
+    )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result, out = run(shell, f"%continuum analytics run_durations --plot --instance {inst.name}")
+    assert result.success, lines(out)
+    assert list(result.result["workflow"]) == ["twice"]
