@@ -8,6 +8,7 @@ first use).
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 __version__ = "0.2.0"
@@ -15,6 +16,9 @@ __version__ = "0.2.0"
 # Imported eagerly: the submodule ``continuum_nb.workflow`` would otherwise shadow the
 # ``workflow`` decorator as a package attribute once anything imported it.
 from .workflow import workflow as workflow  # noqa: E402
+
+# A library never configures logging; the engine thread must never print into a notebook cell.
+logging.getLogger("continuum_nb").addHandler(logging.NullHandler())
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {

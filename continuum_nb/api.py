@@ -279,7 +279,7 @@ def _replays_cleanly(inst: Instance, wf: WorkflowDef, rec: RunRecord) -> tuple[b
         def signal(self, name: str, skip: set[int]) -> None:
             return None
 
-    outcome = rep.advance(_DryRun())  # type: ignore[arg-type]
+    outcome = rep.advance(_DryRun())
     if isinstance(outcome, Drifted):
         return False, outcome.error
     return True, None

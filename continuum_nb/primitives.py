@@ -82,4 +82,4 @@ def side_effect(fn: Callable[[], T]) -> T:
         check_json(value, f"result of side_effect({getattr(fn, '__name__', 'fn')})")
         return value
 
-    return ctx.side_effect("side_effect", compute)  # type: ignore[no-any-return]
+    return ctx.side_effect("side_effect", compute)  # type: ignore[no-any-return,unused-ignore]

@@ -77,8 +77,11 @@ def attach(handler_id: str, events: Iterable[Iterable[str]] | tuple[str, ...], h
     global _handlers
     if not callable(handler):
         raise TypeError("handler must be callable as handler(event, measurements, metadata)")
-    evs = list(events)
-    names = [_normalise(evs)] if evs and all(isinstance(p, str) for p in evs) else [_normalise(e) for e in evs]
+    evs: list[Any] = list(events)
+    if evs and all(isinstance(p, str) for p in evs):  # a single event name
+        names = [_normalise(evs)]
+    else:
+        names = [_normalise(e) for e in evs]
     with _lock:
         if handler_id in _handlers:
             raise ValueError(f"telemetry handler {handler_id!r} is already attached; detach it first")

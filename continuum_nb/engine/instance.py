@@ -22,7 +22,11 @@ if TYPE_CHECKING:
     from ..workflow import WorkflowDef
     from .node import Engine
 
-__all__ = ["Instance", "configure", "default_config", "instance", "resolve"]
+__all__ = ["Instance", "PartitionWarning", "configure", "default_config", "instance", "resolve"]
+
+
+class PartitionWarning(UserWarning):
+    """Next month's continuum_events partition is missing."""
 
 _lock = threading.RLock()
 _instances: dict[str, Instance] = {}
@@ -110,7 +114,30 @@ class Instance:
 
                 self._engine = Engine(self)
                 self._engine.start()
+                self._check_partitions()
             return self._engine
+
+    def _check_partitions(self) -> None:
+        """Warn (in the caller's thread, never the engine's) when next month has no partition:
+        inserts would fail on the first of the month."""
+        import warnings
+
+        from .. import partitions
+        from ..telemetry import emit
+
+        try:
+            missing = partitions.missing_next_month(self.conninfo)
+        except Exception:  # a memory store in tests, or no partitions module access: nothing to check
+            return
+        if missing:
+            month = partitions.next_month().strftime("%Y-%m")
+            emit(("continuum", "partition", "missing"), {}, {"instance": self.name, "month": month})
+            warnings.warn(
+                f"continuum_events has no partition for {month}; events written from {month}-01 on will "
+                f"fail. Run `continuum partitions create {month}`",
+                PartitionWarning,
+                stacklevel=3,
+            )
 
     @property
     def engine(self) -> Engine | None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import DatabaseUnavailable, WorkflowNotFound
+from ..errors import DatabaseUnavailable
 from ..store.base import NewRun, NewTask, RunRecord
 from ..telemetry import emit
 from ..workflow import ACTIVITIES, WorkflowDef
@@ -305,8 +305,8 @@ class Engine:
                 self.instance.registries, self.store, record.workflow, record.version_hash,
                 self.config.allow_stored_code,
             )
-        except WorkflowNotFound as exc:
-            log.warning("cannot run %s: %s", record.id, exc)
+        except Exception as exc:  # WorkflowNotFound, or a stored cell that no longer executes
+            log.warning("cannot run %s (%s): %s", record.id, record.workflow, exc)
             wf, exact = None, False
         assert record.lease_token is not None
         if wf is None:

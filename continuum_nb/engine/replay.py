@@ -518,7 +518,7 @@ class Replayer:
         self._resolver = resolver
         send: Any = None
         throw: BaseException | None = None
-        with _context.active(self):  # type: ignore[arg-type]
+        with _context.active(self):
             if self._coro is None:
                 try:
                     self._coro = self._factory()
