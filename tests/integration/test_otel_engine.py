@@ -240,3 +240,27 @@ def test_each_activity_attempt_is_its_own_span(spans: Spans, make_instance: Call
     assert ok.status.status_code is StatusCode.OK
     for span in acts:
         assert span.context.trace_id == caller.get_span_context().trace_id
+
+
+def test_a_run_started_by_a_pure_client_is_traced_under_the_callers_span(spans: Spans, db_url: str) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    client = cn.Instance(name=f"otel-client-{suffix}", database_url=db_url, run_engine=False)
+    worker = cn.Instance(name=f"otel-worker-{suffix}", database_url=db_url)
+    try:
+        tracer = spans.provider.get_tracer("test")
+        with tracer.start_as_current_span("caller") as caller:
+            run = cn.start("otel_retry", {"key": uuid.uuid4().hex}, instance=client.name)
+        caller_ctx = caller.get_span_context()
+        assert decode_trace_context(stored_trace_context(db_url, run.id) or b"")["traceparent"].split("-")[2] == (
+            f"{caller_ctx.span_id:016x}"
+        )
+        worker.start_engine()
+        assert cn.wait(run.id, timeout=30, instance=worker.name) == 2
+        wait_until("the completed attempt span", attempts_ended(spans, "completed"))
+        first = spans.named("continuum.run_attempt")[0]
+        assert first.parent is not None and first.parent.span_id == caller_ctx.span_id
+        assert (first.attributes or {})["continuum.instance"] == worker.name
+        assert (first.attributes or {})["continuum.resumed"] is False
+    finally:
+        client.close()
+        worker.close()
