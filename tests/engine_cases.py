@@ -541,3 +541,60 @@ def test_upgrade_only_when_the_journal_replays(make_instance: Any) -> None:
     info = cn.api.get_run(run.id, instance=inst)
     assert info.version_hash == good.version_hash and info.state == "suspended"
     assert [r.id for r in cn.api.outdated_runs("versioned", instance=inst)] == []
+
+
+# ------------------------------------------------------------------------------------------------
+# telemetry and memory
+# ------------------------------------------------------------------------------------------------
+
+
+def test_telemetry_covers_the_lifecycle(make_instance: Any, clock: VirtualClock) -> None:
+    inst = make_instance()
+    key = uuid.uuid4().hex
+    rec = Recorder(*telemetry.EVENTS)
+
+    async def tour(key: str) -> Any:
+        await flaky(key, 1)
+        await cn.timer(cn.seconds(5))
+        await charge(key, 1)
+        await charge(key, 1)  # same idempotency key: a hit
+        return await cn.signal("go", timeout=cn.hours(1))
+
+    try:
+        run = cn.start(define(inst, tour), {"key": key}, instance=inst)
+        eventually(lambda: suspended_on(inst, run, "timer_started"), what="timer")
+        clock.advance(cn.seconds(6))
+        eventually(lambda: suspended_on(inst, run, "signal_awaited"), what="signal wait")
+        cn.signal(run.id, "go", 1, instance=inst)
+        assert cn.wait(run.id, timeout=30, instance=inst) == 1
+    finally:
+        rec.close()
+    mine = [(e, m, meta) for e, m, meta in rec.seen if meta.get("run_id") == run.id]
+    names = {e for e, _, _ in mine}
+    for expected in [("continuum", "run", n) for n in ("started", "claimed", "suspended", "completed")] + [
+        ("continuum", "activity", n) for n in ("scheduled", "started", "completed", "retried", "idempotency_hit")
+    ] + [("continuum", "timer", "scheduled"), ("continuum", "timer", "fired"),
+         ("continuum", "signal", "sent"), ("continuum", "signal", "awaited"), ("continuum", "signal", "received")]:
+        assert expected in names, expected
+    for event, measurements, meta in mine:
+        assert meta["instance"] == inst.name, event
+        if event[1] == "run" and event[2] in ("suspended", "completed"):
+            assert meta["workflow"] == "tour" and measurements["duration"] >= 0
+
+
+def test_long_waits_do_not_pin_memory(make_instance: Any) -> None:
+    inst = make_instance(max_cached_runs=2, release_after=3600)
+
+    async def parked(i: int) -> Any:
+        return await cn.signal("go", timeout=cn.seconds(600))  # short enough to stay cached...
+
+    wf = define(inst, parked)
+    runs = [cn.start(wf, {"i": i}, instance=inst) for i in range(6)]
+    for r in runs:
+        eventually(lambda r=r: suspended_on(inst, r, "signal_awaited"), what="await")
+    engine = inst.engine
+    assert engine is not None
+    eventually(lambda: len(engine.held) <= 2, what="eviction")  # ...but the cache is bounded
+    for r in runs:
+        cn.signal(r.id, "go", r.id, instance=inst)
+    assert [cn.wait(r.id, timeout=30, instance=inst) for r in runs] == [r.id for r in runs]
