@@ -66,8 +66,6 @@ async def _claim_once(engine: Engine) -> None:
             engine.store.claim_runs, engine.owner, names, engine.clock.now(), engine.config.lease_ttl, free_runs
         )
         for record in claimed:
-            engine.emit(("continuum", "lease", "recovered"), {}, {"run_id": str(record.id), "workflow": record.workflow,
-                                                                   "lease_token": record.lease_token})
             engine.adopt(record)
     free_tasks = engine.activity_slots - len(engine.tasks_inflight)
     acts = sorted(ACTIVITIES)

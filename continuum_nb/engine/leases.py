@@ -54,6 +54,7 @@ async def recovery_loop(engine: Engine) -> None:
             counts = await engine.db(engine.store.recover)
             if any(counts.values()):
                 log.info("recovery: %s", counts)
+                engine.emit(("continuum", "lease", "recovered"), dict(counts), {"owner": engine.owner})
                 engine.kick()
         except DatabaseUnavailable as exc:
             log.warning("recovery failed: %s", exc)
