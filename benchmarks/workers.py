@@ -1,0 +1,280 @@
+"""N ``continuum worker`` processes on one machine against one database: where does it saturate?
+
+    python benchmarks/workers.py                                   # PostgreSQL at CONTINUUM_TEST_PG15_URL
+    python benchmarks/workers.py --admin-url URL --workers 1,2,4,8 --runs 2000 --steps 3
+
+For each N, a fresh database is created and migrated, N workers are started and become ready,
+then a pure client (run_engine=False) starts R runs of an S-step workflow (trivial activities) and
+the benchmark waits until every run is completed. Figures come from the database (started_at of
+the first run to completed_at of the last) and from /proc (CPU of the worker processes and of the
+PostgreSQL server processes over the same window), so the JSON line says both how fast it went
+and who was busy. A pgbench line (a one-row INSERT per transaction, the same number of client
+connections as the workers use) gives the server's own commit ceiling on this machine.
+
+Output: one JSON object per line on stdout. Scratch databases are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
+
+import continuum_nb as cn  # noqa: E402
+
+WORKFLOW = "bench_workers"
+
+
+@cn.activity(name="bench_workers.step")
+def step(i: int, n: int) -> int:
+    return n + i
+
+
+@cn.workflow(name=WORKFLOW)
+async def bench_workers(n: int, steps: int) -> int:
+    for i in range(steps):
+        n = await step(i, n)
+    return n
+
+
+# --- measurement helpers -----------------------------------------------------------------------
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (and their reaped children), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
+def _postgres_pids() -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return sum(parts) - idle, sum(parts)
+
+
+def _xact_commit(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _one(url: str, sql: str) -> Any:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()
+        return row[0] if row else None
+
+
+# --- scratch databases and workers -------------------------------------------------------------
+
+
+def _create_db(admin: str) -> tuple[str, str]:
+    name = f"continuum_bench_workers_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # name is generated above, not user input
+    return name, make_conninfo(admin, dbname=name)
+
+
+def _drop_db(admin: str, name: str) -> None:
+    if not name.startswith("continuum_bench_workers_"):
+        raise ValueError(f"refusing to drop {name!r}")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+class _Worker:
+    def __init__(self, url: str, concurrency: int, lease_ttl: float) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "continuum_nb", "worker", "--database-url", url, "--import", "benchmarks.workers",
+             "--concurrency", str(concurrency), "--lease-ttl", str(lease_ttl)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._err, text=True,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if " ready " in line:
+                return
+        self._err.seek(0)
+        raise RuntimeError(f"worker did not start: {self._err.read().decode(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._err.close()
+
+
+def _start_runs(url: str, runs: int, steps: int, threads: int) -> float:
+    """Start ``runs`` runs from a pure client; returns the seconds it took."""
+    inst = cn.Instance(f"bench-client-{uuid.uuid4().hex[:6]}", database_url=url, run_engine=False,
+                       auto_migrate=False, pool_size=threads)
+    t0 = time.perf_counter()
+    per = [runs // threads + (1 if i < runs % threads else 0) for i in range(threads)]
+
+    def go(k: int) -> None:
+        for i in range(k):
+            cn.start(WORKFLOW, {"n": i, "steps": steps}, instance=inst)
+
+    ts = [threading.Thread(target=go, args=(k,)) for k in per]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    inst.close()
+    return elapsed
+
+
+def run_scenario(admin: str, n_workers: int, runs: int, steps: int, concurrency: int, lease_ttl: float,
+                 timeout: float) -> dict[str, Any]:
+    from continuum_nb.store.migrate import migrate
+
+    name, url = _create_db(admin)
+    workers: list[_Worker] = []
+    try:
+        migrate(url)
+        workers = [_Worker(url, concurrency, lease_ttl) for _ in range(n_workers)]
+        for w in workers:
+            w.wait_ready()
+        pids = [w.proc.pid for w in workers]
+        pg = _postgres_pids()
+        commits0, busy0 = _xact_commit(url), _machine_busy()
+        wcpu0, pgcpu0 = _cpu_seconds(pids), _cpu_seconds(pg)
+        t0 = time.perf_counter()
+        insert_s = _start_runs(url, runs, steps, threads=4)
+        deadline = time.monotonic() + timeout
+        while _one(url, "SELECT count(*) FROM continuum_runs WHERE state = 'completed'") < runs:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{n_workers} workers did not finish {runs} runs in {timeout:g}s")
+            time.sleep(0.2)
+        wall = time.perf_counter() - t0
+        commits1, busy1 = _xact_commit(url), _machine_busy()
+        wcpu, pgcpu = _cpu_seconds(pids) - wcpu0, _cpu_seconds(pg) - pgcpu0
+        span = float(_one(url, "SELECT extract(epoch FROM max(completed_at) - min(started_at)) FROM continuum_runs"))
+        events = int(_one(url, "SELECT count(*) FROM continuum_events"))
+        p50 = float(_one(url, "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
+                              "completed_at - started_at)) FROM continuum_runs"))
+        cores = os.cpu_count() or 1
+        return {
+            "benchmark": "workers",
+            "workers": n_workers,
+            "runs": runs,
+            "steps": steps,
+            "activity_concurrency": concurrency,
+            "runs_per_s": round(runs / span, 1),
+            "steps_per_s": round(runs * steps / span, 1),
+            "events_per_s": round(events / span, 1),
+            "commits_per_s": round((commits1 - commits0) / wall, 1),
+            "commits_per_run": round((commits1 - commits0) / runs, 2),
+            "span_s": round(span, 2),
+            "client_insert_s": round(insert_s, 2),
+            "p50_run_latency_s": round(p50, 3),
+            "machine_cpu_busy_pct": round(100.0 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 1),
+            "workers_cpu_cores": round(wcpu / wall, 2),
+            "postgres_cpu_cores": round(pgcpu / wall, 2),
+            "cores": cores,
+        }
+    finally:
+        for w in workers:
+            w.stop()
+        _drop_db(admin, name)
+
+
+def pgbench_ceiling(admin: str, clients: int, seconds: int) -> dict[str, Any]:
+    """Commits/s of a one-row INSERT per transaction from ``clients`` connections (pgbench)."""
+    name, url = _create_db(admin)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, v int NOT NULL)")
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+            script.write("INSERT INTO bench_insert (v) VALUES (1);\n")
+        params = conninfo_to_dict(url)
+        env = {**os.environ, "PGPASSWORD": str(params.get("password", ""))}
+        argv = ["pgbench", "-n", "-f", script.name, "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1)),
+                "-T", str(seconds), "-d", url]
+        out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True, timeout=seconds + 60).stdout  # noqa: S603
+        tps = next(float(line.split("=")[1].split()[0]) for line in out.splitlines() if line.startswith("tps"))
+        return {"benchmark": "pgbench_insert", "clients": clients, "commits_per_s": round(tps, 1)}
+    finally:
+        os.unlink(script.name)
+        _drop_db(admin, name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--admin-url", default=os.environ.get("CONTINUUM_TEST_PG15_URL",
+                                                          "postgresql://postgres@127.0.0.1:5432/postgres"),
+                   help="a superuser conninfo of the server; scratch databases are created there")
+    p.add_argument("--workers", default="1,2,4,8", help="comma-separated worker counts")
+    p.add_argument("--runs", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--concurrency", type=int, default=8, help="activity concurrency of each worker")
+    p.add_argument("--lease-ttl", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per scenario")
+    p.add_argument("--pgbench-seconds", type=int, default=5, help="0 skips the pgbench ceiling")
+    args = p.parse_args(argv)
+    counts = [int(x) for x in args.workers.split(",") if x.strip()]
+    if not counts or min(counts) < 1:
+        p.error("--workers takes positive integers, e.g. 1,2,4,8")
+    with psycopg.connect(args.admin_url, autocommit=True) as conn:
+        settings = {k: conn.execute(f"SHOW {k}").fetchone()[0]  # type: ignore[index]
+                    for k in ("server_version", "synchronous_commit", "fsync", "max_connections")}
+    print(json.dumps({"benchmark": "workers_setup", **settings, "cores": os.cpu_count()}), flush=True)
+    for n in counts:
+        row = run_scenario(args.admin_url, n, args.runs, args.steps, args.concurrency, args.lease_ttl, args.timeout)
+        print(json.dumps(row), flush=True)
+    if args.pgbench_seconds > 0:
+        for clients in sorted({4, 4 * max(counts)}):  # a worker's pool has 4 connections
+            print(json.dumps(pgbench_ceiling(args.admin_url, clients, args.pgbench_seconds)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
