@@ -481,7 +481,7 @@ class _Scan:
     def _follow(self, r: _Resolved, src: _Source) -> bool:
         """Scan a helper defined next to the workflow (same cell or module). True if it is one."""
         if r.own is not None:
-            if isinstance(r.own, ast.FunctionDef | ast.AsyncFunctionDef):
+            if isinstance(r.own, ast.FunctionDef | ast.AsyncFunctionDef) and not _decorated_activity(r.own):
                 self.function(r.own, r.obj, src, helper=r.own.name)
             return True  # a class or function of the cell itself: its own code
         obj = r.obj
@@ -508,6 +508,15 @@ class _Scan:
             f"`{shown}` can swallow the run's cancellation; catch Exception instead, or re-raise",
             handler, src, shown, "except Exception", helper,
         )
+
+
+def _decorated_activity(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """``@cn.activity`` / ``@activity(...)`` on a def whose object the scan cannot see."""
+    for dec in node.decorator_list:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        if isinstance(target, ast.Attribute | ast.Name) and ast.unparse(target).split(".")[-1] == "activity":
+            return True
+    return False
 
 
 def _walk(stmts: Sequence[ast.AST], exempt: set[int]) -> Iterator[ast.AST]:

@@ -445,6 +445,25 @@ def test_helpers_defined_in_the_same_cell_are_scanned() -> None:
     assert "jitter()" in findings[0].message
 
 
+def test_activities_of_the_cell_are_not_scanned_even_before_the_cell_ran() -> None:
+    source = textwrap.dedent(
+        """
+        import time
+        import continuum_nb as cn
+
+        @cn.activity(retry=None)
+        def stamp():
+            return time.time()
+
+        async def wf():
+            return await stamp()
+        """
+    )
+    ns: dict[str, Any] = {}
+    exec(compile("async def wf():\n    return await stamp()\n", CELL, "exec"), ns)
+    assert check_workflow(ns["wf"], source=source, filename=CELL) == []
+
+
 def test_workflow_in_a_module_file(helper_modules: Callable[[str, str], types.ModuleType]) -> None:
     name = f"wfmod_{uuid.uuid4().hex[:8]}"
     mod = helper_modules(
