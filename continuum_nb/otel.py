@@ -246,13 +246,7 @@ class _Bridge:
             link = Link(trace.get_current_span(stored).get_span_context())
             span = self.tracer.start_span(RUN_SPAN, context=Context(), attributes=attrs, links=[link])
         else:
-            # No stored context (started without a caller span, or before setup()): this span
-            # becomes the run's trace context, persisted by the engine with its next commit.
             span = self.tracer.start_span(RUN_SPAN, context=Context(), attributes=attrs)
-            setter = md.get("set_trace_context")
-            encoded = _encode_span(span)
-            if callable(setter) and encoded is not None:
-                setter(encoded)
         key = (str(md.get("run_id")), md.get("lease_token"))
         with self.lock:
             previous = self.runs.pop(key, None)
@@ -260,6 +254,14 @@ class _Bridge:
         if previous is not None:  # a claim without an end event: close the old span honestly
             previous.set_attribute("continuum.outcome", "unknown")
             previous.end()
+        if stored is None:
+            # No stored context (started without a caller span, or before setup()): this span
+            # becomes the run's trace context, persisted by the engine with its next commit.
+            # Called last, so a failing setter cannot leave the span unregistered (never ended).
+            setter = md.get("set_trace_context")
+            encoded = _encode_span(span)
+            if callable(setter) and encoded is not None:
+                setter(encoded)
 
     def _pop_run(self, md: Mapping[str, Any]) -> Span | None:
         """The open attempt an end event closes.

@@ -323,3 +323,18 @@ def test_the_telemetry_reference_documents_every_event() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
     missing = [".".join(e) for e in telemetry.EVENTS if f"`{'.'.join(e)}`" not in doc]
     assert missing == [], f"docs/observability.md does not document {missing}"
+
+
+def test_a_failing_trace_context_setter_does_not_leak_the_span(bridge: Bridge) -> None:
+    def broken(_: bytes) -> None:
+        raise RuntimeError("store down")
+
+    rid = run_id()
+    telemetry.emit(
+        ("continuum", "run", "claimed"), {},
+        {"run_id": rid, "workflow": "order", "instance": "default", "lease_token": 1, "resumed": False,
+         "trace_context": None, "set_trace_context": broken},
+    )  # the handler's exception is logged by telemetry.emit, never raised
+    bridge.end(rid, 1, ("run", "completed"))
+    [span] = bridge.spans()
+    assert span.attributes is not None and span.attributes["continuum.outcome"] == "completed"
