@@ -335,18 +335,21 @@ class ObserverApp(w.VBox):
         super().close()
 
     def static_html(self) -> str:
-        caption = f"continuum observer — page {self.pager.page + 1}"
+        """A snapshot of the visible page (and the selected run) as plain HTML."""
+        caption = f"continuum observer — snapshot of page {self.pager.page + 1} (run the notebook for the live observer)"
         return static.runs_table_html(self.table.rows, caption=caption) + self._static_detail
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, tuple):
-            data, meta = bundle
-            data = {**data, "text/html": self.static_html()}
-            return data, meta
-        if isinstance(bundle, dict):
-            return {**bundle, "text/html": self.static_html()}
-        return bundle
+    def _ipython_display_(self) -> None:
+        """Display the widget, then a static snapshot as a second output.
+
+        Front ends that render the widget also load ``widgets/observer.css``, which hides the
+        snapshot (``.cn-static-fallback``); where widgets cannot render — ``nbconvert --to html``
+        offline, GitHub, a notebook reopened without its kernel — the snapshot is what is read.
+        """
+        from IPython.display import HTML, display
+
+        display(self._repr_mimebundle_(), raw=True)
+        display(HTML(f'<div class="cn-static-fallback">{self.static_html()}</div>'))
 
 
 def _resolve(instance: Any) -> tuple[Any, str, str]:

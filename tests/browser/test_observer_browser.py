@@ -136,3 +136,27 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     observer.get_by_role("tab", name="Partitions").click()
     expect(observer.locator("td:text-matches('continuum_events_y\\\\d{4}_m\\\\d{2}')").first).to_be_visible()
     _save_screenshot(page, observer, tmp_path, "observer_partitions")
+
+
+def test_static_html_export_shows_a_readable_runs_table(tmp_path: Path, db_url: str) -> None:
+    """`jupyter nbconvert --to html --execute` of notebook 03: without JavaScript, the observer's
+    snapshot table is in the page, with the notebook's four runs."""
+    import re
+    import subprocess
+    import sys
+
+    nb = tmp_path / "03_observer.ipynb"
+    shutil.copy(REPO / "notebooks" / "03_observer.ipynb", nb)
+    env = {**os.environ, "CONTINUUM_DATABASE_URL": db_url, "IPYTHONDIR": str(tmp_path / "ipython"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter_config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(nb)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page_html = (tmp_path / "03_observer.html").read_text()
+    fallback = page_html[page_html.index('class="cn-static-fallback"'):]
+    runs_table = fallback[: fallback.index("</table>")]
+    states = re.findall(r'cn-obs-state-(\w+)">(\w+)</td>', runs_table)
+    assert sorted(s for s, _ in states) == ["completed", "completed", "completed", "suspended"]
+    assert "observer_demo_order" in runs_table
