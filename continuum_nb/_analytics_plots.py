@@ -103,12 +103,25 @@ def plot_throughput_per_minute(df: pandas.DataFrame, ax: Axes | None = None) -> 
     title = "Throughput per minute"
     if df.empty:
         return _empty(ax, title)
-    ax.plot(df["minute"], df["events"], color="tab:blue", label="events")
+    # markers keep a short series (a single busy minute) visible
+    marker = "o" if len(df) <= 60 else None
+    ax.plot(df["minute"], df["events"], color="tab:blue", marker=marker, label="events")
     ax.set_ylabel("events / min", color="tab:blue")
+    ax.set_ylim(bottom=0, top=max(float(df["events"].max()), 1.0) * 1.1)
     right = ax.twinx()
-    right.plot(df["minute"], df["completed_runs"], color="tab:orange", label="completed runs")
+    right.plot(df["minute"], df["completed_runs"], color="tab:orange", marker=marker, label="completed runs")
     right.set_ylabel("completed runs / min", color="tab:orange")
+    right.set_ylim(bottom=0, top=max(float(df["completed_runs"].max()), 1.0) * 1.1)
+    if len(df) == 1:  # otherwise matplotlib pads a single instant out to years
+        import pandas as pd
+
+        minute = df["minute"].iloc[0]
+        ax.set_xlim(minute - pd.Timedelta(minutes=2), minute + pd.Timedelta(minutes=2))
     ax.set_title(title)
     ax.set_xlabel("minute (UTC)")
-    ax.figure.autofmt_xdate()
+    # rotate this axes' labels only (Figure.autofmt_xdate would hide other subplots' labels)
+    for label in ax.get_xticklabels():
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
     return ax
+
