@@ -72,38 +72,7 @@ SELECT 1 / count(*)::int FROM (
     SELECT 1 FROM continuum_runs WHERE id = %(run)s AND lease_token = %(token)s FOR UPDATE
 ) AS fence
 """
-# Then, in a statement of its own (so its snapshot is taken after the row lock is held), the
-# journal must end exactly before the wake's first seq: a wake applied twice, or by two threads
-# with the same token, cannot duplicate a (run_id, seq).
-SEQ_CHECK = """
-SELECT 1 / (CASE WHEN coalesce(max(seq), 0) = %(last)s THEN 1 ELSE 0 END)
-  FROM continuum_events WHERE run_id = %(run)s
-"""
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM continuum_events WHERE run_id = %(run)s"
-
-INSERT_EVENTS = """
-INSERT INTO continuum_events (run_id, seq, event_type, payload)
-SELECT %(run)s, u.seq, u.event_type, u.payload::jsonb
-  FROM unnest(%(seqs)s::bigint[], %(types)s::text[], %(payloads)s::text[]) AS u(seq, event_type, payload)
-"""
-
-INSERT_TASKS = """
-WITH ins AS (
-    INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, attempt, state, available_at,
-                                          idempotency_key, lease_owner, lease_token, lease_expires_at)
-    SELECT u.id, %(run)s, u.seq, u.mfa::jsonb, u.activity, u.attempt,
-           CASE WHEN u.mine THEN 'leased' ELSE 'available' END, u.available_at, u.ikey,
-           CASE WHEN u.mine THEN r.lease_owner END,
-           CASE WHEN u.mine THEN r.lease_token END,
-           CASE WHEN u.mine THEN now() + make_interval(secs => %(ttl)s::float8) END
-      FROM unnest(%(ids)s::uuid[], %(seqs)s::bigint[], %(mfas)s::text[], %(acts)s::text[],
-                  %(attempts)s::int[], %(avail)s::timestamptz[], %(keys)s::text[], %(mine)s::bool[])
-           AS u(id, seq, mfa, activity, attempt, available_at, ikey, mine)
-     CROSS JOIN (SELECT lease_owner, lease_token FROM continuum_runs WHERE id = %(run)s) AS r
-    RETURNING activity, state)
-SELECT pg_notify('continuum_tasks', a.activity)
-  FROM (SELECT DISTINCT activity FROM ins WHERE state = 'available') AS a
-"""
 
 INSERT_TIMERS = """
 INSERT INTO continuum_timers (id, run_id, seq, fires_at)
@@ -144,11 +113,40 @@ UPDATE continuum_activity_tasks
  WHERE run_id = %(run)s AND id = ANY(%(ids)s::uuid[]) AND state IN ('available', 'leased')
 """
 
-# The run row, last: this statement's snapshot is taken after the fence holds the row lock, so a
-# signal (or an activity outcome) committed before the lock is seen here, and one committed after
-# it waits for this transaction and then makes the run runnable itself.
-UPDATE_RUN = """
-WITH pend AS (
+# The rest of a wake in ONE statement (after FENCE, and after the statements for the rarer kinds
+# of rows): its snapshot is taken once the row lock is held, so
+# - ``chk`` sees every committed event: the journal must end exactly before the wake's first seq
+#   (a wake applied twice, or by two threads with the same token, cannot duplicate a seq); a
+#   mismatch divides by zero and the whole implicit transaction rolls back;
+# - ``pend`` sees every signal (or activity outcome) committed before the lock, and one committed
+#   after it waits for this transaction and then makes the run runnable itself.
+# Every data-modifying CTE runs even when unreferenced; with empty arrays it inserts nothing.
+WAKE_MAIN = """
+WITH chk AS MATERIALIZED (
+    SELECT 1 / (CASE WHEN %(last)s::bigint IS NULL OR coalesce(max(seq), 0) = %(last)s::bigint
+                     THEN 1 ELSE 0 END) AS ok
+      FROM continuum_events WHERE run_id = %(run)s
+), cur AS MATERIALIZED (
+    SELECT lease_owner, lease_token FROM continuum_runs WHERE id = %(run)s
+), ev AS (
+    INSERT INTO continuum_events (run_id, seq, event_type, payload)
+    SELECT %(run)s, u.seq, u.event_type, u.payload::jsonb
+      FROM chk, unnest(%(seqs)s::bigint[], %(types)s::text[], %(payloads)s::text[])
+           AS u(seq, event_type, payload)
+), tk AS (
+    INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, attempt, state, available_at,
+                                          idempotency_key, lease_owner, lease_token, lease_expires_at)
+    SELECT u.id, %(run)s, u.seq, u.mfa::jsonb, u.activity, u.attempt,
+           CASE WHEN u.mine THEN 'leased' ELSE 'available' END, u.available_at, u.ikey,
+           CASE WHEN u.mine THEN cur.lease_owner END,
+           CASE WHEN u.mine THEN cur.lease_token END,
+           CASE WHEN u.mine THEN now() + make_interval(secs => %(ttl)s::float8) END
+      FROM chk, cur,
+           unnest(%(t_ids)s::uuid[], %(t_seqs)s::bigint[], %(t_mfas)s::text[], %(t_acts)s::text[],
+                  %(t_attempts)s::int[], %(t_avail)s::timestamptz[], %(t_keys)s::text[], %(t_mine)s::bool[])
+           AS u(id, seq, mfa, activity, attempt, available_at, ikey, mine)
+    RETURNING activity, state
+), pend AS (
     SELECT (cardinality(%(names)s::text[]) > 0 AND EXISTS (
                 SELECT 1 FROM continuum_signals
                  WHERE run_id = %(run)s AND NOT delivered AND name = ANY(%(names)s::text[])))
@@ -165,15 +163,18 @@ WITH pend AS (
            trace_context = coalesce(r.trace_context, %(trace)s::bytea),
            lease_owner = CASE WHEN %(release)s THEN NULL ELSE r.lease_owner END,
            lease_token = CASE WHEN %(release)s THEN NULL ELSE r.lease_token END,
-           lease_expires_at = CASE WHEN %(release)s THEN NULL ELSE now() + make_interval(secs => %(ttl)s::float8) END
-      FROM pend
+           lease_expires_at = CASE WHEN %(release)s THEN NULL
+                                   ELSE now() + make_interval(secs => %(ttl)s::float8) END
+      FROM pend, chk
      WHERE r.id = %(run)s
     RETURNING pend.p, r.next_wakeup_at)
 SELECT upd.p,
        CASE WHEN %(finished)s OR %(state)s::text = 'drifted'
                  THEN pg_notify('continuum_run_done', %(run_text)s)
             WHEN %(release)s AND upd.next_wakeup_at <= %(now)s
-                 THEN pg_notify('continuum_wake', %(run_text)s) END
+                 THEN pg_notify('continuum_wake', %(run_text)s) END,
+       (SELECT count(pg_notify('continuum_tasks', a.activity))
+          FROM (SELECT DISTINCT activity FROM tk WHERE state = 'available') AS a)
   FROM upd
 """
 

@@ -24,31 +24,12 @@ _j = jsonb_or_null
 
 
 def queue_wake(conn: psycopg.Connection[Any], wake: Wake, run_id: UUID) -> psycopg.Cursor[Any]:
-    """Queue the statements of one wake (inside the caller's pipelined transaction).
+    """Queue the statements of one wake (inside the caller's pipelined transaction, after FENCE):
+    one statement per rarer kind of row present (timers, signals, outcomes, cancellations), then
+    WAKE_MAIN (seq check, events, tasks, the run row, NOTIFY).
 
-    Returns the cursor of the run-row update, whose row is (signal_pending, notify)."""
+    Returns the cursor of WAKE_MAIN, whose first column is signal_pending."""
     run = {"run": run_id}
-    if wake.events:
-        conn.execute(q.INSERT_EVENTS, {
-            **run,
-            "seqs": [e.seq for e in wake.events],
-            "types": [e.event_type for e in wake.events],
-            "payloads": [dumps(e.payload) for e in wake.events],
-        })
-    if wake.new_tasks:
-        tasks = wake.new_tasks
-        conn.execute(q.INSERT_TASKS, {
-            **run,
-            "ttl": wake.lease_ttl,
-            "ids": [t.id for t in tasks],
-            "seqs": [t.seq for t in tasks],
-            "mfas": [dumps(t.args) for t in tasks],
-            "acts": [t.activity for t in tasks],
-            "attempts": [t.attempt for t in tasks],
-            "avail": [t.available_at for t in tasks],
-            "keys": [t.idempotency_key for t in tasks],
-            "mine": [t.lease_to_self for t in tasks],
-        })
     if wake.new_timers:
         conn.execute(q.INSERT_TIMERS, {
             **run,
@@ -84,8 +65,21 @@ def queue_wake(conn: psycopg.Connection[Any], wake: Wake, run_id: UUID) -> psyco
             })
     if wake.cancelled_tasks:
         conn.execute(q.CANCEL_TASKS, {**run, "ids": list(wake.cancelled_tasks)})
-    return conn.execute(q.UPDATE_RUN, {
+    events, tasks = wake.events, wake.new_tasks
+    return conn.execute(q.WAKE_MAIN, {
         **run,
+        "last": events[0].seq - 1 if events else None,
+        "seqs": [e.seq for e in events],
+        "types": [e.event_type for e in events],
+        "payloads": [dumps(e.payload) for e in events],
+        "t_ids": [t.id for t in tasks],
+        "t_seqs": [t.seq for t in tasks],
+        "t_mfas": [dumps(t.args) for t in tasks],
+        "t_acts": [t.activity for t in tasks],
+        "t_attempts": [t.attempt for t in tasks],
+        "t_avail": [t.available_at for t in tasks],
+        "t_keys": [t.idempotency_key for t in tasks],
+        "t_mine": [t.lease_to_self for t in tasks],
         "run_text": str(run_id),
         "names": list(wake.awaiting_signals),
         "awaited": list(getattr(wake, "awaiting_tasks", ()) or ()),

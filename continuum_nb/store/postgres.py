@@ -2,10 +2,11 @@
 
 Performance shape (see ``benchmarks/store_commit.py``):
 - statements are constants in ``_pg_sql`` and prepared per connection (``prepare_threshold=0``);
-- a wake is one pipeline on an autocommit connection (fence, one statement per kind of row, the
-  run row, then a single Sync): PostgreSQL runs everything before the Sync as one implicit
-  transaction, so it costs one round trip and one durable commit, and an error anywhere (the
-  fence included) skips the rest and rolls all of it back;
+- a wake is one pipeline on an autocommit connection: FENCE (lock the run row, check the token),
+  a statement per rarer kind of row it has (timers, signals, outcomes, cancellations), then
+  WAKE_MAIN (seq check, events, tasks, the run row, NOTIFY), then a single Sync. PostgreSQL runs
+  everything before the Sync as one implicit transaction: one round trip and one durable commit,
+  and an error anywhere (a stale token included) skips the rest and rolls all of it back;
 - single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
 
 Failures: a stale lease token raises ``LeaseLost``; an event month without a partition raises
@@ -251,8 +252,6 @@ class PostgresStore:
                 try:
                     with conn.pipeline():
                         conn.execute(q.FENCE, fence)
-                        if wake.events:
-                            conn.execute(q.SEQ_CHECK, {**fence, "last": wake.events[0].seq - 1})
                         cur = queue_wake(conn, wake, wake.run_id)
                 except pgerrors.DivisionByZero:
                     raise self._fence_failure(conn, wake) from None
