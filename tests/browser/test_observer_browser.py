@@ -20,10 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS_IMG = REPO / "docs" / "img"
 
 
-def _save_screenshot(page: Any, target: Any, tmp_path: Path, name: str) -> Path:
+def _save_screenshot(page: Any, target: Any, tmp_path: Path, name: str, *, docs: bool = True) -> Path:
+    """Under the test's tmp dir; also into docs/img/ (for docs/observer.md) when
+    CONTINUUM_DOCS_SCREENSHOTS=1."""
     path = tmp_path / f"{name}.png"
     target.screenshot(path=str(path))
-    if os.environ.get("CONTINUUM_DOCS_SCREENSHOTS") == "1":
+    if docs and os.environ.get("CONTINUUM_DOCS_SCREENSHOTS") == "1":
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, DOCS_IMG / path.name)
     return path
@@ -64,7 +66,7 @@ def test_custom_views_render_and_talk_back_to_the_kernel(start_lab: Any, page: A
     expect(page.locator("[data-testid=cn-timeline] .cn-gap-signal")).to_have_count(1)
     row.click()
     expect(page.get_by_text(f"selected {run_id}")).to_be_visible()
-    _save_screenshot(page, page.locator(".jp-Notebook"), tmp_path, "views")
+    _save_screenshot(page, page.locator(".jp-Notebook"), tmp_path, "views", docs=False)
     assert not cell_errors(page), cell_errors(page)
 
 
@@ -82,6 +84,8 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     observer = page.locator(".cn-observer")
     table = observer.locator("[data-testid=cn-runs-table]")
     expect(table).to_be_visible()
+    # the static snapshot printed under the widget is for renderers without widgets only
+    expect(page.locator(".cn-static-fallback")).to_be_hidden()
     expect(table.locator("td[data-state=completed]")).to_have_count(3)
     suspended = table.locator("tr:has(td[data-state=suspended])")
     expect(suspended).to_have_count(1)

@@ -288,3 +288,21 @@ def test_missing_schema_names_the_fix(empty_db_url: str) -> None:
             q.list_runs()
     finally:
         q.close()
+
+
+def test_app_warns_when_next_months_partition_is_missing(db_url: str) -> None:
+    from continuum_nb.partitions import next_month, partition_name
+
+    app = _app(db_url)
+    try:
+        assert app.partitions.missing is False and app.tabs.get_title(2) == "Partitions"
+    finally:
+        app.close()
+    with psycopg.connect(db_url) as conn:
+        conn.execute(f"DROP TABLE {partition_name(next_month())}")  # a validated, generated name
+    app = _app(db_url)
+    try:
+        assert app.partitions.missing is True and app.tabs.get_title(2) == "Partitions ⚠"
+        assert f"continuum partitions create {next_month():%Y-%m}" in app.partitions.warning.value
+    finally:
+        app.close()
