@@ -120,11 +120,11 @@ class PartitionInfo:
 def create_partition(conn: psycopg.Connection[Any], month: date) -> bool:
     """Create ``month``'s partition; False when it already exists (idempotent)."""
     name = partition_name(month)
-    with conn.transaction():
-        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
-        if exists and exists[0]:
-            return False
-        try:
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    if exists and exists[0]:
+        return False
+    try:
+        with conn.transaction():
             conn.execute(
                 sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
                     sql.Identifier(name),
@@ -133,18 +133,18 @@ def create_partition(conn: psycopg.Connection[Any], month: date) -> bool:
                     sql.Literal(_bound(add_months(month, 1))),
                 )
             )
-        except psycopg.errors.DuplicateTable:
-            return False  # a concurrent create won
-        except (psycopg.errors.InvalidObjectDefinition, psycopg.errors.CheckViolation) as exc:
-            # "would overlap partition ...": someone made a partition by hand with other bounds;
-            # or a hand-made DEFAULT partition already holds rows of this month.
-            raise PartitionError(
-                f"cannot create {name}: {exc.diag.message_primary}; inspect `continuum partitions list`"
-            ) from None
-        except psycopg.errors.UndefinedTable:
-            raise PartitionError(
-                "continuum_events does not exist or is not partitioned; run `continuum migrate` first"
-            ) from None
+    except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation):
+        return False  # a concurrent create won (the catalog's unique index may report it)
+    except (psycopg.errors.InvalidObjectDefinition, psycopg.errors.CheckViolation) as exc:
+        # "would overlap partition ...": someone made a partition by hand with other bounds;
+        # or a hand-made DEFAULT partition already holds rows of this month.
+        raise PartitionError(
+            f"cannot create {name}: {exc.diag.message_primary}; inspect `continuum partitions list`"
+        ) from None
+    except psycopg.errors.UndefinedTable:
+        raise PartitionError(
+            "continuum_events does not exist or is not partitioned; run `continuum migrate` first"
+        ) from None
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -271,3 +272,23 @@ def test_overlap_with_a_hand_made_partition_is_one_line(db_url: str, capsys: pyt
     assert listed["continuum_events_custom"].month is None
     assert listed["continuum_events_custom"].start == datetime(2033, 1, 15, tzinfo=timezone.utc)
     assert "continuum_events_y2033_m02" not in listed
+
+
+def test_concurrent_creates_of_one_month_both_succeed(db_url: str) -> None:
+    barrier = threading.Barrier(4)
+    results: list[object] = []
+
+    def create() -> None:
+        barrier.wait(timeout=30)
+        try:
+            results.append(partitions.create("2034-03", database_url=db_url).created)
+        except Exception as exc:  # reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results, key=str) == [False, False, False, True], results
+    assert "continuum_events_y2034_m03" in partition_names(db_url)
