@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable
 
+from .base import RUN_STATES
 from .migrate import available
 from .partitions import INITIAL_PARTITIONS_SQL
 
@@ -50,7 +51,6 @@ __all__ = [
     "workflow_versions",
 ]
 
-RUN_STATES = ("running", "suspended", "completed", "failed", "cancelled", "drifted")
 TASK_STATES = ("available", "leased", "completed", "failed", "cancelled")
 
 metadata = MetaData()
