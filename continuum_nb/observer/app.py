@@ -168,6 +168,10 @@ class ObserverApp(w.VBox):
         self.add_class("cn-observer")
 
         self.bridge = LiveBridge(self._on_live_change, instance=instance_name)
+        # Count front-end views: once every view of this observer is gone (its cell re-run or
+        # cleared), live refresh pauses instead of polling for nobody; a new view resumes it.
+        self._view_count = 0
+        self.observe(self._on_views, names="_view_count")
         if self.partitions.check_next_month():
             self.tabs.set_title(2, "Partitions ⚠")
         self._load_workflows()
@@ -282,6 +286,12 @@ class ObserverApp(w.VBox):
             self.refresh()
         else:
             self.bridge.stop()
+
+    def _on_views(self, change: Any) -> None:
+        was_paused = self.bridge.paused
+        self.bridge.paused = change["new"] == 0 and (change["old"] or 0) > 0
+        if was_paused and not self.bridge.paused:
+            self.refresh()
 
     def _on_live_change(self, run_ids: set[str], poll: bool) -> None:
         if self._load_page_ok() and self.selected and (poll or self.selected in run_ids):

@@ -306,3 +306,17 @@ def test_app_warns_when_next_months_partition_is_missing(db_url: str) -> None:
         assert f"continuum partitions create {next_month():%Y-%m}" in app.partitions.warning.value
     finally:
         app.close()
+
+
+def test_app_pauses_live_refresh_when_its_last_view_is_gone(db_url: str) -> None:
+    app = _app(db_url)
+    try:
+        assert not app.bridge.paused
+        app._view_count = 1          # the front end displayed it
+        assert not app.bridge.paused
+        app._view_count = 0          # its cell was re-run or cleared
+        assert app.bridge.paused
+        app._view_count = 1          # displayed again
+        assert not app.bridge.paused
+    finally:
+        app.close()
