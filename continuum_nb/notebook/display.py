@@ -176,7 +176,8 @@ class WorkflowSummary:
     findings: list[str] = field(default_factory=list)
     cell_problems: list[str] = field(default_factory=list)
     outdated: list[OutdatedRun] = field(default_factory=list)
-    new_version: bool = True
+    #: The version the previous %%workflow of this name registered in this kernel, if any.
+    previous_version: str | None = None
 
     def _lines(self) -> list[tuple[str, list[str]]]:
         sections: list[tuple[str, list[str]]] = []
@@ -200,9 +201,14 @@ class WorkflowSummary:
 
     def _header(self) -> tuple[str, str, str]:
         acts = ", ".join(self.activities) if self.activities else "(none)"
-        status = "new version" if self.new_version else "unchanged"
+        if self.previous_version is None:
+            status = ""
+        elif self.previous_version == self.version_hash:
+            status = " (unchanged)"
+        else:
+            status = f" (new; was {short_hash(self.previous_version)})"
         where = f"instance {self.instance}" if self.instance else "every instance"
-        version = f"version {short_hash(self.version_hash)} ({status}), {where}"
+        version = f"version {short_hash(self.version_hash)}{status}, {where}"
         return (f"workflow {self.name}", version, f"activities: {acts}")
 
     def __repr__(self) -> str:

@@ -141,6 +141,8 @@ class ContinuumMagics(Magics, Configurable):
         self._versions[(instance, wf.name)] = wf.version_hash
         user_ns[name] = wf  # like a decorator: cn.start(order, ...) works on the name
         if not self.show_summary:
+            for problem in problems:
+                warnings.warn(f"%%workflow {name}: {problem}", UserWarning, stacklevel=1)
             return
         outdated = self._outdated(wf.name, instance)
         summary = views.WorkflowSummary(
@@ -151,7 +153,7 @@ class ContinuumMagics(Magics, Configurable):
             findings=[_finding_text(f) for f in getattr(wf, "findings", []) or []],
             cell_problems=problems,
             outdated=outdated,
-            new_version=previous != wf.version_hash,
+            previous_version=previous,
         )
         display(summary)
         buttons = views.upgrade_buttons(
@@ -194,7 +196,9 @@ class ContinuumMagics(Magics, Configurable):
         out = []
         for i, r in enumerate(runs):
             upgradable: bool | None = None
-            note = f"over {UPGRADE_CHECK_LIMIT} outdated runs; use %continuum upgrade RUN_ID --check"
+            note = (
+                f"over {UPGRADE_CHECK_LIMIT} outdated runs; use %continuum upgrade RUN_ID --check"
+            )
             if i < UPGRADE_CHECK_LIMIT:
                 note = ""
                 try:

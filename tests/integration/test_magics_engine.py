@@ -110,7 +110,7 @@ def test_workflow_cell_is_stored_and_runs_through_the_magics(
     summary = texts(out)[0]
     assert (
         summary.splitlines()[0]
-        == f"workflow order — version {wf.version_hash[:12]} (new version), instance {inst.name}"
+        == f"workflow order — version {wf.version_hash[:12]}, instance {inst.name}"
     )
     assert "activities: charge" in summary and "determinism scan: no findings" in summary
     with psycopg.connect(db_url) as conn:
@@ -296,3 +296,12 @@ def test_start_wait_observe_and_plot(shell: Any, inst: cn.Instance) -> None:
     result, out = run(shell, f"%continuum analytics run_durations --plot --instance {inst.name}")
     assert result.success, lines(out)
     assert list(result.result["workflow"]) == ["twice"]
+
+
+def test_without_summary_free_names_are_warnings(shell: Any, inst: cn.Instance) -> None:
+    run(shell, "%config ContinuumMagics.show_summary = False")
+    run(shell, "def discount(c):\n    return c // 2\n")
+    cell = V1.replace("charge(order_id, cents)", "charge(order_id, discount(cents))")
+    with pytest.warns(UserWarning, match="cell uses `discount`, defined elsewhere in the notebook"):
+        result, out = run(shell, f"%%workflow --instance {inst.name}\n{cell}")
+    assert result.success and out.outputs == []

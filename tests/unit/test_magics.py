@@ -393,11 +393,12 @@ def test_workflow_summary_lists_everything() -> None:
         cell_problems=["cell uses `helper`, defined elsewhere in the notebook; import or define it in this cell"],
         outdated=[views.OutdatedRun(RUN, "suspended", "a" * 64, True),
                   views.OutdatedRun(RUN.replace("1", "2"), "drifted", "b" * 64, False, "would drift at seq 3")],
+        previous_version="a" * 64,
     )  # fmt: skip
     text = repr(s)
     assert (
         text.splitlines()[0]
-        == "workflow order — version ffffffffffff (new version), instance default"
+        == "workflow order — version ffffffffffff (new; was aaaaaaaaaaaa), instance default"
     )
     assert "activities: charge, ship" in text
     assert "Determinism findings:\n  - line 4: time.time()" in text
@@ -405,8 +406,13 @@ def test_workflow_summary_lists_everything() -> None:
     assert f"{RUN} [suspended, version aaaaaaaaaaaa]: replays cleanly: can upgrade" in text
     assert "would drift: keep its version (would drift at seq 3)" in text
     assert "Runs on older versions (2)" in s._repr_html_()
-    clean = views.WorkflowSummary(name="o", version_hash="1" * 64, instance="default")
+    clean = views.WorkflowSummary(name="o", version_hash="1" * 64, instance=None)
+    assert repr(clean).splitlines()[0] == "workflow o — version 111111111111, every instance"
     assert "determinism scan: no findings" in repr(clean)
+    same = views.WorkflowSummary(
+        name="o", version_hash="1" * 64, instance="b", previous_version="1" * 64
+    )
+    assert repr(same).splitlines()[0] == "workflow o — version 111111111111 (unchanged), instance b"
 
 
 def test_upgrade_buttons_call_upgrade_for_clean_runs_only() -> None:
@@ -438,10 +444,13 @@ def test_dollar_arguments_expand_notebook_variables(ip: Any, api: RecordingApi) 
     result, _, _ = run(ip, "%continuum wait $started.id --timeout 2")
     assert result.success and api.calls[-1] == ("wait", (RUN,), {"timeout": 2.0, "instance": None})
     # Inside JSON (not a whole argument) nothing is expanded.
-    run(ip, f"%continuum signal {RUN} note '{{\"text\": \"$started\"}}'")
+    run(ip, f'%continuum signal {RUN} note \'{{"text": "$started"}}\'')
     assert api.calls[-1][1] == (RUN, "note", {"text": "$started"})
     for line, expected in [
-        ("%continuum wait $nothing_here", "%continuum: $nothing_here is not defined in this notebook"),
+        (
+            "%continuum wait $nothing_here",
+            "%continuum: $nothing_here is not defined in this notebook",
+        ),
         ("%continuum wait $started.nope", "FakeRun has no attribute 'nope'"),
     ]:
         result, out, err = run(ip, line)
