@@ -9,6 +9,7 @@ runs the same magics against real PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -341,7 +342,10 @@ def test_strict_cells_refuses_a_cell_that_is_not_self_contained(ip: Any) -> None
 
 def test_unload_removes_the_magics_and_the_configurable() -> None:
     shell = shell_instance()
+    before = set(threading.enumerate())
     shell.run_line_magic("load_ext", "continuum_nb")
+    # Loading starts nothing: the engine starts on the first call that needs it.
+    assert set(threading.enumerate()) == before
     assert any(isinstance(c, ContinuumMagics) for c in shell.configurables)
     shell.run_line_magic("unload_ext", "continuum_nb")
     assert shell.find_magic("continuum") is None
