@@ -3,12 +3,14 @@
     python benchmarks/workers.py                                   # PostgreSQL at CONTINUUM_TEST_PG15_URL
     python benchmarks/workers.py --admin-url URL --workers 1,2,4,8 --runs 2000 --steps 3
 
-For each N, a fresh database is created and migrated, N workers are started and become ready,
-then a pure client (run_engine=False) starts R runs of an S-step workflow (trivial activities) and
-the benchmark waits until every run is completed. Figures come from the database (started_at of
+For each N, a fresh database is created and migrated, a pure client (run_engine=False) queues R
+runs of an S-step workflow (trivial activities), then N workers are started and the benchmark
+waits until every run is completed. ``runs_per_s`` is the steady rate (between the 20th and 80th
+percentile of completion times). Figures come from the database (started_at of
 the first run to completed_at of the last) and from /proc (CPU of the worker processes and of the
-PostgreSQL server processes over the same window), so the JSON line says both how fast it went
-and who was busy. A pgbench line (a one-row INSERT per transaction, the same number of client
+server processes serving this database, over the same window), so the JSON line says both how
+fast it went and what one run costs in CPU on each side (``*_cpu_ms_per_run``): with C cores and
+nothing else running, C / (worker + backend ms per run) bounds the runs per second of one machine. A pgbench line (a one-row INSERT per transaction, the same number of client
 connections as the workers use) gives the server's own commit ceiling on this machine.
 
 Output: one JSON object per line on stdout. Scratch databases are dropped at the end.
@@ -54,29 +56,28 @@ async def bench_workers(n: int, steps: int) -> int:
 # --- measurement helpers -----------------------------------------------------------------------
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (and their reaped children), in seconds."""
+def _cpu(pids: list[int]) -> dict[int, float]:
+    """utime + stime (and reaped children) of each process, in seconds."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return total / tick
-
-
-def _postgres_pids() -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    out.append(int(entry.name))
-            except OSError:
-                continue
+        out[pid] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
     return out
+
+
+def _all_pids() -> list[int]:
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
+
+
+def _backend_pids(url: str) -> list[int]:
+    """Server processes serving this database (the benchmark's own connections included)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [int(r[0]) for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()").fetchall()]
 
 
 def _machine_busy() -> tuple[int, int]:
@@ -180,46 +181,58 @@ def run_scenario(admin: str, n_workers: int, runs: int, steps: int, concurrency:
     workers: list[_Worker] = []
     try:
         migrate(url)
+        # The runs are queued first, so the client's insert rate never limits the workers.
+        insert_s = _start_runs(url, runs, steps, threads=16)
         workers = [_Worker(url, concurrency, lease_ttl) for _ in range(n_workers)]
         for w in workers:
             w.wait_ready()
+        # The window: from every worker ready to every run completed (start-up CPU excluded).
         pids = [w.proc.pid for w in workers]
-        pg = _postgres_pids()
+        done0 = int(_one(url, "SELECT count(*) FROM continuum_runs WHERE state = 'completed'"))
         commits0, busy0 = _xact_commit(url), _machine_busy()
-        wcpu0, pgcpu0 = _cpu_seconds(pids), _cpu_seconds(pg)
+        cpu0 = _cpu(_all_pids())
         t0 = time.perf_counter()
-        insert_s = _start_runs(url, runs, steps, threads=4)
         deadline = time.monotonic() + timeout
         while _one(url, "SELECT count(*) FROM continuum_runs WHERE state = 'completed'") < runs:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{n_workers} workers did not finish {runs} runs in {timeout:g}s")
             time.sleep(0.2)
         wall = time.perf_counter() - t0
+        backends = _backend_pids(url)  # pooled connections live as long as the workers
         commits1, busy1 = _xact_commit(url), _machine_busy()
-        wcpu, pgcpu = _cpu_seconds(pids) - wcpu0, _cpu_seconds(pg) - pgcpu0
-        span = float(_one(url, "SELECT extract(epoch FROM max(completed_at) - min(started_at)) FROM continuum_runs"))
+        cpu1 = _cpu(pids + backends)
+        wcpu = sum(cpu1[p] - cpu0.get(p, 0.0) for p in pids if p in cpu1)
+        pgcpu = sum(cpu1[p] - cpu0.get(p, 0.0) for p in backends if p in cpu1)
+        in_window = max(1, runs - done0)
+        # Steady state: the rate between the 20th and the 80th percentile of completion times,
+        # so neither the staggered start of the workers nor the tail counts.
+        middle = float(_one(url, """
+            SELECT extract(epoch FROM percentile_disc(0.8) WITHIN GROUP (ORDER BY completed_at)
+                                    - percentile_disc(0.2) WITHIN GROUP (ORDER BY completed_at))
+              FROM continuum_runs"""))
+        steady = 0.6 * runs / middle if middle > 0 else float("nan")
         events = int(_one(url, "SELECT count(*) FROM continuum_events"))
-        p50 = float(_one(url, "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
-                              "completed_at - started_at)) FROM continuum_runs"))
-        cores = os.cpu_count() or 1
         return {
             "benchmark": "workers",
             "workers": n_workers,
             "runs": runs,
             "steps": steps,
             "activity_concurrency": concurrency,
-            "runs_per_s": round(runs / span, 1),
-            "steps_per_s": round(runs * steps / span, 1),
-            "events_per_s": round(events / span, 1),
+            "runs_per_s": round(steady, 1),
+            "steps_per_s": round(steady * steps, 1),
+            "events_per_s": round(steady * events / runs, 1),
+            "window_runs_per_s": round(in_window / wall, 1),
             "commits_per_s": round((commits1 - commits0) / wall, 1),
-            "commits_per_run": round((commits1 - commits0) / runs, 2),
-            "span_s": round(span, 2),
-            "client_insert_s": round(insert_s, 2),
-            "p50_run_latency_s": round(p50, 3),
+            "commits_per_run": round((commits1 - commits0) / in_window, 2),
+            "window_s": round(wall, 2),
+            "completed_before_all_ready": done0,
+            "client_insert_runs_per_s": round(runs / insert_s, 1),
             "machine_cpu_busy_pct": round(100.0 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 1),
             "workers_cpu_cores": round(wcpu / wall, 2),
-            "postgres_cpu_cores": round(pgcpu / wall, 2),
-            "cores": cores,
+            "backends_cpu_cores": round(pgcpu / wall, 2),
+            "worker_cpu_ms_per_run": round(1000 * wcpu / in_window, 2),
+            "backend_cpu_ms_per_run": round(1000 * pgcpu / in_window, 2),
+            "cores": os.cpu_count() or 1,
         }
     finally:
         for w in workers:
