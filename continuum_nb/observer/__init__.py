@@ -6,6 +6,8 @@ kernel-side ``bridge`` import ipywidgets/anywidget, so they load only when an ob
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,3 +26,14 @@ def observer(instance: Any = None, read_only: bool = False, **options: Any) -> O
     from .app import build_observer
 
     return build_observer(instance=instance, read_only=read_only, **options)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``continuum_nb.observer`` makes the package, not the function, the attribute
+    ``continuum_nb.observer``; calling the package keeps ``cn.observer(...)`` working either way."""
+
+    def __call__(self, instance: Any = None, read_only: bool = False, **options: Any) -> ObserverApp:
+        return observer(instance=instance, read_only=read_only, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

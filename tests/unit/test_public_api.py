@@ -41,6 +41,12 @@ def test_decorator_is_not_shadowed_by_its_module() -> None:
     assert callable(cn.workflow) and cn.workflow.__module__ == "continuum_nb.workflow"
 
 
+def test_observer_is_callable_even_after_its_package_was_imported() -> None:
+    import continuum_nb.observer  # noqa: F401 - sets the package as the attribute
+
+    assert callable(cn.observer)
+
+
 def test_import_is_light() -> None:
     code = (
         "import sys, continuum_nb\n"
