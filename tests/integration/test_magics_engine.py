@@ -227,7 +227,7 @@ def test_unknown_instance_and_run_are_one_line(shell: Any, inst: cn.Instance) ->
     assert isinstance(result.error_in_exec, (MagicError, UsageError)) and len(lines(out)) == 1
 
 
-def test_sql_analytics_and_partitions(shell: Any, inst: cn.Instance) -> None:
+def test_sql_analytics_and_partitions(shell: Any, inst: cn.Instance, db_url: str) -> None:
     assert run(shell, f"%%workflow --instance {inst.name}\n{V1}")[0].success
     rid = str(api.start("order", {"order_id": "D", "cents": 3}, instance=inst).id)
     until(lambda: suspended_on_signal(inst, rid), "the run to await the signal")
@@ -250,6 +250,26 @@ def test_sql_analytics_and_partitions(shell: Any, inst: cn.Instance) -> None:
     assert result.success and "continuum_events_y2031_m07 for 2031-07: created" in out.stdout
     result, out = run(shell, f"%continuum partitions create 2031-07 --instance {inst.name}")
     assert "already exists" in out.stdout
+    result, out = run(shell, f"%continuum partitions drop-old --instance {inst.name}")
+    assert result.success and result.result is None
+    assert lines(out) == [
+        "no run has retention_until set: nothing is dropped (retention is opt-in per run)"
+    ]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE continuum_runs SET retention_until = now() - interval '1 day' WHERE id = %s",
+            (rid,),
+        )
+    assert run(shell, f"%continuum partitions create 2020-01 --instance {inst.name}")[0].success
+    result, out = run(shell, f"%continuum partitions drop-old --instance {inst.name}")
+    assert (
+        lines(out)[0] == "would drop: continuum_events_y2020_m01 (dry run; add --execute to drop)"
+    )
+    assert bool(result.result.loc["continuum_events_y2020_m01", "droppable"])
+    result, out = run(shell, f"%continuum partitions drop-old --execute --instance {inst.name}")
+    assert lines(out)[0] == "dropped: continuum_events_y2020_m01"
+    result, _ = run(shell, f"%continuum partitions list --instance {inst.name}")
+    assert "continuum_events_y2020_m01" not in result.result.index
 
 
 def test_unload_leaves_no_thread_behind(db_url: str) -> None:
