@@ -201,37 +201,59 @@ def test_stopped_worker_appends_nothing_after_takeover(db_url: str) -> None:
         }
 
 
+def _run_sigterm(db_url: str, procs: list[fx.Worker], inst: Any) -> tuple[fx.Worker, str, float]:
+    a = procs[0]
+    owner_a = a.wait_ready()
+    for i in range(6):
+        cn.start("fx_slow", {"tag": f"t{i}", "seconds": 0.5}, instance=inst)
+    for i in range(4):
+        cn.start("fx_signal", {"tag": f"g{i}"}, instance=inst)
+    fx.wait_until("A to hold runs with attempts in flight", lambda: fx.scalar(
+        db_url, "SELECT count(*) FROM continuum_activity_tasks WHERE lease_owner = %s", (owner_a,)), 30)
+    t0 = time.monotonic()
+    code = a.terminate(30)
+    assert code == 0, a.stderr()
+    return a, owner_a, time.monotonic() - t0
+
+
+def _finish_with_b(db_url: str, procs: list[fx.Worker], inst: Any) -> fx.Worker:
+    b = fx.Worker(db_url, "B", lease_ttl=8.0, heartbeat=1.0)
+    procs.append(b)
+    b.wait_ready()
+    for info in cn.runs(workflow="fx_signal", instance=inst):
+        cn.signal(info.id, "go", {"n": 1}, instance=inst)
+    fx.wait_until("B to finish all 10 runs", lambda: fx.completed_count(db_url) == 10, 90)
+    assert fx.journal_problems(db_url) == []
+    return b
+
+
+def test_sigterm_exits_0_and_releases_its_runs(db_url: str) -> None:
+    """SIGTERM while runs are held and attempts in flight: the worker exits 0 well inside its
+    lease TTL and holds no run lease afterwards; another worker finishes everything."""
+    fx.install(db_url)
+    with fx.workers(fx.Worker(db_url, "A", lease_ttl=8.0, heartbeat=1.0)) as procs, fx.client(db_url) as inst:
+        _, owner_a, took = _run_sigterm(db_url, procs, inst)
+        assert took < 8.0  # it released; nobody has to wait for an expiry
+        assert fx.query(db_url, "SELECT id FROM continuum_runs WHERE lease_owner = %s", (owner_a,)) == []
+        _finish_with_b(db_url, procs, inst)
+
+
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "engine bug (node.py): during shutdown Engine.deliver_outcome hands a finished attempt's "
     "outcome to the held run and request_wake() ignores it because the engine is stopping; the run "
     "is then released without the outcome and the task row stays leased to the exited worker until "
     "its lease expires, after which the body runs again"))
-def test_sigterm_releases_leases_and_exits_0(db_url: str) -> None:
-    """SIGTERM while runs are held and attempts in flight: the worker exits 0 and holds no run or
-    task lease afterwards; another worker finishes everything."""
+def test_sigterm_leaves_no_task_lease_and_loses_no_attempt(db_url: str) -> None:
+    """The attempts that finish during the shutdown are recorded (not run again elsewhere), and
+    the exited worker holds no task lease."""
     fx.install(db_url)
-    a = fx.Worker(db_url, "A", lease_ttl=30.0, heartbeat=1.0)
-    with fx.workers(a), fx.client(db_url) as inst:
-        owner_a = a.wait_ready()
-        for i in range(6):
-            cn.start("fx_slow", {"tag": f"t{i}", "seconds": 0.5}, instance=inst)
-        for i in range(4):
-            cn.start("fx_signal", {"tag": f"g{i}"}, instance=inst)
-        fx.wait_until("A to hold runs with attempts in flight", lambda: fx.scalar(
-            db_url, "SELECT count(*) FROM continuum_activity_tasks WHERE lease_owner = %s", (owner_a,)), 30)
-        t0 = time.monotonic()
-        assert a.terminate(30) == 0, a.stderr()
-        # Well inside the 30 s lease TTL: it released, nobody waited for an expiry.
-        assert time.monotonic() - t0 < 20
-        assert fx.query(db_url, "SELECT id FROM continuum_runs WHERE lease_owner = %s", (owner_a,)) == []
-        assert fx.query(db_url, "SELECT id FROM continuum_activity_tasks WHERE lease_owner = %s", (owner_a,)) == []
-        b = fx.Worker(db_url, "B", lease_ttl=30.0, heartbeat=1.0)
-        with fx.workers(b):
-            b.wait_ready()
-            for info in cn.runs(workflow="fx_signal", instance=inst):
-                cn.signal(info.id, "go", {"n": 1}, instance=inst)
-            fx.wait_until("B to finish all 10 runs", lambda: fx.completed_count(db_url) == 10, 60)
-        assert fx.journal_problems(db_url) == []
+    with fx.workers(fx.Worker(db_url, "A", lease_ttl=8.0, heartbeat=1.0)) as procs, fx.client(db_url) as inst:
+        a, owner_a, _ = _run_sigterm(db_url, procs, inst)
+        leased = fx.query(db_url, "SELECT run_id, seq FROM continuum_activity_tasks WHERE lease_owner = %s", (owner_a,))
+        _finish_with_b(db_url, procs, inst)
+        twice = fx.query(db_url, "SELECT key FROM fx_effects WHERE activity = 'fx_sleep' GROUP BY key "
+                                 "HAVING count(*) > 1")
+        assert (leased, twice) == ([], [])
 
 
 _STARTER = """
