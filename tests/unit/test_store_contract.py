@@ -528,3 +528,27 @@ def test_listener_wait_times_out_empty(store: Any) -> None:
     assert listener.wait(0.05) == []
     assert time.monotonic() - start < 5
     listener.close()
+
+
+def test_listener_close_interrupts_a_waiting_thread(store: Any) -> None:
+    import threading
+
+    listener = store.listen([CHANNEL_WAKE])
+    started, done = threading.Event(), threading.Event()
+    out: dict[str, Any] = {}
+
+    def waiter() -> None:
+        started.set()
+        try:
+            out["got"] = listener.wait(30)
+        except Exception as exc:  # noqa: BLE001 - the test asserts there is none
+            out["error"] = exc
+        done.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert started.wait(10)
+    listener.close()
+    assert done.wait(10), "wait() did not return after close()"
+    thread.join(10)
+    assert out == {"got": []}
