@@ -83,6 +83,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+class _BrokenConnection(DatabaseUnavailable):
+    """A pooled connection died under a call (a pool timeout is plain DatabaseUnavailable)."""
+
+
 class PostgresStore:
     """See ``store.base.Store`` for each method's contract."""
 
@@ -101,6 +105,11 @@ class PostgresStore:
         extra: dict[str, Any] = {"connect_timeout": params.get("connect_timeout") or max(1, int(connect_timeout))}
         if "application_name" not in params:
             extra["application_name"] = f"continuum_nb:{instance}"
+        # Over TCP, notice a vanished server within ~30 s even on an idle LISTEN connection.
+        for key, value in (("keepalives", 1), ("keepalives_idle", 15), ("keepalives_interval", 5),
+                           ("keepalives_count", 3)):
+            if key not in params:
+                extra[key] = value
         self._conninfo = make_conninfo(self._conninfo, **extra)
         self._pool = ConnectionPool(
             self._conninfo,
@@ -151,7 +160,7 @@ class PostgresStore:
             # The pool already discarded this (broken) connection; drop its idle siblings that
             # died with the same server restart, so the next calls get fresh ones.
             self._check_pool()
-            raise self._unavailable(exc) from None
+            raise _BrokenConnection(str(self._unavailable(exc))) from None
         except pgerrors.CheckViolation as exc:
             primary = exc.diag.message_primary or ""
             if primary.startswith("no partition of relation"):
@@ -179,7 +188,7 @@ class PostgresStore:
         try:
             with self._connection() as conn:
                 return fn(conn)
-        except DatabaseUnavailable:
+        except _BrokenConnection:
             with self._connection() as conn:
                 return fn(conn)
 
