@@ -35,7 +35,6 @@ import shlex
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -560,7 +559,3 @@ def stop() -> bool:
 
 def status() -> ServerStatus:
     return _default().status()
-
-
-if __name__ == "__main__":  # pragma: no cover - manual check: python -m continuum_nb.store.embedded
-    print(ensure_running(), file=sys.stdout)
