@@ -290,9 +290,9 @@ class ContinuumMagics(Magics, Configurable):
         return views.table(views.event_rows(events), views.EVENT_COLUMNS, index="seq")
 
     def _cmd_observe(self, args: argparse.Namespace, instance: str | None) -> Any:
-        import continuum_nb as cn
+        from ..observer import observer
 
-        return cn.observer(instance=instance, read_only=args.read_only)
+        return observer(instance=instance, read_only=args.read_only)
 
     def _cmd_partitions(self, args: argparse.Namespace, instance: str | None) -> Any:
         from . import operations

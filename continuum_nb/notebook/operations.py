@@ -14,9 +14,9 @@ __all__ = ["ANALYTICS_QUERIES", "analytics", "partitions"]
 
 
 def _database_url(instance: str | None) -> str:
-    import continuum_nb as cn
+    from ..engine.instance import instance as get_instance
 
-    return str(cn.instance(instance).conninfo)
+    return str(get_instance(instance).conninfo)
 
 
 def partitions(
