@@ -12,6 +12,7 @@ from ..errors import LeaseLost, RunNotActive, RunNotFound
 from .base import Wake
 
 __all__ = [
+    "check_first_wake",
     "check_wake",
     "lease_lost",
     "month_of",
@@ -60,6 +61,15 @@ def check_wake(wake: Wake) -> None:
     ids = [t.id for t in wake.new_tasks]
     if len(set(ids)) != len(ids):
         raise ValueError(f"run {wake.run_id}: the wake creates the same task id twice")
+
+
+def check_first_wake(wake: Wake) -> None:
+    """The wake committed with a new run: its journal starts at seq 1."""
+    check_wake(wake)
+    if wake.events and wake.events[0].seq != 1:
+        raise ValueError(
+            f"a new run's journal starts at seq 1, but its first wake's events start at seq {wake.events[0].seq}"
+        )
 
 
 def month_of(when: datetime | None) -> str:

@@ -19,7 +19,14 @@ from typing import Any
 from uuid import UUID
 
 from .._json import dumps
-from ._pg_common import check_wake, lease_lost, run_not_active, run_not_found, seq_conflict
+from ._pg_common import (
+    check_first_wake,
+    check_wake,
+    lease_lost,
+    run_not_active,
+    run_not_found,
+    seq_conflict,
+)
 from .base import (
     ACTIVE_STATES,
     CHANNEL_DONE,
@@ -157,7 +164,7 @@ class MemoryStore:
         if first_wake is not None:
             if owner is None:
                 raise ValueError("create_run: first_wake needs an owner (the engine that commits it)")
-            check_wake(first_wake)
+            check_first_wake(first_wake)
             self._check_new_rows(first_wake)
         with self._lock:
             if run.id in self._runs:

@@ -36,6 +36,7 @@ from .._json import dumps
 from ..errors import DatabaseUnavailable, MigrationError, PartitionError
 from . import _pg_sql as q
 from ._pg_common import (
+    check_first_wake,
     check_wake,
     lease_lost,
     month_of,
@@ -210,7 +211,7 @@ class PostgresStore:
         if first_wake is not None:
             if owner is None:
                 raise ValueError("create_run: first_wake needs an owner (the engine that commits it)")
-            check_wake(first_wake)
+            check_first_wake(first_wake)
         try:
             with self._connection() as conn:
                 if owner is None:

@@ -115,6 +115,11 @@ def test_create_run_with_owner_commits_first_wake(store: Any) -> None:
     # the self-leased task carries the run's owner and token, and is not claimable by others
     assert store.claim_tasks("e2", ["charge"], now(), 30, 10) == []
     assert store.renew_leases("e1", {rid: token}, {t.id: token}, 30) == (set(), set())
+    bad = Wake(run_id=uuid.uuid4(), lease_token=0, now=now(), state="suspended", events=[ev(2)])
+    with pytest.raises(ValueError, match="starts at seq 1"):
+        new_run(store, owner="e1", first_wake=bad)
+    with pytest.raises(ValueError, match="needs an owner"):
+        new_run(store, owner=None, first_wake=wake)
 
 
 def test_list_runs_keyset_paging_and_filters(store: Any) -> None:
