@@ -320,3 +320,19 @@ def test_app_pauses_live_refresh_when_its_last_view_is_gone(db_url: str) -> None
         assert not app.bridge.paused
     finally:
         app.close()
+
+
+def test_analytics_tab_without_the_extra_says_how_to_install_it(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import continuum_nb
+
+    app = _app(db_url)
+    try:
+        monkeypatch.setitem(sys.modules, "continuum_nb.analytics", None)   # import now raises ImportError
+        monkeypatch.delitem(vars(continuum_nb), "analytics", raising=False)
+        app.analytics.load()
+        assert "pip install 'continuum-nb[analytics]'" in app.analytics.output.value
+        assert app.table.rows == []   # the rest of the observer is unaffected
+    finally:
+        app.close()
