@@ -47,6 +47,7 @@ class Instance:
         self.clock: Clock = clock or SystemClock()
         self.registry = Registry()
         self._store = store
+        self._own_store = store is None  # a store we create, we close on stop()
         self._conninfo: str | None = None
         self._engine: Engine | None = None
         self._saved_versions: set[tuple[str, str]] = set()
@@ -161,6 +162,12 @@ class Instance:
             engine.stop(timeout)
         if watcher is not None:
             watcher.close()
+        if self._own_store:
+            # Close the pool too (no thread left behind); the store reopens on next use.
+            with self._lock:
+                store, self._store = self._store, None
+            if store is not None:
+                store.close()
 
     def close(self) -> None:
         self.stop()
