@@ -205,7 +205,7 @@ def _iso(t: datetime | None) -> str:
 
 
 def _duration(seconds: float) -> str:
-    if seconds < 1:
+    if round(seconds * 1000) < 1000:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 120:
         return f"{seconds:.1f} s"

@@ -44,9 +44,11 @@ class Lab:
     token: str
     root: Path
     log: Path
+    app: str = "lab"
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}"
+        where = "lab/tree" if self.app == "lab" else "notebooks"
+        return f"{self.url}/{where}/{name}?token={self.token}"
 
     def log_tail(self, n: int = 60) -> str:
         try:
@@ -78,12 +80,13 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: 
 
 @pytest.fixture
 def start_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
-    """``start_lab(env={...})`` starts JupyterLab with ``tmp_path/'root'`` as its root dir."""
+    """``start_lab(env={...})`` starts JupyterLab (``app="notebook"``: Notebook 7) with
+    ``tmp_path/'root'`` as its root dir."""
     if not shutil.which("jupyter-lab", path=str(Path(sys.executable).parent)) and not Path(sys.executable).with_name("jupyter-lab").exists():
         pytest.skip("jupyterlab is not installed (pip install 'continuum-nb[dev]')")
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(env: dict[str, str] | None = None) -> Lab:
+    def start(env: dict[str, str] | None = None, app: str = "lab") -> Lab:
         root = tmp_path / "root"
         root.mkdir(exist_ok=True)
         dirs = {k: tmp_path / d for k, d in (("JUPYTER_CONFIG_DIR", "jupyter_config"), ("JUPYTER_DATA_DIR", "jupyter_data"),
@@ -99,12 +102,15 @@ def start_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
         port, token = _free_port(), secrets.token_hex(16)
         log = tmp_path / "jupyterlab.log"
         cmd = [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
+            sys.executable, "-m", "jupyterlab" if app == "lab" else "notebook", "--no-browser",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True",
         ]
+        if app == "lab":
+            cmd += ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                    "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True"]
+        else:
+            cmd += ["--JupyterNotebookApp.expose_app_in_browser=True"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:   # CI containers run as root
             cmd.append("--allow-root")
         with log.open("wb") as out:
@@ -113,7 +119,7 @@ def start_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         _wait_ready(f"{url}/api/status?token={token}", proc, log)
-        return Lab(url, token, root, log)
+        return Lab(url, token, root, log, app)
 
     yield start
     for proc in procs:

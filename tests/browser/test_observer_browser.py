@@ -164,3 +164,22 @@ def test_static_html_export_shows_a_readable_runs_table(tmp_path: Path, db_url: 
     states = re.findall(r'cn-obs-state-(\w+)">(\w+)</td>', runs_table)
     assert sorted(s for s, _ in states) == ["completed", "completed", "completed", "suspended"]
     assert "observer_demo_order" in runs_table
+
+
+def test_observer_renders_in_notebook_7(start_lab: Any, page: Any, tmp_path: Path, db_url: str) -> None:
+    """The same notebook in Notebook 7: the runs table and the timeline render there too."""
+    from playwright.sync_api import expect
+
+    pytest.importorskip("notebook", minversion="7")
+    lab: Lab = start_lab(env={"CONTINUUM_DATABASE_URL": db_url}, app="notebook")
+    shutil.copy(REPO / "notebooks" / "03_observer.ipynb", lab.root / "03_observer.ipynb")
+    open_and_run_all(page, lab, "03_observer.ipynb")
+    errors = cell_errors(page)
+    assert not errors, "\n".join(errors) + "\n--- server log ---\n" + lab.log_tail()
+    observer = page.locator(".cn-observer")
+    table = observer.locator("[data-testid=cn-runs-table]")
+    expect(table.locator("td[data-state=completed]")).to_have_count(3)
+    expect(page.locator(".cn-static-fallback")).to_be_hidden()
+    table.locator("tr:has(td[data-state=suspended])").click()
+    expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal.cn-gap-open")).to_have_count(1)
+    _save_screenshot(page, observer, tmp_path, "observer_notebook7", docs=False)

@@ -84,6 +84,8 @@ def test_row_view_formats_for_display() -> None:
     assert v["short_id"] == str(uuid.UUID(int=5))[:8] and v["started"] == "2026-11-25 12:00:00"
     r.completed_at = None
     assert row_view(r, now=T0 + timedelta(hours=3))["duration"] == "3.0 h"
+    assert row_view(r, now=T0 + timedelta(seconds=0.9996))["duration"] == "1.0 s"
+    assert row_view(r, now=T0 + timedelta(seconds=0.042))["duration"] == "42 ms"
 
 
 # --- actions ---------------------------------------------------------------------------------------
