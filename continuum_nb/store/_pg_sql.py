@@ -16,6 +16,9 @@ TASK_COLS = (
     "lease_expires_at, idempotency_key, result, error"
 )
 
+BEGIN = "BEGIN"
+COMMIT = "COMMIT"
+
 # --- runs ---------------------------------------------------------------------------------------
 
 INSERT_RUN_UNLEASED = """

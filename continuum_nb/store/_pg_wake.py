@@ -1,18 +1,16 @@
-"""The statements of one wake, queued on a pipelined connection (``PostgresStore.commit_wake``
-and ``create_run(first_wake=...)``). Only the kinds of rows a wake has are sent."""
+"""The statements of one wake (``PostgresStore.commit_wake`` and ``create_run(first_wake=...)``).
+Only the kinds of rows a wake has are sent."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
 from .._json import dumps
 from . import _pg_sql as q
 from .base import FINISHED_STATES, Wake
 
-__all__ = ["jsonb_or_null", "queue_wake"]
+__all__ = ["jsonb_or_null", "wake_statements"]
 
 
 def jsonb_or_null(value: Any) -> str | None:
@@ -23,50 +21,52 @@ def jsonb_or_null(value: Any) -> str | None:
 _j = jsonb_or_null
 
 
-def queue_wake(conn: psycopg.Connection[Any], wake: Wake, run_id: UUID) -> psycopg.Cursor[Any]:
-    """Queue the statements of one wake (inside the caller's pipelined transaction, after FENCE):
-    one statement per rarer kind of row present (timers, signals, outcomes, cancellations), then
-    WAKE_MAIN (seq check, events, tasks, the run row, NOTIFY).
+def wake_statements(wake: Wake, run_id: UUID) -> list[tuple[str, dict[str, Any]]]:
+    """The statements of one wake, to send after FENCE: one per rarer kind of row present (timers,
+    signals, outcomes, cancellations), then WAKE_MAIN (seq check, events, tasks, the run row,
+    NOTIFY), whose first column is signal_pending.
 
-    Returns the cursor of WAKE_MAIN, whose first column is signal_pending."""
+    Pure Python: every parameter (JSON included) is built before anything is sent, so a bad value
+    fails here with nothing written."""
+    out: list[tuple[str, dict[str, Any]]] = []
     run = {"run": run_id}
     if wake.new_timers:
-        conn.execute(q.INSERT_TIMERS, {
+        out.append((q.INSERT_TIMERS, {
             **run,
             "ids": [t.id for t in wake.new_timers],
             "seqs": [t.seq for t in wake.new_timers],
             "fires": [t.fires_at for t in wake.new_timers],
-        })
+        }))
     if wake.fired_timers:
-        conn.execute(q.FIRE_TIMERS, {**run, "ids": list(wake.fired_timers)})
+        out.append((q.FIRE_TIMERS, {**run, "ids": list(wake.fired_timers)}))
     if wake.consumed_signals:
-        conn.execute(q.CONSUME_SIGNALS, {
+        out.append((q.CONSUME_SIGNALS, {
             **run,
             "ids": list(wake.consumed_signals),
             "seqs": list(wake.consumed_signals.values()),
-        })
+        }))
     if wake.task_outcomes:
         outs = wake.task_outcomes
-        conn.execute(q.APPLY_OUTCOMES, {
+        out.append((q.APPLY_OUTCOMES, {
             **run,
             "ids": [o.task_id for o in outs],
             "states": [o.state for o in outs],
             "results": [_j(o.result) for o in outs],
             "errors": [_j(o.error) for o in outs],
-        })
+        }))
         idem = [o for o in outs if o.state == "completed" and o.idempotency is not None]
         if idem:
-            conn.execute(q.INSERT_RESULTS, {
+            out.append((q.INSERT_RESULTS, {
                 **run,
                 "modules": [o.idempotency[0] for o in idem if o.idempotency],
                 "keys": [o.idempotency[1] for o in idem if o.idempotency],
                 "seqs": [o.seq for o in idem],
                 "results": [dumps(o.result) for o in idem],
-            })
+            }))
     if wake.cancelled_tasks:
-        conn.execute(q.CANCEL_TASKS, {**run, "ids": list(wake.cancelled_tasks)})
+        out.append((q.CANCEL_TASKS, {**run, "ids": list(wake.cancelled_tasks)}))
     events, tasks = wake.events, wake.new_tasks
-    return conn.execute(q.WAKE_MAIN, {
+    out.append((q.WAKE_MAIN, {
         **run,
         "last": events[0].seq - 1 if events else None,
         "seqs": [e.seq for e in events],
@@ -93,4 +93,5 @@ def queue_wake(conn: psycopg.Connection[Any], wake: Wake, run_id: UUID) -> psyco
         "trace": wake.trace_context,
         "release": wake.release,
         "ttl": wake.lease_ttl,
-    })
+    }))
+    return out

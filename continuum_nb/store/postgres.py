@@ -2,11 +2,11 @@
 
 Performance shape (see ``benchmarks/store_commit.py``):
 - statements are constants in ``_pg_sql`` and prepared per connection (``prepare_threshold=0``);
-- a wake is one pipeline on an autocommit connection: FENCE (lock the run row, check the token),
-  a statement per rarer kind of row it has (timers, signals, outcomes, cancellations), then
-  WAKE_MAIN (seq check, events, tasks, the run row, NOTIFY), then a single Sync. PostgreSQL runs
-  everything before the Sync as one implicit transaction: one round trip and one durable commit,
-  and an error anywhere (a stale token included) skips the rest and rolls all of it back;
+- a wake is one pipeline: BEGIN, FENCE (lock the run row, check the token), a statement per
+  rarer kind of row it has (timers, signals, outcomes, cancellations), WAKE_MAIN (seq check,
+  events, tasks, the run row, NOTIFY), COMMIT, then a single Sync: one round trip and one
+  durable commit. A server error anywhere (a stale token included) skips the rest, COMMIT too,
+  and the transaction is rolled back; every parameter is built before anything is sent;
 - single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
 
 Failures: a stale lease token raises ``LeaseLost``; an event month without a partition raises
@@ -22,7 +22,7 @@ import re
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -30,6 +30,7 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._json import dumps
@@ -47,7 +48,7 @@ from ._pg_common import (
 )
 from ._pg_listen import PgListener
 from ._pg_wake import jsonb_or_null as _j
-from ._pg_wake import queue_wake
+from ._pg_wake import wake_statements
 from .base import (
     Event,
     NewRun,
@@ -217,11 +218,10 @@ class PostgresStore:
                 if owner is None:
                     conn.execute(q.INSERT_RUN_UNLEASED, params)
                     return None
-                with conn.pipeline():
-                    cur = conn.execute(q.INSERT_RUN_LEASED, params)
-                    if first_wake is not None:
-                        queue_wake(conn, first_wake, run.id)
-                row = cur.fetchone()
+                statements = [(q.INSERT_RUN_LEASED, params)]
+                if first_wake is not None:
+                    statements += wake_statements(first_wake, run.id)
+                row = self._atomic(conn, statements)[0].fetchone()
                 assert row is not None
                 return int(row[0])
         except pgerrors.UniqueViolation as exc:
@@ -256,19 +256,37 @@ class PostgresStore:
 
     def commit_wake(self, wake: Wake) -> WakeResult:
         check_wake(wake)
-        fence: dict[str, Any] = {"run": wake.run_id, "token": wake.lease_token}
+        statements = [(q.FENCE, {"run": wake.run_id, "token": wake.lease_token})]
+        statements += wake_statements(wake, wake.run_id)
         try:
             with self._connection() as conn:
                 try:
-                    with conn.pipeline():
-                        conn.execute(q.FENCE, fence)
-                        cur = queue_wake(conn, wake, wake.run_id)
+                    row = self._atomic(conn, statements)[-1].fetchone()
                 except pgerrors.DivisionByZero:
                     raise self._fence_failure(conn, wake) from None
-                row = cur.fetchone()
         except pgerrors.UniqueViolation as exc:
             raise ValueError(f"run {wake.run_id}: {_first_line(exc)}") from None
         return WakeResult(signal_pending=bool(row and row[0]))
+
+    @staticmethod
+    def _atomic(conn: Conn, statements: list[tuple[str, dict[str, Any]]]) -> list[psycopg.Cursor[Any]]:
+        """BEGIN, the statements, COMMIT: one pipeline, so one round trip and one commit.
+
+        On any error (a server error skips everything up to the pipeline's Sync, COMMIT included)
+        the transaction is rolled back before the error propagates: nothing is written."""
+        cursors = []
+        try:
+            with conn.pipeline():
+                conn.execute(q.BEGIN, prepare=False)
+                for sql, params in statements:
+                    cursors.append(conn.execute(sql, params))
+                conn.execute(q.COMMIT, prepare=False)
+        except BaseException:
+            if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                with suppress(psycopg.Error):
+                    conn.rollback()
+            raise
+        return cursors
 
     def _fence_failure(self, conn: Conn, wake: Wake) -> Exception:
         """Why the fence refused (only on that path: one more round trip)."""

@@ -21,6 +21,7 @@ from continuum_nb.store.base import (
     Event,
     NewRun,
     NewTask,
+    NewTimer,
     Notification,
     Wake,
 )
@@ -126,6 +127,25 @@ def test_failure_late_in_a_wake_rolls_back_all_of_it(store: PostgresStore) -> No
     assert [e.seq for e in store.load_journal(rid)] == [1, 2]
     run = store.get_run(rid)
     assert run is not None and run.state == "suspended" and run.lease_token == token
+
+
+def test_a_value_that_cannot_be_sent_writes_nothing(store: PostgresStore) -> None:
+    """A client-side failure after some statements were queued still rolls the wake back."""
+    rid, token = new_run(store)
+    assert token is not None
+    timer = NewTimer(uuid.uuid4(), 1, now())
+    bad_task = NewTask(uuid.uuid4(), 2, "a", {"args": [], "kwargs": {}}, object())  # type: ignore[arg-type]
+    with pytest.raises(psycopg.ProgrammingError):
+        store.commit_wake(wake(rid, token, 1, new_timers=[timer], new_tasks=[bad_task]))
+    with pytest.raises(TypeError):
+        store.commit_wake(Wake(run_id=rid, lease_token=token, now=now(), state="suspended",
+                               new_timers=[timer], events=[Event(1, "side_effect", {"x": object()})]))
+    assert store.pending_timers(rid) == []
+    assert store.load_journal(rid) == []
+    run = store.get_run(rid)
+    assert run is not None and run.state == "running" and run.lease_token == token
+    store.commit_wake(wake(rid, token, 1, new_timers=[timer]))  # the connection is usable again
+    assert store.pending_timers(rid) == [timer]
 
 
 # --- claiming under concurrency ----------------------------------------------------------------------
