@@ -33,6 +33,7 @@ import importlib.util
 import os
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -177,6 +178,17 @@ def _is_postgres_process(pid: int) -> bool:
     return True
 
 
+def _listening(socket_path: Path) -> bool:
+    """Whether a server accepts connections on this Unix socket (no protocol spoken)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2.0)
+        try:
+            sock.connect(os.fsencode(socket_path))
+        except OSError:
+            return False
+    return True
+
+
 def _build_url(socket_dir: Path, port: int, dbname: str) -> str:
     host = quote(str(socket_dir), safe="/")
     port_part = "" if port == PORT else f"&port={port}"
@@ -229,6 +241,9 @@ class EmbeddedPostgres:
                 self._run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
                            "-t", str(int(_STOP_TIMEOUT)), "stop"], timeout=_STOP_TIMEOUT + 10)
             except DatabaseUnavailable:
+                if self._running() is None:  # it died meanwhile (a zombie pg_ctl kept waiting on)
+                    self._remove_stale_lockfiles()
+                    return True
                 # A stuck shutdown: immediate mode skips the checkpoint; recovery replays the WAL.
                 self._run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
                            "-w", "stop"], timeout=_STOP_TIMEOUT)
@@ -460,9 +475,7 @@ class EmbeddedPostgres:
 
     def _start_locked(self) -> None:
         self._check_version()
-        info = self._running()
-        if info is not None:
-            self._wait_ready()
+        if self._attach():
             return
         bindir = self._bindir()
         ids = self._server_ids()
@@ -485,31 +498,60 @@ class EmbeddedPostgres:
                 f"the socket directory {sock} belongs to another user; remove it or set "
                 "CONTINUUM_EMBEDDED_DIR to a shorter path"
             )
-        self._remove_stale_lockfiles()
+        self._launch(bindir, sock)
+        if not self._attach():
+            raise DatabaseUnavailable(
+                f"the embedded PostgreSQL in {self.data_dir} exited right after starting; see {self.log_path}"
+            )
+
+    def _launch(self, bindir: Path, sock: Path) -> None:
         options = ["-c", "listen_addresses=", "-k", str(sock), "-p", str(PORT)]
         for key, value in self.settings.items():
             options += ["-c", f"{key}={value}"]
         # pg_ctl hands -o to a shell ("exec postgres <options>"), hence the quoting.
-        self._run(
-            [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w",
-             "-t", str(int(_START_TIMEOUT)), "-o", shlex.join(options), "start"],
-            timeout=_START_TIMEOUT + 10,
-        )
-        self._wait_ready()
+        argv = [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w",
+                "-t", str(int(_START_TIMEOUT)), "-o", shlex.join(options), "start"]
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            self._remove_stale_lockfiles()
+            try:
+                self._run(argv, timeout=_START_TIMEOUT + 10)
+                return
+            except DatabaseUnavailable:
+                # After a postmaster was killed (kill -9), its backends keep the old shared
+                # memory until they notice; postgres refuses to start until they are gone.
+                if "shared memory block" not in self._log_tail() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
-    def _wait_ready(self) -> None:
-        """pg_ctl -w returns once postmaster.pid says "ready"; a server someone else is starting
-        may still be on its way there."""
+    def _log_tail(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 2048))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _attach(self) -> bool:
+        """Wait until the running server accepts connections; False when none is running.
+
+        A server someone else is starting is not ready yet, and a postmaster that was just
+        killed still looks alive until it has exited: both resolve within the deadline.
+        """
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             info = self._running()
-            if info is not None and info.state == "ready":
-                return
+            if info is None:
+                return False
+            if info.state == "ready" and info.socket_dir is not None and _listening(
+                info.socket_dir / f".s.PGSQL.{info.port}"
+            ):
+                return True
             if time.monotonic() > deadline:
-                state = info.state if info else "not running"
                 raise DatabaseUnavailable(
-                    f"the embedded PostgreSQL in {self.data_dir} is not ready ({state}) after "
-                    f"{_START_TIMEOUT:.0f}s; see {self.log_path}"
+                    f"the embedded PostgreSQL in {self.data_dir} (pid {info.pid}) is not accepting "
+                    f"connections ({info.state or 'starting'}) after {_START_TIMEOUT:.0f}s; see "
+                    f"{self.log_path}, or stop it with `continuum db stop`"
                 )
             time.sleep(0.05)
 

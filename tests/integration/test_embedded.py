@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,14 @@ def _wait_for(predicate: object, what: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def _exited(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # exited; only its reaper has not collected it yet
 
 
 def _query(url: str, sql: str) -> object:
@@ -110,6 +119,21 @@ def test_server_of_a_killed_process_is_reused(root: Path) -> None:
     server.start()
     assert server.status().pid == pid
     assert _query(server.url(), "SELECT 1") == 1
+
+
+def test_postmaster_killed_with_sigkill_is_restarted(root: Path) -> None:
+    server = EmbeddedPostgres(root)
+    server.start()
+    pid = server.status().pid
+    assert pid is not None
+    with psycopg.connect(server.url()) as held:  # a backend still attached to the old shared memory
+        os.kill(pid, signal.SIGKILL)
+        _wait_for(lambda: _exited(pid), f"killed postmaster {pid} to exit")
+        server.start()
+        new_pid = server.status().pid
+        assert new_pid not in (None, pid)
+        assert _query(server.url(), "SELECT 1") == 1
+    assert held.closed
 
 
 def test_stale_postmaster_pid_with_a_reused_pid_is_removed(root: Path) -> None:
@@ -258,15 +282,7 @@ def test_stop_leaves_no_process_behind(root: Path) -> None:
     pid = server.status().pid
     assert pid is not None
     server.stop()
-
-    def gone() -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except FileNotFoundError:
-            return True
-        return state == "Z"  # exited; only its reaper has not collected it yet
-
-    _wait_for(gone, f"postmaster {pid} to exit")
+    _wait_for(lambda: _exited(pid), f"postmaster {pid} to exit")
     assert not server.status().running
 
 
