@@ -28,6 +28,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -132,6 +133,10 @@ def _emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
+def _fetch(conn: psycopg.Connection[Any], text: str) -> list[Any]:
+    return conn.execute(text).fetchall()
+
+
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
     times, result = [], None
     for _ in range(repeat):
@@ -143,12 +148,12 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
 
 def _load(url: str, events: int) -> None:
     runs = max(events // 10, 1)
-    step = 120 * 86400 / runs          # spread over ~4 months
+    spacing = 120 * 86400 / runs       # seconds between run starts: ~4 months in all
     t0 = time.perf_counter()
     with psycopg.connect(url) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute(PARTITIONS)
-        params = {"runs": runs, "step": step}
+        params = {"runs": runs, "step": spacing}
         steps: dict[str, float] = {}
 
         def step(label: str, *statements: str) -> None:
@@ -171,15 +176,15 @@ def _load(url: str, events: int) -> None:
 
 def _bench(url: str, events: int, repeat: int) -> None:
     with psycopg.connect(url) as conn:
-        times, _ = _timed(lambda: conn.execute(REFERENCE).fetchall(), repeat)
+        times, _ = _timed(partial(_fetch, conn, REFERENCE), repeat)
     _emit(benchmark="analytics", query="events_by_type_and_month", mode="postgresql", events=events,
           best_s=round(min(times), 3), median_s=round(statistics.median(times), 3))
     for mode in ("scanner", "copy"):
-        times, con = _timed(lambda m=mode: analytics.connect(database_url=url, mode=m, progress=False), 1)
+        times, con = _timed(partial(analytics.connect, database_url=url, mode=mode, progress=False), 1)
         _emit(benchmark="analytics", query="connect", mode=mode, events=events, best_s=round(times[0], 3))
         try:
             for query in QUERIES:
-                times, frame = _timed(lambda q=query, c=con: q(c), repeat)
+                times, frame = _timed(partial(query, con), repeat)
                 _emit(benchmark="analytics", query=query.__name__, mode=mode, events=events,
                       best_s=round(min(times), 3), median_s=round(statistics.median(times), 3),
                       rows=len(frame))

@@ -212,7 +212,7 @@ def test_views_exist_with_json_columns(con: duckdb.DuckDBPyConnection, journal: 
     types = dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'events'").fetchall())
     assert types == {"run_id": "UUID", "seq": "BIGINT", "event_type": "VARCHAR", "payload": "JSON",
                      "inserted_at": "TIMESTAMP WITH TIME ZONE"}
-    counts = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in analytics.VIEWS}  # noqa: S608
+    counts = {v: con.execute(f"SELECT count(*) FROM {v}").fetchall()[0][0] for v in analytics.VIEWS}  # noqa: S608
     assert counts == {"runs": len(j.runs), "events": len(j.events), "activity_tasks": len(j.tasks),
                       "signals": len(j.signals)}
     names = con.execute("SELECT payload ->> 'name' FROM events WHERE event_type = 'signal_awaited' ORDER BY 1").fetchall()
