@@ -167,7 +167,8 @@ def test_static_html_export_shows_a_readable_runs_table(tmp_path: Path, db_url: 
 
 
 def test_observer_renders_in_notebook_7(start_lab: Any, page: Any, tmp_path: Path, db_url: str) -> None:
-    """The same notebook in Notebook 7: the runs table and the timeline render there too."""
+    """The same notebook in Notebook 7: the runs table and the timeline render there too, and a
+    valid JSON signal sent from the widget completes the waiting run."""
     from playwright.sync_api import expect
 
     pytest.importorskip("notebook", minversion="7")
@@ -180,6 +181,19 @@ def test_observer_renders_in_notebook_7(start_lab: Any, page: Any, tmp_path: Pat
     table = observer.locator("[data-testid=cn-runs-table]")
     expect(table.locator("td[data-state=completed]")).to_have_count(3)
     expect(page.locator(".cn-static-fallback")).to_be_hidden()
-    table.locator("tr:has(td[data-state=suspended])").click()
+    suspended = table.locator("tr:has(td[data-state=suspended])")
+    run_id = suspended.get_attribute("data-run-id")
+    suspended.click()
     expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal.cn-gap-open")).to_have_count(1)
     _save_screenshot(page, observer, tmp_path, "observer_notebook7", docs=False)
+
+    expect(observer.get_by_placeholder("signal name")).to_have_value("approve")   # pre-filled from the wait
+    observer.get_by_placeholder("JSON payload", exact=False).fill('{"by": "ana"}')
+    observer.get_by_role("button", name="send signal").click()
+    expect(table.locator(f"tr[data-run-id='{run_id}'] td.cn-state")).to_have_text("completed")
+    # the live refresh redraws the selected run: its signal wait is closed now
+    expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal.cn-gap-open")).to_have_count(0)
+    expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal")).to_have_count(1)
+    with psycopg.connect(db_url) as conn:
+        state, result = conn.execute("SELECT state, result FROM continuum_runs WHERE id = %s", (run_id,)).fetchone()
+    assert state == "completed" and result["decision"] == {"by": "ana"}
