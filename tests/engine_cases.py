@@ -575,7 +575,7 @@ def test_telemetry_covers_the_lifecycle(make_instance: Any, clock: VirtualClock)
         ("continuum", "activity", n) for n in ("scheduled", "started", "completed", "retried", "idempotency_hit")
     ] + [("continuum", "timer", "scheduled"), ("continuum", "timer", "fired"),
          ("continuum", "signal", "sent"), ("continuum", "signal", "awaited"), ("continuum", "signal", "received")]:
-        assert expected in names, expected
+        assert expected in names, (expected, sorted(names))
     for event, measurements, meta in mine:
         assert meta["instance"] == inst.name, event
         if event[1] == "run" and event[2] in ("suspended", "completed"):
