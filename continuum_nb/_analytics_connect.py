@@ -111,9 +111,15 @@ def _attach(con: duckdb.DuckDBPyConnection, conninfo: str, schema: str) -> None:
     import duckdb
 
     path = _extension_path(con)
+    # A password goes into a DuckDB secret (redacted in duckdb_secrets()) rather than into the
+    # ATTACH string, which duckdb_databases() shows to anyone querying the connection.
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    password = params.pop("password", None)
     try:
         con.execute(f"LOAD {q.quote_literal(str(path))}")
-        con.execute(q.ATTACH(conninfo))
+        if password is not None:
+            con.execute(q.CREATE_SECRET(str(password)))
+        con.execute(q.ATTACH(psycopg.conninfo.make_conninfo("", **params), secret=password is not None))
     except duckdb.Error as exc:
         raise ScannerUnavailable(f"the postgres scanner failed: {exc}") from exc
     for view in q.VIEWS:

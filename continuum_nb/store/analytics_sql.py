@@ -20,10 +20,12 @@ __all__ = [
     "ACTIVITY_LATENCY",
     "ATTACH",
     "COLUMN_TYPES",
+    "CREATE_SECRET",
     "ESTIMATE_ROWS",
     "EVENTS_BY_TYPE_AND_MONTH",
     "FIND_SCHEMA",
     "RUN_DURATIONS",
+    "SECRET_NAME",
     "SIGNAL_WAIT_TIMES",
     "THROUGHPUT_PER_MINUTE",
     "VIEWS",
@@ -143,9 +145,19 @@ def copy_select(view: ViewSpec, schema: str) -> str:
 # DuckDB: the views
 
 
-def ATTACH(conninfo: str) -> str:  # noqa: N802 - reads like the statement it builds
+#: The DuckDB secret holding the password of the attached database.
+SECRET_NAME = "continuum_pg"
+
+
+def CREATE_SECRET(password: str) -> str:  # noqa: N802 - reads like the statement it builds
+    """A temporary (in-memory) DuckDB secret carrying only the password; ATTACH adds the rest."""
+    return f"CREATE OR REPLACE SECRET {SECRET_NAME} (TYPE postgres, PASSWORD {quote_literal(password)})"
+
+
+def ATTACH(conninfo: str, *, secret: bool = False) -> str:  # noqa: N802 - reads like the statement it builds
     """Attach PostgreSQL read-only: no statement through ``pg`` can change the journal."""
-    return f"ATTACH {quote_literal(conninfo)} AS pg (TYPE postgres, READ_ONLY)"
+    uses = f", SECRET {SECRET_NAME}" if secret else ""
+    return f"ATTACH {quote_literal(conninfo)} AS pg (TYPE postgres, READ_ONLY{uses})"
 
 
 def _view_expr(column: str, kind: str) -> str:

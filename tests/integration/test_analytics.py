@@ -457,3 +457,13 @@ def test_instance_resolves_like_the_rest_of_the_api(journal: tuple[str, Journal]
         inst.close()
     with pytest.raises(InstanceNotRegistered, match="analytics_reports"):
         analytics.connect("analytics_reports")
+
+
+def test_password_stays_out_of_the_attach_string(journal: tuple[str, Journal]) -> None:
+    url, j = journal
+    with_password = psycopg.conninfo.make_conninfo(url, password="hunter2'x")   # ignored by trust auth
+    con = analytics.connect(database_url=with_password, mode="scanner")
+    assert con.execute("SELECT count(*) FROM runs").fetchone() == (len(j.runs),)
+    shown = " ".join(str(v) for row in con.execute("SELECT * FROM duckdb_databases()").fetchall() for v in row)
+    shown += " ".join(str(v) for row in con.execute("SELECT * FROM duckdb_secrets()").fetchall() for v in row)
+    assert "hunter2" not in shown and "dbname=" in shown

@@ -27,6 +27,8 @@ def test_quote_ident_and_literal() -> None:
     with pytest.raises(ValueError, match="NUL"):
         q.quote_literal("a\x00b")
     assert q.ATTACH("dbname=x").endswith("AS pg (TYPE postgres, READ_ONLY)")
+    assert q.ATTACH("dbname=x", secret=True).endswith(f"(TYPE postgres, READ_ONLY, SECRET {q.SECRET_NAME})")
+    assert q.CREATE_SECRET("it's").endswith("(TYPE postgres, PASSWORD 'it''s')")
 
 
 def test_views_mirror_the_tables_and_cover_every_kind() -> None:
