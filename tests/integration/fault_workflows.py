@@ -141,7 +141,10 @@ MODULE = "tests.integration.fault_workflows"
 
 #: Who wrote what: a trigger logs every journal insert and every task outcome with the writing
 #: connection's application_name (each worker gets its own) and the lease the run/task had at that
-#: moment, inside the writing transaction. Run-state transitions are logged too.
+#: moment, inside the writing transaction. Run-state transitions are logged too. "The lease at that
+#: moment" is the lease the transaction found (the one its fence checked): a wake may insert its
+#: events and release the run in one statement, in either order, so the first update of a run row
+#: in a transaction stashes the old lease in a transaction-local setting that the loggers read.
 WRITE_LOG_DDL = """
 CREATE TABLE IF NOT EXISTS fx_writes (
     id bigserial PRIMARY KEY,
@@ -155,21 +158,49 @@ CREATE TABLE IF NOT EXISTS fx_writes (
     detail text,
     at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+CREATE OR REPLACE FUNCTION fx_lease_key(run uuid) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'fx.lease_' || replace(run::text, '-', '')
+$$;
+-- The run's lease as this transaction found it: stashed (transaction-local) by the first update
+-- of the run row in the transaction, else read from the row, which is then not yet updated.
+CREATE OR REPLACE FUNCTION fx_lease_of(run uuid, OUT owner text, OUT token bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    v text := current_setting(fx_lease_key(run), true);
+BEGIN
+    IF v IS NULL OR v = '' THEN
+        SELECT r.lease_owner, r.lease_token INTO owner, token FROM continuum_runs r WHERE r.id = run;
+    ELSE
+        owner := nullif(split_part(v, '|', 1), '');
+        token := nullif(split_part(v, '|', 2), '')::bigint;
+    END IF;
+END $$;
+CREATE OR REPLACE FUNCTION fx_stash_lease() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v text := current_setting(fx_lease_key(OLD.id), true);
+BEGIN
+    IF v IS NULL OR v = '' THEN
+        PERFORM set_config(fx_lease_key(OLD.id),
+                           coalesce(OLD.lease_owner, '') || '|' || coalesce(OLD.lease_token::text, ''), true);
+    END IF;
+    RETURN NEW;
+END $$;
 CREATE OR REPLACE FUNCTION fx_log_event() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    l record := fx_lease_of(NEW.run_id);
 BEGIN
     INSERT INTO fx_writes (kind, run_id, seq, writer, lease_owner, lease_token, detail)
-    SELECT 'event', NEW.run_id, NEW.seq, current_setting('application_name'), r.lease_owner,
-           r.lease_token, NEW.event_type
-      FROM continuum_runs r WHERE r.id = NEW.run_id;
-    RETURN NULL;
+    VALUES ('event', NEW.run_id, NEW.seq, current_setting('application_name'), l.owner, l.token,
+            NEW.event_type);
+    RETURN NEW;
 END $$;
 CREATE OR REPLACE FUNCTION fx_log_task() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    l record := fx_lease_of(NEW.run_id);
 BEGIN
     INSERT INTO fx_writes (kind, run_id, seq, writer, lease_owner, lease_token, run_owner, detail)
-    SELECT 'task', NEW.run_id, NEW.seq, current_setting('application_name'), OLD.lease_owner,
-           OLD.lease_token, r.lease_owner, NEW.state
-      FROM continuum_runs r WHERE r.id = NEW.run_id;
-    RETURN NULL;
+    VALUES ('task', NEW.run_id, NEW.seq, current_setting('application_name'), OLD.lease_owner,
+            OLD.lease_token, l.owner, NEW.state);
+    RETURN NEW;
 END $$;
 CREATE OR REPLACE FUNCTION fx_log_run() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -179,11 +210,13 @@ BEGIN
     RETURN NULL;
 END $$;
 DROP TRIGGER IF EXISTS fx_log_event ON continuum_events;
-CREATE TRIGGER fx_log_event AFTER INSERT ON continuum_events FOR EACH ROW EXECUTE FUNCTION fx_log_event();
+CREATE TRIGGER fx_log_event BEFORE INSERT ON continuum_events FOR EACH ROW EXECUTE FUNCTION fx_log_event();
 DROP TRIGGER IF EXISTS fx_log_task ON continuum_activity_tasks;
-CREATE TRIGGER fx_log_task AFTER UPDATE ON continuum_activity_tasks FOR EACH ROW
+CREATE TRIGGER fx_log_task BEFORE UPDATE ON continuum_activity_tasks FOR EACH ROW
     WHEN (OLD.state IS DISTINCT FROM NEW.state AND NEW.state IN ('completed', 'failed'))
     EXECUTE FUNCTION fx_log_task();
+DROP TRIGGER IF EXISTS fx_stash_lease ON continuum_runs;
+CREATE TRIGGER fx_stash_lease BEFORE UPDATE ON continuum_runs FOR EACH ROW EXECUTE FUNCTION fx_stash_lease();
 DROP TRIGGER IF EXISTS fx_log_run ON continuum_runs;
 CREATE TRIGGER fx_log_run AFTER UPDATE ON continuum_runs FOR EACH ROW
     WHEN (OLD.state IS DISTINCT FROM NEW.state)
