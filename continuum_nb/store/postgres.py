@@ -62,7 +62,6 @@ from .base import (
     WakeResult,
 )
 from .database import conninfo as normalise_conninfo
-from .database import describe
 
 __all__ = ["PostgresStore"]
 
@@ -113,6 +112,9 @@ class PostgresStore:
             if key not in params:
                 extra[key] = value
         self._conninfo = make_conninfo(self._conninfo, **extra)
+        # For messages: where, without the password or connection options.
+        self._where = "{}:{}/{}".format(params.get("host") or params.get("hostaddr") or "localhost",
+                                        params.get("port") or 5432, params.get("dbname") or "")
         self._pool = ConnectionPool(
             self._conninfo,
             min_size=pool_size,
@@ -146,7 +148,7 @@ class PostgresStore:
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
         return DatabaseUnavailable(
-            f"PostgreSQL at {describe(self._conninfo)} is unavailable: {_first_line(exc)}"
+            f"PostgreSQL at {self._where} is unavailable: {_first_line(exc)}"
         )
 
     @contextmanager
@@ -156,8 +158,8 @@ class PostgresStore:
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except PoolTimeout as exc:
-            raise self._unavailable(exc) from None
+        except PoolTimeout:
+            raise self._unavailable(self._why_no_connection()) from None
         except psycopg.OperationalError as exc:
             # The pool already discarded this (broken) connection; drop its idle siblings that
             # died with the same server restart, so the next calls get fresh ones.
@@ -178,6 +180,15 @@ class PostgresStore:
             raise ValueError(
                 f"a JSON value cannot be stored by PostgreSQL jsonb ({_first_line(exc)}); remove NUL (\\u0000) characters"
             ) from None
+
+    def _why_no_connection(self) -> BaseException:
+        """The pool only says it timed out; one direct attempt tells why (refused, auth, ...)."""
+        try:
+            with psycopg.connect(self._conninfo, connect_timeout=2):
+                pass
+        except psycopg.Error as exc:
+            return exc
+        return TimeoutError(f"all {self._pool.max_size} pooled connections stayed busy; raise pool_size")
 
     def _check_pool(self) -> None:
         try:

@@ -279,6 +279,7 @@ def test_unreachable_database_is_a_one_line_error() -> None:
         with pytest.raises(DatabaseUnavailable) as info:
             s.get_run(uuid.uuid4())
         assert "\n" not in str(info.value) and "unavailable" in str(info.value)
+        assert "127.0.0.1:9/nothing" in str(info.value) and "refused" in str(info.value)
         assert time.monotonic() - start < 15
         with pytest.raises(DatabaseUnavailable):
             s.listen([CHANNEL_WAKE])
