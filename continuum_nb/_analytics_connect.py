@@ -24,7 +24,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import psycopg
 
@@ -37,7 +37,12 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow
 
-__all__ = ["MODES", "ScannerUnavailable", "close_shared", "connect", "mode_of", "resolve_conninfo", "shared"]
+    from .engine.instance import Instance
+
+#: What ``instance=`` accepts everywhere: an Instance, its name, or None for the default instance.
+InstanceRef = Union["Instance", str, None]
+
+__all__ = ["MODES", "InstanceRef", "ScannerUnavailable", "close_shared", "connect", "mode_of", "resolve_conninfo", "shared"]
 
 T = TypeVar("T")
 
@@ -59,7 +64,7 @@ def _missing_extra(exc: ImportError) -> ImportError:
     )
 
 
-def resolve_conninfo(instance: Any = None, database_url: str | None = None) -> str:
+def resolve_conninfo(instance: InstanceRef = None, database_url: str | None = None) -> str:
     """The psycopg conninfo of the database an instance (a name, an ``Instance``, or None for the
     default instance) or an explicit URL points at, resolved like the rest of the API."""
     if database_url is not None and instance is not None:
@@ -227,7 +232,7 @@ def _pick_mode(mode: str | None) -> str:
 
 
 def connect(
-    instance: Any = None,
+    instance: InstanceRef = None,
     *,
     database_url: str | None = None,
     mode: str | None = None,
@@ -286,7 +291,7 @@ _shared_lock = threading.Lock()
 
 
 def shared(
-    instance: Any, database_url: str | None, work: Callable[[duckdb.DuckDBPyConnection], T]
+    instance: InstanceRef, database_url: str | None, work: Callable[[duckdb.DuckDBPyConnection], T]
 ) -> T:
     """Run ``work`` on a connection to that database and return its result.
 

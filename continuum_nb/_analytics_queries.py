@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._analytics_connect import shared
+from ._analytics_connect import InstanceRef, shared
 from .errors import ConfigurationError
 from .store import analytics_sql as q
 from .store.base import RUN_STATES
@@ -38,7 +38,7 @@ def _frame(
     text: str,
     params: dict[str, Any] | None,
     con: duckdb.DuckDBPyConnection | None,
-    instance: Any,
+    instance: InstanceRef,
     database_url: str | None,
 ) -> pandas.DataFrame:
     if con is not None:
@@ -59,7 +59,7 @@ def _df(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | None
     return result.to_arrow_table().to_pandas()
 
 
-def sql(query: str, instance: Any = None, *, database_url: str | None = None) -> pandas.DataFrame:
+def sql(query: str, instance: InstanceRef = None, *, database_url: str | None = None) -> pandas.DataFrame:
     """Run DuckDB SQL over the views ``runs``, ``events``, ``activity_tasks``, ``signals``.
 
     This is what ``%%continuum_sql`` calls. The views are read-only: a statement that tries to
@@ -71,7 +71,7 @@ def sql(query: str, instance: Any = None, *, database_url: str | None = None) ->
 
 
 def events_by_type_and_month(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: Any = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
 ) -> pandas.DataFrame:
     """Columns: month (``YYYY-MM``, UTC), event_type, events. One row per non-empty pair."""
     return _frame(q.EVENTS_BY_TYPE_AND_MONTH, None, con, instance, database_url)
@@ -81,7 +81,7 @@ def run_durations(
     con: duckdb.DuckDBPyConnection | None = None,
     *,
     states: Iterable[str] = ("completed",),
-    instance: Any = None,
+    instance: InstanceRef = None,
     database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per workflow, over finished runs in ``states``: runs, mean_s, p50_s, p95_s, p99_s, max_s.
@@ -98,7 +98,7 @@ def run_durations(
 
 
 def activity_latency(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: Any = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
 ) -> pandas.DataFrame:
     """Per activity: count (scheduled), completed, failed, pending, p50_s, p95_s, max_s, retry_rate,
     mean_attempts.
@@ -111,7 +111,7 @@ def activity_latency(
 
 
 def signal_wait_times(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: Any = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
 ) -> pandas.DataFrame:
     """Per signal name: awaited, received, immediate, unanswered, p50_s, p95_s, max_s.
 
@@ -127,7 +127,7 @@ def throughput_per_minute(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    instance: Any = None,
+    instance: InstanceRef = None,
     database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Columns: minute (UTC), completed_runs, events — every minute from the first busy one to the
