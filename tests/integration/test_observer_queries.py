@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from continuum_nb.api import events
 from continuum_nb.errors import ConfigurationError, DatabaseUnavailable
 from continuum_nb.observer.viewmodel import RunsPager
 from continuum_nb.store.observer_sql import ObserverQueries, id_range
@@ -336,3 +338,50 @@ def test_analytics_tab_without_the_extra_says_how_to_install_it(db_url: str, mon
         assert app.table.rows == []   # the rest of the observer is unaffected
     finally:
         app.close()
+
+
+# --- with the real engine: build_observer on an Instance, trace id, actions through the API ---------
+
+
+def test_observer_on_a_real_instance_shows_trace_id_and_cancels_through_the_api(db_url: str) -> None:
+    pytest.importorskip("ipywidgets")
+    import continuum_nb as cn
+    from continuum_nb.observer.app import build_observer
+    from continuum_nb.otel import encode_trace_context
+
+    inst = cn.Instance(name="observer-it", database_url=db_url, lease_ttl=5.0, poll_interval=0.1)
+    try:
+        @cn.activity(name="observer_it_step")
+        def step(n: int) -> int:
+            return n + 1
+
+        @cn.workflow(name="observer_it_flow", instance=inst)
+        async def flow(n: int) -> dict:
+            first = await step(n)
+            decision = await cn.signal("go")
+            return {"first": first, "decision": decision}
+
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        run = cn.start(flow, {"n": 1}, instance=inst,
+                       trace_context=encode_trace_context({"traceparent": tp, "tracestate": "k=v"}))
+        deadline = time.monotonic() + 60
+        while not any(e.event_type == "signal_awaited" for e in events(run.id, instance=inst)):
+            assert time.monotonic() < deadline, "the run never reached its signal wait"
+            time.sleep(0.05)
+
+        app = build_observer(instance=inst, live=False)
+        try:
+            assert [r["id"] for r in app.table.rows] == [run.id]
+            app.table.selected_id = run.id
+            assert "4bf92f3577b34da6a3ce929d0e0e4736" in app.header.value
+            assert [b["status"] for b in app.timeline.layout["bars"]] == ["completed"]
+            assert [(g["kind"], g["open"]) for g in app.timeline.layout["gaps"]] == [("signal", True)]
+            assert app.signal_name.value == "go"
+            assert app.act("cancel") is True
+            assert app.table.rows[0]["state"] == "cancelled"
+            assert run.info().state == "cancelled"
+            assert app.action_buttons["cancel"].disabled
+        finally:
+            app.close()
+    finally:
+        inst.close()
