@@ -192,8 +192,12 @@ class ObserverApp(w.VBox):
     def _load_workflows(self) -> None:
         names = self._guard(self.queries.workflow_names)
         if isinstance(names, list):
+            options = [("all workflows", "")] + [(n, n) for n in names]
+            if list(self.workflow_filter.options) == options:
+                return   # reassigning would reset an open dropdown for nothing
+            # ipywidgets keeps the value (and so the paging) when it is still among the options
             current = self.workflow_filter.value
-            self.workflow_filter.options = [("all workflows", "")] + [(n, n) for n in names]
+            self.workflow_filter.options = options
             self.workflow_filter.value = current if current in names else ""
 
     def refresh(self, *, full: bool = False) -> None:
@@ -294,6 +298,8 @@ class ObserverApp(w.VBox):
             self.refresh()
 
     def _on_live_change(self, run_ids: set[str], poll: bool) -> None:
+        if poll:
+            self._load_workflows()   # a workflow first run elsewhere joins the filter
         if self._load_page_ok() and self.selected and (poll or self.selected in run_ids):
             self._guard(self._load_detail)
 

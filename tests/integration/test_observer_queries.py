@@ -385,3 +385,20 @@ def test_observer_on_a_real_instance_shows_trace_id_and_cancels_through_the_api(
             app.close()
     finally:
         inst.close()
+
+
+def test_new_workflow_names_join_the_filter_without_losing_the_page(db_url: str) -> None:
+    _insert_runs(db_url, 12)
+    app = _app(db_url)
+    try:
+        app.older.click()
+        assert app.pager.page == 1
+        with psycopg.connect(db_url) as conn:
+            conn.execute(
+                "INSERT INTO continuum_workflow_versions (name, version_hash, source) VALUES ('audit', 'h', 'src')"
+            )
+        app._on_live_change(set(), True)   # the periodic poll
+        assert ("audit", "audit") in list(app.workflow_filter.options)
+        assert app.pager.page == 1
+    finally:
+        app.close()
