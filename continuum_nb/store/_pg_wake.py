@@ -69,20 +69,15 @@ def wake_statements(wake: Wake, run_id: UUID) -> list[tuple[str, dict[str, Any]]
     out.append((q.WAKE_MAIN, {
         **run,
         "last": events[0].seq - 1 if events else None,
-        "seqs": [e.seq for e in events],
-        "types": [e.event_type for e in events],
-        "payloads": [dumps(e.payload) for e in events],
-        "t_ids": [t.id for t in tasks],
-        "t_seqs": [t.seq for t in tasks],
-        "t_mfas": [dumps(t.args) for t in tasks],
-        "t_acts": [t.activity for t in tasks],
-        "t_attempts": [t.attempt for t in tasks],
-        "t_avail": [t.available_at for t in tasks],
-        "t_keys": [t.idempotency_key for t in tasks],
-        "t_mine": [t.lease_to_self for t in tasks],
+        "events": dumps([[e.seq, e.event_type, e.payload] for e in events]),
+        "tasks": dumps([
+            [str(t.id), t.seq, t.args, t.activity, t.attempt, t.available_at.isoformat(),
+             t.idempotency_key, t.lease_to_self]
+            for t in tasks
+        ]),
         "run_text": str(run_id),
-        "names": list(wake.awaiting_signals),
-        "awaited": list(getattr(wake, "awaiting_tasks", ()) or ()),
+        "names": dumps(list(wake.awaiting_signals)),
+        "awaited": dumps(list(getattr(wake, "awaiting_tasks", ()) or ())),
         "state": wake.state,
         "result": _j(wake.result),
         "error": _j(wake.error),

@@ -134,9 +134,9 @@ def test_a_value_that_cannot_be_sent_writes_nothing(store: PostgresStore) -> Non
     rid, token = new_run(store)
     assert token is not None
     timer = NewTimer(uuid.uuid4(), 1, now())
-    bad_task = NewTask(uuid.uuid4(), 2, "a", {"args": [], "kwargs": {}}, object())  # type: ignore[arg-type]
+    # the timers' statement is queued, then the signals' one cannot be adapted
     with pytest.raises(psycopg.ProgrammingError):
-        store.commit_wake(wake(rid, token, 1, new_timers=[timer], new_tasks=[bad_task]))
+        store.commit_wake(wake(rid, token, 1, new_timers=[timer], consumed_signals={object(): 1}))  # type: ignore[dict-item]
     with pytest.raises(TypeError):
         store.commit_wake(Wake(run_id=rid, lease_token=token, now=now(), state="suspended",
                                new_timers=[timer], events=[Event(1, "side_effect", {"x": object()})]))
