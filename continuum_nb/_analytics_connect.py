@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import psycopg
 
-from .errors import ConfigurationError, DatabaseUnavailable, MigrationError
+from .errors import ConfigurationError, ContinuumError, DatabaseUnavailable, MigrationError
 from .store import analytics_sql as q
 from .store.database import conninfo as to_conninfo
 from .store.database import describe
@@ -53,8 +53,9 @@ MODE_ENV = "CONTINUUM_ANALYTICS_MODE"
 PROGRESS_MIN_ROWS = 50_000
 
 
-class ScannerUnavailable(RuntimeError):
-    """The postgres scanner extension could not be loaded or could not attach the database."""
+class ScannerUnavailable(ContinuumError, RuntimeError):
+    """The postgres scanner extension could not be loaded or could not attach the database
+    (raised only with ``mode="scanner"``; ``"auto"`` falls back to COPY instead)."""
 
 
 def _missing_extra(exc: ImportError) -> ImportError:
