@@ -13,7 +13,7 @@ lists every view column and query.
 
 from __future__ import annotations
 
-from ._analytics_connect import MODES, close_shared, connect, mode_of
+from ._analytics_connect import MODES, ScannerUnavailable, close_shared, connect, mode_of
 from ._analytics_plots import (
     plot_activity_latency,
     plot_events_by_type_and_month,
@@ -36,6 +36,7 @@ VIEWS = ("runs", "events", "activity_tasks", "signals")
 __all__ = [
     "MODES",
     "VIEWS",
+    "ScannerUnavailable",
     "activity_latency",
     "close_shared",
     "connect",
