@@ -1,4 +1,4 @@
-"""Matplotlib helpers for the ready-made queries: ``plot_<query>(df, ax=None) -> Axes``.
+"""Matplotlib plots for the ready-made queries: ``plot_<query>(df, ax=None) -> Axes``.
 
 Each draws on ``ax`` (or a new figure's axes) and returns the axes, so plots compose in a
 ``plt.subplots`` grid. They only read the DataFrame their query returns.

@@ -412,7 +412,7 @@ def test_bad_input_is_refused(db_url: str, empty_db_url: str) -> None:
         analytics.run_durations(database_url=db_url, states=["done"])
 
 
-def test_plot_helpers_draw_each_frame(journal: tuple[str, Journal]) -> None:
+def test_plot_functions_draw_each_frame(journal: tuple[str, Journal]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
