@@ -96,6 +96,8 @@ class MemoryListener:
         self._cond = threading.Condition()
         self._queue: deque[Notification] = deque()
         self._closed = False
+        #: Always 0: an in-memory listener never loses its connection (PgListener counts them).
+        self.reconnects = 0
 
     def _deliver(self, notes: Sequence[Notification]) -> None:
         mine = [n for n in notes if n.channel in self.channels]
