@@ -252,7 +252,20 @@ def connect(
         raise _missing_extra(exc) from None
     chosen = _pick_mode(mode)
     info = resolve_conninfo(instance, database_url)
-    schema = _schema(info)
+    try:
+        schema = _schema(info)
+    except MigrationError:
+        if database_url is not None:
+            raise
+        # Through an instance, a fresh database is migrated on first use, as every API call does
+        # (when the instance's auto_migrate is on); then look again.
+        from .engine.instance import resolve
+
+        inst = resolve(instance)
+        if not inst.config.auto_migrate:
+            raise
+        _ = inst.store
+        schema = _schema(info)
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")

@@ -467,3 +467,17 @@ def test_password_stays_out_of_the_attach_string(journal: tuple[str, Journal]) -
     shown = " ".join(str(v) for row in con.execute("SELECT * FROM duckdb_databases()").fetchall() for v in row)
     shown += " ".join(str(v) for row in con.execute("SELECT * FROM duckdb_secrets()").fetchall() for v in row)
     assert "hunter2" not in shown and "dbname=" in shown
+
+
+def test_a_fresh_database_is_migrated_through_an_instance(empty_db_url: str) -> None:
+    import continuum_nb as cn
+
+    with pytest.raises(MigrationError):                     # an explicit URL is never migrated
+        analytics.connect(database_url=empty_db_url)
+    inst = cn.Instance(name="analytics_fresh", database_url=empty_db_url, run_engine=False)
+    try:
+        con = analytics.connect(inst)                       # like any API call: migrated on first use
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+        con.close()
+    finally:
+        inst.close()
