@@ -13,6 +13,7 @@ import signal
 import time
 from typing import Any
 
+import psycopg
 import pytest
 
 import continuum_nb as cn
@@ -298,3 +299,50 @@ def test_run_of_a_killed_starter_process_is_finished_by_a_worker(db_url: str) ->
         assert info.result == "slept:kernel+1"
         assert fx.scalar(db_url, "SELECT count(*) FROM fx_effects WHERE pid = %s AND key = 'kernel'", (w.pid,)) == 1
         assert fx.journal_problems(db_url) == []
+
+
+_SLOW_RELEASE = """
+CREATE OR REPLACE FUNCTION fx_slow_release() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep(0.5);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fx_slow_release BEFORE UPDATE ON continuum_runs FOR EACH ROW
+    WHEN (OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL AND NEW.state = 'suspended')
+    EXECUTE FUNCTION fx_slow_release();
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "engine bug (node.py/activities.py): an attempt of a task the engine claimed for a run it holds "
+    "hands its outcome to the HeldRun (deliver_outcome returns True, so the task row is not "
+    "written); when a wake of that run is committing a release at that moment, the run is dropped "
+    "with the outcome, the task stays leased until its lease expires, and the body runs again"))
+def test_outcome_delivered_while_the_run_is_released_is_not_lost(db_url: str) -> None:
+    """A run waiting on an activity whose task is available (e.g. left by a dead engine): a worker
+    claims both at once; its wake of the run decides to release it (no local attempt known yet)
+    while the attempt finishes. A test-side trigger makes the releasing commit take 0.5 s so the
+    attempt deterministically finishes inside it. The step must run once, not twice."""
+    import json
+    import uuid
+
+    fx.install(db_url)
+    rid, tid = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(_SLOW_RELEASE)
+        conn.execute("INSERT INTO continuum_runs (id, workflow, version_hash, state, input, next_wakeup_at) "
+                     "VALUES (%s, 'fx_steps', 'older-version', 'suspended', %s, now())",
+                     (rid, json.dumps({"tag": "race", "n": 1})))
+        conn.execute("INSERT INTO continuum_events (run_id, seq, event_type, payload) "
+                     "VALUES (%s, 1, 'activity_scheduled', %s)",
+                     (rid, json.dumps({"activity": "fx_step", "ordinal": 0, "args": ["race", 0], "kwargs": {},
+                                       "idempotency_key": None, "task_id": str(tid)})))
+        conn.execute("INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, state) "
+                     "VALUES (%s, %s, 1, %s, 'fx_step', 'available')",
+                     (tid, rid, json.dumps({"args": ["race", 0], "kwargs": {}})))
+    w = fx.Worker(db_url, "W", lease_ttl=TTL)
+    with fx.workers(w):
+        w.wait_ready()
+        fx.wait_until("the run to complete", lambda: fx.completed_count(db_url) == 1, 60)
+    assert fx.journal_problems(db_url) == []
+    assert fx.query(db_url, "SELECT key, count(*) FROM fx_effects GROUP BY key") == [("race:0", 1)]
