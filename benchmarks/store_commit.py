@@ -41,7 +41,7 @@ def _commits(store: PostgresStore, admin: str, db: str) -> int:
     """pg_stat_database.xact_commit of the scratch database, after making the store's backend
     flush its pending statistics (they are otherwise published up to a second late). The two
     statements used for that add 2 commits, subtracted by the caller."""
-    with store._pool.connection() as conn:  # noqa: SLF001 - benchmark introspection
+    with store._db.pool.connection() as conn:  # noqa: SLF001 - benchmark introspection
         conn.execute("SELECT pg_stat_force_next_flush()")
         conn.execute("SELECT 1")
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -54,12 +54,12 @@ def _round_trips(store: PostgresStore, call: Callable[[], Any]) -> int:
     """Run ``call`` once with a libpq trace on the (single) pooled connection; count the turns
     from client messages (F) to server messages (B): each is one wait for the server."""
     fd, path = tempfile.mkstemp(suffix=".trace")
-    with store._pool.connection() as conn:  # noqa: SLF001 - benchmark introspection
+    with store._db.pool.connection() as conn:  # noqa: SLF001 - benchmark introspection
         conn.pgconn.trace(fd)
     try:
         call()
     finally:
-        with store._pool.connection() as conn:  # noqa: SLF001
+        with store._db.pool.connection() as conn:  # noqa: SLF001
             conn.pgconn.untrace()
         os.close(fd)
     turns, last = 0, None
@@ -84,7 +84,7 @@ def bench(url: str, n: int, transport: str) -> list[dict[str, Any]]:
     dburl = make_conninfo(admin, dbname=db)
     migrate(dburl)
     store = PostgresStore(dburl, pool_size=1, instance="bench")
-    store._ensure_open()  # noqa: SLF001 - the baselines below use the pool directly
+    store._db.ensure_open()  # noqa: SLF001 - the baselines below use the pool directly
     out: list[dict[str, Any]] = []
     try:
         def measure(op: str, setup: Callable[[int], Any], call: Callable[[Any], Any]) -> None:
@@ -111,12 +111,12 @@ def bench(url: str, n: int, transport: str) -> list[dict[str, Any]]:
 
         # Baselines under the same load: one bare round trip, and one single-row durable commit
         # (what pgbench's INSERT-only script measures).
-        with store._pool.connection() as conn:  # noqa: SLF001
+        with store._db.pool.connection() as conn:  # noqa: SLF001
             conn.execute("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, v int)")
 
         def bare(sql: str) -> Callable[[Any], Any]:
             def run(_: Any) -> Any:
-                with store._pool.connection() as conn:  # noqa: SLF001
+                with store._db.pool.connection() as conn:  # noqa: SLF001
                     return conn.execute(sql).fetchall()
             return run
 

@@ -9,44 +9,39 @@ Performance shape (see ``benchmarks/store_commit.py``):
   and the transaction is rolled back; every parameter is built before anything is sent;
 - single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
 
-Failures: a stale lease token raises ``LeaseLost``; an event month without a partition raises
-``PartitionError`` naming the command that creates it; a connection failure or pool timeout
-raises ``DatabaseUnavailable`` and broken connections are dropped from the pool, so it recovers
-once PostgreSQL is back. Reads are retried once on a fresh connection; writes never are (a commit
-whose acknowledgement was lost must not be applied twice).
+Failures (mapped in ``_pg_pool``): a stale lease token raises ``LeaseLost``; an event month
+without a partition raises ``PartitionError`` naming the command that creates it; a connection
+failure or pool timeout raises ``DatabaseUnavailable`` and broken connections are dropped from
+the pool, so it recovers once PostgreSQL is back. Reads are retried once on a fresh connection;
+writes never are (a commit whose acknowledgement was lost must not be applied twice; if it is
+retried anyway, the seq check refuses it).
 """
 
 from __future__ import annotations
 
-import re
-import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._json import dumps
-from ..errors import DatabaseUnavailable, MigrationError, PartitionError
 from . import _pg_sql as q
 from ._pg_common import (
     check_first_wake,
     check_wake,
     lease_lost,
-    month_of,
-    partition_message,
     run_not_active,
     run_not_found,
     seq_conflict,
 )
 from ._pg_listen import PgListener
+from ._pg_pool import Conn, PgPool, first_line
 from ._pg_wake import jsonb_or_null as _j
 from ._pg_wake import wake_statements
 from .base import (
@@ -61,14 +56,10 @@ from .base import (
     Wake,
     WakeResult,
 )
-from .database import conninfo as normalise_conninfo
 
 __all__ = ["PostgresStore"]
 
-T = TypeVar("T")
-Conn = psycopg.Connection[Any]
 _N_RUN_COLS = 15
-_PARTITION_MONTH = re.compile(r"\((\d{4})-(\d{2})-\d{2}")
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
@@ -77,15 +68,6 @@ def _run(row: Sequence[Any]) -> RunRecord:
 
 def _task(row: Sequence[Any]) -> TaskRecord:
     return TaskRecord(*row)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-class _BrokenConnection(DatabaseUnavailable):
-    """A pooled connection died under a call (a pool timeout is plain DatabaseUnavailable)."""
 
 
 class PostgresStore:
@@ -101,109 +83,11 @@ class PostgresStore:
         connect_timeout: float = 5.0,
     ) -> None:
         self.instance = instance
-        self._conninfo = normalise_conninfo(conninfo)
-        params = conninfo_to_dict(self._conninfo)
-        extra: dict[str, Any] = {"connect_timeout": params.get("connect_timeout") or max(1, int(connect_timeout))}
-        if "application_name" not in params:
-            extra["application_name"] = f"continuum_nb:{instance}"
-        # Over TCP, notice a vanished server within ~30 s even on an idle LISTEN connection.
-        for key, value in (("keepalives", 1), ("keepalives_idle", 15), ("keepalives_interval", 5),
-                           ("keepalives_count", 3)):
-            if key not in params:
-                extra[key] = value
-        self._conninfo = make_conninfo(self._conninfo, **extra)
-        # For messages: where, without the password or connection options.
-        self._where = "{}:{}/{}".format(params.get("host") or params.get("hostaddr") or "localhost",
-                                        params.get("port") or 5432, params.get("dbname") or "")
-        self._pool = ConnectionPool(
-            self._conninfo,
-            min_size=pool_size,
-            max_size=pool_size,
-            open=False,
-            timeout=pool_timeout,
-            kwargs={"autocommit": True, "prepare_threshold": 0},
-            configure=self._configure_connection,
-            name=f"continuum_nb-{instance}",
-        )
-        self._open_lock = threading.Lock()
-        self._opened = False
-        self._closed = False
+        self._db = PgPool(conninfo, size=pool_size, instance=instance, timeout=pool_timeout,
+                          connect_timeout=connect_timeout)
+        self._connection = self._db.connection
+        self._read = self._db.read
         self._listeners: weakref.WeakSet[PgListener] = weakref.WeakSet()
-
-    # --- connections ---------------------------------------------------------------------------
-    @staticmethod
-    def _configure_connection(conn: Conn) -> None:
-        # Decoded timestamps are UTC-aware whatever the server's TimeZone setting is.
-        conn.execute("SET TimeZone TO 'UTC'")
-
-    def _ensure_open(self) -> None:
-        if self._opened:
-            return
-        with self._open_lock:
-            if self._closed:
-                raise DatabaseUnavailable("this store was closed; create a new PostgresStore")
-            if not self._opened:
-                self._pool.open(wait=False)
-                self._opened = True
-
-    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
-        return DatabaseUnavailable(
-            f"PostgreSQL at {self._where} is unavailable: {_first_line(exc)}"
-        )
-
-    @contextmanager
-    def _connection(self) -> Iterator[Conn]:
-        """A pooled connection; database errors become continuum errors with one-line reasons."""
-        self._ensure_open()
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except PoolTimeout:
-            raise self._unavailable(self._why_no_connection()) from None
-        except psycopg.OperationalError as exc:
-            # The pool already discarded this (broken) connection; drop its idle siblings that
-            # died with the same server restart, so the next calls get fresh ones.
-            self._check_pool()
-            raise _BrokenConnection(str(self._unavailable(exc))) from None
-        except pgerrors.CheckViolation as exc:
-            primary = exc.diag.message_primary or ""
-            if primary.startswith("no partition of relation"):
-                match = _PARTITION_MONTH.search(exc.diag.message_detail or "")
-                month = f"{match.group(1)}-{match.group(2)}" if match else month_of(None)
-                raise PartitionError(partition_message(month)) from None
-            raise
-        except pgerrors.UndefinedTable as exc:
-            raise MigrationError(
-                f"the continuum tables are missing or out of date ({_first_line(exc)}); run `continuum migrate`"
-            ) from None
-        except pgerrors.UntranslatableCharacter as exc:
-            raise ValueError(
-                f"a JSON value cannot be stored by PostgreSQL jsonb ({_first_line(exc)}); remove NUL (\\u0000) characters"
-            ) from None
-
-    def _why_no_connection(self) -> BaseException:
-        """The pool only says it timed out; one direct attempt tells why (refused, auth, ...)."""
-        try:
-            with psycopg.connect(self._conninfo, connect_timeout=2):
-                pass
-        except psycopg.Error as exc:
-            return exc
-        return TimeoutError(f"all {self._pool.max_size} pooled connections stayed busy; raise pool_size")
-
-    def _check_pool(self) -> None:
-        try:
-            self._pool.check()
-        except Exception:  # noqa: BLE001 - best effort; the next call reports the real error
-            pass
-
-    def _read(self, fn: Callable[[Conn], T]) -> T:
-        """Run a read; retried once on a fresh connection if the first one was broken."""
-        try:
-            with self._connection() as conn:
-                return fn(conn)
-        except _BrokenConnection:
-            with self._connection() as conn:
-                return fn(conn)
 
     # --- runs ------------------------------------------------------------------------------------
     def create_run(
@@ -238,7 +122,7 @@ class PostgresStore:
         except pgerrors.UniqueViolation as exc:
             if exc.diag.constraint_name == "continuum_runs_pkey":
                 raise ValueError(f"run {run.id} already exists; pass a new run_id") from None
-            raise ValueError(f"run {run.id}: {_first_line(exc)}") from None
+            raise ValueError(f"run {run.id}: {first_line(exc)}") from None
 
     def get_run(self, run_id: UUID) -> RunRecord | None:
         def fn(conn: Conn) -> RunRecord | None:
@@ -276,7 +160,7 @@ class PostgresStore:
                 except pgerrors.DivisionByZero:
                     raise self._fence_failure(conn, wake) from None
         except pgerrors.UniqueViolation as exc:
-            raise ValueError(f"run {wake.run_id}: {_first_line(exc)}") from None
+            raise ValueError(f"run {wake.run_id}: {first_line(exc)}") from None
         return WakeResult(signal_pending=bool(row and row[0]))
 
     @staticmethod
@@ -519,15 +403,11 @@ class PostgresStore:
 
     # --- notifications --------------------------------------------------------------------------------
     def listen(self, channels: Sequence[str]) -> PgListener:
-        listener = PgListener(self._conninfo, channels)
+        listener = PgListener(self._db.conninfo, channels)
         self._listeners.add(listener)
         return listener
 
     def close(self) -> None:
-        with self._open_lock:
-            self._closed = True
-            opened, self._opened = self._opened, False
         for listener in list(self._listeners):
             listener.close()
-        if opened:
-            self._pool.close()
+        self._db.close()

@@ -108,7 +108,7 @@ def test_retried_commit_cannot_duplicate_seqs(store: PostgresStore) -> None:
     results = race(*[lambda: store.commit_wake(wake(rid, token, 3)) for _ in range(4)])
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, LeaseLost) for r in results if isinstance(r, Exception))
-    with psycopg.connect(store._conninfo) as conn:
+    with psycopg.connect(store._db.conninfo) as conn:
         dup = conn.execute(
             "SELECT count(*) FROM (SELECT seq FROM continuum_events WHERE run_id = %s GROUP BY seq HAVING count(*) > 1) d",
             (rid,),

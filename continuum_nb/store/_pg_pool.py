@@ -1,0 +1,153 @@
+"""``PgPool``: the connection pool of a ``PostgresStore`` and the mapping of database errors to
+continuum errors (one-line messages that name the fix).
+
+Connections are autocommit (one statement = one round trip, no BEGIN/COMMIT), prepare every
+statement on first use, and speak UTC. A connection that breaks under a call is dropped, and so
+are its idle siblings (they died with the same server restart), so the pool recovers as soon as
+PostgreSQL is back.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..errors import DatabaseUnavailable, MigrationError, PartitionError
+from ._pg_common import month_of, partition_message
+from .database import conninfo as normalise_conninfo
+
+__all__ = ["BrokenConnection", "Conn", "PgPool", "first_line"]
+
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+_PARTITION_MONTH = re.compile(r"\((\d{4})-(\d{2})-\d{2}")
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class BrokenConnection(DatabaseUnavailable):
+    """A pooled connection died under a call (a pool timeout is plain DatabaseUnavailable)."""
+
+
+class PgPool:
+    def __init__(
+        self, conninfo: str, *, size: int, instance: str, timeout: float, connect_timeout: float
+    ) -> None:
+        info = normalise_conninfo(conninfo)
+        params = conninfo_to_dict(info)
+        extra: dict[str, Any] = {"connect_timeout": params.get("connect_timeout") or max(1, int(connect_timeout))}
+        if "application_name" not in params:
+            extra["application_name"] = f"continuum_nb:{instance}"
+        # Over TCP, notice a vanished server within ~30 s even on an idle LISTEN connection.
+        for key, value in (("keepalives", 1), ("keepalives_idle", 15), ("keepalives_interval", 5),
+                           ("keepalives_count", 3)):
+            if key not in params:
+                extra[key] = value
+        self.conninfo = make_conninfo(info, **extra)
+        #: For messages: where, without the password or connection options.
+        self.where = "{}:{}/{}".format(params.get("host") or params.get("hostaddr") or "localhost",
+                                       params.get("port") or 5432, params.get("dbname") or "")
+        self.pool = ConnectionPool(
+            self.conninfo,
+            min_size=size,
+            max_size=size,
+            open=False,
+            timeout=timeout,
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            configure=self._configure_connection,
+            name=f"continuum_nb-{instance}",
+        )
+        self._open_lock = threading.Lock()
+        self._opened = False
+        self._closed = False
+
+    @staticmethod
+    def _configure_connection(conn: Conn) -> None:
+        # Decoded timestamps are UTC-aware whatever the server's TimeZone setting is.
+        conn.execute("SET TimeZone TO 'UTC'")
+
+    def ensure_open(self) -> None:
+        """Open lazily: creating a store never touches the network."""
+        if self._opened:
+            return
+        with self._open_lock:
+            if self._closed:
+                raise DatabaseUnavailable("this store was closed; create a new PostgresStore")
+            if not self._opened:
+                self.pool.open(wait=False)
+                self._opened = True
+
+    def unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        return DatabaseUnavailable(f"PostgreSQL at {self.where} is unavailable: {first_line(exc)}")
+
+    @contextmanager
+    def connection(self) -> Iterator[Conn]:
+        """A pooled connection; database errors become continuum errors with one-line reasons."""
+        self.ensure_open()
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise self.unavailable(self._why_no_connection()) from None
+        except psycopg.OperationalError as exc:
+            # The pool already discarded this (broken) connection; drop its idle siblings that
+            # died with the same server restart, so the next calls get fresh ones.
+            self._check()
+            raise BrokenConnection(str(self.unavailable(exc))) from None
+        except pgerrors.CheckViolation as exc:
+            primary = exc.diag.message_primary or ""
+            if primary.startswith("no partition of relation"):
+                match = _PARTITION_MONTH.search(exc.diag.message_detail or "")
+                month = f"{match.group(1)}-{match.group(2)}" if match else month_of(None)
+                raise PartitionError(partition_message(month)) from None
+            raise
+        except pgerrors.UndefinedTable as exc:
+            raise MigrationError(
+                f"the continuum tables are missing or out of date ({first_line(exc)}); run `continuum migrate`"
+            ) from None
+        except pgerrors.UntranslatableCharacter as exc:
+            raise ValueError(
+                f"a JSON value cannot be stored by PostgreSQL jsonb ({first_line(exc)}); remove NUL (\\u0000) characters"
+            ) from None
+
+    def read(self, fn: Callable[[Conn], T]) -> T:
+        """Run a read; retried once on a fresh connection if the first one was broken."""
+        try:
+            with self.connection() as conn:
+                return fn(conn)
+        except BrokenConnection:
+            with self.connection() as conn:
+                return fn(conn)
+
+    def _why_no_connection(self) -> BaseException:
+        """The pool only says it timed out; one direct attempt tells why (refused, auth, ...)."""
+        try:
+            with psycopg.connect(self.conninfo, connect_timeout=2):
+                pass
+        except psycopg.Error as exc:
+            return exc
+        return TimeoutError(f"all {self.pool.max_size} pooled connections stayed busy; raise pool_size")
+
+    def _check(self) -> None:
+        try:
+            self.pool.check()
+        except Exception:  # noqa: BLE001 - best effort; the next call reports the real error
+            pass
+
+    def close(self) -> None:
+        with self._open_lock:
+            self._closed = True
+            opened, self._opened = self._opened, False
+        if opened:
+            self.pool.close()
