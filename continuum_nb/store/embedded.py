@@ -160,6 +160,8 @@ class EmbeddedPostgres:
             raise DatabaseUnavailable(f"cannot stop the embedded PostgreSQL in {self.data_root}: {exc}") from exc
 
     def _stop(self) -> bool:
+        if not self.data_dir.is_dir():
+            return False  # nothing was ever started here; do not create the root just to say so
         with self._locked():
             info = self._running()
             if info is None:
