@@ -75,15 +75,23 @@ def _start_pg15() -> str:
             f"test server pg15 ({url}) is unreachable: {reason}; start it "
             "(pg_ctlcluster --skip-systemctl-redirect 15 main start) or run with CONTINUUM_TEST_SERVERS=pg18"
         )
-    subprocess.run([ctl, "--skip-systemctl-redirect", "15", "main", "start"], check=True, timeout=120)
+    started = subprocess.run(
+        [ctl, "--skip-systemctl-redirect", "15", "main", "start"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    if started.returncode == 0:  # ours to stop at the end (not when it was already running)
 
-    def stop() -> None:
-        subprocess.run([ctl, "--skip-systemctl-redirect", "15", "main", "stop"], check=False, timeout=120)
+        def stop() -> None:
+            subprocess.run([ctl, "--skip-systemctl-redirect", "15", "main", "stop"], check=False, timeout=120)
 
-    _started["pg15"] = (url, stop)
+        _started["pg15"] = (url, stop)
     reason = _reachable(url)
     if reason is not None:
-        raise RuntimeError(f"started PostgreSQL 15 but {url} is still unreachable: {reason}")
+        said = " ".join((started.stderr or started.stdout).split())
+        raise RuntimeError(
+            f"test server pg15 ({url}) is unreachable after `pg_ctlcluster 15 main start` "
+            f"(exit {started.returncode}: {said or 'no output'}): {reason}"
+        )
     return url
 
 
