@@ -304,7 +304,7 @@ def test_run_of_a_killed_starter_process_is_finished_by_a_worker(db_url: str) ->
 _SLOW_RELEASE = """
 CREATE OR REPLACE FUNCTION fx_slow_release() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_sleep(0.5);
+    PERFORM pg_sleep(4);
     RETURN NEW;
 END $$;
 CREATE TRIGGER fx_slow_release BEFORE UPDATE ON continuum_runs FOR EACH ROW
@@ -331,18 +331,19 @@ def test_outcome_delivered_while_the_run_is_released_is_not_lost(db_url: str) ->
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(_SLOW_RELEASE)
         conn.execute("INSERT INTO continuum_runs (id, workflow, version_hash, state, input, next_wakeup_at) "
-                     "VALUES (%s, 'fx_steps', 'older-version', 'suspended', %s, now())",
-                     (rid, json.dumps({"tag": "race", "n": 1})))
+                     "VALUES (%s, 'fx_slow', 'older-version', 'suspended', %s, now())",
+                     (rid, json.dumps({"tag": "race", "seconds": 1.5})))
         conn.execute("INSERT INTO continuum_events (run_id, seq, event_type, payload) "
                      "VALUES (%s, 1, 'activity_scheduled', %s)",
-                     (rid, json.dumps({"activity": "fx_step", "ordinal": 0, "args": ["race", 0], "kwargs": {},
+                     (rid, json.dumps({"activity": "fx_sleep", "ordinal": 0, "args": ["race", 1.5], "kwargs": {},
                                        "idempotency_key": None, "task_id": str(tid)})))
         conn.execute("INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, state) "
-                     "VALUES (%s, %s, 1, %s, 'fx_step', 'available')",
-                     (tid, rid, json.dumps({"args": ["race", 0], "kwargs": {}})))
-    w = fx.Worker(db_url, "W", lease_ttl=TTL)
+                     "VALUES (%s, %s, 1, %s, 'fx_sleep', 'available')",
+                     (tid, rid, json.dumps({"args": ["race", 1.5], "kwargs": {}})))
+    w = fx.Worker(db_url, "W", lease_ttl=10.0, heartbeat=0.5)
     with fx.workers(w):
         w.wait_ready()
         fx.wait_until("the run to complete", lambda: fx.completed_count(db_url) == 1, 60)
     assert fx.journal_problems(db_url) == []
-    assert fx.query(db_url, "SELECT key, count(*) FROM fx_effects GROUP BY key") == [("race:0", 1)]
+    assert fx.query(db_url, "SELECT key, count(*) FROM fx_effects GROUP BY key ORDER BY key") == [
+        ("race", 1), ("race:1", 1)]
