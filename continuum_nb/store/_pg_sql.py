@@ -148,13 +148,15 @@ WITH chk AS MATERIALIZED (
            CASE WHEN (u.v->>7)::boolean THEN now() + make_interval(secs => %(ttl)s::float8) END
       FROM chk, cur, jsonb_array_elements(%(tasks)s::jsonb) AS u(v)
     RETURNING activity, state
-), pend AS (
-    SELECT EXISTS (SELECT 1 FROM continuum_signals
-                    WHERE run_id = %(run)s AND NOT delivered
-                      AND name IN (SELECT jsonb_array_elements_text(%(names)s::jsonb)))
-        OR EXISTS (SELECT 1 FROM continuum_activity_tasks
-                    WHERE run_id = %(run)s AND state IN ('completed', 'failed')
-                      AND seq IN (SELECT jsonb_array_elements_text(%(awaited)s::jsonb)::bigint)) AS p
+), pend AS MATERIALIZED (
+    -- driven from the (usually empty) lists into the (run_id, name) / (run_id, seq) indexes
+    SELECT EXISTS (SELECT 1 FROM jsonb_array_elements_text(%(names)s::jsonb) AS n(name)
+                     JOIN continuum_signals AS s
+                       ON s.run_id = %(run)s AND s.name = n.name AND NOT s.delivered)
+        OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(%(awaited)s::jsonb) AS a(seq)
+                     JOIN continuum_activity_tasks AS t
+                       ON t.run_id = %(run)s AND t.seq = a.seq::bigint
+                    WHERE t.state IN ('completed', 'failed')) AS p
 ), upd AS (
     UPDATE continuum_runs AS r
        SET state = %(state)s::text, result = %(result)s::jsonb, error = %(error)s::jsonb,
