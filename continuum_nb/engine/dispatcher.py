@@ -95,14 +95,20 @@ class ListenerThread:
     def _run(self) -> None:
         listener = None
         backoff = 0.5
+        seen = 0
         while not self._stop.is_set():
             try:
                 if listener is None:
                     listener = self.engine.store.listen([CHANNEL_WAKE, CHANNEL_TASKS, CHANNEL_DONE])
                     backoff = 0.5
                     self._post(None)  # (re)connected: something may have been missed
+                    seen = getattr(listener, "reconnects", 0)
                 for n in listener.wait(0.5):
                     self._post((n.channel, n.payload))
+                now_seen = getattr(listener, "reconnects", 0)
+                if now_seen != seen:  # it reconnected by itself: notifications may have been lost
+                    seen = now_seen
+                    self._post(None)
             except Exception as exc:
                 log.debug("listener error: %s", exc)
                 if listener is not None:

@@ -330,6 +330,7 @@ class Runner:
         elif isinstance(outcome, Blocked):
             wake.next_wakeup_at = outcome.next_wakeup_at
             wake.awaiting_signals = outcome.awaiting_signals
+            wake.awaiting_tasks = outcome.waiting_on_activities
             held.waiting_on = outcome.waiting_on_activities
             report.next_wakeup_at = outcome.next_wakeup_at
             local_work = bool(report.new_tasks) or any(s in held.inflight for s in outcome.waiting_on_activities)

@@ -63,6 +63,7 @@ class DoneWatcher:
     def _run(self) -> None:
         listener = None
         backoff = 0.2
+        seen = 0
         while not self._stop.is_set():
             try:
                 if listener is None:
@@ -70,8 +71,12 @@ class DoneWatcher:
                     self._connected.set()
                     self._wake_all()  # (re)connected: re-check every waiter's state
                     backoff = 0.2
+                    seen = getattr(listener, "reconnects", 0)
                 for n in listener.wait(0.5):
                     self.notify_local(n.payload)
+                if getattr(listener, "reconnects", 0) != seen:  # reconnected: re-check every waiter
+                    seen = getattr(listener, "reconnects", 0)
+                    self._wake_all()
             except Exception as exc:
                 log.debug("wait listener error: %s", exc)
                 if listener is not None:

@@ -161,6 +161,10 @@ class Wake:
     result: Any = None
     error: Any = None
     awaiting_signals: Sequence[str] = ()
+    #: Scheduled seqs of the activities the run is blocked on: if one of them is completed or
+    #: failed in its task row after the lock was taken, next_wakeup_at is set to ``now`` and
+    #: WakeResult.signal_pending is True (the caller must wake the run again).
+    awaiting_tasks: Sequence[int] = ()
     release: bool = False
     lease_ttl: float = 30.0
     version_hash: str | None = None   # set to move the run to another version (upgrade)

@@ -52,6 +52,7 @@ def test_signal_versus_timeout_exactly_one_wins(make_instance: Any, clock: Virtu
     for run in runs:
         eventually(lambda run=run: suspended_on(inst, run, "signal_awaited"), what="await")
     accepted: set[str] = set()
+    first_sent = threading.Event()
 
     def send_all() -> None:
         for r in runs:
@@ -60,9 +61,11 @@ def test_signal_versus_timeout_exactly_one_wins(make_instance: Any, clock: Virtu
                 accepted.add(r.id)
             except cn.RunNotActive:
                 pass  # the timeout already won and the run finished: the send is refused, not lost
+            first_sent.set()
 
     sender = threading.Thread(target=send_all)
     sender.start()
+    assert first_sent.wait(30)
     clock.advance(cn.seconds(11))  # every timeout is due while the signals arrive
     sender.join()
     outcomes = {"signal": 0, "timeout": 0}
