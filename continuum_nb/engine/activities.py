@@ -63,6 +63,8 @@ async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | Task
         record = task
     assert record.lease_token is not None
     engine.tasks_inflight[record.id] = record.lease_token
+    if held is not None:
+        held.inflight.add(record.seq)  # a run with an attempt running here is not released
     workflow = held.record.workflow if held is not None else None
     meta = {
         "run_id": str(record.run_id), "workflow": workflow, "activity": record.activity,
@@ -110,7 +112,7 @@ async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | Task
     finally:
         pass
     engine.tasks_inflight.pop(record.id, None)
-    delivered = engine.deliver_outcome(record.run_id, record.seq, outcome)
+    delivered = engine.deliver_outcome(record.run_id, record.seq, outcome, record)
     if not delivered:
         key = None
         if outcome.state == "completed" and not hit and record.idempotency_key:

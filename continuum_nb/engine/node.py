@@ -138,6 +138,11 @@ class Engine:
         for h in self._timers.values():
             h.cancel()
         for held in list(self.held.values()):
+            for seq, outcome in list(held.outcomes.items()):
+                record = held.outcome_records.get(seq)
+                if outcome.local and record is not None:
+                    await self._write_outcome(record, seq, outcome)
+            held.outcomes.clear()
             try:
                 await self.db(self.runner.release, held)
             except Exception:
@@ -160,7 +165,9 @@ class Engine:
             self._kick.set()
 
     def knows_activity(self, name: str) -> bool:
-        return name in ACTIVITIES
+        """Whether this engine runs attempts of ``name`` itself. While stopping it does not:
+        tasks created then are left available for other engines."""
+        return not self.stopping and name in ACTIVITIES
 
     def known_workflows(self) -> list[str]:
         names: set[str] = set()
@@ -269,7 +276,16 @@ class Engine:
         self._timers[held.run_id] = self.loop.call_later(delay, self.request_wake, held.run_id)
 
     def _drop(self, run_id: uuid.UUID) -> None:
-        self.held.pop(run_id, None)
+        held = self.held.pop(run_id, None)
+        if held is not None and held.outcomes:
+            # Outcomes handed to the run after its last wake read them (it was being released,
+            # or its lease was lost): write them to their task rows instead, so they are
+            # journaled by whoever runs it next and the bodies do not run again.
+            pending, held.outcomes = dict(held.outcomes), {}
+            for seq, outcome in pending.items():
+                record = held.outcome_records.pop(seq, None)
+                if outcome.local and record is not None:
+                    self.spawn(self._write_outcome(record, seq, outcome))
         h = self._timers.pop(run_id, None)
         if h is not None:
             h.cancel()
@@ -322,13 +338,27 @@ class Engine:
     def start_activity(self, held: HeldRun | None, task: NewTask | Any, token: int | None = None) -> None:
         self.spawn(activities.run_attempt(self, held, task, token))
 
-    def deliver_outcome(self, run_id: uuid.UUID, seq: int, outcome: Any) -> bool:
+    async def _write_outcome(self, record: Any, seq: int, outcome: Any) -> None:
+        from ..store.base import TaskOutcome
+
+        key = None
+        if outcome.state == "completed" and not outcome.idempotency_hit and record.idempotency_key:
+            key = (record.activity, record.idempotency_key)
+        try:
+            await self.db(self.store.complete_task, record,
+                          TaskOutcome(record.id, outcome.state, outcome.result, outcome.error, key, seq), self.now())
+        except Exception:
+            log.warning("could not write the outcome of task %s; it will run again", record.id, exc_info=True)
+
+    def deliver_outcome(self, run_id: uuid.UUID, seq: int, outcome: Any, record: Any = None) -> bool:
         """Hand an attempt's outcome to the run if this engine still holds it (the run's next
         wake journals it in the same commit). False: the caller must write it to the task row."""
         held = self.held.get(run_id)
-        if held is None:
+        if held is None or self.stopping:
             return False
         held.outcomes[seq] = outcome
+        if record is not None:
+            held.outcome_records[seq] = record
         held.inflight.discard(seq)
         self.request_wake(run_id)
         return True

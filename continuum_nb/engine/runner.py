@@ -50,6 +50,7 @@ class HeldRun:
     exact_version: bool = True
     replayer: Replayer | None = None
     outcomes: dict[int, LiveOutcome] = field(default_factory=dict)
+    outcome_records: dict[int, Any] = field(default_factory=dict)  # seq -> TaskRecord of a local outcome
     inflight: set[int] = field(default_factory=set)  # scheduled seqs executing on this engine
     waiting_on: list[int] = field(default_factory=list)
     next_wakeup_at: datetime | None = None
@@ -309,6 +310,7 @@ class Runner:
                 key = (str(start["activity"]), str(start["idempotency_key"]))
             outcomes.append(TaskOutcome(out.task_id, out.state, out.result, out.error, key, seq))
             held.outcomes.pop(seq, None)
+            held.outcome_records.pop(seq, None)
         wake = Wake(
             run_id=held.run_id, lease_token=held.token, now=now, state="suspended",
             events=list(batch.events), new_tasks=new_tasks,
