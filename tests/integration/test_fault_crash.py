@@ -239,11 +239,6 @@ def test_sigterm_exits_0_and_releases_its_runs(db_url: str) -> None:
         _finish_with_b(db_url, procs, inst)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "engine bug (node.py): during shutdown Engine.deliver_outcome hands a finished attempt's "
-    "outcome to the held run and request_wake() ignores it because the engine is stopping; the run "
-    "is then released without the outcome and the task row stays leased to the exited worker until "
-    "its lease expires, after which the body runs again"))
 def test_sigterm_leaves_no_task_lease_and_loses_no_attempt(db_url: str) -> None:
     """The attempts that finish during the shutdown are recorded (not run again elsewhere), and
     the exited worker holds no task lease."""
@@ -313,11 +308,6 @@ CREATE TRIGGER fx_slow_release BEFORE UPDATE ON continuum_runs FOR EACH ROW
 """
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "engine bug (node.py/activities.py): an attempt of a task the engine claimed for a run it holds "
-    "hands its outcome to the HeldRun (deliver_outcome returns True, so the task row is not "
-    "written); when a wake of that run is committing a release at that moment, the run is dropped "
-    "with the outcome, the task stays leased until its lease expires, and the body runs again"))
 def test_outcome_delivered_while_the_run_is_released_is_not_lost(db_url: str) -> None:
     """A run waiting on an activity whose task is available (e.g. left by a dead engine): a worker
     claims both at once; its wake of the run decides to release it (no local attempt known yet)

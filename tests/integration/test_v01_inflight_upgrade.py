@@ -135,10 +135,8 @@ def test_v01_runs_in_flight_resume_and_complete_after_migration(empty_db_url: st
         assert fx.query(url, "SELECT count(*) FROM continuum_events WHERE event_type = 'timer_fired'") == [(1,)]
         assert fx.query(url, "SELECT fired FROM continuum_timers WHERE id = %s", (timer_id,)) == [(True,)]
         assert fx.query(url, "SELECT count(*) FROM continuum_signals WHERE NOT delivered") == [(0,)]
-        # The dead engine's completed step was not run again; its in-flight one was (activities
-        # are at-least-once). Exactly once is not asserted here: this scenario hits the lost-outcome
-        # race that test_fault_crash.py::test_outcome_delivered_while_the_run_is_released_is_not_lost
-        # reproduces deterministically (xfail until the engine is fixed), which can run it twice.
+        # The dead engine's completed step was not run again; its in-flight one ran once more, here
+        # (nothing crashed after the upgrade), exactly once.
         effects = dict(fx.query(url, "SELECT key, count(*) FROM fx_effects GROUP BY key"))
-        assert "v1-dead:0" not in effects and effects.get("v1-dead:1", 0) >= 1, effects
+        assert "v1-dead:0" not in effects and effects.get("v1-dead:1") == 1, effects
         assert fx.query(url, "SELECT count(*) FROM continuum_runs WHERE lease_owner = %s", (dead,)) == [(0,)]
