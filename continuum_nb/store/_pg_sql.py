@@ -166,8 +166,14 @@ WITH chk AS MATERIALIZED (
            trace_context = coalesce(r.trace_context, %(trace)s::bytea),
            lease_owner = CASE WHEN %(release)s::boolean THEN NULL ELSE r.lease_owner END,
            lease_token = CASE WHEN %(release)s::boolean THEN NULL ELSE r.lease_token END,
+           -- The heartbeat renews leases; a wake pushes the expiry only when it is past half the
+           -- TTL. Leaving it unchanged keeps most wakes free of changes to indexed columns, so
+           -- PostgreSQL can update the run row in place (HOT) instead of touching every index.
            lease_expires_at = CASE WHEN %(release)s::boolean THEN NULL
-                                   ELSE now() + make_interval(secs => %(ttl)s::float8) END
+                                   WHEN r.lease_expires_at IS NULL
+                                        OR r.lease_expires_at < now() + make_interval(secs => %(ttl)s::float8 / 2)
+                                   THEN now() + make_interval(secs => %(ttl)s::float8)
+                                   ELSE r.lease_expires_at END
       FROM pend, chk
      WHERE r.id = %(run)s
     RETURNING pend.p, r.next_wakeup_at)

@@ -95,11 +95,6 @@ runs = Table(
     # Runs are updated in place on every wake; free space on the page keeps those HOT updates.
     postgresql_with={"fillfactor": "70"},
 )
-Index(
-    "continuum_runs_dispatch_idx",
-    runs.c.next_wakeup_at.asc().nulls_last(),
-    postgresql_where=text("state = 'suspended' AND lease_owner IS NULL"),
-)
 Index("continuum_runs_lease_idx", runs.c.lease_expires_at, postgresql_where=text("lease_owner IS NOT NULL"))
 Index(
     "continuum_runs_runnable_idx",
