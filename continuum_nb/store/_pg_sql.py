@@ -25,7 +25,7 @@ INSERT_RUN_UNLEASED = """
 WITH ins AS (
     INSERT INTO continuum_runs (id, workflow, version_hash, state, input, trace_context, started_at,
                                 retention_until, next_wakeup_at)
-    VALUES (%(id)s, %(workflow)s, %(version)s, 'running', %(input)s::jsonb, %(trace)s, %(started)s,
+    VALUES (%(id)s, %(workflow)s, %(version)s, 'suspended', %(input)s::jsonb, %(trace)s, %(started)s,
             %(retention)s, %(started)s)
     RETURNING id)
 SELECT pg_notify('continuum_wake', ins.id::text) FROM ins

@@ -226,10 +226,11 @@ class Store(Protocol):
     def create_run(
         self, run: NewRun, *, owner: str | None = None, lease_ttl: float = 30.0, first_wake: Wake | None = None
     ) -> int | None:
-        """Insert a run in state ``running``. With ``owner`` the run is leased to it at once and
-        the new lease token is returned; ``first_wake`` (its ``lease_token`` is ignored) is then
-        committed in the same transaction. Without ``owner`` the run is runnable by any engine
-        (``next_wakeup_at = run.started_at``), NOTIFY CHANNEL_WAKE, and None is returned.
+        """Insert a run. With ``owner`` it is ``running``, leased to that engine at once, and the
+        new lease token is returned; ``first_wake`` (its ``lease_token`` is ignored) is then
+        committed in the same transaction. Without ``owner`` it is ``suspended`` and runnable by
+        any engine (``next_wakeup_at = run.started_at``): it waits to be picked up, and stays
+        visibly suspended while no live engine knows its workflow. NOTIFY CHANNEL_WAKE; returns None.
         A duplicate id raises ``ValueError``."""
         ...
 

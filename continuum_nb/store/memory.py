@@ -182,6 +182,7 @@ class MemoryStore:
                 retention_until=run.retention_until,
             )
             if owner is None:
+                record.state = "suspended"  # waiting to be picked up by an engine
                 record.next_wakeup_at = run.started_at
                 self._runs[run.id] = record
                 self._events[run.id] = []

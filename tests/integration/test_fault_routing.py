@@ -66,13 +66,13 @@ def test_run_of_a_workflow_no_engine_knows_stays_visible(db_url: str) -> None:
             fx.wait_until("the timer to be due", lambda: fx.scalar(
                 db_url, "SELECT now() > next_wakeup_at FROM continuum_runs WHERE id = %s", (suspended,)), 30)
             _finish_known_run(inst, db_url, "known")
-            for rid, state in ((suspended, "suspended"), (unknown, "running")):
+            for rid, state in ((suspended, "suspended"), (unknown, "suspended")):
                 info = api.get_run(rid, instance=inst)
                 assert (info.state, info.lease_owner) == (state, None), info
             assert [e.event_type for e in api.events(suspended, instance=inst)] == ["timer_started"]
             assert api.events(unknown, instance=inst) == []
             listed = {r.id: r.state for r in cn.runs(instance=inst)}
-            assert listed[suspended] == "suspended" and listed[unknown] == "running"
+            assert listed[suspended] == "suspended" and listed[unknown] == "suspended"
             assert fx.query(db_url, "SELECT count(*) FROM fx_writes WHERE run_id IN (%s, %s) AND writer = %s",
                             (suspended, unknown, w.app)) == [(0,)]
 
@@ -87,7 +87,7 @@ def test_no_stored_code_refuses_stored_cell_sources(db_url: str) -> None:
             strict.wait_ready()
             _finish_known_run(inst, db_url, "after-cell")
             info = api.get_run(rid, instance=inst)
-            assert (info.state, info.lease_owner) == ("running", None)
+            assert (info.state, info.lease_owner) == ("suspended", None)
             assert api.events(rid, instance=inst) == []
             assert strict.terminate() == 0
         trusting = fx.Worker(db_url, "trusting")
@@ -104,7 +104,7 @@ def test_run_started_by_a_pure_client_is_finished_by_a_worker(db_url: str) -> No
         assert inst.engine_running is False
         # Nothing ran in this process: no lease, no journal.
         info = api.get_run(rid, instance=inst)
-        assert (info.state, info.lease_owner) == ("running", None)
+        assert (info.state, info.lease_owner) == ("suspended", None)
         assert api.events(rid, instance=inst) == []
         w = fx.Worker(db_url, "W")
         with fx.workers(w):

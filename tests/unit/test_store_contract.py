@@ -89,7 +89,7 @@ def test_create_run_unleased_is_runnable_and_notifies(store: Any) -> None:
     assert has(CHANNEL_WAKE, str(rid))(wait_for(listener, has(CHANNEL_WAKE, str(rid))))
     run = store.get_run(rid)
     assert run.id == rid and isinstance(run.id, uuid.UUID)
-    assert run.state == "running" and run.lease_owner is None and run.lease_token is None
+    assert run.state == "suspended" and run.lease_owner is None and run.lease_token is None
     assert run.next_wakeup_at == started and run.started_at == started
     assert run.started_at.utcoffset() == timedelta(0)
     assert run.input == {"n": [1, 2]}  # JSON round trip
@@ -143,7 +143,7 @@ def test_list_runs_keyset_paging_and_filters(store: Any) -> None:
     assert [r.id for r in seen] == [r for _, r in expected]
     assert {r.id for r in store.list_runs(workflow="a")} == {ids[1], ids[3]}
     assert store.list_runs(state="completed") == []
-    assert len(store.list_runs(state="running", workflow="b", limit=10)) == 4
+    assert len(store.list_runs(state="suspended", workflow="b", limit=10)) == 4
 
 
 # --- commit_wake ----------------------------------------------------------------------------------
