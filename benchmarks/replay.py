@@ -8,7 +8,9 @@
   load the journal through the store and replay it (what an engine does when it claims the run).
 - ``from_postgres_with_snapshot``: the same resume when a snapshot covers the journal
   (``snapshot_threshold``): load the newest snapshot plus the events after it, replay (every
-  compacted step still validated). Reports the speed-up over the full resume.
+  compacted step still validated). Reports the speed-up over the full resume. Both resumes run
+  twice: with tiny activity arguments, and with ~512-byte arguments (a record passed to each step),
+  which the journal keeps and a snapshot drops.
 """
 
 from __future__ import annotations
@@ -53,14 +55,15 @@ class NothingLive:
         return None
 
 
-def make_journal(steps: int) -> list[Event]:
+def make_journal(steps: int, arg_bytes: int = 0) -> list[Event]:
     events: list[Event] = []
     seq = 0
+    record = {"customer": "x" * max(0, arg_bytes - 40), "lines": [1, 2, 3]} if arg_bytes else None
     for i in range(steps):
         seq += 1
         events.append(Event(seq, "activity_scheduled", {
-            "activity": "bench.replay_step", "ordinal": i, "args": [i], "kwargs": {},
-            "idempotency_key": None, "task_id": str(uuid.uuid4())}))
+            "activity": "bench.replay_step", "ordinal": i, "args": [i] if record is None else [i, record],
+            "kwargs": {}, "idempotency_key": None, "task_id": str(uuid.uuid4())}))
         seq += 1
         events.append(Event(seq, "activity_completed", {
             "activity": "bench.replay_step", "scheduled_seq": seq - 1, "result": i, "attempts": 1,
@@ -88,14 +91,14 @@ def bench_memory(events: int, repeat: int) -> dict[str, Any]:
             "total_ms": round(best * 1000, 2)}
 
 
-def bench_postgres(url: str, events: int, repeat: int) -> list[dict[str, Any]]:
+def bench_postgres(url: str, events: int, repeat: int, arg_bytes: int = 0) -> list[dict[str, Any]]:
     from continuum_nb.engine.snapshots import build_snapshot, replayer_from
     from continuum_nb.store.base import NewRun, Snapshot, Wake
     from continuum_nb.store.postgres import PostgresStore
     from continuum_nb.workflow import WorkflowDef
 
     steps = events // 2
-    journal = make_journal(steps)
+    journal = make_journal(steps, arg_bytes)
     store = PostgresStore(url)
     wf = WorkflowDef(long_workflow, name="long_workflow")
     run_id = uuid.uuid4()
@@ -115,7 +118,8 @@ def bench_postgres(url: str, events: int, repeat: int) -> list[dict[str, Any]]:
         return time.perf_counter() - t0
 
     full_times = [full() for _ in range(repeat)]
-    out.append({"scenario": "resume from postgres (full journal)", "events": len(journal),
+    shape = f"activity arguments of ~{arg_bytes} bytes" if arg_bytes else "small arguments"
+    out.append({"scenario": f"resume from postgres (full journal; {shape})", "events": len(journal),
                 "us_per_event": round(min(full_times) * 1e6 / len(journal), 3),
                 "resume_ms": round(min(full_times) * 1000, 2)})
 
@@ -133,7 +137,7 @@ def bench_postgres(url: str, events: int, repeat: int) -> list[dict[str, Any]]:
         return time.perf_counter() - t0
 
     snap_times = [with_snapshot() for _ in range(repeat)]
-    out.append({"scenario": "resume from postgres (snapshot)", "events": len(journal),
+    out.append({"scenario": f"resume from postgres (snapshot; {shape})", "events": len(journal),
                 "snapshot_bytes": len(json.dumps(snap.payload)),
                 "resume_ms": round(min(snap_times) * 1000, 2),
                 "speedup_vs_full": round(min(full_times) / min(snap_times), 2)})
@@ -149,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(json.dumps(bench_memory(args.events, args.repeat)), flush=True)
     if args.database_url:
-        for row in bench_postgres(args.database_url, args.events, args.repeat):
-            print(json.dumps(row), flush=True)
+        for arg_bytes in (0, 512):
+            for row in bench_postgres(args.database_url, args.events, args.repeat, arg_bytes):
+                print(json.dumps(row), flush=True)
     return 0
 
 

@@ -80,7 +80,8 @@ class _CommandAwaitable:
         self.command = command
 
     def __await__(self) -> Generator[Command, Any, Any]:
-        _context.require("await " + self._describe())
+        if _context.current() is None:  # (the message is only built when it is needed)
+            _context.require("await " + self._describe())
         return (yield self.command)
 
     def _describe(self) -> str:
