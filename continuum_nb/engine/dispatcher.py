@@ -17,6 +17,7 @@ from ..errors import DatabaseUnavailable
 from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE
 from ..workflow import ACTIVITIES
 from .clock import wall_now
+from .listening import listen_forever
 
 if TYPE_CHECKING:
     from .node import Engine
@@ -93,34 +94,10 @@ class ListenerThread:
         self._thread.join(5)
 
     def _run(self) -> None:
-        listener = None
-        backoff = 0.5
-        seen = 0
-        while not self._stop.is_set():
-            try:
-                if listener is None:
-                    listener = self.engine.store.listen([CHANNEL_WAKE, CHANNEL_TASKS, CHANNEL_DONE])
-                    backoff = 0.5
-                    self._post(None)  # (re)connected: something may have been missed
-                    seen = getattr(listener, "reconnects", 0)
-                for n in listener.wait(0.5):
-                    self._post((n.channel, n.payload))
-                now_seen = getattr(listener, "reconnects", 0)
-                if now_seen != seen:  # it reconnected by itself: notifications may have been lost
-                    seen = now_seen
-                    self._post(None)
-            except Exception as exc:
-                log.debug("listener error: %s", exc)
-                if listener is not None:
-                    try:
-                        listener.close()
-                    except Exception:  # noqa: S110
-                        pass
-                listener = None
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-        if listener is not None:
-            listener.close()
+        listen_forever(
+            self.engine.store, [CHANNEL_WAKE, CHANNEL_TASKS, CHANNEL_DONE],
+            lambda channel, payload: self._post((channel, payload)), lambda: self._post(None), self._stop,
+        )
 
     def _post(self, item: tuple[str, str] | None) -> None:
         loop = self.engine.loop

@@ -8,6 +8,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..store.base import CHANNEL_DONE
+from .listening import listen_forever
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -61,35 +62,15 @@ class DoneWatcher:
             ev.set()
 
     def _run(self) -> None:
-        listener = None
-        backoff = 0.2
-        seen = 0
-        while not self._stop.is_set():
-            try:
-                if listener is None:
-                    listener = self._store.listen([CHANNEL_DONE])
-                    self._connected.set()
-                    self._wake_all()  # (re)connected: re-check every waiter's state
-                    backoff = 0.2
-                    seen = getattr(listener, "reconnects", 0)
-                for n in listener.wait(0.5):
-                    self.notify_local(n.payload)
-                if getattr(listener, "reconnects", 0) != seen:  # reconnected: re-check every waiter
-                    seen = getattr(listener, "reconnects", 0)
-                    self._wake_all()
-            except Exception as exc:
-                log.debug("wait listener error: %s", exc)
-                if listener is not None:
-                    try:
-                        listener.close()
-                    except Exception:  # noqa: S110
-                        pass
-                listener = None
-                self._connected.set()  # waiters fall back to their periodic re-check
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-        if listener is not None:
-            listener.close()
+        def connected() -> None:
+            self._connected.set()
+            self._wake_all()  # re-check every waiter's state
+
+        listen_forever(
+            self._store, [CHANNEL_DONE], lambda _channel, payload: self.notify_local(payload), connected,
+            self._stop, max_backoff=5.0,
+            on_failure=self._connected.set,  # waiters fall back to their periodic re-check
+        )
 
     def close(self) -> None:
         self._stop.set()
