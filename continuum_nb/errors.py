@@ -45,7 +45,7 @@ class MigrationError(ContinuumError):
 
 
 class PartitionError(ContinuumError, ValueError):
-    """A bad partition month/name, or an insert into a month that has no partition."""
+    """A bad partition month/name, or an event written in a month that has no partition."""
 
 
 class InstanceNotRegistered(ContinuumError, KeyError):

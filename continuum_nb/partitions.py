@@ -3,7 +3,7 @@
 
 There is no runtime partition manager: operators (or a cron job) create next month's partition
 ahead of time; the engine and the observer warn when it is missing (``missing_next_month``), and
-an insert into a month without a partition fails with ``partition_error_message``.
+writing an event in a month without a partition fails with ``partition_error_message``.
 
 Retention is opt-in per run (``continuum_runs.retention_until``). ``drop_old`` drops only
 partitions wholly before the current UTC month whose every event belongs to a run whose

@@ -13,7 +13,7 @@ __all__ = ["format_size", "register"]
 
 _DESCRIPTION = """\
 continuum_events is partitioned by month (continuum_events_yYYYY_mMM, UTC). Create next month's
-partition ahead of time (e.g. from cron); an event insert into a month without a partition fails.
+partition ahead of time (e.g. from cron); writing an event in a month without a partition fails.
 
   create [YYYY-MM]     create one month's partition (default: next month); idempotent
   list                 every partition with its range, row count and size
