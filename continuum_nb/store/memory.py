@@ -9,16 +9,23 @@ database would, and "database now" is the real UTC clock.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
 from .._json import dumps
+from ._memory_rows import (
+    OPEN_TASK_STATES,
+    MemoryListener,
+    SignalRow,
+    TimerRow,
+    VersionRow,
+    copy_json,
+    db_now,
+)
 from ._pg_common import (
     check_first_wake,
     check_wake,
@@ -48,78 +55,6 @@ from .base import (
 
 __all__ = ["MemoryListener", "MemoryStore"]
 
-_OPEN_TASK_STATES = ("available", "leased")
-
-
-def _copy(value: Any) -> Any:
-    """A JSON round trip: what a jsonb column gives back (tuples become lists, no aliasing)."""
-    return None if value is None else json.loads(dumps(value))
-
-
-def _db_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass
-class _Signal:
-    id: int
-    run_id: UUID
-    name: str
-    payload: Any
-    inserted_at: datetime
-    delivered: bool = False
-    delivered_seq: int | None = None
-
-
-@dataclass
-class _Timer:
-    id: UUID
-    run_id: UUID
-    seq: int
-    fires_at: datetime
-    fired: bool = False
-
-
-@dataclass
-class _Version:
-    source: str
-    origin: str
-    order: int
-
-
-class MemoryListener:
-    """Receives the notifications of its channels; ``wait`` blocks on a Condition."""
-
-    def __init__(self, store: MemoryStore, channels: Sequence[str]) -> None:
-        self._store = store
-        self.channels = frozenset(channels)
-        self._cond = threading.Condition()
-        self._queue: deque[Notification] = deque()
-        self._closed = False
-        #: Always 0: an in-memory listener never loses its connection (PgListener counts them).
-        self.reconnects = 0
-
-    def _deliver(self, notes: Sequence[Notification]) -> None:
-        mine = [n for n in notes if n.channel in self.channels]
-        if mine:
-            with self._cond:
-                self._queue.extend(mine)
-                self._cond.notify_all()
-
-    def wait(self, timeout: float) -> list[Notification]:
-        with self._cond:
-            self._cond.wait_for(lambda: bool(self._queue) or self._closed, timeout=max(timeout, 0.0))
-            out = list(self._queue)
-            self._queue.clear()
-            return out
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._store._drop_listener(self)
-
-
 class MemoryStore:
     """See ``store.base.Store`` for each method's contract."""
 
@@ -128,12 +63,12 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._runs: dict[UUID, RunRecord] = {}
         self._events: dict[UUID, list[Event]] = {}
-        self._signals: dict[int, _Signal] = {}
-        self._timers: dict[UUID, _Timer] = {}
+        self._signals: dict[int, SignalRow] = {}
+        self._timers: dict[UUID, TimerRow] = {}
         self._tasks: dict[UUID, TaskRecord] = {}
         self._results: dict[tuple[str, str], tuple[UUID, int, Any]] = {}
         self._snapshots: dict[UUID, dict[int, Snapshot]] = {}
-        self._versions: dict[tuple[str, str], _Version] = {}
+        self._versions: dict[tuple[str, str], VersionRow] = {}
         self._tokens = itertools.count(1)
         self._signal_ids = itertools.count(1)
         self._order = itertools.count(1)
@@ -154,10 +89,10 @@ class MemoryStore:
         return owner is not None and expires is not None and expires > now
 
     def _run_copy(self, run: RunRecord) -> RunRecord:
-        return replace(run, input=_copy(run.input), result=_copy(run.result), error=_copy(run.error))
+        return replace(run, input=copy_json(run.input), result=copy_json(run.result), error=copy_json(run.error))
 
     def _task_copy(self, task: TaskRecord) -> TaskRecord:
-        return replace(task, args=_copy(task.args), result=_copy(task.result), error=_copy(task.error))
+        return replace(task, args=copy_json(task.args), result=copy_json(task.result), error=copy_json(task.error))
 
     # --- runs ------------------------------------------------------------------------------------
     def create_run(
@@ -176,7 +111,7 @@ class MemoryStore:
                 workflow=run.workflow,
                 version_hash=run.version_hash,
                 state="running",
-                input=_copy(run.input),
+                input=copy_json(run.input),
                 trace_context=run.trace_context,
                 started_at=run.started_at,
                 retention_until=run.retention_until,
@@ -191,7 +126,7 @@ class MemoryStore:
             token = next(self._tokens)
             record.lease_owner = owner
             record.lease_token = token
-            record.lease_expires_at = _db_now() + timedelta(seconds=lease_ttl)
+            record.lease_expires_at = db_now() + timedelta(seconds=lease_ttl)
             self._runs[run.id] = record
             self._events[run.id] = []
             if first_wake is not None:
@@ -236,7 +171,7 @@ class MemoryStore:
 
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
         with self._lock:
-            return [replace(e, payload=_copy(e.payload)) for e in self._events.get(run_id, []) if e.seq > after_seq]
+            return [replace(e, payload=copy_json(e.payload)) for e in self._events.get(run_id, []) if e.seq > after_seq]
 
     def commit_wake(self, wake: Wake) -> WakeResult:
         check_wake(wake)
@@ -254,19 +189,19 @@ class MemoryStore:
 
     def _apply_wake(self, wake: Wake) -> WakeResult:
         """Apply a validated wake (caller holds the lock)."""
-        now_db = _db_now()
+        now_db = db_now()
         run = self._runs[wake.run_id]
         owner = run.lease_owner
         notes: list[Notification] = []
         for e in wake.events:
-            self._events[wake.run_id].append(Event(e.seq, e.event_type, _copy(e.payload), now_db))
+            self._events[wake.run_id].append(Event(e.seq, e.event_type, copy_json(e.payload), now_db))
         for t in wake.new_tasks:
             self._tasks[t.id] = TaskRecord(
                 id=t.id,
                 run_id=wake.run_id,
                 seq=t.seq,
                 activity=t.activity,
-                args=_copy(t.args),
+                args=copy_json(t.args),
                 attempt=t.attempt,
                 state="leased" if t.lease_to_self else "available",
                 available_at=t.available_at,
@@ -278,7 +213,7 @@ class MemoryStore:
             if not t.lease_to_self:
                 notes.append(Notification(CHANNEL_TASKS, t.activity))
         for tm in wake.new_timers:
-            self._timers[tm.id] = _Timer(tm.id, wake.run_id, tm.seq, tm.fires_at)
+            self._timers[tm.id] = TimerRow(tm.id, wake.run_id, tm.seq, tm.fires_at)
         for timer_id in wake.fired_timers:
             timer = self._timers.get(timer_id)
             if timer is not None and timer.run_id == wake.run_id:
@@ -291,14 +226,14 @@ class MemoryStore:
             self._apply_outcome(wake.run_id, outcome, now_db)
         for task_id in wake.cancelled_tasks:
             task = self._tasks.get(task_id)
-            if task is not None and task.run_id == wake.run_id and task.state in _OPEN_TASK_STATES:
+            if task is not None and task.run_id == wake.run_id and task.state in OPEN_TASK_STATES:
                 task.state = "cancelled"
                 task.lease_owner = task.lease_token = task.lease_expires_at = None
 
         pending = self._signal_pending(wake.run_id, wake.awaiting_signals) or self._task_ready(wake)
         run.state = wake.state
-        run.result = _copy(wake.result)
-        run.error = _copy(wake.error)
+        run.result = copy_json(wake.result)
+        run.error = copy_json(wake.error)
         run.next_wakeup_at = wake.now if pending else wake.next_wakeup_at
         if wake.state in FINISHED_STATES:
             run.completed_at = wake.now
@@ -335,12 +270,12 @@ class MemoryStore:
         task = self._tasks.get(outcome.task_id)
         if task is not None and task.run_id == run_id:
             task.state = outcome.state
-            task.result = _copy(outcome.result)
-            task.error = _copy(outcome.error)
+            task.result = copy_json(outcome.result)
+            task.error = copy_json(outcome.error)
             task.lease_owner = task.lease_token = task.lease_expires_at = None
         if outcome.state == "completed" and outcome.idempotency is not None:
             # ON CONFLICT DO NOTHING: the first stored result stays.
-            self._results.setdefault(outcome.idempotency, (run_id, outcome.seq, _copy(outcome.result)))
+            self._results.setdefault(outcome.idempotency, (run_id, outcome.seq, copy_json(outcome.result)))
 
     def mark_drifted(self, run_id: UUID, lease_token: int, error: dict[str, Any]) -> None:
         with self._lock:
@@ -348,7 +283,7 @@ class MemoryStore:
             if run is None or run.lease_token != lease_token:
                 raise lease_lost(run_id, lease_token)
             run.state = "drifted"
-            run.error = _copy(error)
+            run.error = copy_json(error)
             run.next_wakeup_at = None
             run.lease_owner = run.lease_token = run.lease_expires_at = None
             self._notify([Notification(CHANNEL_DONE, str(run_id))])
@@ -365,7 +300,7 @@ class MemoryStore:
             run.next_wakeup_at = None
             run.lease_owner = run.lease_token = run.lease_expires_at = None
             for task in self._tasks.values():
-                if task.run_id == run_id and task.state in _OPEN_TASK_STATES:
+                if task.run_id == run_id and task.state in OPEN_TASK_STATES:
                     task.state = "cancelled"
                     task.lease_owner = task.lease_token = task.lease_expires_at = None
             for timer in self._timers.values():
@@ -394,7 +329,7 @@ class MemoryStore:
     ) -> list[RunRecord]:
         wanted = set(workflows)
         with self._lock:
-            now_db = _db_now()
+            now_db = db_now()
             due = [
                 r
                 for r in self._runs.values()
@@ -418,7 +353,7 @@ class MemoryStore:
 
     def claim_run(self, run_id: UUID, owner: str, lease_ttl: float) -> RunRecord | None:
         with self._lock:
-            now_db = _db_now()
+            now_db = db_now()
             run = self._runs.get(run_id)
             if run is None or run.state not in (*ACTIVE_STATES, "drifted"):
                 return None
@@ -433,7 +368,7 @@ class MemoryStore:
         self, owner: str, runs: dict[UUID, int], tasks: dict[UUID, int], lease_ttl: float
     ) -> tuple[set[UUID], set[UUID]]:
         with self._lock:
-            expires = _db_now() + timedelta(seconds=lease_ttl)
+            expires = db_now() + timedelta(seconds=lease_ttl)
             lost_runs: set[UUID] = set()
             lost_tasks: set[UUID] = set()
             for run_id, token in runs.items():
@@ -469,7 +404,7 @@ class MemoryStore:
 
     def recover(self) -> dict[str, int]:
         with self._lock:
-            now_db = _db_now()
+            now_db = db_now()
             runs = 0
             for run in self._runs.values():
                 if run.lease_owner is not None and not self._live(run.lease_owner, run.lease_expires_at, now_db):
@@ -492,7 +427,7 @@ class MemoryStore:
     ) -> list[TaskRecord]:
         wanted = set(activities)
         with self._lock:
-            now_db = _db_now()
+            now_db = db_now()
             ready = [
                 t
                 for t in self._tasks.values()
@@ -531,7 +466,7 @@ class MemoryStore:
         with self._lock:
             if self._held(task) is None:
                 return False
-            self._apply_outcome(task.run_id, replace(outcome, seq=outcome.seq or task.seq), _db_now())
+            self._apply_outcome(task.run_id, replace(outcome, seq=outcome.seq or task.seq), db_now())
             run = self._runs.get(task.run_id)
             if run is not None and run.state in ACTIVE_STATES:
                 run.next_wakeup_at = now if run.next_wakeup_at is None else min(run.next_wakeup_at, now)
@@ -546,7 +481,7 @@ class MemoryStore:
             row.attempt += 1
             row.state = "available"
             row.available_at = available_at
-            row.error = _copy(error)
+            row.error = copy_json(error)
             row.lease_owner = row.lease_token = row.lease_expires_at = None
             self._notify([Notification(CHANNEL_TASKS, row.activity)])
             return True
@@ -554,7 +489,7 @@ class MemoryStore:
     def get_activity_result(self, activity_module: str, key: str) -> tuple[bool, Any]:
         with self._lock:
             hit = self._results.get((activity_module, key))
-            return (False, None) if hit is None else (True, _copy(hit[2]))
+            return (False, None) if hit is None else (True, copy_json(hit[2]))
 
     # --- signals ------------------------------------------------------------------------------------
     def send_signal(self, run_id: UUID, name: str, payload: Any, now: datetime) -> int:
@@ -565,7 +500,7 @@ class MemoryStore:
             if run.state in FINISHED_STATES:
                 raise run_not_active(run_id, run.state, "signal")
             signal_id = next(self._signal_ids)
-            self._signals[signal_id] = _Signal(signal_id, run_id, name, _copy(payload), _db_now())
+            self._signals[signal_id] = SignalRow(signal_id, run_id, name, copy_json(payload), db_now())
             run.next_wakeup_at = now if run.next_wakeup_at is None else min(run.next_wakeup_at, now)
             self._notify([Notification(CHANNEL_WAKE, str(run_id))])
             return signal_id
@@ -573,7 +508,7 @@ class MemoryStore:
     def pending_signals(self, run_id: UUID, names: Sequence[str] | None = None) -> list[SignalRecord]:
         with self._lock:
             return [
-                SignalRecord(s.id, s.run_id, s.name, _copy(s.payload), s.inserted_at)
+                SignalRecord(s.id, s.run_id, s.name, copy_json(s.payload), s.inserted_at)
                 for s in sorted(self._signals.values(), key=lambda s: s.id)
                 if s.run_id == run_id and not s.delivered and (names is None or s.name in names)
             ]
@@ -592,7 +527,7 @@ class MemoryStore:
             if not snaps:
                 return None
             snap = snaps[max(snaps)]
-            return replace(snap, payload=_copy(snap.payload))
+            return replace(snap, payload=copy_json(snap.payload))
 
     def save_snapshot(self, snapshot: Snapshot, lease_token: int) -> bool:
         with self._lock:
@@ -603,7 +538,7 @@ class MemoryStore:
             if snapshot.through_seq in snaps:
                 return False
             size = snapshot.size_bytes or len(dumps(snapshot.payload).encode())
-            snaps[snapshot.through_seq] = replace(snapshot, payload=_copy(snapshot.payload), size_bytes=size)
+            snaps[snapshot.through_seq] = replace(snapshot, payload=copy_json(snapshot.payload), size_bytes=size)
             return True
 
     # --- workflow versions --------------------------------------------------------------------------
@@ -611,7 +546,7 @@ class MemoryStore:
         if origin not in ("cell", "module"):
             raise ValueError(f"a workflow version's origin is 'cell' or 'module', not {origin!r}")
         with self._lock:
-            self._versions.setdefault((name, version_hash), _Version(source, origin, next(self._order)))
+            self._versions.setdefault((name, version_hash), VersionRow(source, origin, next(self._order)))
 
     def get_version(self, name: str, version_hash: str) -> tuple[str, str] | None:
         with self._lock:
