@@ -7,7 +7,6 @@ on bad input) and delegates to the store or to this process's engine.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, fields
@@ -359,5 +358,3 @@ def outdated_runs(workflow: str, *, instance: Instance | str | None = None) -> l
         raise WorkflowNotFound(f"workflow {workflow!r} is not defined in this process")
     return [RunInfo.from_record(r) for r in inst.store.runs_on_other_versions(workflow, wf.version_hash)]
 
-
-_ = threading  # the engine thread is managed by engine/instance.py

@@ -55,7 +55,7 @@ def _as_record(engine: Engine, held: HeldRun, task: NewTask) -> TaskRecord:
     )
 
 
-async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | TaskRecord, _token: int | None = None) -> None:
+async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | TaskRecord) -> None:
     if isinstance(task, NewTask):
         assert held is not None
         record = _as_record(engine, held, task)
@@ -109,8 +109,6 @@ async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | Task
                 engine.loop.call_later(delay, engine.kick)
             return
         outcome = LiveOutcome("failed", error=err, attempts=record.attempt, task_id=record.id, local=True)
-    finally:
-        pass
     engine.tasks_inflight.pop(record.id, None)
     delivered = engine.deliver_outcome(record.run_id, record.seq, outcome, record)
     if not delivered:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config, load_config
@@ -256,4 +255,3 @@ def _stop_all() -> None:
 
 
 atexit.register(_stop_all)
-_ = weakref  # (instances are kept alive by the registry on purpose)

@@ -335,8 +335,8 @@ class Engine:
         self.request_wake(record.id)
 
     # --- activities ------------------------------------------------------------------------------------
-    def start_activity(self, held: HeldRun | None, task: NewTask | Any, token: int | None = None) -> None:
-        self.spawn(activities.run_attempt(self, held, task, token))
+    def start_activity(self, held: HeldRun | None, task: NewTask | Any) -> None:
+        self.spawn(activities.run_attempt(self, held, task))
 
     async def _write_outcome(self, record: Any, seq: int, outcome: Any) -> None:
         from ..store.base import TaskOutcome

@@ -222,8 +222,7 @@ class Runner:
         if isinstance(outcome, Drifted):
             return self._drift(held, outcome)
         wake, report = self._build(held, outcome)
-        if held.pending_trace_context is not None:
-            held.pending_trace_context = None  # persisted below through commit (see Wake.trace_context)
+        held.pending_trace_context = None  # _build put it in the wake (Wake.trace_context)
         try:
             result = self.store.commit_wake(wake)
         except LeaseLost:
@@ -235,9 +234,8 @@ class Runner:
         self._after_commit(held, wake, report, t0)
         if result.signal_pending and report.state == "suspended" and not report.released:
             return WakeReport("again")
-        if result.signal_pending and report.released:
-            # Released with a signal waiting: it is runnable now, any engine (maybe us) claims it.
-            pass
+        # Released with a signal or outcome already waiting: the store made it runnable now, and
+        # any engine (maybe this one) claims it.
         return report
 
     def _load(self, held: HeldRun) -> Replayer:

@@ -25,14 +25,18 @@ def test_all_is_sorted_and_complete() -> None:
     assert DOCUMENTED <= set(cn.__all__)
 
 
+def run_fresh(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (nothing imported yet) and fail with its stderr."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_every_exported_name_resolves() -> None:
-    code = (
+    run_fresh(
         "import continuum_nb as cn\n"
         "missing = [n for n in cn.__all__ if getattr(cn, n, None) is None]\n"
         "assert not missing, missing\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
 
 
 def test_decorator_is_not_shadowed_by_its_module() -> None:
@@ -48,13 +52,11 @@ def test_observer_is_callable_even_after_its_package_was_imported() -> None:
 
 
 def test_import_is_light() -> None:
-    code = (
+    run_fresh(
         "import sys, continuum_nb\n"
         "heavy = [m for m in ('IPython', 'ipywidgets', 'duckdb', 'pandas', 'opentelemetry', 'psycopg') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
 
 
 def test_errors_are_continuum_errors() -> None:
