@@ -171,7 +171,9 @@ class Runner:
         self._after_commit(held, wake, report, t0)
         return held, report
 
-    def _new_replayer(self, held: HeldRun, journal: list[Any]) -> Replayer:
+    @staticmethod
+    def _factory(held: HeldRun) -> Callable[[], Any]:
+        """A new coroutine of the run's workflow called with the run's input."""
         wf, inp = held.wf, held.record.input
 
         def factory() -> Any:
@@ -181,7 +183,10 @@ class Runner:
                 return wf.fn()
             return wf.fn(inp)
 
-        return Replayer(str(held.run_id), held.record.workflow, factory, journal)
+        return factory
+
+    def _new_replayer(self, held: HeldRun, journal: list[Any]) -> Replayer:
+        return Replayer(str(held.run_id), held.record.workflow, self._factory(held), journal)
 
     # --- waking a held run ----------------------------------------------------------------------
     def wake(self, held: HeldRun) -> WakeReport:
@@ -245,7 +250,7 @@ class Runner:
             snap = self.store.load_snapshot(held.run_id)
             if snap is not None and snap.version_hash == held.wf.version_hash:
                 rest = self.store.load_journal(held.run_id, after_seq=snap.through_seq)
-                rep = self._new_replayer(held, snapshots.expand(snap) + rest)
+                rep = snapshots.replayer_from(str(held.run_id), held.record.workflow, self._factory(held), snap, rest)
                 held.snapshot_seq = snap.through_seq
                 return rep
         return self._new_replayer(held, self.store.load_journal(held.run_id))
