@@ -18,7 +18,8 @@ Journal shape (docs/events.md):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine
+from bisect import bisect_left
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,18 +29,21 @@ from ..errors import ActivityFailed, SignalTimeout
 from ..store.base import Event
 from ..workflow import ActivityCommand, Command, GatherCommand, SignalCommand, TimerCommand
 from .steps import (
+    START_TYPES,
+    Answer,
     Batch,
     Blocked,
     Completed,
     Drifted,
     Failed,
+    History,
     LiveOutcome,
     Resolver,
     ScheduledActivity,
     StartedTimer,
+    answer_of,
     error_dict,
     identity_of,
-    is_start,
     resolved_seq,
 )
 
@@ -65,20 +69,62 @@ class _DriftSignal(BaseException):
 
 
 class _Slot:
-    """One command being answered (a gather has children). Plain slots class: replay creates
-    one per journaled command, so it must be cheap."""
+    """One command being answered (a gather has children). Plain slots class. Replaying a
+    resolved single command takes a fast path in ``advance`` that creates no slot at all."""
 
     __slots__ = ("cmd", "ordinal", "start", "children", "resolution", "done", "value", "exc")
 
     def __init__(self, cmd: Command, ordinal: int) -> None:
         self.cmd = cmd
         self.ordinal = ordinal
-        self.start: Event | None = None
+        self.start = -1  # index of its start among the replayer's starts (-1: none, a gather)
         self.children: list[_Slot] = []
-        self.resolution: Event | None = None
+        self.resolution: Answer | None = None
         self.done = False
         self.value: Any = None
         self.exc: BaseException | None = None
+
+
+def _outcome(cmd: Command, answer: Answer) -> tuple[Any, BaseException | None]:
+    """(value, exception) a command's await returns / raises, given its journaled answer."""
+    t, d = answer
+    if t == "activity_completed" or t == "signal_received":
+        return d, None
+    if t == "activity_failed":
+        err = d.get("error") or {}
+        return None, ActivityFailed(
+            f"activity {d.get('activity')!r} failed after {d.get('attempts')} attempt(s): "
+            f"{err.get('type', 'error')}: {err.get('message', '')}",
+            activity=d.get("activity"),
+            error_type=err.get("type"),
+            attempts=d.get("attempts"),
+        )
+    if t == "timer_fired" and cmd.kind == "signal":
+        return None, SignalTimeout(f"signal {cmd.target!r} did not arrive within {d}s")
+    return None, None
+
+
+class _StartsBySeq(Mapping[int, Event]):
+    """``Replayer.start_by_seq``: start events by seq, built on first access (a replayer loaded
+    from a snapshot has no Event for its compacted starts until someone asks for one)."""
+
+    def __init__(self, rep: Replayer) -> None:
+        self._rep = rep
+
+    def __getitem__(self, seq: int) -> Event:
+        seqs = self._rep._start_seqs
+        i = bisect_left(seqs, seq)  # start seqs ascend in any journal; else the scan below
+        if not (i < len(seqs) and seqs[i] == seq):
+            if seq not in seqs:
+                raise KeyError(seq)
+            i = seqs.index(seq)
+        return self._rep._start_event(i)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._rep._start_seqs))
+
+    def __len__(self) -> int:
+        return len(self._rep._start_seqs)
 
 
 class Replayer:
@@ -99,15 +145,21 @@ class Replayer:
         self.workflow = workflow
         self._factory = coro_factory
         self._coro: Coroutine[Any, Any, Any] | None = None
-        self.events: list[Event] = []  # the whole known journal (snapshots are built from it)
-        self._starts: list[Event] = []
+        # The journal as replay reads it, one entry per command-start (parallel lists): its
+        # identity, its seq, and its Event (None until built, for starts that came compacted
+        # from a snapshot). Answers are kept by start seq.
+        self._events: list[Event] = []
+        self._prefix_events: Callable[[], list[Event]] | None = None
         self._start_ids: list[tuple[str, str, int | None]] = []  # (kind, target, ordinal) per start
-        self.start_by_seq: dict[int, Event] = {}
-        self._resolutions: dict[int, Event] = {}
+        self._start_seqs: list[int] = []
+        self._start_events: list[Event | None] = []
+        self._start_event_of: Callable[[int], Event] | None = None
+        self._resolutions: dict[int, Answer] = {}
+        self.start_by_seq: Mapping[int, Event] = _StartsBySeq(self)
         self.last_seq = 0
         for ev in journal:
             self._index(ev)
-        self.replay_events = len(self._starts)
+        self.replay_events = len(self._start_ids)
         self._cursor = 0
         self._ordinals: dict[tuple[str, str], int] = {}
         self._blocked: _Slot | None = None
@@ -115,36 +167,83 @@ class Replayer:
         self.batch = Batch()
         self.finished = False
 
+    @classmethod
+    def from_history(
+        cls,
+        run_id: str,
+        workflow: str,
+        coro_factory: Callable[[], Coroutine[Any, Any, Any]],
+        history: History,
+        rest: list[Event],
+    ) -> Replayer:
+        """A replayer over an already indexed prefix (a decoded snapshot) plus the events after
+        it. Every start of the prefix is still matched against the workflow's commands."""
+        rep = cls(run_id, workflow, coro_factory, [])
+        rep._start_ids = history.start_ids
+        rep._start_seqs = history.start_seqs
+        rep._start_events = [None] * len(history.start_ids)
+        rep._start_event_of = history.start_event
+        rep._prefix_events = history.events
+        rep._resolutions = history.answers
+        rep.last_seq = history.last_seq
+        for ev in rest:
+            rep._index(ev)
+        rep.replay_events = len(rep._start_ids)
+        return rep
+
     # --- journal index ---------------------------------------------------------------------
+    @property
+    def events(self) -> list[Event]:
+        """The whole known journal (snapshots are built from it); a snapshot's prefix is only
+        expanded into Events when this is read."""
+        if self._prefix_events is not None:
+            self._events[:0] = self._prefix_events()
+            self._prefix_events = None
+        return self._events
+
     def _index(self, ev: Event) -> None:
-        self.events.append(ev)
-        if ev.seq > self.last_seq:
-            self.last_seq = ev.seq
-        if is_start(ev):
-            self._starts.append(ev)
+        self._events.append(ev)
+        seq = ev.seq
+        if seq > self.last_seq:
+            self.last_seq = seq
+        t = ev.event_type
+        if t in START_TYPES or (t == "signal_received" and ev.payload.get("awaited_seq") is None):
             kind, target = identity_of(ev)
             self._start_ids.append((kind, target, ev.payload.get("ordinal")))
-            self.start_by_seq[ev.seq] = ev
+            self._start_seqs.append(seq)
+            self._start_events.append(ev)
+            if t == "side_effect" or t == "signal_received":
+                # These answer themselves (whatever a stray resolution event claims).
+                self._resolutions[seq] = answer_of(ev)
             return
         rs = resolved_seq(ev)
         if rs is not None and rs not in self._resolutions:
-            self._resolutions[rs] = ev
+            self._resolutions[rs] = answer_of(ev)
+
+    def _start_event(self, i: int) -> Event:
+        ev = self._start_events[i]
+        if ev is None:
+            assert self._start_event_of is not None
+            ev = self._start_events[i] = self._start_event_of(i)
+        return ev
 
     def unresolved_activities(self) -> list[int]:
+        res = self._resolutions
         return [
-            ev.seq for ev in self._starts
-            if ev.event_type == "activity_scheduled" and ev.seq not in self._resolutions
+            seq for (kind, _, _), seq in zip(self._start_ids, self._start_seqs, strict=True)
+            if kind == "activity" and seq not in res
         ]
 
     @property
     def replaying(self) -> bool:
-        return self._cursor < len(self._starts)
+        return self._cursor < len(self._start_ids)
 
     def _record(self, event_type: str, payload: dict[str, Any]) -> Event:
         ev = Event(self.last_seq + 1, event_type, payload)
+        starts = len(self._start_ids)
         self._index(ev)
-        if is_start(ev):
-            self._cursor = len(self._starts)  # recorded at the live tail
+        if len(self._start_ids) > starts:
+            self._cursor = len(self._start_ids)  # recorded at the live tail
         self.batch.events.append(ev)
         return ev
 
@@ -162,10 +261,12 @@ class Replayer:
     def side_effect(self, kind: str, compute: Callable[[], Any]) -> Any:
         ordinal = self._next_ordinal("side_effect", kind)
         if self.replaying:
-            ev = self._starts[self._cursor]
-            self._match(ev, "side_effect", kind, ordinal)
-            self._cursor += 1
-            return ev.payload.get("value")
+            i = self._cursor
+            self._match(i, "side_effect", kind, ordinal)
+            self._cursor = i + 1
+            # a matched side_effect start answers itself with its value (see _index)
+            answer = self._resolutions.get(self._start_seqs[i])
+            return None if answer is None else answer[1]
         value = compute()
         check_json(value, f"value of {kind}()")
         self._record("side_effect", {"kind": kind, "ordinal": ordinal, "value": value})
@@ -174,8 +275,9 @@ class Replayer:
     # --- drift ------------------------------------------------------------------------------
     drift: dict[str, Any] | None = None
 
-    def _drift(self, message: str, expected: Event | None, actual: dict[str, Any]) -> _DriftSignal:
+    def _drift(self, message: str, expected_index: int | None, actual: dict[str, Any]) -> _DriftSignal:
         exp = None
+        expected = None if expected_index is None else self._start_event(expected_index)
         if expected is not None:
             kind, target = identity_of(expected)
             exp = {
@@ -195,13 +297,14 @@ class Replayer:
         }
         return _DriftSignal(message)
 
-    def _match(self, ev: Event, kind: str, target: str, ordinal: int) -> None:
-        ek, et, eo = self._start_ids[self._cursor]
+    def _match(self, i: int, kind: str, target: str, ordinal: int) -> None:
+        """Check the command against start ``i`` (the cursor): same kind, target and ordinal."""
+        ek, et, eo = self._start_ids[i]
         if ek != kind or et != target or (eo is not None and eo != ordinal):
             raise self._drift(
                 f"the workflow now asks for {kind} {target!r} (#{ordinal}) where the journal has "
-                f"{ek} {et!r} (#{eo}, seq {ev.seq})",
-                ev,
+                f"{ek} {et!r} (#{eo}, seq {self._start_seqs[i]})",
+                i,
                 {"kind": kind, "target": target, "ordinal": ordinal},
             )
 
@@ -213,17 +316,16 @@ class Replayer:
             return slot
         ordinal = self._next_ordinal(cmd.kind, cmd.target)
         slot = _Slot(cmd, ordinal)
-        if self._cursor < len(self._starts):
-            ev = self._starts[self._cursor]
-            self._match(ev, cmd.kind, cmd.target, ordinal)
-            self._cursor += 1
-            slot.start = ev
-            if ev.event_type == "signal_received":  # delivered at the await: start = resolution
-                slot.resolution = ev
-            else:
-                slot.resolution = self._resolutions.get(ev.seq)
+        i = self._cursor
+        if i < len(self._start_ids):
+            self._match(i, cmd.kind, cmd.target, ordinal)
+            self._cursor = i + 1
+            slot.start = i
+            # (a signal_received start, delivered at the await, is its own answer: see _index)
+            slot.resolution = self._resolutions.get(self._start_seqs[i])
             return slot
-        slot.start = self._record_start(cmd, ordinal, slot)
+        self._record_start(cmd, ordinal, slot)
+        slot.start = len(self._start_ids) - 1
         return slot
 
     def _record_start(self, cmd: Command, ordinal: int, slot: _Slot) -> Event:
@@ -270,7 +372,7 @@ class Replayer:
                      "signal_id": sig.id, "awaited_seq": None},
                 )
                 self.batch.consumed_signals[sig.id] = ev.seq
-                slot.resolution = ev
+                slot.resolution = answer_of(ev)
                 return ev
             payload: dict[str, Any] = {"name": cmd.target, "ordinal": ordinal, "timeout_s": cmd.timeout,
                                        "timeout_at": None, "timer_id": None}
@@ -299,39 +401,17 @@ class Replayer:
             slot.exc = next((c.exc for c in slot.children if c.exc is not None), None)
             return True
         if slot.resolution is None and not self.replaying:
-            slot.resolution = self._resolve_live(slot)
+            ev = self._resolve_live(slot)
+            slot.resolution = None if ev is None else answer_of(ev)
         if slot.resolution is None:
             return False
-        self._apply(slot, slot.resolution)
+        slot.done = True
+        slot.value, slot.exc = _outcome(slot.cmd, slot.resolution)
         return True
 
-    def _apply(self, slot: _Slot, ev: Event) -> None:
-        p = ev.payload
-        slot.done = True
-        if ev.event_type == "activity_completed":
-            slot.value = p.get("result")
-        elif ev.event_type == "activity_failed":
-            err = p.get("error") or {}
-            slot.exc = ActivityFailed(
-                f"activity {p.get('activity')!r} failed after {p.get('attempts')} attempt(s): "
-                f"{err.get('type', 'error')}: {err.get('message', '')}",
-                activity=p.get("activity"),
-                error_type=err.get("type"),
-                attempts=p.get("attempts"),
-            )
-        elif ev.event_type == "timer_fired":
-            if slot.cmd.kind == "signal":
-                slot.exc = SignalTimeout(
-                    f"signal {slot.cmd.target!r} did not arrive within {p.get('timeout_s')}s"
-                )
-            else:
-                slot.value = None
-        elif ev.event_type == "signal_received":
-            slot.value = p.get("payload")
-
     def _resolve_live(self, slot: _Slot) -> Event | None:
-        assert self._resolver is not None and slot.start is not None
-        start = slot.start
+        assert self._resolver is not None and slot.start >= 0
+        start = self._start_event(slot.start)
         now = self._resolver.now()
         if start.event_type == "activity_scheduled":
             out = self._resolver.task_outcome(start.seq)
@@ -385,17 +465,18 @@ class Replayer:
                 return
             for c in s.children:
                 visit(c)
-            if s.start is None:
+            if s.start < 0:
                 return
-            p = s.start.payload
+            start = self._start_event(s.start)
+            p = start.payload
             at = None
-            if s.start.event_type == "timer_started":
+            if start.event_type == "timer_started":
                 at = p["fire_at"]
-            elif s.start.event_type == "signal_awaited":
+            elif start.event_type == "signal_awaited":
                 names.append(p["name"])
                 at = p.get("timeout_at")
-            elif s.start.event_type == "activity_scheduled":
-                acts.append(s.start.seq)
+            elif start.event_type == "activity_scheduled":
+                acts.append(start.seq)
             if at:
                 t = datetime.fromisoformat(at)
                 wake = t if wake is None or t < wake else wake
@@ -410,6 +491,10 @@ class Replayer:
         self._resolver = resolver
         send: Any = None
         throw: BaseException | None = None
+        # Local names for the fast path below. The start lists only grow at the live tail, where
+        # the fast path no longer applies; ``from_history`` replaced them before any advance.
+        start_ids, start_seqs, answers, ordinals = (
+            self._start_ids, self._start_seqs, self._resolutions, self._ordinals)
         with _context.active(self):
             if self._coro is None:
                 try:
@@ -466,6 +551,25 @@ class Replayer:
                     )
                     send, throw = None, exc2
                     continue
+                # Fast path, the bulk of any replay: a single command whose start is at the cursor
+                # with the same identity and whose answer is journaled. The same checks as _open
+                # (kind, target, ordinal) and the same answer as _resolve, without a slot; anything
+                # else (gather, drift, no answer yet, live tail) takes the general path below.
+                i = self._cursor
+                if i < len(start_ids) and type(cmd) is not GatherCommand:
+                    key = (cmd.kind, cmd.target)
+                    ordinal = ordinals.get(key, 0)
+                    ek, et, eo = start_ids[i]
+                    if ek == key[0] and et == key[1] and (eo is None or eo == ordinal):
+                        answer = answers.get(start_seqs[i])
+                        if answer is not None:
+                            ordinals[key] = ordinal + 1
+                            self._cursor = i + 1
+                            if answer[0] == "activity_completed":
+                                send, throw = answer[1], None
+                            else:
+                                send, throw = _outcome(cmd, answer)
+                            continue
                 try:
                     slot = self._open(cmd)
                     done = self._resolve(slot)
@@ -482,22 +586,22 @@ class Replayer:
                 send, throw = slot.value, slot.exc
 
     def _drift_blocked(self, slot: _Slot) -> Drifted:
-        ev = self._starts[self._cursor]
+        ev = self._start_event(self._cursor)
         kind, target = slot.cmd.kind, slot.cmd.target
         self._drift(
             f"the workflow now waits on {kind} {target!r} (#{slot.ordinal}) that has no outcome yet, but "
             f"the journal goes on with {ev.event_type} (seq {ev.seq})",
-            ev,
+            self._cursor,
             {"kind": kind, "target": target, "ordinal": slot.ordinal, "waiting": True},
         )
         return self._finish(Drifted(self.drift or {}))
 
     def _drift_end(self, what: str) -> Drifted:
-        ev = self._starts[self._cursor]
+        ev = self._start_event(self._cursor)
         self._drift(
-            f"the workflow {what} but the journal has {len(self._starts) - self._cursor} more command(s), "
+            f"the workflow {what} but the journal has {len(self._start_ids) - self._cursor} more command(s), "
             f"starting with {ev.event_type} (seq {ev.seq})",
-            ev,
+            self._cursor,
             {"kind": "end", "target": what[:200], "ordinal": None},
         )
         return self._finish(Drifted(self.drift or {}))

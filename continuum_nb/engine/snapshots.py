@@ -2,14 +2,23 @@
 
 A snapshot keeps, for every event of the prefix, only what replay needs to match and answer the
 workflow's commands (kind, target, ordinal, results, timer/signal bookkeeping) and drops the rest
-(activity arguments, task ids, ...). Targets are interned. Replay expands it back into events and
-validates every step exactly like the full journal: a snapshot is a faster way to load history,
-never a way to skip checking it. A snapshot taken on another version of the code is ignored
-(full replay), and one larger than ``snapshot_max_size_bytes`` is not stored.
+(activity arguments, task ids, ...). Replay indexes it directly (no Event per step) and validates
+every step exactly like the full journal: a snapshot is a faster way to load history, never a
+way to skip checking it. A snapshot taken on another version of the code is ignored (full
+replay), and one larger than ``snapshot_max_size_bytes`` is not stored.
+
+Format 2 (written) is columnar: per event code, the events' seqs and one column per field, so
+that a long run of similar steps costs a few JSON values per field instead of a list per event
+(a smaller jsonb row, cheaper for the server to send and for us to parse). Integer columns that
+follow arithmetic runs are stored as runs; ordinals as their difference from "one more than the
+previous command with the same target" (zero in any journal the engine wrote, but kept exactly);
+scheduled/started seqs relative to their event's seq. Values (results, errors, signal payloads,
+side-effect values) are stored as they are. Format 1 (one list per event) is still read.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +27,40 @@ from uuid import UUID
 from .._json import dumps
 from ..store.base import Event, Snapshot
 from .replay import Replayer
+from .steps import Answer, History
 
-__all__ = ["CompactSnapshot", "build_snapshot", "expand", "replayer_from"]
+__all__ = ["FORMAT", "CompactSnapshot", "UnreadableSnapshot", "build_snapshot", "decode", "expand", "replayer_from"]
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+
+
+class UnreadableSnapshot(ValueError):
+    """The snapshot's format is unknown to this engine (the caller should replay the journal)."""
+
+
+# Event code -> (event type, payload keys in stored order). Format 1 stores each event as
+# [seq, code, *values in this order]; format 2 stores one column per key.
+_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "S": ("activity_scheduled", ("activity", "ordinal", "idempotency_key")),
+    "C": ("activity_completed", ("scheduled_seq", "result", "attempts", "idempotency_hit")),
+    "F": ("activity_failed", ("scheduled_seq", "error", "attempts", "activity")),
+    "T": ("timer_started", ("ordinal", "fire_at", "timer_id", "duration_s")),
+    "X": ("timer_fired", ("started_seq", "fire_at", "timeout_s", "signal")),
+    "W": ("signal_awaited", ("name", "ordinal", "timeout_at", "timer_id", "timeout_s")),
+    "R": ("signal_received", ("name", "ordinal", "payload", "awaited_seq", "signal_id")),
+    "E": ("side_effect", ("kind", "ordinal", "value")),
+}
+_CODE_OF = {event_type: code for code, (event_type, _) in _FIELDS.items()}
+# How format 2 stores a column: interned name, ordinal, seq relative to the event's, int runs.
+_NAME = {("S", "activity"), ("F", "activity"), ("W", "name"), ("R", "name"), ("E", "kind")}
+_ORDINAL = {("S", "ordinal"), ("T", "ordinal"), ("W", "ordinal"), ("E", "ordinal")}
+_RELATIVE = {("C", "scheduled_seq"), ("F", "scheduled_seq"), ("X", "started_seq")}
+_INTS = {("C", "attempts"), ("C", "idempotency_hit"), ("F", "attempts"), ("R", "ordinal"), ("R", "awaited_seq")}
+_SPARSE = {("S", "idempotency_key")}  # None once the activity's outcome is journaled
+# (kind, target-field) of the codes whose events are command starts (R: only without awaited_seq)
+_IDENTITY = {"S": ("activity", "activity"), "T": ("timer", None), "W": ("signal", "name"),
+             "E": ("side_effect", "kind"), "R": ("signal", "name")}
 
 
 @dataclass(frozen=True)
@@ -34,87 +73,267 @@ class CompactSnapshot:
         return len(dumps(self.payload).encode("utf-8"))
 
 
+# --- integer columns ---------------------------------------------------------------------------
+def _pack_ints(values: list[Any]) -> Any:
+    """Arithmetic runs ``{"ap": [first, step, count, ...]}`` when that is shorter, else the list."""
+    if not values or any(type(v) is not int for v in values):
+        return values
+    runs: list[int] = []
+    i, n = 0, len(values)
+    while i < n:
+        j, step = i + 1, 0
+        if j < n:
+            step = values[j] - values[i]
+            while j < n and values[j] - values[j - 1] == step:
+                j += 1
+        runs += (values[i], step, j - i)
+        i = j
+    return {"ap": runs} if len(runs) < n else values
+
+
+def _ints(col: Any) -> list[Any]:
+    if isinstance(col, list):
+        return col
+    ap = col["ap"]
+    out: list[int] = []
+    for k in range(0, len(ap), 3):
+        first, step, count = ap[k], ap[k + 1], ap[k + 2]
+        out.extend(range(first, first + step * count, step) if step else itertools.repeat(first, count))
+    return out
+
+
+def _expected_ordinals(targets: list[Any]) -> list[int]:
+    """0, 1, 2, ... per target, in order: the ordinal the engine gives each command."""
+    if len(set(targets)) <= 1:
+        return list(range(len(targets)))
+    seen: dict[Any, int] = {}
+    out = []
+    for t in targets:
+        n = seen.get(t, 0)
+        seen[t] = n + 1
+        out.append(n)
+    return out
+
+
+# --- building ------------------------------------------------------------------------------------
 def build_snapshot(run_id: UUID, version_hash: str, events: list[Event]) -> CompactSnapshot:
     """Compact ``events`` (a journal prefix in seq order)."""
+    resolved = {
+        int(e.payload["scheduled_seq"]) for e in events if e.event_type in ("activity_completed", "activity_failed")
+    }
+    seqs: dict[str, list[int]] = {}
+    rows: dict[str, list[list[Any]]] = {}
+    for e in events:
+        code = _CODE_OF.get(e.event_type)
+        if code is None:  # pragma: no cover - the journal has exactly eight event types
+            raise ValueError(f"unknown event type {e.event_type!r} in run {run_id}")
+        p, keys = e.payload, _FIELDS[code][1]
+        values = [p.get(k) for k in keys]
+        if code == "S" and e.seq in resolved:
+            values[2] = None  # the idempotency key is only needed while the outcome is not journaled
+        elif code == "C":
+            values[3] = bool(values[3])
+        elif code == "F" and values[3] is None:
+            values[3] = ""
+        seqs.setdefault(code, []).append(e.seq)
+        rows.setdefault(code, []).append(values)
+
     names: list[str] = []
     index: dict[str, int] = {}
 
-    def intern(name: str) -> int:
+    def intern(name: Any) -> int:
         if name not in index:
             index[name] = len(names)
             names.append(name)
         return index[name]
 
-    resolved = {
-        int(e.payload["scheduled_seq"]) for e in events if e.event_type in ("activity_completed", "activity_failed")
-    }
-    steps: list[list[Any]] = []
-    for e in events:
-        p, t, s = e.payload, e.event_type, e.seq
-        if t == "activity_scheduled":
-            # the idempotency key is only needed while the outcome is not journaled yet
-            key = None if s in resolved else p.get("idempotency_key")
-            steps.append([s, "S", intern(p["activity"]), p.get("ordinal"), key])
-        elif t == "activity_completed":
-            steps.append([s, "C", p["scheduled_seq"], p.get("result"), p.get("attempts"), bool(p.get("idempotency_hit"))])
-        elif t == "activity_failed":
-            steps.append([s, "F", p["scheduled_seq"], p.get("error"), p.get("attempts"), intern(p.get("activity", ""))])
-        elif t == "timer_started":
-            steps.append([s, "T", p.get("ordinal"), p["fire_at"], p["timer_id"], p.get("duration_s")])
-        elif t == "timer_fired":
-            steps.append([s, "X", p["started_seq"], p.get("fire_at"), p.get("timeout_s"), p.get("signal")])
-        elif t == "signal_awaited":
-            steps.append([s, "W", intern(p["name"]), p.get("ordinal"), p.get("timeout_at"), p.get("timer_id"),
-                          p.get("timeout_s")])
-        elif t == "signal_received":
-            steps.append([s, "R", intern(p["name"]), p.get("ordinal"), p.get("payload"), p.get("awaited_seq"),
-                          p.get("signal_id")])
-        elif t == "side_effect":
-            steps.append([s, "E", p["kind"], p.get("ordinal"), p.get("value")])
-        else:  # pragma: no cover - the journal has exactly eight event types
-            raise ValueError(f"unknown event type {t!r} in run {run_id}")
+    payload: dict[str, Any] = {"format": FORMAT, "version_hash": version_hash, "names": names}
+    for code, (_, keys) in _FIELDS.items():  # (interning in a fixed order: names[0] is an activity)
+        if code not in rows:
+            continue
+        code_seqs = seqs[code]
+        columns: dict[str, Any] = {"seq": _pack_ints(code_seqs)}
+        for k, key in enumerate(keys):
+            col = [r[k] for r in rows[code]]
+            if (code, key) in _NAME:
+                columns[key] = _pack_ints([intern(v) for v in col])
+            elif (code, key) in _ORDINAL and all(type(v) is int for v in col):
+                targets = [r[0] for r in rows[code]] if code != "T" else [None] * len(col)
+                columns[key] = {"ord": _pack_ints([v - x for v, x in zip(col, _expected_ordinals(targets),
+                                                                          strict=True)])}
+            elif (code, key) in _RELATIVE and all(type(v) is int for v in col):
+                columns[key] = {"rel": _pack_ints([s - v for s, v in zip(code_seqs, col, strict=True)])}
+            elif (code, key) in _INTS:
+                columns[key] = _pack_ints([int(v) if type(v) is bool else v for v in col])
+            elif (code, key) in _SPARSE and sum(v is not None for v in col) * 2 < len(col):
+                columns[key] = {"at": [[i, v] for i, v in enumerate(col) if v is not None]}
+            else:
+                columns[key] = col
+        payload[code] = columns
     through = events[-1].seq if events else 0
-    return CompactSnapshot(through, {"format": FORMAT, "version_hash": version_hash, "names": names, "steps": steps})
+    return CompactSnapshot(through, payload)
+
+
+# --- reading ---------------------------------------------------------------------------------------
+class _Columns:
+    """A snapshot payload, decoded column by column on first use (replay needs only a few)."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        fmt = payload.get("format")
+        if fmt not in READABLE_FORMATS:
+            raise UnreadableSnapshot(f"unknown snapshot format {fmt!r}")
+        self.names: list[str] = payload["names"]
+        self._cache: dict[tuple[str, str], list[Any]] = {}
+        self._raw: dict[str, dict[str, Any]] = {}
+        self.seqs: dict[str, list[int]] = {}
+        if fmt == 1:
+            self._read_v1(payload["steps"])
+            return
+        for code in _FIELDS:
+            if code in payload:
+                self._raw[code] = payload[code]
+                self.seqs[code] = _ints(payload[code]["seq"])
+
+    def _read_v1(self, steps: list[list[Any]]) -> None:
+        by_code: dict[str, list[list[Any]]] = {}
+        for step in steps:
+            if step[1] not in _FIELDS:
+                raise ValueError(f"unknown snapshot step {step[1]!r}")
+            by_code.setdefault(step[1], []).append(step)
+        for code, code_steps in by_code.items():
+            self.seqs[code] = [s[0] for s in code_steps]
+            for k, key in enumerate(_FIELDS[code][1]):
+                col = [s[2 + k] for s in code_steps]
+                if (code, key) in _NAME and code != "E":  # format 1 did not intern side-effect kinds
+                    col = [self.names[v] for v in col]
+                self._cache[(code, key)] = col
+
+    def col(self, code: str, key: str) -> list[Any]:
+        got = self._cache.get((code, key))
+        if got is None:
+            got = self._cache[(code, key)] = self._decode(code, key)
+        return got
+
+    def _decode(self, code: str, key: str) -> list[Any]:
+        raw = self._raw[code][key]
+        n = len(self.seqs[code])
+        out: list[Any]
+        if isinstance(raw, dict) and "ord" in raw:
+            targets = self.col(code, _FIELDS[code][1][0]) if code != "T" else [None] * n
+            deltas = _ints(raw["ord"])
+            expected = _expected_ordinals(targets)
+            out = expected if not any(deltas) else [d + x for d, x in zip(deltas, expected, strict=True)]
+        elif isinstance(raw, dict) and "rel" in raw:
+            out = [s - d for s, d in zip(self.seqs[code], _ints(raw["rel"]), strict=True)]
+        elif isinstance(raw, dict) and "at" in raw:
+            out = [None] * n
+            for i, v in raw["at"]:
+                out[i] = v
+        elif (code, key) in _NAME:
+            out = [self.names[v] for v in _ints(raw)]
+        else:
+            out = _ints(raw)
+            if (code, key) == ("C", "idempotency_hit"):
+                out = [bool(v) for v in out]
+        if len(out) != n:
+            raise ValueError(f"snapshot column {code}.{key} has {len(out)} values for {n} events")
+        return out
+
+    def event(self, code: str, j: int) -> Event:
+        event_type, keys = _FIELDS[code]
+        values = [self.col(code, k)[j] for k in keys]
+        if code == "X":  # a timer_fired carries timeout_s/signal only when it times a signal out
+            p = {"started_seq": values[0], "fire_at": values[1]}
+            if values[2] is not None:
+                p["timeout_s"], p["signal"] = values[2], values[3]
+            return Event(self.seqs[code][j], event_type, p)
+        return Event(self.seqs[code][j], event_type, dict(zip(keys, values, strict=True)))
+
+    def events(self) -> list[Event]:
+        out = [self.event(code, j) for code, seqs in self.seqs.items() for j in range(len(seqs))]
+        out.sort(key=lambda e: e.seq)
+        return out
+
+
+def decode(snapshot: Snapshot | CompactSnapshot) -> History:
+    """Index a snapshot for replay: starts in journal order and the answers by start seq."""
+    cols = _Columns(snapshot.payload)
+    # Command starts, per code: (code, positions within the code, seqs, identities).
+    groups: list[tuple[str, list[int], list[int], list[tuple[str, str, int | None]]]] = []
+    for code, (kind, target_key) in _IDENTITY.items():
+        if code not in cols.seqs:
+            continue
+        seqs = cols.seqs[code]
+        n = len(seqs)
+        targets = cols.col(code, target_key) if target_key else itertools.repeat("timer", n)
+        ids = list(zip(itertools.repeat(kind, n), targets, cols.col(code, "ordinal"), strict=True))
+        positions: list[int] = list(range(n))
+        if code == "R":  # only a signal already delivered at the await is a start
+            positions = [j for j, a in enumerate(cols.col("R", "awaited_seq")) if a is None]
+            seqs, ids = [seqs[j] for j in positions], [ids[j] for j in positions]
+        if positions:
+            groups.append((code, positions, seqs, ids))
+    if len(groups) == 1:
+        code, positions, start_seqs, start_ids = groups[0]
+        start_seqs = list(start_seqs)  # (the replayer appends to it: not the column itself)
+        where = [(code, j) for j in positions] if code == "R" else None
+    else:  # several kinds of command: merge them in journal (seq) order
+        merged = sorted(((s, code, j, ident) for code, pos, seqs, ids in groups
+                         for j, s, ident in zip(pos, seqs, ids, strict=True)), key=lambda m: m[0])
+        start_seqs = [m[0] for m in merged]
+        start_ids = [m[3] for m in merged]
+        where = [(m[1], m[2]) for m in merged]
+        code = ""
+
+    def start_event(i: int) -> Event:
+        return cols.event(*where[i]) if where is not None else cols.event(code, i)
+
+    all_seqs = [s for seqs in cols.seqs.values() for s in seqs]
+    return History(start_ids, start_seqs, _answers(cols), max(all_seqs, default=0), start_event, cols.events)
+
+
+def _answers(cols: _Columns) -> dict[int, Answer]:
+    """Answer per start seq: the first resolution in journal order wins, and a side effect or an
+    already-delivered signal answers itself (the rules of ``Replayer._index``)."""
+    resolutions: list[tuple[list[int], list[Any], list[Answer]]] = []  # (event seqs, resolved seqs, answers)
+    if "C" in cols.seqs:
+        results = cols.col("C", "result")
+        answers = list(zip(itertools.repeat("activity_completed", len(results)), results, strict=True))
+        resolutions.append((cols.seqs["C"], cols.col("C", "scheduled_seq"), answers))
+    if "F" in cols.seqs:
+        failed = [("activity_failed", {"activity": a, "attempts": n, "error": e}) for a, n, e in zip(
+            cols.col("F", "activity"), cols.col("F", "attempts"), cols.col("F", "error"), strict=True)]
+        resolutions.append((cols.seqs["F"], cols.col("F", "scheduled_seq"), failed))
+    if "X" in cols.seqs:
+        fired = [("timer_fired", t) for t in cols.col("X", "timeout_s")]
+        resolutions.append((cols.seqs["X"], cols.col("X", "started_seq"), fired))
+    own: dict[int, Answer] = {}
+    if "R" in cols.seqs:
+        awaited = cols.col("R", "awaited_seq")
+        rows = zip(cols.seqs["R"], awaited, cols.col("R", "payload"), strict=True)
+        received = [(s, a, ("signal_received", p)) for s, a, p in rows]
+        own.update((s, ans) for s, a, ans in received if a is None)
+        later = [r for r in received if r[1] is not None]
+        resolutions.append(([r[0] for r in later], [r[1] for r in later], [r[2] for r in later]))
+    if "E" in cols.seqs:
+        own.update(zip(cols.seqs["E"], [("side_effect", v) for v in cols.col("E", "value")], strict=True))
+
+    out: dict[int, Answer] = {}
+    if len(resolutions) == 1:
+        out = dict(zip(resolutions[0][1], resolutions[0][2], strict=True))
+    if len(resolutions) > 1 or len(out) != sum(len(r[1]) for r in resolutions):
+        out = {}  # several kinds, or a seq resolved twice: first in journal order wins
+        for _, rs, ans in sorted(((s, r, a) for seqs, rss, anss in resolutions
+                                  for s, r, a in zip(seqs, rss, anss, strict=True)), key=lambda t: t[0]):
+            if rs not in out:
+                out[rs] = ans
+    out.update(own)
+    return out
 
 
 def expand(snapshot: Snapshot | CompactSnapshot) -> list[Event]:
     """The events a snapshot stands for (with the payload keys replay reads)."""
-    payload = snapshot.payload
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"unknown snapshot format {payload.get('format')!r}")
-    names: list[str] = payload["names"]
-    out: list[Event] = []
-    for step in payload["steps"]:
-        s, code = step[0], step[1]
-        if code == "S":
-            out.append(Event(s, "activity_scheduled", {"activity": names[step[2]], "ordinal": step[3],
-                                                      "idempotency_key": step[4]}))
-        elif code == "C":
-            out.append(Event(s, "activity_completed", {"scheduled_seq": step[2], "result": step[3],
-                                                      "attempts": step[4], "idempotency_hit": step[5]}))
-        elif code == "F":
-            out.append(Event(s, "activity_failed", {"scheduled_seq": step[2], "error": step[3],
-                                                   "attempts": step[4], "activity": names[step[5]]}))
-        elif code == "T":
-            out.append(Event(s, "timer_started", {"ordinal": step[2], "fire_at": step[3], "timer_id": step[4],
-                                                 "duration_s": step[5]}))
-        elif code == "X":
-            p: dict[str, Any] = {"started_seq": step[2], "fire_at": step[3]}
-            if step[4] is not None:
-                p["timeout_s"] = step[4]
-                p["signal"] = step[5]
-            out.append(Event(s, "timer_fired", p))
-        elif code == "W":
-            out.append(Event(s, "signal_awaited", {"name": names[step[2]], "ordinal": step[3],
-                                                  "timeout_at": step[4], "timer_id": step[5], "timeout_s": step[6]}))
-        elif code == "R":
-            out.append(Event(s, "signal_received", {"name": names[step[2]], "ordinal": step[3],
-                                                   "payload": step[4], "awaited_seq": step[5], "signal_id": step[6]}))
-        elif code == "E":
-            out.append(Event(s, "side_effect", {"kind": step[2], "ordinal": step[3], "value": step[4]}))
-        else:
-            raise ValueError(f"unknown snapshot step {code!r}")
-    return out
+    return _Columns(snapshot.payload).events()
 
 
 def replayer_from(
@@ -124,5 +343,8 @@ def replayer_from(
     snapshot: Snapshot | CompactSnapshot,
     rest: list[Event],
 ) -> Replayer:
-    """A replayer over the snapshot's prefix plus the events after it."""
-    return Replayer(run_id, workflow, factory, expand(snapshot) + [e for e in rest if e.seq > snapshot.through_seq])
+    """A replayer over the snapshot's prefix plus the events after it. Raises
+    ``UnreadableSnapshot`` for a format this engine does not know."""
+    history = decode(snapshot)
+    return Replayer.from_history(run_id, workflow, factory, history,
+                                 [e for e in rest if e.seq > snapshot.through_seq])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -13,15 +14,18 @@ from ..store.base import Event, SignalRecord
 
 __all__ = [
     "START_TYPES",
+    "Answer",
     "Batch",
     "Blocked",
     "Completed",
     "Drifted",
     "Failed",
+    "History",
     "LiveOutcome",
     "Resolver",
     "ScheduledActivity",
     "StartedTimer",
+    "answer_of",
     "error_dict",
     "identity_of",
     "is_start",
@@ -61,6 +65,47 @@ def resolved_seq(ev: Event) -> int | None:
     if ev.event_type == "signal_received" and p.get("awaited_seq") is not None:
         return int(p["awaited_seq"])
     return None
+
+
+# What replay answers a command with, per start seq: (event type, data) where data is the
+# activity result, the failed activity's payload (activity, attempts, error), a timer_fired's
+# timeout_s, a received signal's payload, or a side effect's value. A pair instead of the Event
+# so that a snapshot can be indexed without building one Event (and payload dict) per step.
+Answer = tuple[str, Any]
+
+
+def answer_of(ev: Event) -> Answer:
+    """The answer a resolution event (or a side_effect / signal_received start) stands for."""
+    t, p = ev.event_type, ev.payload
+    if t == "activity_completed":
+        return (t, p.get("result"))
+    if t == "activity_failed":
+        return (t, p)
+    if t == "timer_fired":
+        return (t, p.get("timeout_s"))
+    if t == "signal_received":
+        return (t, p.get("payload"))
+    if t == "side_effect":
+        return (t, p.get("value"))
+    return (t, None)
+
+
+@dataclass
+class History:
+    """A journal prefix already in the shape the Replayer indexes it (what a snapshot decodes to).
+
+    Starts are in journal order; ``answers`` maps a start's seq to its answer (first resolution
+    in journal order wins; a side_effect or an already-delivered signal_received answers itself).
+    Events are only built on demand: ``start_event(i)`` for one start (drift messages, the live
+    tail, the runner's ``start_by_seq``), ``events()`` for the whole prefix (a new snapshot).
+    """
+
+    start_ids: list[tuple[str, str, int | None]]  # (kind, target, ordinal) per start
+    start_seqs: list[int]
+    answers: dict[int, Answer]
+    last_seq: int
+    start_event: Callable[[int], Event]
+    events: Callable[[], list[Event]]
 
 
 # ------------------------------------------------------------------------------------------
