@@ -216,17 +216,18 @@ def wait(run_id: Any, timeout: float | None = None, *, instance: Instance | str 
     ev = watcher.register(key)
     deadline = None if timeout is None else time.monotonic() + timeout
     engine = inst.engine
-    # A run this process's engine holds reports its end directly (registered above, so it
-    # cannot be missed); any other run is read first, then woken by NOTIFY.
-    skip_read = engine is not None and rid in engine.held
+    # A run this process's engine holds reports its end directly, with the outcome (registered
+    # above, so it cannot be missed; a run it lets go of is reported without one): no read while
+    # it holds the run, even when the NOTIFY of its end arrives first. Any other run is read
+    # first, then woken by NOTIFY.
     try:
         while True:
             outcome = getattr(ev, "outcome", None)
-            if outcome is not None and outcome[0] == "completed":
-                return outcome[1]
-            if skip_read and outcome is None:
+            if outcome is not None:
+                rec = RunRecord(id=rid, workflow="", version_hash="", state=outcome[0], input=None,
+                                result=outcome[1], error=outcome[2])
+            elif engine is not None and engine.holds(rid):
                 rec = RunRecord(id=rid, workflow="", version_hash="", state="running", input=None)
-                skip_read = False
             else:
                 rec = _record(inst, rid)
             if rec.state == "completed":

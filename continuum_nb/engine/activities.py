@@ -55,58 +55,126 @@ def _as_record(engine: Engine, held: HeldRun, task: NewTask) -> TaskRecord:
     )
 
 
+def _begin(engine: Engine, held: HeldRun | None, record: TaskRecord) -> dict[str, Any]:
+    """Book the attempt as in flight on this engine and emit ``activity started``; its metadata."""
+    assert record.lease_token is not None
+    engine.tasks_inflight[record.id] = record.lease_token
+    if held is not None:
+        held.inflight.add(record.seq)  # a run with an attempt running here is not released
+    meta = {
+        "run_id": str(record.run_id), "workflow": held.record.workflow if held is not None else None,
+        "activity": record.activity, "attempt": record.attempt, "task_id": str(record.id),
+        "trace_context": held.trace_context if held is not None else None,
+    }
+    engine.emit(("continuum", "activity", "started"), {"system_time": time.time_ns()}, meta)
+    return meta
+
+
+def _stored_result(engine: Engine, record: TaskRecord, meta: dict[str, Any], found: bool) -> bool:
+    if found:
+        engine.emit(("continuum", "activity", "idempotency_hit"), {}, {**meta, "idempotency_key": record.idempotency_key})
+    return found
+
+
+def _retry_delay(act: ActivityDef | None, record: TaskRecord) -> float | None:
+    """Seconds until the next attempt, or None when this was the last one."""
+    if act is None or record.attempt >= act.retry.max_attempts:
+        return None
+    return act.retry.delay(record.attempt)
+
+
+def _retry(engine: Engine, record: TaskRecord, err: dict[str, Any], delay: float,
+           meta: dict[str, Any], t0: int) -> None:
+    """Put the task back for its next attempt (fenced by the task lease; any engine may take it)."""
+    engine.tasks_inflight.pop(record.id, None)
+    h = engine.held.get(record.run_id)
+    if h is not None:
+        h.inflight.discard(record.seq)
+    ok = engine.store.retry_task(record, err, wall_now() + timedelta(seconds=delay))
+    engine.emit(("continuum", "activity", "retried"),
+                {"duration": time.perf_counter_ns() - t0, "delay_s": delay},
+                {**meta, "error": err, "lease_ok": ok})
+    loop = engine.loop
+    if loop is not None:
+        try:
+            loop.call_soon_threadsafe(loop.call_later, delay, engine.kick)
+        except RuntimeError:  # the loop is closed: the engine stopped
+            pass
+
+
+def _emit_outcome(engine: Engine, outcome: LiveOutcome, meta: dict[str, Any], t0: int) -> None:
+    event = "completed" if outcome.state == "completed" else "failed"
+    engine.emit(("continuum", "activity", event), {"duration": time.perf_counter_ns() - t0},
+                {**meta, "error": outcome.error} if outcome.error else meta)
+
+
+def inline_eligible(act: ActivityDef | None) -> bool:
+    """Whether an attempt of ``act`` may run on the thread that committed its schedule: a plain
+    function without a timeout (a timeout needs the activity pool, where the wait can give up)."""
+    return act is not None and not act.is_async and act.timeout is None
+
+
+def attempt_inline(engine: Engine, held: HeldRun, task: NewTask, act: ActivityDef) -> bool:
+    """Run one attempt of a task the run's last wake just committed, on the calling thread
+    (the one that will commit the next wake), and hand its outcome to the run. False when the
+    attempt failed and was put back for a retry: then there is no outcome to journal yet."""
+    record = _as_record(engine, held, task)
+    meta = _begin(engine, held, record)
+    t0 = time.perf_counter_ns()
+    hit = False
+    try:
+        if record.idempotency_key:
+            found, result = engine.store.get_activity_result(record.activity, record.idempotency_key)
+            hit = _stored_result(engine, record, meta, found)
+        if not hit:
+            result = act.fn(*record.args.get("args", []), **record.args.get("kwargs", {}))
+            check_json(result, f"result of activity {record.activity!r}")
+        outcome = LiveOutcome("completed", result=result, attempts=record.attempt, idempotency_hit=hit,
+                              task_id=record.id, local=True)
+    except Exception as exc:
+        err = error_dict(exc)
+        delay = _retry_delay(act, record)
+        if delay is not None:
+            _retry(engine, record, err, delay, meta, t0)
+            return False
+        outcome = LiveOutcome("failed", error=err, attempts=record.attempt, task_id=record.id, local=True)
+    engine.tasks_inflight.pop(record.id, None)
+    held.outcomes[record.seq] = outcome
+    held.outcome_records[record.seq] = record
+    held.inflight.discard(record.seq)
+    _emit_outcome(engine, outcome, meta, t0)
+    return True
+
+
 async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | TaskRecord) -> None:
+    """One attempt on the activity pool (async activities, timeouts, and tasks claimed from the
+    store); the outcome goes to the run's next wake, or to the task row."""
     if isinstance(task, NewTask):
         assert held is not None
         record = _as_record(engine, held, task)
     else:
         record = task
-    assert record.lease_token is not None
-    engine.tasks_inflight[record.id] = record.lease_token
-    if held is not None:
-        held.inflight.add(record.seq)  # a run with an attempt running here is not released
-    workflow = held.record.workflow if held is not None else None
-    meta = {
-        "run_id": str(record.run_id), "workflow": workflow, "activity": record.activity,
-        "attempt": record.attempt, "task_id": str(record.id),
-        "trace_context": held.trace_context if held is not None else None,
-    }
-    engine.emit(("continuum", "activity", "started"), {"system_time": time.time_ns()}, meta)
+    meta = _begin(engine, held, record)
     t0 = time.perf_counter_ns()
     act = ACTIVITIES.get(record.activity)
-    args = list(record.args.get("args", []))
-    kwargs = dict(record.args.get("kwargs", {}))
     hit = False
     try:
         if act is None:
             raise LookupError(f"activity {record.activity!r} is not defined on this engine")
         if record.idempotency_key:
             found, stored = await engine.db(engine.store.get_activity_result, record.activity, record.idempotency_key)
-            if found:
-                hit = True
-                result = stored
-                engine.emit(("continuum", "activity", "idempotency_hit"), {}, {**meta, "idempotency_key": record.idempotency_key})
+            hit = _stored_result(engine, record, meta, found)
+            result = stored
         if not hit:
-            result = await _execute(engine, act, args, kwargs)
+            result = await _execute(engine, act, list(record.args.get("args", [])), dict(record.args.get("kwargs", {})))
             check_json(result, f"result of activity {record.activity!r}")
         outcome = LiveOutcome("completed", result=result, attempts=record.attempt, idempotency_hit=hit,
                               task_id=record.id, local=True)
     except Exception as exc:
         err = error_dict(exc)
-        max_attempts = act.retry.max_attempts if act is not None else 1
-        if act is not None and record.attempt < max_attempts:
-            delay = act.retry.delay(record.attempt)
-            available_at = wall_now() + timedelta(seconds=delay)
-            engine.tasks_inflight.pop(record.id, None)
-            h = engine.held.get(record.run_id)
-            if h is not None:
-                h.inflight.discard(record.seq)
-            ok = await engine.db(engine.store.retry_task, record, err, available_at)
-            engine.emit(("continuum", "activity", "retried"),
-                        {"duration": time.perf_counter_ns() - t0, "delay_s": delay},
-                        {**meta, "error": err, "lease_ok": ok})
-            if engine.loop is not None:
-                engine.loop.call_later(delay, engine.kick)
+        delay = _retry_delay(act, record)
+        if delay is not None:
+            await engine.db(_retry, engine, record, err, delay, meta, t0)
             return
         outcome = LiveOutcome("failed", error=err, attempts=record.attempt, task_id=record.id, local=True)
     engine.tasks_inflight.pop(record.id, None)
@@ -122,6 +190,4 @@ async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | Task
         )
         if not ok:
             log.info("outcome of task %s dropped: its lease was lost", record.id)
-    event = "completed" if outcome.state == "completed" else "failed"
-    engine.emit(("continuum", "activity", event), {"duration": time.perf_counter_ns() - t0},
-                {**meta, "error": outcome.error} if outcome.error else meta)
+    _emit_outcome(engine, outcome, meta, t0)

@@ -119,11 +119,15 @@ def _on_notification(engine: Engine, item: tuple[str, str] | None) -> None:
     except ValueError:
         run_id = None
     if channel == CHANNEL_DONE:
-        if run_id is not None and run_id in engine.held:
+        # A wake of ours in progress reports the end itself (this may be the NOTIFY of its own
+        # commit, which can arrive before the wake returns); if the run was cancelled
+        # meanwhile, that wake's commit is refused and the run is dropped then.
+        if run_id is not None and run_id in engine.held and run_id not in engine.waking:
             # Cancelled (or finished) elsewhere: forget it; its lease was cleared.
             held = engine.held[run_id]
             held.replayer = None
             engine._drop(run_id)
+            engine.notify_waiters(run_id)  # local waiters skip reads while the run was held
         return
     if channel == CHANNEL_WAKE and run_id is not None and run_id in engine.held:
         engine.request_wake(run_id)

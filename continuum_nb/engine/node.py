@@ -1,9 +1,14 @@
 """The engine of one instance in this process: a background thread with its own asyncio loop.
 
-The loop only schedules: wakes run on a worker pool (``Runner.wake``), activity attempts on an
-activity pool (``activities.py``), claims and notifications in ``dispatcher.py``, lease renewal
-and recovery in ``leases.py``. Nothing here touches IPython or widgets; observers subscribe to
-telemetry instead.
+The loop only schedules: wakes run on a pool of drive threads (``Runner.wake``), activity
+attempts on an activity pool (``activities.py``), claims and notifications in ``dispatcher.py``,
+lease renewal and recovery in ``leases.py``. Nothing here touches IPython or widgets; observers
+subscribe to telemetry instead.
+
+A wake whose only new work is one plain activity (no timeout) runs that attempt on the same
+drive thread right after the commit, then the next wake, and so on: a chain of steps costs one
+commit per step and no thread hand-offs. Everything else (async activities, timeouts, several
+activities at once, timers, signals) goes through the loop.
 """
 
 from __future__ import annotations
@@ -58,10 +63,20 @@ class Engine:
         self._ready = threading.Event()
         self._kick: asyncio.Event | None = None
         self._waking: dict[uuid.UUID, bool] = {}  # run id -> wake requested again while running
+        self._starting: set[uuid.UUID] = set()  # started by start_run, not registered in held yet
+        self._drives_running: set[concurrent.futures.Future[None]] = set()
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._db = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(2, self.config.pool_size), thread_name_prefix=f"continuum-{instance.name}-db"
         )
+        # Wakes (and the attempts chained to them) run here, not on _db, so claims, heartbeats
+        # and releases never queue behind activity bodies. At most activity_concurrency threads
+        # run attempts at once (the tasks_inflight gate), so the rest are always free for wakes.
+        self._drives = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.config.activity_concurrency + max(2, self.config.pool_size),
+            thread_name_prefix=f"continuum-{instance.name}-drive",
+        )
+        self._inline_gate = threading.Lock()
         self.activity_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.config.activity_concurrency, thread_name_prefix=f"continuum-{instance.name}-act"
         )
@@ -128,13 +143,18 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout + 5)
         self._db.shutdown(wait=False, cancel_futures=True)
+        self._drives.shutdown(wait=False, cancel_futures=True)
         self.activity_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _shutdown(self) -> None:
         # Let in-flight wakes and activity attempts finish (bounded), then release every lease.
         deadline = self.loop.time() + 10.0 if self.loop else 0
-        while self._bg and self.loop and self.loop.time() < deadline:
-            await asyncio.wait(list(self._bg), timeout=max(0.0, deadline - self.loop.time()))
+        while (self._bg or self._drives_running) and self.loop and self.loop.time() < deadline:
+            pending: list[Any] = list(self._bg)
+            pending += [asyncio.wrap_future(f) for f in list(self._drives_running)]
+            await asyncio.wait(pending, timeout=max(0.0, deadline - self.loop.time()))
+            # a finished drive posts its report to the loop: let those callbacks run
+            await asyncio.sleep(0)
         for h in self._timers.values():
             h.cancel()
         for held in list(self.held.values()):
@@ -199,57 +219,142 @@ class Engine:
 
     # --- starting runs (called from user threads) -------------------------------------------------
     def start_run(self, wf: WorkflowDef, run: NewRun, timeout: float = 60.0) -> None:
-        """Insert ``run`` together with its first wake, leased to this engine."""
+        """Insert ``run`` together with its first wake, leased to this engine. Returns once that
+        commit is durable; the run goes on in the background (on a drive thread: the caller's
+        thread hands it over directly, without a hop through the loop)."""
         assert self.loop is not None
-        fut = asyncio.run_coroutine_threadsafe(self._start_run(wf, run), self.loop)
-        fut.result(timeout)
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._starting.add(run.id)
+        self._waking[run.id] = False  # a new key: nothing else touches it until registered
+        self._submit(self._start_drive, wf, run, started)
+        started.result(timeout)
 
-    async def _start_run(self, wf: WorkflowDef, run: NewRun) -> None:
-        held, report = await self.db(self.runner.start, wf, run)
+    @property
+    def waking(self) -> dict[uuid.UUID, bool]:
+        """Runs with a wake in progress (value: woken again once it returns)."""
+        return self._waking
+
+    def holds(self, run_id: uuid.UUID) -> bool:
+        """Whether this engine drives the run now (it reports the run's end to local waiters)."""
+        return run_id in self.held or run_id in self._starting
+
+    def _start_drive(self, wf: WorkflowDef, run: NewRun, started: concurrent.futures.Future[None]) -> None:
+        """(drive thread) The first wake with the insert; the caller is released as soon as it is
+        committed, then the run goes on here."""
+        try:
+            held, report = self.runner.start(wf, run)
+        except BaseException as exc:
+            self._starting.discard(run.id)
+            self._post(self._waking.pop, run.id, None)
+            started.set_exception(exc)
+            return
+        # Registered before the chain goes on: the heartbeat renews its lease meanwhile.
+        self._post(self._register, held)
+        started.set_result(None)
+        self._finish_drive(held, lambda: self._chain(held, report))
+
+    def _register(self, held: HeldRun) -> None:
         self.held[held.run_id] = held
-        self._handle(held, report)
+        self._starting.discard(held.run_id)
 
     # --- waking held runs ----------------------------------------------------------------------------
     def request_wake(self, run_id: uuid.UUID) -> None:
-        """Wake a held run (coalesced: a wake requested while one runs runs once more after it)."""
-        if run_id not in self.held or self.stopping:
+        """(loop) Wake a held run (coalesced: a wake requested while one runs runs once more
+        after it)."""
+        held = self.held.get(run_id)
+        if held is None or self.stopping:
             return
         if run_id in self._waking:
             self._waking[run_id] = True
             return
         self._waking[run_id] = False
-        self.spawn(self._wake(run_id))
+        self._submit(self._drive, held)
 
-    async def _wake(self, run_id: uuid.UUID) -> None:
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        fut = self._drives.submit(fn, *args)
+        self._drives_running.add(fut)
+        fut.add_done_callback(self._drives_running.discard)
+
+    def _post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """(any thread) Run ``fn`` on the loop."""
+        assert self.loop is not None
         try:
-            while True:
-                held = self.held.get(run_id)
-                if held is None:
-                    return
-                try:
-                    report = await self.db(self.runner.wake, held)
-                except DatabaseUnavailable as exc:
-                    log.warning("wake of %s postponed: %s", run_id, exc)
-                    held.replayer = None  # the commit may or may not have happened: replay
-                    await asyncio.sleep(self.config.poll_interval)
-                    continue
-                except Exception:
-                    log.exception("wake of run %s failed; dropping it from memory", run_id)
-                    held.replayer = None
-                    self._drop(run_id)
-                    return
-                self._handle(held, report)
-                if not self._waking.get(run_id):
-                    return
-                self._waking[run_id] = False
-        finally:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the engine stopped
+            pass
+
+    def _drive(self, held: HeldRun) -> None:
+        """(drive thread) One wake, then the chain of inline steps after it."""
+        self._finish_drive(held, lambda: self._chain(held, self.runner.wake(held)))
+
+    def _finish_drive(self, held: HeldRun, drive: Callable[[], WakeReport]) -> None:
+        """(drive thread) Run ``drive`` and post its report to the loop. A run that ended is
+        reported to local waiters from here, without waiting for the loop."""
+        try:
+            report = drive()
+        except DatabaseUnavailable as exc:
+            self._post(self._drive_failed, held, exc, True)
+            return
+        except Exception as exc:
+            log.exception("wake of run %s failed; dropping it from memory", held.run_id)
+            self._post(self._drive_failed, held, exc, False)
+            return
+        if report.state in ("completed", "failed", "drifted"):
+            self.notify_waiters(held.run_id, (report.state, report.result, report.error))
+        self._post(self._drive_done, held, report)
+
+    def _drive_done(self, held: HeldRun, report: WakeReport) -> None:
+        """(loop) Act on a drive's report, then wake the run again if that was asked meanwhile."""
+        run_id = held.run_id
+        self._handle(held, report)
+        if self._waking.get(run_id) and run_id in self.held and not self.stopping:
+            self._waking[run_id] = False
+            self._submit(self._drive, self.held[run_id])
+        else:
             self._waking.pop(run_id, None)
+
+    def _drive_failed(self, held: HeldRun, exc: Exception, retry: bool) -> None:
+        """(loop) A drive raised: the commit may or may not have happened, so the run replays.
+        With the database unavailable it is woken again after poll_interval; otherwise it is
+        dropped from memory (its lease expires and any engine recovers it)."""
+        held.replayer = None
+        run_id = held.run_id
+        self._waking.pop(run_id, None)
+        if retry and run_id in self.held and self.loop is not None:
+            log.warning("wake of %s postponed: %s", run_id, exc)
+            self.loop.call_later(self.config.poll_interval, self.request_wake, run_id)
+            return
+        self._drop(run_id)
+        self.notify_waiters(run_id)
+
+    def _chain(self, held: HeldRun, report: WakeReport) -> WakeReport:
+        """(drive thread) While the run waits on exactly one new plain activity and nothing else,
+        run its attempt here and commit the next wake. Returns the last report for the loop."""
+        while (report.state == "suspended" and len(report.new_tasks) == 1 and report.next_wakeup_at is None
+               and not self.stopping):
+            task = report.new_tasks[0]
+            act = ACTIVITIES.get(task.activity)
+            if not activities.inline_eligible(act) or held.waiting_on != [task.seq]:
+                break
+            with self._inline_gate:
+                if len(self.tasks_inflight) >= self.activity_slots:
+                    break
+                self.tasks_inflight[task.id] = held.token
+            assert act is not None
+            report.new_tasks = []  # taken here: the loop must not start it again
+            if not activities.attempt_inline(self, held, task, act):
+                break  # put back for a retry: the claim loop takes it when it is due
+            report = self.runner.wake(held)
+        return report
 
     def _handle(self, held: HeldRun, report: WakeReport) -> None:
         run_id = held.run_id
         if report.state in ("completed", "failed", "drifted", "lost", "released"):
             self._drop(run_id)
-            self.instance_done(run_id, report)
+            if report.state in ("lost", "released"):
+                # Local waiters skip reads while this engine drives the run; now they must read.
+                # (A run that ended was reported by its drive thread, with the outcome.)
+                self.notify_waiters(run_id)
             if report.state == "released":
                 self.kick()  # a signal may already be waiting for it
             return
@@ -259,11 +364,10 @@ class Engine:
         self._schedule_timer(held)
         self._evict()
 
-    def instance_done(self, run_id: uuid.UUID, report: WakeReport) -> None:
-        if report.state in ("completed", "failed", "drifted"):
-            watcher = self.instance._done_watcher
-            if watcher is not None:
-                watcher.notify_local(str(run_id), (report.state, report.result, report.error))
+    def notify_waiters(self, run_id: uuid.UUID, outcome: tuple[str, Any, Any] | None = None) -> None:
+        watcher = self.instance._done_watcher
+        if watcher is not None:
+            watcher.notify_local(str(run_id), outcome)
 
     def _schedule_timer(self, held: HeldRun) -> None:
         assert self.loop is not None

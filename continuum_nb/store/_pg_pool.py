@@ -112,7 +112,7 @@ class PgPool:
                 month = f"{match.group(1)}-{match.group(2)}" if match else month_of(None)
                 raise PartitionError(partition_message(month)) from None
             raise
-        except pgerrors.UndefinedTable as exc:
+        except (pgerrors.UndefinedTable, pgerrors.UndefinedFunction) as exc:
             raise MigrationError(
                 f"the continuum tables are missing or out of date ({first_line(exc)}); run `continuum migrate`"
             ) from None

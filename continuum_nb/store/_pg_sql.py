@@ -65,127 +65,30 @@ SELECT seq, event_type, payload, inserted_at FROM continuum_events
  WHERE run_id = %(run)s AND seq > %(after)s ORDER BY seq
 """
 
-# --- one wake: the statements of one pipelined transaction --------------------------------------
+# --- one wake: one call of continuum_commit_wake (migration 20260701000003) ---------------------
 
-# The fence: lock the run row if the token still matches. SQL has no RAISE, so a stale token
-# divides by zero: the error aborts the pipeline, so no later statement of the (implicit)
-# transaction runs and nothing is written.
-FENCE = """
-SELECT 1 / count(*)::int FROM (
-    SELECT 1 FROM continuum_runs WHERE id = %(run)s AND lease_token = %(token)s FOR UPDATE
-) AS fence
-"""
+# Explicit casts: the call resolves to the one function whatever types the parameters arrive
+# with, and the statement is prepared once per connection.
+_WAKE_ARGS = """%(last)s::bigint, %(events)s::jsonb, %(tasks)s::jsonb, %(outcomes)s::jsonb,
+    %(results)s::jsonb, %(timers)s::jsonb, %(fired)s::jsonb, %(signals)s::jsonb, %(cancelled)s::jsonb,
+    %(names)s::jsonb, %(awaited)s::jsonb, %(state)s::text, %(result)s::jsonb, %(error)s::jsonb,
+    %(now)s::timestamptz, %(next)s::timestamptz, %(finished)s::boolean, %(version)s::text,
+    %(trace)s::bytea, %(release)s::boolean, %(ttl)s::float8)"""
+
+#: The wake of a held run: fenced by its lease token. Returns signal_pending.
+COMMIT_WAKE = "SELECT continuum_commit_wake(%(run)s::uuid, %(token)s::bigint, " + _WAKE_ARGS
+
+#: The first wake of a run inserted by INSERT_RUN_LEASED just before, in the same transaction:
+#: its token is the one that insert drew from the sequence (currval is per session).
+COMMIT_FIRST_WAKE = (
+    "SELECT continuum_commit_wake(%(run)s::uuid, currval('continuum_lease_token_seq'), " + _WAKE_ARGS
+)
+
+#: SQLSTATE raised by continuum_commit_wake when the fence refuses or the journal does not end
+#: where the wake expects.
+WAKE_REFUSED = "CNW01"
+
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM continuum_events WHERE run_id = %(run)s"
-
-INSERT_TIMERS = """
-INSERT INTO continuum_timers (id, run_id, seq, fires_at)
-SELECT u.id, %(run)s, u.seq, u.fires_at
-  FROM unnest(%(ids)s::uuid[], %(seqs)s::bigint[], %(fires)s::timestamptz[]) AS u(id, seq, fires_at)
-"""
-
-FIRE_TIMERS = """
-UPDATE continuum_timers SET fired = true WHERE run_id = %(run)s AND id = ANY(%(ids)s::uuid[])
-"""
-
-CONSUME_SIGNALS = """
-UPDATE continuum_signals AS s SET delivered = true, delivered_seq = u.seq
-  FROM unnest(%(ids)s::bigint[], %(seqs)s::bigint[]) AS u(id, seq)
- WHERE s.run_id = %(run)s AND s.id = u.id
-"""
-
-APPLY_OUTCOMES = """
-UPDATE continuum_activity_tasks AS t
-   SET state = u.state, result = u.result::jsonb, error = u.error::jsonb, completed_at = now(),
-       lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-  FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(results)s::text[], %(errors)s::text[])
-       AS u(id, state, result, error)
- WHERE t.run_id = %(run)s AND t.id = u.id
-"""
-
-INSERT_RESULTS = """
-INSERT INTO continuum_activity_results (activity_module, idempotency_key, run_id, seq, result)
-SELECT u.module, u.key, %(run)s, u.seq, u.result::jsonb
-  FROM unnest(%(modules)s::text[], %(keys)s::text[], %(seqs)s::bigint[], %(results)s::text[])
-       AS u(module, key, seq, result)
-ON CONFLICT (activity_module, idempotency_key) DO NOTHING
-"""
-
-CANCEL_TASKS = """
-UPDATE continuum_activity_tasks
-   SET state = 'cancelled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
- WHERE run_id = %(run)s AND id = ANY(%(ids)s::uuid[]) AND state IN ('available', 'leased')
-"""
-
-# The rest of a wake in ONE statement (after FENCE, and after the statements for the rarer kinds
-# of rows): its snapshot is taken once the row lock is held, so
-# - ``chk`` sees every committed event: the journal must end exactly before the wake's first seq
-#   (a wake applied twice, or by two threads with the same token, cannot duplicate a seq); a
-#   mismatch divides by zero and the whole implicit transaction rolls back;
-# - ``pend`` sees every signal (or activity outcome) committed before the lock, and one committed
-#   after it waits for this transaction and then makes the run runnable itself.
-# Every data-modifying CTE runs even when unreferenced; with empty arrays it inserts nothing.
-# Events and tasks arrive as one JSON array each (rows as arrays): one parameter to dump instead
-# of eight typed arrays, which costs the client far less CPU.
-WAKE_MAIN = """
-WITH chk AS MATERIALIZED (
-    SELECT 1 / (CASE WHEN %(last)s::bigint IS NULL OR coalesce(max(seq), 0) = %(last)s::bigint
-                     THEN 1 ELSE 0 END) AS ok
-      FROM continuum_events WHERE run_id = %(run)s
-), cur AS MATERIALIZED (
-    SELECT lease_owner, lease_token FROM continuum_runs WHERE id = %(run)s
-), ev AS (
-    INSERT INTO continuum_events (run_id, seq, event_type, payload)
-    SELECT %(run)s, (e.v->>0)::bigint, e.v->>1, e.v->2
-      FROM chk, jsonb_array_elements(%(events)s::jsonb) AS e(v)
-), tk AS (
-    INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, attempt, state, available_at,
-                                          idempotency_key, lease_owner, lease_token, lease_expires_at)
-    SELECT (u.v->>0)::uuid, %(run)s, (u.v->>1)::bigint, u.v->2, u.v->>3, (u.v->>4)::int,
-           CASE WHEN (u.v->>7)::boolean THEN 'leased' ELSE 'available' END,
-           (u.v->>5)::timestamptz, u.v->>6,
-           CASE WHEN (u.v->>7)::boolean THEN cur.lease_owner END,
-           CASE WHEN (u.v->>7)::boolean THEN cur.lease_token END,
-           CASE WHEN (u.v->>7)::boolean THEN now() + make_interval(secs => %(ttl)s::float8) END
-      FROM chk, cur, jsonb_array_elements(%(tasks)s::jsonb) AS u(v)
-    RETURNING activity, state
-), pend AS MATERIALIZED (
-    -- driven from the (usually empty) lists into the (run_id, name) / (run_id, seq) indexes
-    SELECT EXISTS (SELECT 1 FROM jsonb_array_elements_text(%(names)s::jsonb) AS n(name)
-                     JOIN continuum_signals AS s
-                       ON s.run_id = %(run)s AND s.name = n.name AND NOT s.delivered)
-        OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(%(awaited)s::jsonb) AS a(seq)
-                     JOIN continuum_activity_tasks AS t
-                       ON t.run_id = %(run)s AND t.seq = a.seq::bigint
-                    WHERE t.state IN ('completed', 'failed')) AS p
-), upd AS (
-    UPDATE continuum_runs AS r
-       SET state = %(state)s::text, result = %(result)s::jsonb, error = %(error)s::jsonb,
-           next_wakeup_at = CASE WHEN pend.p THEN %(now)s::timestamptz ELSE %(next)s::timestamptz END,
-           completed_at = CASE WHEN %(finished)s::boolean THEN %(now)s::timestamptz ELSE r.completed_at END,
-           version_hash = coalesce(%(version)s::text, r.version_hash),
-           trace_context = coalesce(r.trace_context, %(trace)s::bytea),
-           lease_owner = CASE WHEN %(release)s::boolean THEN NULL ELSE r.lease_owner END,
-           lease_token = CASE WHEN %(release)s::boolean THEN NULL ELSE r.lease_token END,
-           -- The heartbeat renews leases; a wake pushes the expiry only when it is past half the
-           -- TTL. Leaving it unchanged keeps most wakes free of changes to indexed columns, so
-           -- PostgreSQL can update the run row in place (HOT) instead of touching every index.
-           lease_expires_at = CASE WHEN %(release)s::boolean THEN NULL
-                                   WHEN r.lease_expires_at IS NULL
-                                        OR r.lease_expires_at < now() + make_interval(secs => %(ttl)s::float8 / 2)
-                                   THEN now() + make_interval(secs => %(ttl)s::float8)
-                                   ELSE r.lease_expires_at END
-      FROM pend, chk
-     WHERE r.id = %(run)s
-    RETURNING pend.p, r.next_wakeup_at)
-SELECT upd.p,
-       CASE WHEN %(finished)s OR %(state)s::text = 'drifted'
-                 THEN pg_notify('continuum_run_done', %(run_text)s)
-            WHEN %(release)s AND upd.next_wakeup_at <= %(now)s
-                 THEN pg_notify('continuum_wake', %(run_text)s) END,
-       (SELECT count(pg_notify('continuum_tasks', a.activity))
-          FROM (SELECT DISTINCT activity FROM tk WHERE state = 'available') AS a)
-  FROM upd
-"""
 
 MARK_DRIFTED = """
 WITH upd AS (

@@ -1,5 +1,5 @@
-"""The statements of one wake (``PostgresStore.commit_wake`` and ``create_run(first_wake=...)``).
-Only the kinds of rows a wake has are sent."""
+"""The parameters of one wake (``PostgresStore.commit_wake`` and ``create_run(first_wake=...)``):
+one call of the ``continuum_commit_wake`` function (migration 20260701000003)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 from uuid import UUID
 
 from .._json import dumps
-from . import _pg_sql as q
 from .base import FINISHED_STATES, Wake
 
-__all__ = ["jsonb_or_null", "wake_statements"]
+__all__ = ["jsonb_or_null", "wake_params"]
 
 
 def jsonb_or_null(value: Any) -> str | None:
@@ -21,53 +20,22 @@ def jsonb_or_null(value: Any) -> str | None:
 _j = jsonb_or_null
 
 
-def wake_statements(wake: Wake, run_id: UUID) -> list[tuple[str, dict[str, Any]]]:
-    """The statements of one wake, to send after FENCE: one per rarer kind of row present (timers,
-    signals, outcomes, cancellations), then WAKE_MAIN (seq check, events, tasks, the run row,
-    NOTIFY), whose first column is signal_pending.
+def _rows_or_null(rows: list[Any]) -> str | None:
+    """A JSON array of rows, or SQL NULL when there are none (the function skips that kind)."""
+    return dumps(rows) if rows else None
+
+
+def wake_params(wake: Wake, run_id: UUID) -> dict[str, Any]:
+    """The parameters of ``COMMIT_WAKE`` for ``wake``. Every kind of row travels as one JSON
+    array of arrays (far cheaper for the client to build than a typed array per column).
 
     Pure Python: every parameter (JSON included) is built before anything is sent, so a bad value
     fails here with nothing written."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    run = {"run": run_id}
-    if wake.new_timers:
-        out.append((q.INSERT_TIMERS, {
-            **run,
-            "ids": [t.id for t in wake.new_timers],
-            "seqs": [t.seq for t in wake.new_timers],
-            "fires": [t.fires_at for t in wake.new_timers],
-        }))
-    if wake.fired_timers:
-        out.append((q.FIRE_TIMERS, {**run, "ids": list(wake.fired_timers)}))
-    if wake.consumed_signals:
-        out.append((q.CONSUME_SIGNALS, {
-            **run,
-            "ids": list(wake.consumed_signals),
-            "seqs": list(wake.consumed_signals.values()),
-        }))
-    if wake.task_outcomes:
-        outs = wake.task_outcomes
-        out.append((q.APPLY_OUTCOMES, {
-            **run,
-            "ids": [o.task_id for o in outs],
-            "states": [o.state for o in outs],
-            "results": [_j(o.result) for o in outs],
-            "errors": [_j(o.error) for o in outs],
-        }))
-        idem = [o for o in outs if o.state == "completed" and o.idempotency is not None]
-        if idem:
-            out.append((q.INSERT_RESULTS, {
-                **run,
-                "modules": [o.idempotency[0] for o in idem if o.idempotency],
-                "keys": [o.idempotency[1] for o in idem if o.idempotency],
-                "seqs": [o.seq for o in idem],
-                "results": [dumps(o.result) for o in idem],
-            }))
-    if wake.cancelled_tasks:
-        out.append((q.CANCEL_TASKS, {**run, "ids": list(wake.cancelled_tasks)}))
-    events, tasks = wake.events, wake.new_tasks
-    out.append((q.WAKE_MAIN, {
-        **run,
+    events, tasks, outs = wake.events, wake.new_tasks, wake.task_outcomes
+    idem = [o for o in outs if o.state == "completed" and o.idempotency is not None]
+    return {
+        "run": run_id,
+        "token": wake.lease_token,
         "last": events[0].seq - 1 if events else None,
         "events": dumps([[e.seq, e.event_type, e.payload] for e in events]),
         "tasks": dumps([
@@ -75,9 +43,16 @@ def wake_statements(wake: Wake, run_id: UUID) -> list[tuple[str, dict[str, Any]]
              t.idempotency_key, t.lease_to_self]
             for t in tasks
         ]),
-        "run_text": str(run_id),
+        "outcomes": _rows_or_null([[str(o.task_id), o.state, o.result, o.error] for o in outs]),
+        "results": _rows_or_null([
+            [o.idempotency[0], o.idempotency[1], o.seq, o.result] for o in idem if o.idempotency
+        ]),
+        "timers": _rows_or_null([[str(t.id), t.seq, t.fires_at.isoformat()] for t in wake.new_timers]),
+        "fired": _rows_or_null([str(t) for t in wake.fired_timers]),
+        "signals": _rows_or_null([[sig, seq] for sig, seq in wake.consumed_signals.items()]),
+        "cancelled": _rows_or_null([str(t) for t in wake.cancelled_tasks]),
         "names": dumps(list(wake.awaiting_signals)),
-        "awaited": dumps(list(getattr(wake, "awaiting_tasks", ()) or ())),
+        "awaited": dumps(list(wake.awaiting_tasks or ())),
         "state": wake.state,
         "result": _j(wake.result),
         "error": _j(wake.error),
@@ -88,5 +63,4 @@ def wake_statements(wake: Wake, run_id: UUID) -> list[tuple[str, dict[str, Any]]
         "trace": wake.trace_context,
         "release": wake.release,
         "ttl": wake.lease_ttl,
-    }))
-    return out
+    }

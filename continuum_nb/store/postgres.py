@@ -2,11 +2,11 @@
 
 Performance shape (see ``benchmarks/store_commit.py``):
 - statements are constants in ``_pg_sql`` and prepared per connection (``prepare_threshold=0``);
-- a wake is one pipeline: BEGIN, FENCE (lock the run row, check the token), a statement per
-  rarer kind of row it has (timers, signals, outcomes, cancellations), WAKE_MAIN (seq check,
-  events, tasks, the run row, NOTIFY), COMMIT, then a single Sync: one round trip and one
-  durable commit. A server error anywhere (a stale token included) skips the rest, COMMIT too,
-  and the transaction is rolled back; every parameter is built before anything is sent;
+- a wake is one call of the ``continuum_commit_wake`` function in autocommit mode (the fence,
+  the seq check, every kind of row, the run row and NOTIFY; migration 20260701000003): one
+  statement, one round trip and one durable commit. A server error anywhere (a stale token
+  included) rolls the whole call back; every parameter is built before anything is sent;
+- a new run with its first wake is one pipeline: BEGIN, the run insert, the wake call, COMMIT;
 - single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
 
 Failures (mapped in ``_pg_pool``): a stale lease token raises ``LeaseLost``; an event month
@@ -43,7 +43,7 @@ from ._pg_common import (
 from ._pg_listen import PgListener
 from ._pg_pool import Conn, PgPool, first_line
 from ._pg_wake import jsonb_or_null as _j
-from ._pg_wake import wake_statements
+from ._pg_wake import wake_params
 from .base import (
     Event,
     NewRun,
@@ -115,7 +115,7 @@ class PostgresStore:
                     return None
                 statements = [(q.INSERT_RUN_LEASED, params)]
                 if first_wake is not None:
-                    statements += wake_statements(first_wake, run.id)
+                    statements.append((q.COMMIT_FIRST_WAKE, wake_params(first_wake, run.id)))
                 row = self._atomic(conn, statements)[0].fetchone()
                 assert row is not None
                 return int(row[0])
@@ -151,13 +151,14 @@ class PostgresStore:
 
     def commit_wake(self, wake: Wake) -> WakeResult:
         check_wake(wake)
-        statements = [(q.FENCE, {"run": wake.run_id, "token": wake.lease_token})]
-        statements += wake_statements(wake, wake.run_id)
+        params = wake_params(wake, wake.run_id)
         try:
             with self._connection() as conn:
                 try:
-                    row = self._atomic(conn, statements)[-1].fetchone()
-                except pgerrors.DivisionByZero:
+                    row = conn.execute(q.COMMIT_WAKE, params).fetchone()
+                except psycopg.Error as exc:
+                    if exc.sqlstate != q.WAKE_REFUSED:
+                        raise
                     raise self._fence_failure(conn, wake) from None
         except pgerrors.UniqueViolation as exc:
             raise ValueError(f"run {wake.run_id}: {first_line(exc)}") from None

@@ -251,15 +251,34 @@ def _sql(element: object) -> str:
     return "\n".join(line.rstrip().replace("\t", "    ") for line in compiled.strip().splitlines())
 
 
+#: The server-side functions, by the migration that defines each (its text is the definition:
+#: one source for ``continuum migrate`` and the generated schema). A later migration that
+#: replaces a function must be named here instead.
+FUNCTIONS = {"continuum_commit_wake": "20260701000003"}
+
+
+def function_statements() -> list[str]:
+    """The ``CREATE FUNCTION`` statements of ``FUNCTIONS``, read from their migrations."""
+    by_version = {m.version: m for m in available()}
+    out = []
+    for name, version in FUNCTIONS.items():
+        sql = by_version[version].sql
+        start = sql.index(f"CREATE FUNCTION {name}(")
+        out.append(sql[start:].strip().rstrip(";"))
+    return out
+
+
 def create_statements() -> list[str]:
     """Every statement that builds the current shape on an empty database, in order: the
-    sequence, the tables and their indexes, the current month's partition and the next three,
-    and the rows that mark every migration applied (so a later ``continuum migrate`` is a no-op)."""
+    sequence, the tables and their indexes, the functions, the current month's partition and
+    the next three, and the rows that mark every migration applied (so a later
+    ``continuum migrate`` is a no-op)."""
     out = [_sql(CreateSequence(lease_token_seq))]
     for table in metadata.sorted_tables:
         out.append(_sql(CreateTable(table)))
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             out.append(_sql(CreateIndex(index)))
+    out += function_statements()
     out.append(INITIAL_PARTITIONS_SQL)
     # Versions and names match ^\d{14}$ / ^[a-z0-9_]+$ (checked when the folder is read).
     values = ",\n    ".join(f"('{m.version}', '{m.name}')" for m in available())
@@ -272,6 +291,7 @@ def create_statements() -> list[str]:
 
 def drop_statements() -> list[str]:
     """Undo ``create_statements`` (dropping continuum_events drops its partitions)."""
-    out = [f"DROP TABLE IF EXISTS {t.name}" for t in reversed(metadata.sorted_tables)]
+    out = [f"DROP FUNCTION IF EXISTS {name}" for name in FUNCTIONS]
+    out += [f"DROP TABLE IF EXISTS {t.name}" for t in reversed(metadata.sorted_tables)]
     out.append(f"DROP SEQUENCE IF EXISTS {lease_token_seq.name}")
     return out

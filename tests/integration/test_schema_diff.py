@@ -87,6 +87,13 @@ def catalog(conninfo: str) -> dict[str, Any]:
                   FROM pg_sequences s WHERE s.schemaname = 'public' ORDER BY 1
                 """
             ),
+            "functions": rows(
+                """
+                SELECT p.proname, pg_get_functiondef(p.oid)
+                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname = 'public' ORDER BY 1
+                """
+            ),
             "migrations": rows("SELECT version, name FROM continuum_schema_migrations ORDER BY 1"),
         }
 
@@ -124,6 +131,7 @@ def test_generated_sql_equals_migrations(empty_db_url: str, other_db_url: str) -
     assert any(s[0] == "continuum_lease_token_seq" for s in migrated["sequences"])
     assert any(c[2] == "c" for c in migrated["constraints"])  # CHECKs compared
     assert any("WHERE" in i[2] for i in migrated["indexes"])  # partial indexes compared
+    assert [f[0] for f in migrated["functions"]] == ["continuum_commit_wake"]  # functions compared
     # Every migration is marked applied, so `continuum migrate` afterwards does nothing.
     assert [m[0] for m in generated["migrations"]] == [m.version for m in available()]
     assert pending(other_db_url) == []

@@ -1,0 +1,157 @@
+-- continuum_nb: one wake as one server-side call.
+--
+-- A wake used to be sent as a pipeline of 3-7 statements (BEGIN, the fence, one per kind of row,
+-- the main statement, COMMIT). As a function it is one statement: one Bind/Execute for the client
+-- to build and the server to parse, and plans cached for the session by PL/pgSQL. It is called in
+-- autocommit, so the call is its own transaction: any error (a stale lease, a duplicated seq, a
+-- unique violation, a missing partition) rolls back everything it wrote.
+--
+-- Each statement of a VOLATILE PL/pgSQL function takes a fresh snapshot under READ COMMITTED, so
+-- everything after the fence sees every row committed before the run row was locked:
+-- - the seq check sees every committed event: the journal must end exactly at p_last (a wake
+--   applied twice, or by two threads with the same token, cannot duplicate a seq);
+-- - the pending check sees every signal (or activity outcome) committed before the lock; one
+--   committed after it waits for this transaction and then makes the run runnable itself.
+--
+-- Rows arrive as JSON arrays of arrays (one parameter per kind): far cheaper for the client to
+-- build than one typed array per column. NULL means "none of that kind".
+--
+-- Errors: SQLSTATE CNW01 = the fence refused (the lease token is not the run's) or the journal
+-- does not end at p_last; the client then reads why.
+CREATE FUNCTION continuum_commit_wake(
+    p_run uuid,
+    p_token bigint,
+    p_last bigint,            -- the journal must end here (NULL: no events in this wake)
+    p_events jsonb,           -- [[seq, event_type, payload], ...]
+    p_tasks jsonb,            -- [[id, seq, mfa, activity, attempt, available_at, idempotency_key, lease_to_self], ...]
+    p_outcomes jsonb,         -- [[task id, state, result, error], ...] or NULL
+    p_results jsonb,          -- [[activity, idempotency_key, seq, result], ...] or NULL
+    p_new_timers jsonb,       -- [[id, seq, fires_at], ...] or NULL
+    p_fired_timers jsonb,     -- [id, ...] or NULL
+    p_signals jsonb,          -- [[signal id, delivered_seq], ...] or NULL
+    p_cancelled jsonb,        -- [task id, ...] or NULL
+    p_names jsonb,            -- signal names the run now awaits
+    p_awaited jsonb,          -- activity seqs the run now awaits
+    p_state text,
+    p_result jsonb,
+    p_error jsonb,
+    p_now timestamptz,
+    p_next timestamptz,
+    p_finished boolean,
+    p_version text,
+    p_trace bytea,
+    p_release boolean,
+    p_ttl float8
+) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_owner text;
+    v_last bigint;
+    v_pending boolean;
+    v_next timestamptz;
+    v_activity text;
+BEGIN
+    SELECT lease_owner INTO v_owner FROM continuum_runs
+     WHERE id = p_run AND lease_token = p_token FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CNW01',
+            MESSAGE = 'continuum: run ' || p_run || ' is not leased with token ' || coalesce(p_token::text, 'NULL');
+    END IF;
+    IF p_last IS NOT NULL THEN
+        SELECT coalesce(max(seq), 0) INTO v_last FROM continuum_events WHERE run_id = p_run;
+        IF v_last <> p_last THEN
+            RAISE EXCEPTION USING ERRCODE = 'CNW01',
+                MESSAGE = 'continuum: the journal of run ' || p_run || ' ends at seq ' || v_last || ', not ' || p_last;
+        END IF;
+    END IF;
+
+    IF p_new_timers IS NOT NULL THEN
+        INSERT INTO continuum_timers (id, run_id, seq, fires_at)
+        SELECT (u.v->>0)::uuid, p_run, (u.v->>1)::bigint, (u.v->>2)::timestamptz
+          FROM jsonb_array_elements(p_new_timers) AS u(v);
+    END IF;
+    IF p_fired_timers IS NOT NULL THEN
+        UPDATE continuum_timers SET fired = true
+         WHERE run_id = p_run
+           AND id IN (SELECT u.v::uuid FROM jsonb_array_elements_text(p_fired_timers) AS u(v));
+    END IF;
+    IF p_signals IS NOT NULL THEN
+        UPDATE continuum_signals AS s SET delivered = true, delivered_seq = (u.v->>1)::bigint
+          FROM jsonb_array_elements(p_signals) AS u(v)
+         WHERE s.run_id = p_run AND s.id = (u.v->>0)::bigint;
+    END IF;
+    IF p_outcomes IS NOT NULL THEN
+        UPDATE continuum_activity_tasks AS t
+           SET state = u.v->>1, result = nullif(u.v->2, 'null'::jsonb), error = nullif(u.v->3, 'null'::jsonb),
+               completed_at = now(), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+          FROM jsonb_array_elements(p_outcomes) AS u(v)
+         WHERE t.run_id = p_run AND t.id = (u.v->>0)::uuid;
+    END IF;
+    IF p_results IS NOT NULL THEN
+        INSERT INTO continuum_activity_results (activity_module, idempotency_key, run_id, seq, result)
+        SELECT u.v->>0, u.v->>1, p_run, (u.v->>2)::bigint, u.v->3
+          FROM jsonb_array_elements(p_results) AS u(v)
+        ON CONFLICT (activity_module, idempotency_key) DO NOTHING;
+    END IF;
+    IF p_cancelled IS NOT NULL THEN
+        UPDATE continuum_activity_tasks
+           SET state = 'cancelled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE run_id = p_run AND state IN ('available', 'leased')
+           AND id IN (SELECT u.v::uuid FROM jsonb_array_elements_text(p_cancelled) AS u(v));
+    END IF;
+
+    INSERT INTO continuum_events (run_id, seq, event_type, payload)
+    SELECT p_run, (e.v->>0)::bigint, e.v->>1, e.v->2
+      FROM jsonb_array_elements(p_events) AS e(v);
+
+    INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, attempt, state, available_at,
+                                          idempotency_key, lease_owner, lease_token, lease_expires_at)
+    SELECT (u.v->>0)::uuid, p_run, (u.v->>1)::bigint, u.v->2, u.v->>3, (u.v->>4)::int,
+           CASE WHEN (u.v->>7)::boolean THEN 'leased' ELSE 'available' END,
+           (u.v->>5)::timestamptz, u.v->>6,
+           CASE WHEN (u.v->>7)::boolean THEN v_owner END,
+           CASE WHEN (u.v->>7)::boolean THEN p_token END,
+           CASE WHEN (u.v->>7)::boolean THEN now() + make_interval(secs => p_ttl) END
+      FROM jsonb_array_elements(p_tasks) AS u(v);
+
+    -- driven from the (usually empty) lists into the (run_id, name) / (run_id, seq) indexes
+    v_pending := EXISTS (SELECT 1 FROM jsonb_array_elements_text(p_names) AS n(name)
+                           JOIN continuum_signals AS s
+                             ON s.run_id = p_run AND s.name = n.name AND NOT s.delivered)
+              OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(p_awaited) AS a(seq)
+                           JOIN continuum_activity_tasks AS t
+                             ON t.run_id = p_run AND t.seq = a.seq::bigint
+                          WHERE t.state IN ('completed', 'failed'));
+    v_next := CASE WHEN v_pending THEN p_now ELSE p_next END;
+
+    UPDATE continuum_runs AS r
+       SET state = p_state, result = p_result, error = p_error,
+           next_wakeup_at = v_next,
+           completed_at = CASE WHEN p_finished THEN p_now ELSE r.completed_at END,
+           version_hash = coalesce(p_version, r.version_hash),
+           trace_context = coalesce(r.trace_context, p_trace),
+           lease_owner = CASE WHEN p_release THEN NULL ELSE r.lease_owner END,
+           lease_token = CASE WHEN p_release THEN NULL ELSE r.lease_token END,
+           -- The heartbeat renews leases; a wake pushes the expiry only when it is past half the
+           -- TTL. Leaving it unchanged keeps most wakes free of changes to indexed columns, so
+           -- PostgreSQL can update the run row in place (HOT) instead of touching every index.
+           lease_expires_at = CASE WHEN p_release THEN NULL
+                                   WHEN r.lease_expires_at IS NULL
+                                        OR r.lease_expires_at < now() + make_interval(secs => p_ttl / 2)
+                                   THEN now() + make_interval(secs => p_ttl)
+                                   ELSE r.lease_expires_at END
+     WHERE r.id = p_run;
+
+    IF p_finished OR p_state = 'drifted' THEN
+        PERFORM pg_notify('continuum_run_done', p_run::text);
+    ELSIF p_release AND v_next <= p_now THEN
+        PERFORM pg_notify('continuum_wake', p_run::text);
+    END IF;
+    FOR v_activity IN
+        SELECT DISTINCT u.v->>3 FROM jsonb_array_elements(p_tasks) AS u(v) WHERE NOT (u.v->>7)::boolean
+    LOOP
+        PERFORM pg_notify('continuum_tasks', v_activity);
+    END LOOP;
+    RETURN v_pending;
+END
+$$;
