@@ -18,8 +18,7 @@ Journal shape (docs/events.md):
 from __future__ import annotations
 
 import uuid
-from bisect import bisect_left
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,22 +28,21 @@ from ..errors import ActivityFailed, SignalTimeout
 from ..store.base import Event
 from ..workflow import ActivityCommand, Command, GatherCommand, SignalCommand, TimerCommand
 from .steps import (
-    START_TYPES,
     Answer,
     Batch,
     Blocked,
     Completed,
     Drifted,
     Failed,
-    History,
+    JournalIndex,
     LiveOutcome,
     Resolver,
     ScheduledActivity,
     StartedTimer,
+    StartsBySeq,
     answer_of,
     error_dict,
     identity_of,
-    resolved_seq,
 )
 
 # Re-exported: the engine and tests import these from here.
@@ -61,6 +59,9 @@ __all__ = [
     "error_dict",
     "identity_of",
 ]
+
+
+_MISSING: Any = object()
 
 
 class _DriftSignal(BaseException):
@@ -104,29 +105,6 @@ def _outcome(cmd: Command, answer: Answer) -> tuple[Any, BaseException | None]:
     return None, None
 
 
-class _StartsBySeq(Mapping[int, Event]):
-    """``Replayer.start_by_seq``: start events by seq, built on first access (a replayer loaded
-    from a snapshot has no Event for its compacted starts until someone asks for one)."""
-
-    def __init__(self, rep: Replayer) -> None:
-        self._rep = rep
-
-    def __getitem__(self, seq: int) -> Event:
-        seqs = self._rep._start_seqs
-        i = bisect_left(seqs, seq)  # start seqs ascend in any journal; else the scan below
-        if not (i < len(seqs) and seqs[i] == seq):
-            if seq not in seqs:
-                raise KeyError(seq)
-            i = seqs.index(seq)
-        return self._rep._start_event(i)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(list(self._rep._start_seqs))
-
-    def __len__(self) -> int:
-        return len(self._rep._start_seqs)
-
-
 class Replayer:
     """Holds one run's coroutine and its position in the journal.
 
@@ -145,105 +123,61 @@ class Replayer:
         self.workflow = workflow
         self._factory = coro_factory
         self._coro: Coroutine[Any, Any, Any] | None = None
-        # The journal as replay reads it, one entry per command-start (parallel lists): its
-        # identity, its seq, and its Event (None until built, for starts that came compacted
-        # from a snapshot). Answers are kept by start seq.
-        self._events: list[Event] = []
-        self._prefix_events: Callable[[], list[Event]] | None = None
-        self._start_ids: list[tuple[str, str, int | None]] = []  # (kind, target, ordinal) per start
-        self._start_seqs: list[int] = []
-        self._start_events: list[Event | None] = []
-        self._start_event_of: Callable[[int], Event] | None = None
-        self._resolutions: dict[int, Answer] = {}
-        self.start_by_seq: Mapping[int, Event] = _StartsBySeq(self)
-        self.last_seq = 0
+        self._ix = JournalIndex()  # the journal as replay reads it (steps.py)
         for ev in journal:
-            self._index(ev)
-        self.replay_events = len(self._start_ids)
+            self._ix.add(ev)
+        self.start_by_seq: Mapping[int, Event] = StartsBySeq(self._ix)
+        self.replay_events = len(self._ix.seqs)
         self._cursor = 0
-        self._ordinals: dict[tuple[str, str], int] = {}
+        # ordinal counters per kind, then per target (no tuple key to build per command)
+        self._ordinals: dict[str, dict[str, int]] = {}
         self._blocked: _Slot | None = None
         self._resolver: Resolver | None = None
         self.batch = Batch()
         self.finished = False
 
     @classmethod
-    def from_history(
+    def from_index(
         cls,
         run_id: str,
         workflow: str,
         coro_factory: Callable[[], Coroutine[Any, Any, Any]],
-        history: History,
+        index: JournalIndex,
         rest: list[Event],
     ) -> Replayer:
         """A replayer over an already indexed prefix (a decoded snapshot) plus the events after
         it. Every start of the prefix is still matched against the workflow's commands."""
         rep = cls(run_id, workflow, coro_factory, [])
-        rep._start_ids = history.start_ids
-        rep._start_seqs = history.start_seqs
-        rep._start_events = [None] * len(history.start_ids)
-        rep._start_event_of = history.start_event
-        rep._prefix_events = history.events
-        rep._resolutions = history.answers
-        rep.last_seq = history.last_seq
+        rep._ix = index
+        rep.start_by_seq = StartsBySeq(index)
         for ev in rest:
-            rep._index(ev)
-        rep.replay_events = len(rep._start_ids)
+            index.add(ev)
+        rep.replay_events = len(index.seqs)
         return rep
 
     # --- journal index ---------------------------------------------------------------------
     @property
     def events(self) -> list[Event]:
-        """The whole known journal (snapshots are built from it); a snapshot's prefix is only
-        expanded into Events when this is read."""
-        if self._prefix_events is not None:
-            self._events[:0] = self._prefix_events()
-            self._prefix_events = None
-        return self._events
+        """The whole known journal (snapshots are built from it)."""
+        return self._ix.all_events()
 
-    def _index(self, ev: Event) -> None:
-        self._events.append(ev)
-        seq = ev.seq
-        if seq > self.last_seq:
-            self.last_seq = seq
-        t = ev.event_type
-        if t in START_TYPES or (t == "signal_received" and ev.payload.get("awaited_seq") is None):
-            kind, target = identity_of(ev)
-            self._start_ids.append((kind, target, ev.payload.get("ordinal")))
-            self._start_seqs.append(seq)
-            self._start_events.append(ev)
-            if t == "side_effect" or t == "signal_received":
-                # These answer themselves (whatever a stray resolution event claims).
-                self._resolutions[seq] = answer_of(ev)
-            return
-        rs = resolved_seq(ev)
-        if rs is not None and rs not in self._resolutions:
-            self._resolutions[rs] = answer_of(ev)
-
-    def _start_event(self, i: int) -> Event:
-        ev = self._start_events[i]
-        if ev is None:
-            assert self._start_event_of is not None
-            ev = self._start_events[i] = self._start_event_of(i)
-        return ev
+    @property
+    def last_seq(self) -> int:
+        return self._ix.last_seq
 
     def unresolved_activities(self) -> list[int]:
-        res = self._resolutions
-        return [
-            seq for (kind, _, _), seq in zip(self._start_ids, self._start_seqs, strict=True)
-            if kind == "activity" and seq not in res
-        ]
+        return self._ix.unresolved_activities()
 
     @property
     def replaying(self) -> bool:
-        return self._cursor < len(self._start_ids)
+        return self._cursor < len(self._ix.seqs)
 
     def _record(self, event_type: str, payload: dict[str, Any]) -> Event:
-        ev = Event(self.last_seq + 1, event_type, payload)
-        starts = len(self._start_ids)
-        self._index(ev)
-        if len(self._start_ids) > starts:
-            self._cursor = len(self._start_ids)  # recorded at the live tail
+        ev = Event(self._ix.last_seq + 1, event_type, payload)
+        starts = len(self._ix.seqs)
+        self._ix.add(ev)
+        if len(self._ix.seqs) > starts:
+            self._cursor = len(self._ix.seqs)  # recorded at the live tail
         self.batch.events.append(ev)
         return ev
 
@@ -253,9 +187,11 @@ class Replayer:
         return self._resolver.now()
 
     def _next_ordinal(self, kind: str, target: str) -> int:
-        key = (kind, target)
-        n = self._ordinals.get(key, 0)
-        self._ordinals[key] = n + 1
+        counts = self._ordinals.get(kind)
+        if counts is None:
+            counts = self._ordinals[kind] = {}
+        n = counts.get(target, 0)
+        counts[target] = n + 1
         return n
 
     def side_effect(self, kind: str, compute: Callable[[], Any]) -> Any:
@@ -264,8 +200,8 @@ class Replayer:
             i = self._cursor
             self._match(i, "side_effect", kind, ordinal)
             self._cursor = i + 1
-            # a matched side_effect start answers itself with its value (see _index)
-            answer = self._resolutions.get(self._start_seqs[i])
+            # a matched side_effect start answers itself with its value (see JournalIndex.add)
+            answer = self._ix.answer(self._ix.seqs[i])
             return None if answer is None else answer[1]
         value = compute()
         check_json(value, f"value of {kind}()")
@@ -277,7 +213,7 @@ class Replayer:
 
     def _drift(self, message: str, expected_index: int | None, actual: dict[str, Any]) -> _DriftSignal:
         exp = None
-        expected = None if expected_index is None else self._start_event(expected_index)
+        expected = None if expected_index is None else self._ix.start_event(expected_index)
         if expected is not None:
             kind, target = identity_of(expected)
             exp = {
@@ -299,11 +235,12 @@ class Replayer:
 
     def _match(self, i: int, kind: str, target: str, ordinal: int) -> None:
         """Check the command against start ``i`` (the cursor): same kind, target and ordinal."""
-        ek, et, eo = self._start_ids[i]
+        ix = self._ix
+        ek, et, eo = ix.kinds[i], ix.targets[i], ix.ordinals[i]
         if ek != kind or et != target or (eo is not None and eo != ordinal):
             raise self._drift(
                 f"the workflow now asks for {kind} {target!r} (#{ordinal}) where the journal has "
-                f"{ek} {et!r} (#{eo}, seq {self._start_seqs[i]})",
+                f"{ek} {et!r} (#{eo}, seq {ix.seqs[i]})",
                 i,
                 {"kind": kind, "target": target, "ordinal": ordinal},
             )
@@ -317,15 +254,15 @@ class Replayer:
         ordinal = self._next_ordinal(cmd.kind, cmd.target)
         slot = _Slot(cmd, ordinal)
         i = self._cursor
-        if i < len(self._start_ids):
+        if i < len(self._ix.seqs):
             self._match(i, cmd.kind, cmd.target, ordinal)
             self._cursor = i + 1
             slot.start = i
-            # (a signal_received start, delivered at the await, is its own answer: see _index)
-            slot.resolution = self._resolutions.get(self._start_seqs[i])
+            # (a signal_received start, delivered at the await, is its own answer)
+            slot.resolution = self._ix.answer(self._ix.seqs[i])
             return slot
         self._record_start(cmd, ordinal, slot)
-        slot.start = len(self._start_ids) - 1
+        slot.start = len(self._ix.seqs) - 1
         return slot
 
     def _record_start(self, cmd: Command, ordinal: int, slot: _Slot) -> Event:
@@ -411,7 +348,7 @@ class Replayer:
 
     def _resolve_live(self, slot: _Slot) -> Event | None:
         assert self._resolver is not None and slot.start >= 0
-        start = self._start_event(slot.start)
+        start = self._ix.start_event(slot.start)
         now = self._resolver.now()
         if start.event_type == "activity_scheduled":
             out = self._resolver.task_outcome(start.seq)
@@ -467,7 +404,7 @@ class Replayer:
                 visit(c)
             if s.start < 0:
                 return
-            start = self._start_event(s.start)
+            start = self._ix.start_event(s.start)
             p = start.payload
             at = None
             if start.event_type == "timer_started":
@@ -491,10 +428,10 @@ class Replayer:
         self._resolver = resolver
         send: Any = None
         throw: BaseException | None = None
-        # Local names for the fast path below. The start lists only grow at the live tail, where
-        # the fast path no longer applies; ``from_history`` replaced them before any advance.
-        start_ids, start_seqs, answers, ordinals = (
-            self._start_ids, self._start_seqs, self._resolutions, self._ordinals)
+        # Local names for the fast path below (the index's lists only grow at the live tail).
+        ix = self._ix
+        kinds, targets, ords, seqs, values = ix.kinds, ix.targets, ix.ordinals, ix.seqs, ix.values
+        ordinals = self._ordinals
         with _context.active(self):
             if self._coro is None:
                 try:
@@ -556,17 +493,22 @@ class Replayer:
                 # (kind, target, ordinal) and the same answer as _resolve, without a slot; anything
                 # else (gather, drift, no answer yet, live tail) takes the general path below.
                 i = self._cursor
-                if i < len(start_ids) and type(cmd) is not GatherCommand:
-                    key = (cmd.kind, cmd.target)
-                    ordinal = ordinals.get(key, 0)
-                    ek, et, eo = start_ids[i]
-                    if ek == key[0] and et == key[1] and (eo is None or eo == ordinal):
-                        answer = answers.get(start_seqs[i])
-                        if answer is not None:
-                            ordinals[key] = ordinal + 1
+                if i < len(seqs) and type(cmd) is not GatherCommand:
+                    kind, target = cmd.kind, cmd.target
+                    counts = ordinals.get(kind)
+                    ordinal = 0 if counts is None else counts.get(target, 0)
+                    eo = ords[i]
+                    if kinds[i] == kind and targets[i] == target and (eo is None or eo == ordinal):
+                        seq = seqs[i]
+                        value = values.get(seq, _MISSING)
+                        answer = ix.answers.get(seq) if value is _MISSING else None
+                        if value is not _MISSING or answer is not None:
+                            if counts is None:
+                                counts = ordinals[kind] = {}
+                            counts[target] = ordinal + 1
                             self._cursor = i + 1
-                            if answer[0] == "activity_completed":
-                                send, throw = answer[1], None
+                            if answer is None:
+                                send, throw = value, None  # a completed activity
                             else:
                                 send, throw = _outcome(cmd, answer)
                             continue
@@ -586,7 +528,7 @@ class Replayer:
                 send, throw = slot.value, slot.exc
 
     def _drift_blocked(self, slot: _Slot) -> Drifted:
-        ev = self._start_event(self._cursor)
+        ev = self._ix.start_event(self._cursor)
         kind, target = slot.cmd.kind, slot.cmd.target
         self._drift(
             f"the workflow now waits on {kind} {target!r} (#{slot.ordinal}) that has no outcome yet, but "
@@ -597,9 +539,9 @@ class Replayer:
         return self._finish(Drifted(self.drift or {}))
 
     def _drift_end(self, what: str) -> Drifted:
-        ev = self._start_event(self._cursor)
+        ev = self._ix.start_event(self._cursor)
         self._drift(
-            f"the workflow {what} but the journal has {len(self._start_ids) - self._cursor} more command(s), "
+            f"the workflow {what} but the journal has {len(self._ix.seqs) - self._cursor} more command(s), "
             f"starting with {ev.event_type} (seq {ev.seq})",
             self._cursor,
             {"kind": "end", "target": what[:200], "ordinal": None},

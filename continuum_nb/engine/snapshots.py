@@ -27,7 +27,7 @@ from uuid import UUID
 from .._json import dumps
 from ..store.base import Event, Snapshot
 from .replay import Replayer
-from .steps import Answer, History
+from .steps import Answer, JournalIndex
 
 __all__ = ["FORMAT", "CompactSnapshot", "UnreadableSnapshot", "build_snapshot", "decode", "expand", "replayer_from"]
 
@@ -241,65 +241,76 @@ class _Columns:
 
     def event(self, code: str, j: int) -> Event:
         event_type, keys = _FIELDS[code]
-        values = [self.col(code, k)[j] for k in keys]
-        if code == "X":  # a timer_fired carries timeout_s/signal only when it times a signal out
-            p = {"started_seq": values[0], "fire_at": values[1]}
-            if values[2] is not None:
-                p["timeout_s"], p["signal"] = values[2], values[3]
-            return Event(self.seqs[code][j], event_type, p)
-        return Event(self.seqs[code][j], event_type, dict(zip(keys, values, strict=True)))
+        return _event(self.seqs[code][j], event_type, keys, [self.col(code, k)[j] for k in keys])
 
     def events(self) -> list[Event]:
-        out = [self.event(code, j) for code, seqs in self.seqs.items() for j in range(len(seqs))]
+        out = []
+        for code, seqs in self.seqs.items():
+            event_type, keys = _FIELDS[code]
+            rows = zip(seqs, zip(*(self.col(code, k) for k in keys), strict=True), strict=True)
+            out += [_event(seq, event_type, keys, values) for seq, values in rows]
         out.sort(key=lambda e: e.seq)
         return out
 
 
-def decode(snapshot: Snapshot | CompactSnapshot) -> History:
-    """Index a snapshot for replay: starts in journal order and the answers by start seq."""
+def _event(seq: int, event_type: str, keys: tuple[str, ...], values: Any) -> Event:
+    if event_type == "timer_fired":  # carries timeout_s/signal only when it timed a signal out
+        p = {"started_seq": values[0], "fire_at": values[1]}
+        if values[2] is not None:
+            p["timeout_s"], p["signal"] = values[2], values[3]
+        return Event(seq, event_type, p)
+    return Event(seq, event_type, dict(zip(keys, values, strict=True)))
+
+
+def decode(snapshot: Snapshot | CompactSnapshot) -> JournalIndex:
+    """Index a snapshot for replay (starts in journal order, answers by start seq) without
+    building an Event per step: those are built on demand (drift messages, the live tail)."""
     cols = _Columns(snapshot.payload)
-    # Command starts, per code: (code, positions within the code, seqs, identities).
-    groups: list[tuple[str, list[int], list[int], list[tuple[str, str, int | None]]]] = []
-    for code, (kind, target_key) in _IDENTITY.items():
+    ix = JournalIndex()
+    # Command starts, per code: the code, positions within the code, and their seqs/targets/ordinals.
+    groups: list[tuple[str, list[int], list[int], list[Any], list[Any]]] = []
+    for code, (_, target_key) in _IDENTITY.items():
         if code not in cols.seqs:
             continue
         seqs = cols.seqs[code]
-        n = len(seqs)
-        targets = cols.col(code, target_key) if target_key else itertools.repeat("timer", n)
-        ids = list(zip(itertools.repeat(kind, n), targets, cols.col(code, "ordinal"), strict=True))
-        positions: list[int] = list(range(n))
+        targets = cols.col(code, target_key) if target_key else ["timer"] * len(seqs)
+        ordinals = cols.col(code, "ordinal")
+        positions = list(range(len(seqs)))
         if code == "R":  # only a signal already delivered at the await is a start
             positions = [j for j, a in enumerate(cols.col("R", "awaited_seq")) if a is None]
-            seqs, ids = [seqs[j] for j in positions], [ids[j] for j in positions]
+            seqs = [seqs[j] for j in positions]
+            targets, ordinals = [targets[j] for j in positions], [ordinals[j] for j in positions]
         if positions:
-            groups.append((code, positions, seqs, ids))
-    if len(groups) == 1:
-        code, positions, start_seqs, start_ids = groups[0]
-        start_seqs = list(start_seqs)  # (the replayer appends to it: not the column itself)
-        where = [(code, j) for j in positions] if code == "R" else None
-    else:  # several kinds of command: merge them in journal (seq) order
-        merged = sorted(((s, code, j, ident) for code, pos, seqs, ids in groups
-                         for j, s, ident in zip(pos, seqs, ids, strict=True)), key=lambda m: m[0])
-        start_seqs = [m[0] for m in merged]
-        start_ids = [m[3] for m in merged]
-        where = [(m[1], m[2]) for m in merged]
-        code = ""
+            groups.append((code, positions, seqs, targets, ordinals))
+    start_event_of: Callable[[int], Event]
+    if len(groups) == 1:  # (copies: the index grows at the live tail, the columns must not)
+        code, positions, seqs, targets, ordinals = groups[0]
+        ix.seqs, ix.targets, ix.ordinals = list(seqs), list(targets), list(ordinals)
+        ix.kinds = [_IDENTITY[code][0]] * len(seqs)
+        start_event_of = lambda i: cols.event(code, positions[i])  # noqa: E731
+    else:  # several kinds of command (or none): merge them in journal (seq) order
+        merged = sorted(((s, code, j, t, o) for code, pos, *columns in groups
+                         for j, s, t, o in zip(pos, *columns, strict=True)), key=lambda m: m[0])
+        ix.seqs = [m[0] for m in merged]
+        ix.kinds = [_IDENTITY[m[1]][0] for m in merged]
+        ix.targets = [m[3] for m in merged]
+        ix.ordinals = [m[4] for m in merged]
+        start_event_of = lambda i: cols.event(merged[i][1], merged[i][2])  # noqa: E731
+    ix.start_events = [None] * len(ix.seqs)
+    ix.start_event_of = start_event_of
+    ix.prefix_events = cols.events
+    ix.last_seq = max((max(seqs) for seqs in cols.seqs.values() if seqs), default=0)
+    _answers(cols, ix)
+    return ix
 
-    def start_event(i: int) -> Event:
-        return cols.event(*where[i]) if where is not None else cols.event(code, i)
 
-    all_seqs = [s for seqs in cols.seqs.values() for s in seqs]
-    return History(start_ids, start_seqs, _answers(cols), max(all_seqs, default=0), start_event, cols.events)
-
-
-def _answers(cols: _Columns) -> dict[int, Answer]:
-    """Answer per start seq: the first resolution in journal order wins, and a side effect or an
-    already-delivered signal answers itself (the rules of ``Replayer._index``)."""
+def _answers(cols: _Columns, ix: JournalIndex) -> None:
+    """Answers by start seq, by the rules of ``JournalIndex.add``: the first resolution in journal
+    order wins, and a side effect or an already-delivered signal answers itself."""
     resolutions: list[tuple[list[int], list[Any], list[Answer]]] = []  # (event seqs, resolved seqs, answers)
+    completed = None
     if "C" in cols.seqs:
-        results = cols.col("C", "result")
-        answers = list(zip(itertools.repeat("activity_completed", len(results)), results, strict=True))
-        resolutions.append((cols.seqs["C"], cols.col("C", "scheduled_seq"), answers))
+        completed = (cols.seqs["C"], cols.col("C", "scheduled_seq"), cols.col("C", "result"))
     if "F" in cols.seqs:
         failed = [("activity_failed", {"activity": a, "attempts": n, "error": e}) for a, n, e in zip(
             cols.col("F", "activity"), cols.col("F", "attempts"), cols.col("F", "error"), strict=True)]
@@ -307,28 +318,33 @@ def _answers(cols: _Columns) -> dict[int, Answer]:
     if "X" in cols.seqs:
         fired = [("timer_fired", t) for t in cols.col("X", "timeout_s")]
         resolutions.append((cols.seqs["X"], cols.col("X", "started_seq"), fired))
-    own: dict[int, Answer] = {}
+    own: list[tuple[int, Answer]] = []
     if "R" in cols.seqs:
-        awaited = cols.col("R", "awaited_seq")
-        rows = zip(cols.seqs["R"], awaited, cols.col("R", "payload"), strict=True)
+        rows = zip(cols.seqs["R"], cols.col("R", "awaited_seq"), cols.col("R", "payload"), strict=True)
         received = [(s, a, ("signal_received", p)) for s, a, p in rows]
-        own.update((s, ans) for s, a, ans in received if a is None)
+        own += [(s, ans) for s, a, ans in received if a is None]
         later = [r for r in received if r[1] is not None]
         resolutions.append(([r[0] for r in later], [r[1] for r in later], [r[2] for r in later]))
     if "E" in cols.seqs:
-        own.update(zip(cols.seqs["E"], [("side_effect", v) for v in cols.col("E", "value")], strict=True))
+        own += [(s, ("side_effect", v)) for s, v in zip(cols.seqs["E"], cols.col("E", "value"), strict=True)]
 
-    out: dict[int, Answer] = {}
-    if len(resolutions) == 1:
-        out = dict(zip(resolutions[0][1], resolutions[0][2], strict=True))
-    if len(resolutions) > 1 or len(out) != sum(len(r[1]) for r in resolutions):
-        out = {}  # several kinds, or a seq resolved twice: first in journal order wins
-        for _, rs, ans in sorted(((s, r, a) for seqs, rss, anss in resolutions
-                                  for s, r, a in zip(seqs, rss, anss, strict=True)), key=lambda t: t[0]):
-            if rs not in out:
-                out[rs] = ans
-    out.update(own)
-    return out
+    resolutions = [r for r in resolutions if r[0]]
+    if completed is not None:
+        ix.values = dict(zip(completed[1], completed[2], strict=True))
+    if resolutions or len(ix.values) != len(completed[1] if completed else ()):
+        # Other kinds too, or a seq resolved twice: replay them in journal order, first wins.
+        ix.values = {}
+        everything = [(s, r, ("activity_completed", v)) for s, r, v in zip(*completed, strict=True)] if completed else []
+        everything += [(s, r, a) for seqs, rss, anss in resolutions for s, r, a in zip(seqs, rss, anss, strict=True)]
+        for _, rs, (t, data) in sorted(everything, key=lambda e: e[0]):
+            if rs not in ix.values and rs not in ix.answers:
+                if t == "activity_completed":
+                    ix.values[rs] = data
+                else:
+                    ix.answers[rs] = (t, data)
+    for seq, ans in own:
+        ix.values.pop(seq, None)
+        ix.answers[seq] = ans
 
 
 def expand(snapshot: Snapshot | CompactSnapshot) -> list[Event]:
@@ -345,6 +361,5 @@ def replayer_from(
 ) -> Replayer:
     """A replayer over the snapshot's prefix plus the events after it. Raises
     ``UnreadableSnapshot`` for a format this engine does not know."""
-    history = decode(snapshot)
-    return Replayer.from_history(run_id, workflow, factory, history,
-                                 [e for e in rest if e.seq > snapshot.through_seq])
+    return Replayer.from_index(run_id, workflow, factory, decode(snapshot),
+                               [e for e in rest if e.seq > snapshot.through_seq])

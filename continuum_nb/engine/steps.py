@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,11 +21,12 @@ __all__ = [
     "Completed",
     "Drifted",
     "Failed",
-    "History",
+    "JournalIndex",
     "LiveOutcome",
     "Resolver",
     "ScheduledActivity",
     "StartedTimer",
+    "StartsBySeq",
     "answer_of",
     "error_dict",
     "identity_of",
@@ -72,6 +74,7 @@ def resolved_seq(ev: Event) -> int | None:
 # timeout_s, a received signal's payload, or a side effect's value. A pair instead of the Event
 # so that a snapshot can be indexed without building one Event (and payload dict) per step.
 Answer = tuple[str, Any]
+_MISSING: Any = object()
 
 
 def answer_of(ev: Event) -> Answer:
@@ -90,22 +93,105 @@ def answer_of(ev: Event) -> Answer:
     return (t, None)
 
 
-@dataclass
-class History:
-    """A journal prefix already in the shape the Replayer indexes it (what a snapshot decodes to).
+class JournalIndex:
+    """The journal as replay reads it: what the Replayer matches commands against.
 
-    Starts are in journal order; ``answers`` maps a start's seq to its answer (first resolution
-    in journal order wins; a side_effect or an already-delivered signal_received answers itself).
-    Events are only built on demand: ``start_event(i)`` for one start (drift messages, the live
-    tail, the runner's ``start_by_seq``), ``events()`` for the whole prefix (a new snapshot).
+    One entry per command start, in journal order, as parallel lists (kind, target, ordinal,
+    seq, and the start Event, None until asked for when it came compacted from a snapshot), and
+    the answers by start seq: the first resolution in journal order wins; a side_effect or an
+    already-delivered signal_received answers itself. Completed activities (the bulk of any
+    long journal) keep only their result in ``values``: no tuple or Event per step, which is
+    what makes indexing a snapshot cheap (``snapshots.decode`` fills these lists directly).
     """
 
-    start_ids: list[tuple[str, str, int | None]]  # (kind, target, ordinal) per start
-    start_seqs: list[int]
-    answers: dict[int, Answer]
-    last_seq: int
-    start_event: Callable[[int], Event]
-    events: Callable[[], list[Event]]
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        self.targets: list[str] = []
+        self.ordinals: list[int | None] = []
+        self.seqs: list[int] = []
+        self.start_events: list[Event | None] = []
+        self.values: dict[int, Any] = {}  # start seq -> result of its activity_completed
+        self.answers: dict[int, Answer] = {}  # start seq -> any other answer
+        self.last_seq = 0
+        self.events: list[Event] = []  # the journal's Events (after the compacted prefix, if any)
+        self.start_event_of: Callable[[int], Event] | None = None  # builds a compacted start
+        self.prefix_events: Callable[[], list[Event]] | None = None  # builds the compacted prefix
+
+    def add(self, ev: Event) -> None:
+        """Index the next journal event."""
+        self.events.append(ev)
+        seq = ev.seq
+        if seq > self.last_seq:
+            self.last_seq = seq
+        t = ev.event_type
+        if t in START_TYPES or (t == "signal_received" and ev.payload.get("awaited_seq") is None):
+            kind, target = identity_of(ev)
+            self.kinds.append(kind)
+            self.targets.append(target)
+            self.ordinals.append(ev.payload.get("ordinal"))
+            self.seqs.append(seq)
+            self.start_events.append(ev)
+            if t == "side_effect" or t == "signal_received":
+                # These answer themselves (whatever a stray resolution event claims).
+                self.values.pop(seq, None)
+                self.answers[seq] = answer_of(ev)
+            return
+        rs = resolved_seq(ev)
+        if rs is not None and rs not in self.values and rs not in self.answers:
+            if t == "activity_completed":
+                self.values[rs] = ev.payload.get("result")
+            else:
+                self.answers[rs] = answer_of(ev)
+
+    def answer(self, seq: int) -> Answer | None:
+        value = self.values.get(seq, _MISSING)
+        if value is not _MISSING:
+            return ("activity_completed", value)
+        return self.answers.get(seq)
+
+    def start_event(self, i: int) -> Event:
+        ev = self.start_events[i]
+        if ev is None:
+            assert self.start_event_of is not None
+            ev = self.start_events[i] = self.start_event_of(i)
+        return ev
+
+    def all_events(self) -> list[Event]:
+        """Every event; a snapshot's prefix is only expanded into Events when this is called."""
+        if self.prefix_events is not None:
+            self.events[:0] = self.prefix_events()
+            self.prefix_events = None
+        return self.events
+
+    def unresolved_activities(self) -> list[int]:
+        values, answers = self.values, self.answers
+        return [
+            seq for kind, seq in zip(self.kinds, self.seqs, strict=True)
+            if kind == "activity" and seq not in values and seq not in answers
+        ]
+
+
+class StartsBySeq(Mapping[int, Event]):
+    """``Replayer.start_by_seq``: start events by seq, built on first access (a replayer loaded
+    from a snapshot has no Event for its compacted starts until someone asks for one)."""
+
+    def __init__(self, index: JournalIndex) -> None:
+        self._ix = index
+
+    def __getitem__(self, seq: int) -> Event:
+        seqs = self._ix.seqs
+        i = bisect_left(seqs, seq)  # start seqs ascend in any journal; else the scan below
+        if not (i < len(seqs) and seqs[i] == seq):
+            if seq not in seqs:
+                raise KeyError(seq)
+            i = seqs.index(seq)
+        return self._ix.start_event(i)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._ix.seqs))
+
+    def __len__(self) -> int:
+        return len(self._ix.seqs)
 
 
 # ------------------------------------------------------------------------------------------
