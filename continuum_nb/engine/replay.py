@@ -24,7 +24,6 @@ from typing import Any
 
 from .. import _context
 from .._json import check_json
-from ..errors import ActivityFailed, SignalTimeout
 from ..store.base import Event
 from ..workflow import ActivityCommand, Command, GatherCommand, SignalCommand, TimerCommand
 from .steps import (
@@ -43,6 +42,7 @@ from .steps import (
     answer_of,
     error_dict,
     identity_of,
+    outcome_of,
 )
 
 # Re-exported: the engine and tests import these from here.
@@ -84,25 +84,6 @@ class _Slot:
         self.done = False
         self.value: Any = None
         self.exc: BaseException | None = None
-
-
-def _outcome(cmd: Command, answer: Answer) -> tuple[Any, BaseException | None]:
-    """(value, exception) a command's await returns / raises, given its journaled answer."""
-    t, d = answer
-    if t == "activity_completed" or t == "signal_received":
-        return d, None
-    if t == "activity_failed":
-        err = d.get("error") or {}
-        return None, ActivityFailed(
-            f"activity {d.get('activity')!r} failed after {d.get('attempts')} attempt(s): "
-            f"{err.get('type', 'error')}: {err.get('message', '')}",
-            activity=d.get("activity"),
-            error_type=err.get("type"),
-            attempts=d.get("attempts"),
-        )
-    if t == "timer_fired" and cmd.kind == "signal":
-        return None, SignalTimeout(f"signal {cmd.target!r} did not arrive within {d}s")
-    return None, None
 
 
 class Replayer:
@@ -343,7 +324,7 @@ class Replayer:
         if slot.resolution is None:
             return False
         slot.done = True
-        slot.value, slot.exc = _outcome(slot.cmd, slot.resolution)
+        slot.value, slot.exc = outcome_of(slot.cmd.kind, slot.cmd.target, slot.resolution)
         return True
 
     def _resolve_live(self, slot: _Slot) -> Event | None:
@@ -510,7 +491,7 @@ class Replayer:
                             if answer is None:
                                 send, throw = value, None  # a completed activity
                             else:
-                                send, throw = _outcome(cmd, answer)
+                                send, throw = outcome_of(kind, target, answer)
                             continue
                 try:
                     slot = self._open(cmd)

@@ -19,6 +19,7 @@ side-effect values) are stored as they are. Format 1 (one list per event) is sti
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,12 @@ def _ints(col: Any) -> list[Any]:
         first, step, count = ap[k], ap[k + 1], ap[k + 2]
         out.extend(range(first, first + step * count, step) if step else itertools.repeat(first, count))
     return out
+
+
+def _column(values: list[Any], n: int, code: str, key: str) -> list[Any]:
+    if len(values) != n:
+        raise ValueError(f"snapshot column {code}.{key} has {len(values)} values for {n} events")
+    return values
 
 
 def _expected_ordinals(targets: list[Any]) -> list[int]:
@@ -220,24 +227,22 @@ class _Columns:
         out: list[Any]
         if isinstance(raw, dict) and "ord" in raw:
             targets = self.col(code, _FIELDS[code][1][0]) if code != "T" else [None] * n
-            deltas = _ints(raw["ord"])
+            deltas = _column(_ints(raw["ord"]), n, code, key)
             expected = _expected_ordinals(targets)
-            out = expected if not any(deltas) else [d + x for d, x in zip(deltas, expected, strict=True)]
+            out = expected if not any(deltas) else list(map(operator.add, deltas, expected))
         elif isinstance(raw, dict) and "rel" in raw:
-            out = [s - d for s, d in zip(self.seqs[code], _ints(raw["rel"]), strict=True)]
+            out = list(map(operator.sub, self.seqs[code], _column(_ints(raw["rel"]), n, code, key)))
         elif isinstance(raw, dict) and "at" in raw:
             out = [None] * n
             for i, v in raw["at"]:
                 out[i] = v
         elif (code, key) in _NAME:
-            out = [self.names[v] for v in _ints(raw)]
+            out = list(map(self.names.__getitem__, _ints(raw)))
         else:
             out = _ints(raw)
             if (code, key) == ("C", "idempotency_hit"):
                 out = [bool(v) for v in out]
-        if len(out) != n:
-            raise ValueError(f"snapshot column {code}.{key} has {len(out)} values for {n} events")
-        return out
+        return _column(out, n, code, key)
 
     def event(self, code: str, j: int) -> Event:
         event_type, keys = _FIELDS[code]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..errors import ActivityFailed, SignalTimeout
 from ..store.base import Event, SignalRecord
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "error_dict",
     "identity_of",
     "is_start",
+    "outcome_of",
     "resolved_seq",
 ]
 
@@ -75,6 +77,25 @@ def resolved_seq(ev: Event) -> int | None:
 # so that a snapshot can be indexed without building one Event (and payload dict) per step.
 Answer = tuple[str, Any]
 _MISSING: Any = object()
+
+
+def outcome_of(kind: str, target: str, answer: Answer) -> tuple[Any, BaseException | None]:
+    """(value, exception) a command's await returns / raises, given its journaled answer."""
+    t, d = answer
+    if t == "activity_completed" or t == "signal_received":
+        return d, None
+    if t == "activity_failed":
+        err = d.get("error") or {}
+        return None, ActivityFailed(
+            f"activity {d.get('activity')!r} failed after {d.get('attempts')} attempt(s): "
+            f"{err.get('type', 'error')}: {err.get('message', '')}",
+            activity=d.get("activity"),
+            error_type=err.get("type"),
+            attempts=d.get("attempts"),
+        )
+    if t == "timer_fired" and kind == "signal":
+        return None, SignalTimeout(f"signal {target!r} did not arrive within {d}s")
+    return None, None
 
 
 def answer_of(ev: Event) -> Answer:
