@@ -75,17 +75,25 @@ class CompactSnapshot:
 
 
 # --- integer columns ---------------------------------------------------------------------------
+def _all_ints(values: list[Any]) -> bool:
+    return set(map(type, values)) == {int}  # (exactly int: a bool is not packed as one)
+
+
 def _pack_ints(values: list[Any]) -> Any:
     """Arithmetic runs ``{"ap": [first, step, count, ...]}`` when that is shorter, else the list."""
-    if not values or any(type(v) is not int for v in values):
+    if len(values) <= 3 or not _all_ints(values):  # (a run takes three values)
         return values
+    n = len(values)
+    steps = list(map(operator.sub, values[1:], values[:-1]))
+    if not steps or steps.count(steps[0]) == len(steps):  # one run: the usual case, found in C
+        return {"ap": [values[0], steps[0] if steps else 0, n]}
     runs: list[int] = []
-    i, n = 0, len(values)
+    i = 0
     while i < n:
         j, step = i + 1, 0
         if j < n:
-            step = values[j] - values[i]
-            while j < n and values[j] - values[j - 1] == step:
+            step = steps[i]
+            while j < n and steps[j - 1] == step:
                 j += 1
         runs += (values[i], step, j - i)
         i = j
@@ -125,25 +133,22 @@ def _expected_ordinals(targets: list[Any]) -> list[int]:
 # --- building ------------------------------------------------------------------------------------
 def build_snapshot(run_id: UUID, version_hash: str, events: list[Event]) -> CompactSnapshot:
     """Compact ``events`` (a journal prefix in seq order)."""
-    resolved = {
-        int(e.payload["scheduled_seq"]) for e in events if e.event_type in ("activity_completed", "activity_failed")
-    }
-    seqs: dict[str, list[int]] = {}
-    rows: dict[str, list[list[Any]]] = {}
+    by_code: dict[str, list[Event]] = {}
     for e in events:
         code = _CODE_OF.get(e.event_type)
         if code is None:  # pragma: no cover - the journal has exactly eight event types
             raise ValueError(f"unknown event type {e.event_type!r} in run {run_id}")
-        p, keys = e.payload, _FIELDS[code][1]
-        values = [p.get(k) for k in keys]
-        if code == "S" and e.seq in resolved:
-            values[2] = None  # the idempotency key is only needed while the outcome is not journaled
-        elif code == "C":
-            values[3] = bool(values[3])
-        elif code == "F" and values[3] is None:
-            values[3] = ""
-        seqs.setdefault(code, []).append(e.seq)
-        rows.setdefault(code, []).append(values)
+        by_code.setdefault(code, []).append(e)
+    resolved = {int(e.payload["scheduled_seq"]) for code in ("C", "F") for e in by_code.get(code, ())}
+    seqs = {code: [e.seq for e in evs] for code, evs in by_code.items()}
+    # one column per payload key (column-wise: one comprehension per key, not one list per event)
+    columns_of = {code: [[e.payload.get(k) for e in evs] for k in _FIELDS[code][1]] for code, evs in by_code.items()}
+    if "S" in columns_of:  # the idempotency key is only needed while the outcome is not journaled
+        columns_of["S"][2] = [None if s in resolved else k for s, k in zip(seqs["S"], columns_of["S"][2], strict=True)]
+    if "C" in columns_of:
+        columns_of["C"][3] = [bool(v) for v in columns_of["C"][3]]
+    if "F" in columns_of:
+        columns_of["F"][3] = ["" if v is None else v for v in columns_of["F"][3]]
 
     names: list[str] = []
     index: dict[str, int] = {}
@@ -156,20 +161,18 @@ def build_snapshot(run_id: UUID, version_hash: str, events: list[Event]) -> Comp
 
     payload: dict[str, Any] = {"format": FORMAT, "version_hash": version_hash, "names": names}
     for code, (_, keys) in _FIELDS.items():  # (interning in a fixed order: names[0] is an activity)
-        if code not in rows:
+        if code not in columns_of:
             continue
         code_seqs = seqs[code]
         columns: dict[str, Any] = {"seq": _pack_ints(code_seqs)}
-        for k, key in enumerate(keys):
-            col = [r[k] for r in rows[code]]
+        for key, col in zip(keys, columns_of[code], strict=True):
             if (code, key) in _NAME:
                 columns[key] = _pack_ints([intern(v) for v in col])
-            elif (code, key) in _ORDINAL and all(type(v) is int for v in col):
-                targets = [r[0] for r in rows[code]] if code != "T" else [None] * len(col)
-                columns[key] = {"ord": _pack_ints([v - x for v, x in zip(col, _expected_ordinals(targets),
-                                                                          strict=True)])}
-            elif (code, key) in _RELATIVE and all(type(v) is int for v in col):
-                columns[key] = {"rel": _pack_ints([s - v for s, v in zip(code_seqs, col, strict=True)])}
+            elif (code, key) in _ORDINAL and _all_ints(col):
+                targets = columns_of[code][0] if code != "T" else [None] * len(col)
+                columns[key] = {"ord": _pack_ints(list(map(operator.sub, col, _expected_ordinals(targets))))}
+            elif (code, key) in _RELATIVE and _all_ints(col):
+                columns[key] = {"rel": _pack_ints(list(map(operator.sub, code_seqs, col)))}
             elif (code, key) in _INTS:
                 columns[key] = _pack_ints([int(v) if type(v) is bool else v for v in col])
             elif (code, key) in _SPARSE and sum(v is not None for v in col) * 2 < len(col):

@@ -17,7 +17,12 @@ import pytest
 import continuum_nb as cn
 from continuum_nb.engine import snapshots
 from continuum_nb.engine.replay import Blocked, Completed, Drifted, Failed, LiveOutcome, Replayer
-from continuum_nb.engine.snapshots import CompactSnapshot, UnreadableSnapshot, build_snapshot, replayer_from
+from continuum_nb.engine.snapshots import (
+    CompactSnapshot,
+    UnreadableSnapshot,
+    build_snapshot,
+    replayer_from,
+)
 from continuum_nb.store.base import Event, SignalRecord
 from tests.replay.workflows import WORKFLOWS
 
@@ -332,3 +337,15 @@ def test_unknown_format_is_refused_not_misread() -> None:
     future = CompactSnapshot(snap.through_seq, {**snap.payload, "format": 99})
     with pytest.raises(UnreadableSnapshot):
         replayer_from("run", "wf", lambda: WORKFLOWS["order"]("o", 1), future, [])
+
+
+@pytest.mark.parametrize("values", [
+    [], [5], [1, 2], [1, 2, 3, 4], [0] * 10, list(range(10, 0, -1)), [1, 3, 5, 2, 2, 2, 2, 9, -4],
+    [0, 5, 0, 5, 0, 5], [True, 1, 2, 3], [None, 1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0],
+])
+def test_integer_columns_round_trip_exactly(values: list[Any]) -> None:
+    packed = snapshots._pack_ints(list(values))
+    back = snapshots._ints(json.loads(json.dumps(packed)))
+    assert back == values and [type(v) for v in back] == [type(v) for v in values]
+    if len(values) > 3 and all(type(v) is int for v in values) and len(set(values)) == 1:
+        assert packed == {"ap": [values[0], 0, len(values)]}
