@@ -223,6 +223,8 @@ def wait(run_id: Any, timeout: float | None = None, *, instance: Instance | str 
     try:
         while True:
             outcome = getattr(ev, "outcome", None)
+            if outcome is None and engine is not None:
+                outcome = engine.recent_outcome(rid)  # it ended here before we registered
             if outcome is not None:
                 rec = RunRecord(id=rid, workflow="", version_hash="", state=outcome[0], input=None,
                                 result=outcome[1], error=outcome[2])

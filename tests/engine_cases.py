@@ -462,6 +462,96 @@ def test_commits_per_workflow_is_steps_plus_one(make_instance: Any) -> None:
     assert counts == {"create_run": 1, "commit_wake": 3, "complete_task": 0}  # S + 1 = 4 commits
 
 
+@cn.activity(name="cases.thread_name")
+def thread_name(i: int) -> str:
+    return threading.current_thread().name
+
+
+@cn.activity(name="cases.thread_name_with_timeout", timeout=cn.seconds(30))
+def thread_name_with_timeout(i: int) -> str:
+    return threading.current_thread().name
+
+
+@cn.activity(name="cases.async_thread_name")
+async def async_thread_name(i: int) -> str:
+    return threading.current_thread().name
+
+
+def test_plain_activities_run_inline_the_others_on_the_activity_pool(make_instance: Any) -> None:
+    """A plain function without a timeout runs on the drive thread that committed its schedule
+    (no hand-off); a timeout or an async function needs the activity pool."""
+    inst = make_instance()
+
+    async def where(i: int) -> list[str]:
+        return [await thread_name(i), await thread_name_with_timeout(i), await async_thread_name(i)]
+
+    run = cn.start(define(inst, where), {"i": 1}, instance=inst)
+    plain, timed, asynchronous = cn.wait(run.id, timeout=30, instance=inst)
+    assert "-drive" in plain, plain
+    assert "-act" in timed, timed
+    assert "-act" in asynchronous, asynchronous
+
+
+_busy_lock = threading.Lock()
+_busy = {"now": 0, "max": 0}
+_release_bodies = threading.Event()
+
+
+@cn.activity(name="cases.occupy")
+def occupy(i: int) -> int:
+    with _busy_lock:
+        _busy["now"] += 1
+        _busy["max"] = max(_busy["max"], _busy["now"])
+    try:
+        _release_bodies.wait(30)
+        return i
+    finally:
+        with _busy_lock:
+            _busy["now"] -= 1
+
+
+def test_activity_concurrency_bounds_inline_and_pool_bodies_together(make_instance: Any) -> None:
+    inst = make_instance(activity_concurrency=2)
+    _busy.update(now=0, max=0)
+    _release_bodies.clear()
+
+    async def one(i: int) -> int:
+        return await occupy(i)
+
+    wf = define(inst, one)
+    runs = [cn.start(wf, {"i": i}, instance=inst) for i in range(5)]
+    eventually(lambda: _busy["now"] == 2, what="two bodies running")
+    with _busy_lock:
+        assert _busy["max"] == 2
+    _release_bodies.set()
+    assert sorted(cn.wait(r.id, timeout=60, instance=inst) for r in runs) == [0, 1, 2, 3, 4]
+    assert _busy["max"] == 2  # never more than activity_concurrency bodies at once
+
+
+def test_waiting_on_a_run_finished_here_needs_no_read(make_instance: Any) -> None:
+    """This engine hands the outcome to local waiters, also to one that comes after the end."""
+    inst = make_instance()
+    reads = {"get_run": 0}
+    store = inst.store
+    original = store.get_run
+
+    def counting(*a: Any, **k: Any) -> Any:
+        reads["get_run"] += 1
+        return original(*a, **k)
+
+    store.get_run = counting  # type: ignore[method-assign]
+
+    async def two_steps(x: int) -> int:
+        return await double(await double(x))
+
+    wf = define(inst, two_steps)
+    for i in range(10):
+        run = cn.start(wf, {"x": i}, instance=inst)
+        assert cn.wait(run.id, timeout=30, instance=inst) == 4 * i
+        assert cn.wait(run.id, timeout=30, instance=inst) == 4 * i  # after the end
+    assert reads["get_run"] == 0
+
+
 # ------------------------------------------------------------------------------------------------
 # versions, drift, resume, upgrade
 # ------------------------------------------------------------------------------------------------

@@ -1,9 +1,15 @@
-"""Activity attempts: executed off the engine loop on the activity pool, with a timeout, retries
-with backoff, and idempotency keys (a stored result is returned without running the body).
+"""Activity attempts: executed off the engine loop, with a timeout, retries with backoff, and
+idempotency keys (a stored result is returned without running the body).
 
 An attempt starts only after the ``activity_scheduled`` event it depends on is committed. Its
 outcome goes to the run's next wake when this engine holds the run (one commit for outcome +
 next step), else to the task row, fenced by the task lease.
+
+Two ways to run one: ``attempt_inline`` on the drive thread that just committed the schedule (a
+plain function without a timeout that the run alone waits on: no thread hand-off at all), and
+``run_attempt`` on the activity pool (async functions, timeouts, several at once, tasks claimed
+from the store). Both hold ``engine.activity_bodies`` while the body runs, so
+``activity_concurrency`` bounds them together.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,18 +39,29 @@ def _call_async(fn: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
     return asyncio.run(fn(*args, **kwargs))
 
 
+def _guarded(engine: Engine, call: Any, abandoned: threading.Event) -> Any:
+    """A body on the activity pool, counted with the inline ones (activity_concurrency). An
+    attempt that timed out while it waited for a slot never starts."""
+    with engine.activity_bodies:
+        if abandoned.is_set():
+            return None
+        return call()
+
+
 async def _execute(engine: Engine, act: ActivityDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
     assert engine.loop is not None
     if act.is_async:
         call = functools.partial(_call_async, act.fn, args, kwargs)
     else:
         call = functools.partial(act.fn, *args, **kwargs)
-    fut = engine.loop.run_in_executor(engine.activity_pool, call)
+    abandoned = threading.Event()
+    fut = engine.loop.run_in_executor(engine.activity_pool, _guarded, engine, call, abandoned)
     if act.timeout is None:
         return await fut
     try:
         return await asyncio.wait_for(fut, act.timeout)
     except asyncio.TimeoutError:
+        abandoned.set()
         raise TimeoutError(f"activity {act.name!r} timed out after {act.timeout:g}s") from None
 
 

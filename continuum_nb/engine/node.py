@@ -40,6 +40,8 @@ __all__ = ["Engine"]
 
 log = logging.getLogger("continuum_nb.engine")
 T = TypeVar("T")
+#: How many outcomes of runs that ended here are kept for wait() calls that come after the end.
+RECENT_OUTCOMES = 256
 
 
 class Engine:
@@ -65,18 +67,24 @@ class Engine:
         self._waking: dict[uuid.UUID, bool] = {}  # run id -> wake requested again while running
         self._starting: set[uuid.UUID] = set()  # started by start_run, not registered in held yet
         self._drives_running: set[concurrent.futures.Future[None]] = set()
+        # Outcomes of runs that ended here (terminal states only: a drifted run can be resumed),
+        # so a wait() that comes just after the end needs no read. Bounded: results can be large.
+        self._recent: OrderedDict[uuid.UUID, tuple[str, Any, Any]] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._db = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(2, self.config.pool_size), thread_name_prefix=f"continuum-{instance.name}-db"
         )
         # Wakes (and the attempts chained to them) run here, not on _db, so claims, heartbeats
         # and releases never queue behind activity bodies. At most activity_concurrency threads
-        # run attempts at once (the tasks_inflight gate), so the rest are always free for wakes.
+        # run attempts at once (activity_bodies), so the rest are always free for wakes.
         self._drives = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.config.activity_concurrency + max(2, self.config.pool_size),
             thread_name_prefix=f"continuum-{instance.name}-drive",
         )
-        self._inline_gate = threading.Lock()
+        #: Held while an activity body runs, inline or on the activity pool: at most
+        #: activity_concurrency bodies at once in this engine.
+        self.activity_bodies = threading.BoundedSemaphore(self.config.activity_concurrency)
         self.activity_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.config.activity_concurrency, thread_name_prefix=f"continuum-{instance.name}-act"
         )
@@ -234,6 +242,11 @@ class Engine:
         """Runs with a wake in progress (value: woken again once it returns)."""
         return self._waking
 
+    def recent_outcome(self, run_id: uuid.UUID) -> tuple[str, Any, Any] | None:
+        """(any thread) The outcome of a run that ended here lately, if it is still kept."""
+        with self._recent_lock:
+            return self._recent.get(run_id)
+
     def holds(self, run_id: uuid.UUID) -> bool:
         """Whether this engine drives the run now (it reports the run's end to local waiters)."""
         return run_id in self.held or run_id in self._starting
@@ -336,13 +349,15 @@ class Engine:
             act = ACTIVITIES.get(task.activity)
             if not activities.inline_eligible(act) or held.waiting_on != [task.seq]:
                 break
-            with self._inline_gate:
-                if len(self.tasks_inflight) >= self.activity_slots:
-                    break
-                self.tasks_inflight[task.id] = held.token
+            if not self.activity_bodies.acquire(blocking=False):
+                break  # every slot busy: the activity pool queues it
             assert act is not None
             report.new_tasks = []  # taken here: the loop must not start it again
-            if not activities.attempt_inline(self, held, task, act):
+            try:
+                delivered = activities.attempt_inline(self, held, task, act)
+            finally:
+                self.activity_bodies.release()
+            if not delivered:
                 break  # put back for a retry: the claim loop takes it when it is due
             report = self.runner.wake(held)
         return report
@@ -365,6 +380,13 @@ class Engine:
         self._evict()
 
     def notify_waiters(self, run_id: uuid.UUID, outcome: tuple[str, Any, Any] | None = None) -> None:
+        """(any thread) Tell local waiters: the outcome of a run that ended here, or (no outcome)
+        that this engine no longer drives the run, so they read its state instead."""
+        if outcome is not None and outcome[0] in ("completed", "failed"):
+            with self._recent_lock:
+                self._recent[run_id] = outcome
+                if len(self._recent) > RECENT_OUTCOMES:
+                    self._recent.popitem(last=False)
         watcher = self.instance._done_watcher
         if watcher is not None:
             watcher.notify_local(str(run_id), outcome)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ..store.base import CHANNEL_DONE
@@ -16,11 +15,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("continuum_nb.waiters")
 
-#: How many outcomes of runs that ended here are kept for late waiters.
-RECENT_OUTCOMES = 256
-#: States no run leaves (a drifted run can be resumed, so its outcome is not kept).
-TERMINAL = ("completed", "failed")
-
 
 class DoneWatcher:
     def __init__(self, instance: Instance) -> None:
@@ -28,10 +22,6 @@ class DoneWatcher:
         self._store = instance.store  # resolved here: the thread must not take the instance lock
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}
-        # Outcomes of runs that ended on this process's engine (terminal states only), so a
-        # wait() that registers just after the end still needs no read. Bounded: results can
-        # be large.
-        self._recent: OrderedDict[str, tuple[str, Any, Any]] = OrderedDict()
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"continuum-{instance.name}-wait", daemon=True)
@@ -44,11 +34,9 @@ class DoneWatcher:
         """An event set when the run finishes. When this process's engine finished it, the
         event carries ``.outcome`` = (state, result, error), sparing a read."""
         ev = threading.Event()
+        ev.outcome = None  # type: ignore[attr-defined]
         with self._lock:
-            ev.outcome = self._recent.get(run_id)  # type: ignore[attr-defined]
             self._waiters.setdefault(run_id, set()).add(ev)
-        if ev.outcome is not None:  # type: ignore[attr-defined]
-            ev.set()
         return ev
 
     def unregister(self, run_id: str, ev: threading.Event) -> None:
@@ -62,10 +50,6 @@ class DoneWatcher:
     def notify_local(self, run_id: str, outcome: tuple[str, Any, Any] | None = None) -> None:
         with self._lock:
             events = list(self._waiters.get(run_id, ()))
-            if outcome is not None and outcome[0] in TERMINAL:
-                self._recent[run_id] = outcome
-                if len(self._recent) > RECENT_OUTCOMES:
-                    self._recent.popitem(last=False)
         for ev in events:
             if outcome is not None:
                 ev.outcome = outcome  # type: ignore[attr-defined]
