@@ -3,6 +3,7 @@ ignored on another version, skipped when too large."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import continuum_nb as cn
 from continuum_nb.workflow import WorkflowDef
 from tests.engine_cases import Recorder, double, eventually, suspended_on
+from tests.snapshot_format1 import build_v1
 
 
 async def long_run(steps: int) -> Any:
@@ -95,6 +97,30 @@ def test_compacted_steps_are_still_validated(make: Any, db_url: str) -> None:
     cn.signal(run.id, "finish", "ok", instance=second)
     with pytest.raises(cn.DriftError, match="cases.other"):
         cn.wait(run.id, timeout=30, instance=second)
+
+
+def test_format_1_snapshot_is_still_read(make: Any, db_url: str) -> None:
+    # A snapshot stored by an engine that wrote format 1 (before the columnar format 2).
+    rec = Recorder(("continuum", "replay", "stop"))
+    try:
+        first = make(snapshot_threshold=10)
+        run = _suspend(first)
+        run_id = uuid.UUID(run.id)
+        snap = first.store.load_snapshot(run_id)
+        assert snap is not None and snap.payload["format"] == 2
+        prefix = [e for e in first.store.load_journal(run_id) if e.seq <= snap.through_seq]
+        old = build_v1(prefix, snap.version_hash)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("UPDATE continuum_snapshots SET payload = %s::jsonb WHERE run_id = %s AND through_seq = %s",
+                         (json.dumps(old.payload), run_id, snap.through_seq))
+        assert first.store.load_snapshot(run_id).payload["format"] == 1  # type: ignore[union-attr]
+        second = make(snapshot_threshold=10)
+        cn.signal(run.id, "finish", "ok", instance=second)
+        assert cn.wait(run.id, timeout=30, instance=second) == [sum(2 * i for i in range(30)), "ok"]
+        replays = [m for e, m, meta in rec.seen if meta["run_id"] == run.id]
+        assert replays[-1]["snapshot_seq"] == snap.through_seq  # resumed from the format-1 snapshot
+    finally:
+        rec.close()
 
 
 def test_snapshot_over_the_size_limit_is_skipped(make: Any) -> None:
