@@ -335,7 +335,10 @@ class Runner:
         elif isinstance(outcome, Blocked):
             wake.next_wakeup_at = outcome.next_wakeup_at
             wake.awaiting_signals = outcome.awaiting_signals
-            wake.awaiting_tasks = outcome.waiting_on_activities
+            # Only tasks from earlier wakes can already have an outcome in the store: the ones
+            # this wake creates cannot, so the commit need not look them up.
+            created = {t.seq for t in new_tasks}
+            wake.awaiting_tasks = [s for s in outcome.waiting_on_activities if s not in created]
             held.waiting_on = outcome.waiting_on_activities
             report.next_wakeup_at = outcome.next_wakeup_at
             local_work = bool(report.new_tasks) or any(s in held.inflight for s in outcome.waiting_on_activities)

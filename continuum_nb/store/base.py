@@ -163,7 +163,8 @@ class Wake:
     awaiting_signals: Sequence[str] = ()
     #: Scheduled seqs of the activities the run is blocked on: if one of them is completed or
     #: failed in its task row after the lock was taken, next_wakeup_at is set to ``now`` and
-    #: WakeResult.signal_pending is True (the caller must wake the run again).
+    #: WakeResult.signal_pending is True (the caller must wake the run again). Tasks the wake
+    #: itself creates are left out (they cannot have an outcome yet).
     awaiting_tasks: Sequence[int] = ()
     release: bool = False
     lease_ttl: float = 30.0
