@@ -50,6 +50,7 @@ DECLARE
     v_pending boolean;
     v_next timestamptz;
     v_activity text;
+    v_row jsonb;
 BEGIN
     SELECT lease_owner INTO v_owner FROM continuum_runs
      WHERE id = p_run AND lease_token = p_token FOR UPDATE;
@@ -70,22 +71,27 @@ BEGIN
         SELECT (u.v->>0)::uuid, p_run, (u.v->>1)::bigint, (u.v->>2)::timestamptz
           FROM jsonb_array_elements(p_new_timers) AS u(v);
     END IF;
+    -- Rows are looked up by key with "= ANY (array)" or one statement per row, so each is an
+    -- index probe however many rows the run already has (a join could scan all of them).
     IF p_fired_timers IS NOT NULL THEN
         UPDATE continuum_timers SET fired = true
          WHERE run_id = p_run
-           AND id IN (SELECT u.v::uuid FROM jsonb_array_elements_text(p_fired_timers) AS u(v));
+           AND id = ANY (ARRAY(SELECT u.v::uuid FROM jsonb_array_elements_text(p_fired_timers) AS u(v)));
     END IF;
     IF p_signals IS NOT NULL THEN
-        UPDATE continuum_signals AS s SET delivered = true, delivered_seq = (u.v->>1)::bigint
-          FROM jsonb_array_elements(p_signals) AS u(v)
-         WHERE s.run_id = p_run AND s.id = (u.v->>0)::bigint;
+        FOR v_row IN SELECT u.v FROM jsonb_array_elements(p_signals) AS u(v) LOOP
+            UPDATE continuum_signals SET delivered = true, delivered_seq = (v_row->>1)::bigint
+             WHERE run_id = p_run AND id = (v_row->>0)::bigint;
+        END LOOP;
     END IF;
     IF p_outcomes IS NOT NULL THEN
-        UPDATE continuum_activity_tasks AS t
-           SET state = u.v->>1, result = nullif(u.v->2, 'null'::jsonb), error = nullif(u.v->3, 'null'::jsonb),
-               completed_at = now(), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-          FROM jsonb_array_elements(p_outcomes) AS u(v)
-         WHERE t.run_id = p_run AND t.id = (u.v->>0)::uuid;
+        FOR v_row IN SELECT u.v FROM jsonb_array_elements(p_outcomes) AS u(v) LOOP
+            UPDATE continuum_activity_tasks
+               SET state = v_row->>1, result = nullif(v_row->2, 'null'::jsonb),
+                   error = nullif(v_row->3, 'null'::jsonb), completed_at = now(),
+                   lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+             WHERE run_id = p_run AND id = (v_row->>0)::uuid;
+        END LOOP;
     END IF;
     IF p_results IS NOT NULL THEN
         INSERT INTO continuum_activity_results (activity_module, idempotency_key, run_id, seq, result)
@@ -97,7 +103,7 @@ BEGIN
         UPDATE continuum_activity_tasks
            SET state = 'cancelled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
          WHERE run_id = p_run AND state IN ('available', 'leased')
-           AND id IN (SELECT u.v::uuid FROM jsonb_array_elements_text(p_cancelled) AS u(v));
+           AND id = ANY (ARRAY(SELECT u.v::uuid FROM jsonb_array_elements_text(p_cancelled) AS u(v)));
     END IF;
 
     INSERT INTO continuum_events (run_id, seq, event_type, payload)
@@ -114,14 +120,15 @@ BEGIN
            CASE WHEN (u.v->>7)::boolean THEN now() + make_interval(secs => p_ttl) END
       FROM jsonb_array_elements(p_tasks) AS u(v);
 
-    -- driven from the (usually empty) lists into the (run_id, name) / (run_id, seq) indexes
-    v_pending := EXISTS (SELECT 1 FROM jsonb_array_elements_text(p_names) AS n(name)
-                           JOIN continuum_signals AS s
-                             ON s.run_id = p_run AND s.name = n.name AND NOT s.delivered)
-              OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(p_awaited) AS a(seq)
-                           JOIN continuum_activity_tasks AS t
-                             ON t.run_id = p_run AND t.seq = a.seq::bigint
-                          WHERE t.state IN ('completed', 'failed'));
+    -- probes of the (usually empty) lists into the (run_id, name) / (run_id, seq) indexes
+    v_pending := (p_names <> '[]'::jsonb AND EXISTS (
+                      SELECT 1 FROM continuum_signals
+                       WHERE run_id = p_run AND NOT delivered
+                         AND name = ANY (ARRAY(SELECT jsonb_array_elements_text(p_names)))))
+              OR (p_awaited <> '[]'::jsonb AND EXISTS (
+                      SELECT 1 FROM continuum_activity_tasks
+                       WHERE run_id = p_run AND state IN ('completed', 'failed')
+                         AND seq = ANY (ARRAY(SELECT jsonb_array_elements_text(p_awaited)::bigint))));
     v_next := CASE WHEN v_pending THEN p_now ELSE p_next END;
 
     UPDATE continuum_runs AS r
@@ -140,7 +147,16 @@ BEGIN
                                         OR r.lease_expires_at < now() + make_interval(secs => p_ttl / 2)
                                    THEN now() + make_interval(secs => p_ttl)
                                    ELSE r.lease_expires_at END
-     WHERE r.id = p_run;
+     WHERE r.id = p_run
+       -- Most steps of a run change nothing here (suspended on an activity before and after):
+       -- then no new row version is written at all. The fence's row lock is held either way.
+       AND (r.state IS DISTINCT FROM p_state OR r.result IS DISTINCT FROM p_result
+            OR r.error IS DISTINCT FROM p_error OR r.next_wakeup_at IS DISTINCT FROM v_next
+            OR p_finished OR p_release
+            OR (p_version IS NOT NULL AND p_version IS DISTINCT FROM r.version_hash)
+            OR (r.trace_context IS NULL AND p_trace IS NOT NULL)
+            OR r.lease_expires_at IS NULL
+            OR r.lease_expires_at < now() + make_interval(secs => p_ttl / 2));
 
     IF p_finished OR p_state = 'drifted' THEN
         PERFORM pg_notify('continuum_run_done', p_run::text);
