@@ -250,9 +250,15 @@ class Runner:
             snap = self.store.load_snapshot(held.run_id)
             if snap is not None and snap.version_hash == held.wf.version_hash:
                 rest = self.store.load_journal(held.run_id, after_seq=snap.through_seq)
-                rep = snapshots.replayer_from(str(held.run_id), held.record.workflow, self._factory(held), snap, rest)
-                held.snapshot_seq = snap.through_seq
-                return rep
+                try:
+                    rep = snapshots.replayer_from(str(held.run_id), held.record.workflow, self._factory(held), snap, rest)
+                except snapshots.UnreadableSnapshot as exc:
+                    # e.g. written by a newer engine: the journal is the truth, replay all of it
+                    log.warning("run %s: snapshot through seq %s ignored (%s); replaying the whole journal",
+                                held.run_id, snap.through_seq, exc)
+                else:
+                    held.snapshot_seq = snap.through_seq
+                    return rep
         return self._new_replayer(held, self.store.load_journal(held.run_id))
 
     def _maybe_snapshot(self, held: HeldRun) -> None:

@@ -123,6 +123,23 @@ def test_format_1_snapshot_is_still_read(make: Any, db_url: str) -> None:
         rec.close()
 
 
+def test_a_snapshot_in_an_unknown_format_is_ignored(make: Any, db_url: str) -> None:
+    """A snapshot this engine cannot read (e.g. from a newer engine) falls back to the journal."""
+    rec = Recorder(("continuum", "replay", "stop"))
+    try:
+        run = _suspend(make(snapshot_threshold=10))
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("UPDATE continuum_snapshots SET payload = jsonb_set(payload, '{format}', '99') "
+                         "WHERE run_id = %s", (uuid.UUID(run.id),))
+        second = make(snapshot_threshold=10)
+        cn.signal(run.id, "finish", "ok", instance=second)
+        assert cn.wait(run.id, timeout=30, instance=second) == [sum(2 * i for i in range(30)), "ok"]
+        replays = [m for e, m, meta in rec.seen if meta["run_id"] == run.id]
+        assert replays[-1]["snapshot_seq"] == 0 and replays[-1]["events"] > 30  # full replay
+    finally:
+        rec.close()
+
+
 def test_snapshot_over_the_size_limit_is_skipped(make: Any) -> None:
     rec = Recorder(("continuum", "snapshot", "skipped"), ("continuum", "snapshot", "taken"))
     try:
