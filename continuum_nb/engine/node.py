@@ -319,8 +319,13 @@ class Engine:
     def _drive_done(self, held: HeldRun, report: WakeReport) -> None:
         """(loop) Act on a drive's report, then wake the run again if that was asked meanwhile."""
         run_id = held.run_id
+        again = self._waking.get(run_id, False)
+        if not again:
+            self._waking.pop(run_id, None)  # done: from here on the cache may evict it
         self._handle(held, report)
-        if self._waking.get(run_id) and run_id in self.held and not self.stopping:
+        if not again:
+            return
+        if run_id in self.held and not self.stopping:
             self._waking[run_id] = False
             self._submit(self._drive, self.held[run_id])
         else:

@@ -67,21 +67,31 @@ SELECT seq, event_type, payload, inserted_at FROM continuum_events
 
 # --- one wake: one call of continuum_commit_wake (migration 20260701000003) ---------------------
 
-# Explicit casts: the call resolves to the one function whatever types the parameters arrive
-# with, and the statement is prepared once per connection.
-_WAKE_ARGS = """%(last)s::bigint, %(events)s::jsonb, %(tasks)s::jsonb, %(outcomes)s::jsonb,
-    %(results)s::jsonb, %(timers)s::jsonb, %(fired)s::jsonb, %(signals)s::jsonb, %(cancelled)s::jsonb,
-    %(names)s::jsonb, %(awaited)s::jsonb, %(state)s::text, %(result)s::jsonb, %(error)s::jsonb,
-    %(now)s::timestamptz, %(next)s::timestamptz, %(finished)s::boolean, %(version)s::text,
-    %(trace)s::bytea, %(release)s::boolean, %(ttl)s::float8)"""
+#: The function's parameters in order, with the type each is cast to: the call resolves to the
+#: one function whatever form the values arrive in (every value is sent as text).
+WAKE_PARAMS = (
+    ("run", "uuid"), ("token", "bigint"), ("last", "bigint"), ("events", "jsonb"), ("tasks", "jsonb"),
+    ("outcomes", "jsonb"), ("results", "jsonb"), ("timers", "jsonb"), ("fired", "jsonb"),
+    ("signals", "jsonb"), ("cancelled", "jsonb"), ("names", "jsonb"), ("awaited", "jsonb"),
+    ("state", "text"), ("result", "jsonb"), ("error", "jsonb"), ("now", "timestamptz"),
+    ("next", "timestamptz"), ("finished", "boolean"), ("version", "text"), ("trace", "bytea"),
+    ("release", "boolean"), ("ttl", "float8"),
+)
 
-#: The wake of a held run: fenced by its lease token. Returns signal_pending.
-COMMIT_WAKE = "SELECT continuum_commit_wake(%(run)s::uuid, %(token)s::bigint, " + _WAKE_ARGS
+#: The wake of a held run, fenced by its lease token (libpq placeholders: it is prepared and
+#: executed on the connection directly, the hot path). Returns signal_pending.
+COMMIT_WAKE = "SELECT continuum_commit_wake({})".format(
+    ", ".join(f"${i}::{cast}" for i, (_, cast) in enumerate(WAKE_PARAMS, start=1))
+)
+#: Its prepared statement's name on every pooled connection (versioned with the statement).
+COMMIT_WAKE_NAME = b"continuum_commit_wake_v1"
 
 #: The first wake of a run inserted by INSERT_RUN_LEASED just before, in the same transaction:
-#: its token is the one that insert drew from the sequence (currval is per session).
-COMMIT_FIRST_WAKE = (
-    "SELECT continuum_commit_wake(%(run)s::uuid, currval('continuum_lease_token_seq'), " + _WAKE_ARGS
+#: its token is the one that insert drew from the sequence (currval is per session). Takes the
+#: wake's values without the token.
+COMMIT_FIRST_WAKE = "SELECT continuum_commit_wake({})".format(
+    ", ".join("currval('continuum_lease_token_seq')" if name == "token" else f"%s::{cast}"
+              for name, cast in WAKE_PARAMS)
 )
 
 #: SQLSTATE raised by continuum_commit_wake when the fence refuses or the journal does not end

@@ -273,6 +273,24 @@ def test_pool_recovers_after_its_connections_are_killed(store: PostgresStore, db
     assert [e.seq for e in store.load_journal(rid)] == [1, 2, 3, 4]
 
 
+def test_wake_statement_is_prepared_again_after_deallocate_all(db_url: str) -> None:
+    """The wake's prepared statement lives per connection; a DEALLOCATE ALL (e.g. by a pooler
+    or a host app) is noticed and the statement prepared again, with nothing lost."""
+    one = PostgresStore(db_url, pool_size=1, instance="itest")
+    try:
+        rid, token = new_run(one)
+        assert token is not None
+        one.commit_wake(wake(rid, token, 1, trace_context=b"\x00\x01traceparent"))
+        with one._db.pool.connection() as conn:  # noqa: SLF001 - the single pooled connection
+            conn.execute("DEALLOCATE ALL")
+        one.commit_wake(wake(rid, token, 3))
+        assert [e.seq for e in one.load_journal(rid)] == [1, 2, 3, 4]
+        run = one.get_run(rid)
+        assert run is not None and run.trace_context == b"\x00\x01traceparent"  # bytea round trip
+    finally:
+        one.close()
+
+
 def test_unreachable_database_is_a_one_line_error() -> None:
     s = PostgresStore("postgresql://postgres@127.0.0.1:9/nothing", pool_timeout=1.0, connect_timeout=1.0)
     try:
