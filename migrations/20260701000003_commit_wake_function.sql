@@ -16,11 +16,15 @@
 -- Rows arrive as JSON arrays of arrays (one parameter per kind): far cheaper for the client to
 -- build than one typed array per column. NULL means "none of that kind".
 --
+-- A new run started by an engine is inserted by the same call, leased to that engine, with its
+-- first wake (p_new_run; p_token is then ignored): one statement and one commit too.
+--
 -- Errors: SQLSTATE CNW01 = the fence refused (the lease token is not the run's) or the journal
 -- does not end at p_last; the client then reads why.
 CREATE FUNCTION continuum_commit_wake(
     p_run uuid,
     p_token bigint,
+    p_new_run jsonb,          -- NULL, or {workflow, version, input, trace (hex), started, retention, owner}
     p_last bigint,            -- the journal must end here (NULL: no events in this wake)
     p_events jsonb,           -- [[seq, event_type, payload], ...]
     p_tasks jsonb,            -- [[id, seq, mfa, activity, attempt, available_at, idempotency_key, lease_to_self], ...]
@@ -41,22 +45,35 @@ CREATE FUNCTION continuum_commit_wake(
     p_version text,
     p_trace bytea,
     p_release boolean,
-    p_ttl float8
-) RETURNS boolean
+    p_ttl float8,
+    OUT out_pending boolean,  -- a signal or outcome the run awaits is already there: wake it again
+    OUT out_token bigint      -- the run's lease token (new for a new run)
+)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_owner text;
+    v_token bigint;
     v_last bigint;
     v_pending boolean;
     v_next timestamptz;
     v_activity text;
     v_row jsonb;
 BEGIN
-    SELECT lease_owner INTO v_owner FROM continuum_runs
-     WHERE id = p_run AND lease_token = p_token FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'CNW01',
-            MESSAGE = 'continuum: run ' || p_run || ' is not leased with token ' || coalesce(p_token::text, 'NULL');
+    IF p_new_run IS NOT NULL THEN
+        INSERT INTO continuum_runs (id, workflow, version_hash, state, input, trace_context, started_at,
+                                    retention_until, lease_owner, lease_token, lease_expires_at)
+        VALUES (p_run, p_new_run->>'workflow', p_new_run->>'version', 'running', p_new_run->'input',
+                decode(p_new_run->>'trace', 'hex'), (p_new_run->>'started')::timestamptz,
+                (p_new_run->>'retention')::timestamptz, p_new_run->>'owner',
+                nextval('continuum_lease_token_seq'), now() + make_interval(secs => p_ttl))
+        RETURNING lease_owner, lease_token INTO v_owner, v_token;
+    ELSE
+        SELECT lease_owner, lease_token INTO v_owner, v_token FROM continuum_runs
+         WHERE id = p_run AND lease_token = p_token FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'CNW01',
+                MESSAGE = 'continuum: run ' || p_run || ' is not leased with token ' || coalesce(p_token::text, 'NULL');
+        END IF;
     END IF;
     IF p_last IS NOT NULL THEN
         SELECT coalesce(max(seq), 0) INTO v_last FROM continuum_events WHERE run_id = p_run;
@@ -116,7 +133,7 @@ BEGIN
            CASE WHEN (u.v->>7)::boolean THEN 'leased' ELSE 'available' END,
            (u.v->>5)::timestamptz, u.v->>6,
            CASE WHEN (u.v->>7)::boolean THEN v_owner END,
-           CASE WHEN (u.v->>7)::boolean THEN p_token END,
+           CASE WHEN (u.v->>7)::boolean THEN v_token END,
            CASE WHEN (u.v->>7)::boolean THEN now() + make_interval(secs => p_ttl) END
       FROM jsonb_array_elements(p_tasks) AS u(v);
 
@@ -168,6 +185,7 @@ BEGIN
     LOOP
         PERFORM pg_notify('continuum_tasks', v_activity);
     END LOOP;
-    RETURN v_pending;
+    out_pending := v_pending;
+    out_token := v_token;
 END
 $$;

@@ -67,32 +67,18 @@ SELECT seq, event_type, payload, inserted_at FROM continuum_events
 
 # --- one wake: one call of continuum_commit_wake (migration 20260701000003) ---------------------
 
-#: The function's parameters in order, with the type each is cast to: the call resolves to the
-#: one function whatever form the values arrive in (every value is sent as text).
-WAKE_PARAMS = (
-    ("run", "uuid"), ("token", "bigint"), ("last", "bigint"), ("events", "jsonb"), ("tasks", "jsonb"),
-    ("outcomes", "jsonb"), ("results", "jsonb"), ("timers", "jsonb"), ("fired", "jsonb"),
-    ("signals", "jsonb"), ("cancelled", "jsonb"), ("names", "jsonb"), ("awaited", "jsonb"),
-    ("state", "text"), ("result", "jsonb"), ("error", "jsonb"), ("now", "timestamptz"),
-    ("next", "timestamptz"), ("finished", "boolean"), ("version", "text"), ("trace", "bytea"),
-    ("release", "boolean"), ("ttl", "float8"),
-)
-
-#: The wake of a held run, fenced by its lease token (libpq placeholders: it is prepared and
-#: executed on the connection directly, the hot path). Returns signal_pending.
-COMMIT_WAKE = "SELECT continuum_commit_wake({})".format(
-    ", ".join(f"${i}::{cast}" for i, (_, cast) in enumerate(WAKE_PARAMS, start=1))
-)
+#: A wake: of a held run, fenced by its lease token, or of a new run inserted by the same call
+#: (libpq placeholders: it is prepared and executed on the connection directly, the hot path).
+#: Parameters in the function's order (``_pg_wake.wake_args`` builds them), each cast, so the
+#: call resolves to the one function whatever form the values arrive in (all are sent as text).
+#: Returns (signal_pending, lease_token).
+COMMIT_WAKE = """SELECT out_pending, out_token FROM continuum_commit_wake(
+    $1::uuid, $2::bigint, $3::jsonb, $4::bigint, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb,
+    $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb, $14::jsonb, $15::text, $16::jsonb,
+    $17::jsonb, $18::timestamptz, $19::timestamptz, $20::boolean, $21::text, $22::bytea,
+    $23::boolean, $24::float8)"""
 #: Its prepared statement's name on every pooled connection (versioned with the statement).
 COMMIT_WAKE_NAME = b"continuum_commit_wake_v1"
-
-#: The first wake of a run inserted by INSERT_RUN_LEASED just before, in the same transaction:
-#: its token is the one that insert drew from the sequence (currval is per session). Takes the
-#: wake's values without the token.
-COMMIT_FIRST_WAKE = "SELECT continuum_commit_wake({})".format(
-    ", ".join("currval('continuum_lease_token_seq')" if name == "token" else f"%s::{cast}"
-              for name, cast in WAKE_PARAMS)
-)
 
 #: SQLSTATE raised by continuum_commit_wake when the fence refuses or the journal does not end
 #: where the wake expects.

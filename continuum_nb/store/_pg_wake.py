@@ -8,9 +8,9 @@ from typing import Any
 from uuid import UUID
 
 from .._json import dumps
-from .base import FINISHED_STATES, Wake
+from .base import FINISHED_STATES, NewRun, Wake
 
-__all__ = ["jsonb_or_null", "wake_args"]
+__all__ = ["jsonb_or_null", "new_run_json", "wake_args"]
 
 
 def jsonb_or_null(value: Any) -> str | None:
@@ -34,11 +34,22 @@ def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def wake_args(wake: Wake, run_id: UUID) -> list[str | None]:
+def new_run_json(run: NewRun, owner: str) -> str:
+    """The ``p_new_run`` argument: a run inserted by the wake call, leased to ``owner``."""
+    return dumps({
+        "workflow": run.workflow, "version": run.version_hash, "input": run.input,
+        "trace": None if run.trace_context is None else bytes(run.trace_context).hex(),
+        "started": _ts(run.started_at), "retention": _ts(run.retention_until), "owner": owner,
+    })
+
+
+def wake_args(wake: Wake, run_id: UUID, new_run: str | None = None,
+              lease_ttl: float | None = None) -> list[str | None]:
     """The values of ``continuum_commit_wake``'s parameters for ``wake``, in order
     (``_pg_sql.WAKE_PARAMS``), each in PostgreSQL's text form (None for SQL NULL). Every kind
     of row travels as one JSON array of arrays: far cheaper to build than a typed array per
-    column.
+    column. ``new_run`` (``new_run_json``): insert the run with this first wake, leased for
+    ``lease_ttl`` seconds (default: the wake's).
 
     Pure Python: every value (JSON included) is built before anything is sent, so a bad value
     fails here with nothing written."""
@@ -48,6 +59,7 @@ def wake_args(wake: Wake, run_id: UUID) -> list[str | None]:
     return [
         str(run_id),
         str(wake.lease_token),
+        new_run,
         str(events[0].seq - 1) if events else None,
         dumps([[e.seq, e.event_type, e.payload] for e in events]),
         dumps([
@@ -72,5 +84,5 @@ def wake_args(wake: Wake, run_id: UUID) -> list[str | None]:
         wake.version_hash,
         None if trace is None else "\\x" + bytes(trace).hex(),
         _bool(wake.release),
-        repr(float(wake.lease_ttl)),
+        repr(float(wake.lease_ttl if lease_ttl is None else lease_ttl)),
     ]

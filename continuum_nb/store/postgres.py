@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from contextlib import suppress
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg.pq import ConnStatus, ExecStatus, TransactionStatus
+from psycopg.pq import ConnStatus, ExecStatus
 
 from .._json import dumps
 from . import _pg_sql as q
@@ -43,7 +42,7 @@ from ._pg_common import (
 from ._pg_listen import PgListener
 from ._pg_pool import Conn, PgPool, first_line
 from ._pg_wake import jsonb_or_null as _j
-from ._pg_wake import wake_args
+from ._pg_wake import new_run_json, wake_args
 from .base import (
     Event,
     NewRun,
@@ -93,6 +92,11 @@ class PostgresStore:
     def create_run(
         self, run: NewRun, *, owner: str | None = None, lease_ttl: float = 30.0, first_wake: Wake | None = None
     ) -> int | None:
+        if first_wake is not None:
+            if owner is None:
+                raise ValueError("create_run: first_wake needs an owner (the engine that commits it)")
+            check_first_wake(first_wake)
+            return self._commit(first_wake, run.id, new_run=new_run_json(run, owner), lease_ttl=lease_ttl)[1]
         params: dict[str, Any] = {
             "id": run.id,
             "workflow": run.workflow,
@@ -104,26 +108,16 @@ class PostgresStore:
             "owner": owner,
             "ttl": lease_ttl,
         }
-        if first_wake is not None:
-            if owner is None:
-                raise ValueError("create_run: first_wake needs an owner (the engine that commits it)")
-            check_first_wake(first_wake)
         try:
             with self._connection() as conn:
                 if owner is None:
                     conn.execute(q.INSERT_RUN_UNLEASED, params)
                     return None
-                statements: list[tuple[str, Any]] = [(q.INSERT_RUN_LEASED, params)]
-                if first_wake is not None:
-                    args = wake_args(first_wake, run.id)
-                    statements.append((q.COMMIT_FIRST_WAKE, args[:1] + args[2:]))  # the token: currval
-                row = self._atomic(conn, statements)[0].fetchone()
+                row = conn.execute(q.INSERT_RUN_LEASED, params).fetchone()
                 assert row is not None
                 return int(row[0])
         except pgerrors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "continuum_runs_pkey":
-                raise ValueError(f"run {run.id} already exists; pass a new run_id") from None
-            raise ValueError(f"run {run.id}: {first_line(exc)}") from None
+            raise _duplicate_run(run.id, exc) from None
 
     def get_run(self, run_id: UUID) -> RunRecord | None:
         def fn(conn: Conn) -> RunRecord | None:
@@ -152,38 +146,24 @@ class PostgresStore:
 
     def commit_wake(self, wake: Wake) -> WakeResult:
         check_wake(wake)
-        args = [None if a is None else a.encode() for a in wake_args(wake, wake.run_id)]
+        return WakeResult(signal_pending=self._commit(wake, wake.run_id)[0])
+
+    def _commit(self, wake: Wake, run_id: UUID, *, new_run: str | None = None,
+                lease_ttl: float | None = None) -> tuple[bool, int]:
+        """One call of continuum_commit_wake: (signal_pending, lease token)."""
+        args = [None if a is None else a.encode() for a in wake_args(wake, run_id, new_run, lease_ttl)]
         try:
             with self._connection() as conn:
                 try:
-                    pending = _exec_commit_wake(conn, args)
+                    return _exec_commit_wake(conn, args)
                 except psycopg.Error as exc:
                     if exc.sqlstate != q.WAKE_REFUSED:
                         raise
                     raise self._fence_failure(conn, wake) from None
         except pgerrors.UniqueViolation as exc:
-            raise ValueError(f"run {wake.run_id}: {first_line(exc)}") from None
-        return WakeResult(signal_pending=pending)
-
-    @staticmethod
-    def _atomic(conn: Conn, statements: list[tuple[str, Any]]) -> list[psycopg.Cursor[Any]]:
-        """BEGIN, the statements, COMMIT: one pipeline, so one round trip and one commit.
-
-        On any error (a server error skips everything up to the pipeline's Sync, COMMIT included)
-        the transaction is rolled back before the error propagates: nothing is written."""
-        cursors = []
-        try:
-            with conn.pipeline():
-                conn.execute(q.BEGIN, prepare=False)
-                for sql, params in statements:
-                    cursors.append(conn.execute(sql, params))
-                conn.execute(q.COMMIT, prepare=False)
-        except BaseException:
-            if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-                with suppress(psycopg.Error):
-                    conn.rollback()
-            raise
-        return cursors
+            if new_run is not None:
+                raise _duplicate_run(run_id, exc) from None
+            raise ValueError(f"run {run_id}: {first_line(exc)}") from None
 
     def _fence_failure(self, conn: Conn, wake: Wake) -> Exception:
         """Why the fence refused (only on that path: one more round trip)."""
@@ -421,10 +401,16 @@ class PostgresStore:
 _wake_prepared: weakref.WeakSet[Conn] = weakref.WeakSet()
 
 
-def _exec_commit_wake(conn: Conn, args: list[bytes | None]) -> bool:
+def _duplicate_run(run_id: UUID, exc: pgerrors.UniqueViolation) -> ValueError:
+    if exc.diag.constraint_name == "continuum_runs_pkey":
+        return ValueError(f"run {run_id} already exists; pass a new run_id")
+    return ValueError(f"run {run_id}: {first_line(exc)}")
+
+
+def _exec_commit_wake(conn: Conn, args: list[bytes | None]) -> tuple[bool, int]:
     """Run COMMIT_WAKE on ``conn`` (autocommit: the call is its own transaction); its result,
-    signal_pending. Errors are raised as the cursor path raises them: server errors as psycopg's
-    classes by SQLSTATE, a lost connection as OperationalError."""
+    (signal_pending, lease token). Errors are raised as the cursor path raises them: server
+    errors as psycopg's classes by SQLSTATE, a lost connection as OperationalError."""
     pgconn = conn.pgconn
     for attempt in (1, 2):
         if conn not in _wake_prepared:
@@ -434,7 +420,8 @@ def _exec_commit_wake(conn: Conn, args: list[bytes | None]) -> bool:
             _wake_prepared.add(conn)
         res = pgconn.exec_prepared(q.COMMIT_WAKE_NAME, cast(Any, args))  # None = SQL NULL
         if res.status == ExecStatus.TUPLES_OK:
-            return res.get_value(0, 0) == b"t"
+            token = res.get_value(0, 1)
+            return res.get_value(0, 0) == b"t", int(token) if token is not None else 0
         exc = _error(conn, res)
         if isinstance(exc, pgerrors.InvalidSqlStatementName) and attempt == 1:
             _wake_prepared.discard(conn)  # deallocated behind our back (DISCARD ALL): prepare again

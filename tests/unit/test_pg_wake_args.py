@@ -1,0 +1,59 @@
+"""The wake call's arguments line up with its statement (pure Python: no database)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from continuum_nb.store import _pg_sql as q
+from continuum_nb.store._pg_wake import new_run_json, wake_args
+from continuum_nb.store.base import Event, NewRun, NewTask, NewTimer, TaskOutcome, Wake
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def _full_wake(run_id: uuid.UUID) -> Wake:
+    task = uuid.uuid4()
+    return Wake(
+        run_id=run_id, lease_token=7, now=NOW, state="suspended",
+        events=[Event(3, "side_effect", {"value": 1}), Event(4, "activity_scheduled", {"activity": "a"})],
+        new_tasks=[NewTask(uuid.uuid4(), 4, "a", {"args": [1], "kwargs": {}}, NOW, lease_to_self=True)],
+        new_timers=[NewTimer(uuid.uuid4(), 5, NOW)], fired_timers=[uuid.uuid4()],
+        consumed_signals={11: 3}, task_outcomes=[TaskOutcome(task, "completed", {"ok": 1}, None, ("a", "k"), 2)],
+        cancelled_tasks=[uuid.uuid4()], awaiting_signals=["go"], awaiting_tasks=[2],
+        trace_context=b"\x00\xff", next_wakeup_at=NOW,
+    )
+
+
+def test_one_value_per_placeholder_of_the_statement() -> None:
+    placeholders = sorted({int(n) for n in re.findall(r"\$(\d+)", q.COMMIT_WAKE)})
+    args = wake_args(_full_wake(uuid.uuid4()), uuid.uuid4())
+    assert placeholders == list(range(1, len(args) + 1))
+
+
+def test_the_migration_declares_as_many_input_parameters() -> None:
+    sql = next((Path(__file__).resolve().parents[2] / "migrations").glob("*_commit_wake_function.sql")).read_text()
+    signature = sql[sql.index("CREATE FUNCTION continuum_commit_wake("):sql.index(")\nLANGUAGE")]
+    inputs = [line for line in signature.splitlines()[1:] if re.match(r"\s+p_\w+ ", line)]
+    assert len(inputs) == len(wake_args(_full_wake(uuid.uuid4()), uuid.uuid4()))
+
+
+def test_values_are_text_with_sql_null_for_absent_kinds() -> None:
+    rid = uuid.uuid4()
+    args = wake_args(Wake(run_id=rid, lease_token=3, now=NOW, state="completed", result=None), rid)
+    assert args[0] == str(rid) and args[1] == "3" and args[2] is None  # no new run
+    assert args[3] is None  # no events: no seq check
+    assert args[6:12] == [None] * 6  # outcomes, results, timers, fired, signals, cancelled
+    assert args[19] == "true"  # finished
+    full = wake_args(_full_wake(rid), rid)
+    assert full[3] == "2" and full[21] == "\\x00ff"  # journal must end at 2; bytea in hex form
+
+
+def test_a_new_run_travels_as_one_json_object() -> None:
+    run = NewRun(uuid.uuid4(), "wf", "v1", {"x": 1}, NOW, trace_context=b"\x01", retention_until=None)
+    text = new_run_json(run, "engine-1")
+    assert '"owner":"engine-1"' in text and '"trace":"01"' in text and '"input":{"x":1}' in text
+    args = wake_args(_full_wake(run.id), run.id, text, lease_ttl=12.5)
+    assert args[2] == text and args[-1] == "12.5"
