@@ -50,25 +50,42 @@ CREATE FUNCTION continuum_commit_wake(
     OUT out_token bigint      -- the run's lease token (new for a new run)
 )
 LANGUAGE plpgsql VOLATILE AS $$
+-- Every SQL statement here costs an executor start-up (10-30 us): decisions that need no table
+-- are plain PL/pgSQL expressions, and kinds of rows a wake does not have run no statement.
 DECLARE
     v_owner text;
     v_token bigint;
     v_last bigint;
-    v_pending boolean;
+    v_pending boolean := false;
     v_next timestamptz;
-    v_activity text;
-    v_row jsonb;
+    v_state text;            -- the run row before this wake (NULL: a new run)
+    v_bare boolean;          -- it has neither result nor error
+    v_cur_next timestamptz;
+    v_version text;
+    v_untraced boolean;
+    v_renew boolean;         -- its lease is past half its TTL: push the expiry
+    i int;
 BEGIN
     IF p_new_run IS NOT NULL THEN
-        INSERT INTO continuum_runs (id, workflow, version_hash, state, input, trace_context, started_at,
-                                    retention_until, lease_owner, lease_token, lease_expires_at)
-        VALUES (p_run, p_new_run->>'workflow', p_new_run->>'version', 'running', p_new_run->'input',
-                decode(p_new_run->>'trace', 'hex'), (p_new_run->>'started')::timestamptz,
-                (p_new_run->>'retention')::timestamptz, p_new_run->>'owner',
-                nextval('continuum_lease_token_seq'), now() + make_interval(secs => p_ttl))
-        RETURNING lease_owner, lease_token INTO v_owner, v_token;
+        -- Inserted as this wake leaves it; only a pending signal or outcome (checked below,
+        -- after the journal is written) can still change it.
+        INSERT INTO continuum_runs (id, workflow, version_hash, state, input, result, error, trace_context,
+                                    started_at, completed_at, retention_until, next_wakeup_at,
+                                    lease_owner, lease_token, lease_expires_at)
+        VALUES (p_run, p_new_run->>'workflow', coalesce(p_version, p_new_run->>'version'), p_state,
+                p_new_run->'input', p_result, p_error,
+                coalesce(decode(p_new_run->>'trace', 'hex'), p_trace), (p_new_run->>'started')::timestamptz,
+                CASE WHEN p_finished THEN p_now END, (p_new_run->>'retention')::timestamptz, p_next,
+                CASE WHEN p_release THEN NULL ELSE p_new_run->>'owner' END,
+                nextval('continuum_lease_token_seq'),
+                CASE WHEN p_release THEN NULL ELSE now() + make_interval(secs => p_ttl) END)
+        RETURNING p_new_run->>'owner', lease_token INTO v_owner, v_token;
     ELSE
-        SELECT lease_owner, lease_token INTO v_owner, v_token FROM continuum_runs
+        SELECT lease_owner, lease_token, state, result IS NULL AND error IS NULL, next_wakeup_at,
+               version_hash, trace_context IS NULL,
+               lease_expires_at IS NULL OR lease_expires_at < now() + make_interval(secs => p_ttl / 2)
+          INTO v_owner, v_token, v_state, v_bare, v_cur_next, v_version, v_untraced, v_renew
+          FROM continuum_runs
          WHERE id = p_run AND lease_token = p_token FOR UPDATE;
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'CNW01',
@@ -83,31 +100,31 @@ BEGIN
         END IF;
     END IF;
 
+    -- Rows are looked up by key (one statement per row, or "= ANY (array)"), so each is an index
+    -- probe however many rows the run already has (a join could scan all of them).
     IF p_new_timers IS NOT NULL THEN
         INSERT INTO continuum_timers (id, run_id, seq, fires_at)
         SELECT (u.v->>0)::uuid, p_run, (u.v->>1)::bigint, (u.v->>2)::timestamptz
           FROM jsonb_array_elements(p_new_timers) AS u(v);
     END IF;
-    -- Rows are looked up by key with "= ANY (array)" or one statement per row, so each is an
-    -- index probe however many rows the run already has (a join could scan all of them).
     IF p_fired_timers IS NOT NULL THEN
         UPDATE continuum_timers SET fired = true
          WHERE run_id = p_run
            AND id = ANY (ARRAY(SELECT u.v::uuid FROM jsonb_array_elements_text(p_fired_timers) AS u(v)));
     END IF;
     IF p_signals IS NOT NULL THEN
-        FOR v_row IN SELECT u.v FROM jsonb_array_elements(p_signals) AS u(v) LOOP
-            UPDATE continuum_signals SET delivered = true, delivered_seq = (v_row->>1)::bigint
-             WHERE run_id = p_run AND id = (v_row->>0)::bigint;
+        FOR i IN 0 .. jsonb_array_length(p_signals) - 1 LOOP
+            UPDATE continuum_signals SET delivered = true, delivered_seq = (p_signals->i->>1)::bigint
+             WHERE run_id = p_run AND id = (p_signals->i->>0)::bigint;
         END LOOP;
     END IF;
     IF p_outcomes IS NOT NULL THEN
-        FOR v_row IN SELECT u.v FROM jsonb_array_elements(p_outcomes) AS u(v) LOOP
+        FOR i IN 0 .. jsonb_array_length(p_outcomes) - 1 LOOP
             UPDATE continuum_activity_tasks
-               SET state = v_row->>1, result = nullif(v_row->2, 'null'::jsonb),
-                   error = nullif(v_row->3, 'null'::jsonb), completed_at = now(),
+               SET state = p_outcomes->i->>1, result = nullif(p_outcomes->i->2, 'null'::jsonb),
+                   error = nullif(p_outcomes->i->3, 'null'::jsonb), completed_at = now(),
                    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-             WHERE run_id = p_run AND id = (v_row->>0)::uuid;
+             WHERE run_id = p_run AND id = (p_outcomes->i->>0)::uuid;
         END LOOP;
     END IF;
     IF p_results IS NOT NULL THEN
@@ -123,10 +140,12 @@ BEGIN
            AND id = ANY (ARRAY(SELECT u.v::uuid FROM jsonb_array_elements_text(p_cancelled) AS u(v)));
     END IF;
 
-    INSERT INTO continuum_events (run_id, seq, event_type, payload)
-    SELECT p_run, (e.v->>0)::bigint, e.v->>1, e.v->2
-      FROM jsonb_array_elements(p_events) AS e(v);
-
+    -- The journal and the new tasks in one statement.
+    WITH ev AS (
+        INSERT INTO continuum_events (run_id, seq, event_type, payload)
+        SELECT p_run, (e.v->>0)::bigint, e.v->>1, e.v->2
+          FROM jsonb_array_elements(p_events) AS e(v)
+    )
     INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, attempt, state, available_at,
                                           idempotency_key, lease_owner, lease_token, lease_expires_at)
     SELECT (u.v->>0)::uuid, p_run, (u.v->>1)::bigint, u.v->2, u.v->>3, (u.v->>4)::int,
@@ -137,54 +156,57 @@ BEGIN
            CASE WHEN (u.v->>7)::boolean THEN now() + make_interval(secs => p_ttl) END
       FROM jsonb_array_elements(p_tasks) AS u(v);
 
-    -- probes of the (usually empty) lists into the (run_id, name) / (run_id, seq) indexes
-    v_pending := (p_names <> '[]'::jsonb AND EXISTS (
-                      SELECT 1 FROM continuum_signals
-                       WHERE run_id = p_run AND NOT delivered
-                         AND name = ANY (ARRAY(SELECT jsonb_array_elements_text(p_names)))))
-              OR (p_awaited <> '[]'::jsonb AND EXISTS (
-                      SELECT 1 FROM continuum_activity_tasks
-                       WHERE run_id = p_run AND state IN ('completed', 'failed')
-                         AND seq = ANY (ARRAY(SELECT jsonb_array_elements_text(p_awaited)::bigint))));
+    -- A signal or an outcome the run now awaits that is already there: probes into the
+    -- (run_id, name) / (run_id, seq) indexes, only for the lists that are not empty.
+    IF p_names <> '[]'::jsonb THEN
+        v_pending := EXISTS (SELECT 1 FROM continuum_signals
+                              WHERE run_id = p_run AND NOT delivered
+                                AND name = ANY (ARRAY(SELECT jsonb_array_elements_text(p_names))));
+    END IF;
+    IF NOT v_pending AND p_awaited <> '[]'::jsonb THEN
+        v_pending := EXISTS (SELECT 1 FROM continuum_activity_tasks
+                              WHERE run_id = p_run AND state IN ('completed', 'failed')
+                                AND seq = ANY (ARRAY(SELECT jsonb_array_elements_text(p_awaited)::bigint)));
+    END IF;
     v_next := CASE WHEN v_pending THEN p_now ELSE p_next END;
 
-    UPDATE continuum_runs AS r
-       SET state = p_state, result = p_result, error = p_error,
-           next_wakeup_at = v_next,
-           completed_at = CASE WHEN p_finished THEN p_now ELSE r.completed_at END,
-           version_hash = coalesce(p_version, r.version_hash),
-           trace_context = coalesce(r.trace_context, p_trace),
-           lease_owner = CASE WHEN p_release THEN NULL ELSE r.lease_owner END,
-           lease_token = CASE WHEN p_release THEN NULL ELSE r.lease_token END,
-           -- The heartbeat renews leases; a wake pushes the expiry only when it is past half the
-           -- TTL. Leaving it unchanged keeps most wakes free of changes to indexed columns, so
-           -- PostgreSQL can update the run row in place (HOT) instead of touching every index.
-           lease_expires_at = CASE WHEN p_release THEN NULL
-                                   WHEN r.lease_expires_at IS NULL
-                                        OR r.lease_expires_at < now() + make_interval(secs => p_ttl / 2)
-                                   THEN now() + make_interval(secs => p_ttl)
-                                   ELSE r.lease_expires_at END
-     WHERE r.id = p_run
-       -- Most steps of a run change nothing here (suspended on an activity before and after):
-       -- then no new row version is written at all. The fence's row lock is held either way.
-       AND (r.state IS DISTINCT FROM p_state OR r.result IS DISTINCT FROM p_result
-            OR r.error IS DISTINCT FROM p_error OR r.next_wakeup_at IS DISTINCT FROM v_next
-            OR p_finished OR p_release
-            OR (p_version IS NOT NULL AND p_version IS DISTINCT FROM r.version_hash)
-            OR (r.trace_context IS NULL AND p_trace IS NOT NULL)
-            OR r.lease_expires_at IS NULL
-            OR r.lease_expires_at < now() + make_interval(secs => p_ttl / 2));
+    IF p_new_run IS NOT NULL THEN
+        IF v_pending THEN
+            UPDATE continuum_runs SET next_wakeup_at = v_next WHERE id = p_run;
+        END IF;
+    -- Most steps change nothing in the run row (suspended on an activity before and after): then
+    -- no new row version is written at all (the fence's row lock is held either way).
+    ELSIF p_finished OR p_release OR NOT v_bare OR p_result IS NOT NULL OR p_error IS NOT NULL
+          OR v_state IS DISTINCT FROM p_state OR v_cur_next IS DISTINCT FROM v_next
+          OR (p_version IS NOT NULL AND p_version IS DISTINCT FROM v_version)
+          OR (v_untraced AND p_trace IS NOT NULL) OR v_renew THEN
+        UPDATE continuum_runs AS r
+           SET state = p_state, result = p_result, error = p_error,
+               next_wakeup_at = v_next,
+               completed_at = CASE WHEN p_finished THEN p_now ELSE r.completed_at END,
+               version_hash = coalesce(p_version, r.version_hash),
+               trace_context = coalesce(r.trace_context, p_trace),
+               lease_owner = CASE WHEN p_release THEN NULL ELSE r.lease_owner END,
+               lease_token = CASE WHEN p_release THEN NULL ELSE r.lease_token END,
+               -- The heartbeat renews leases; a wake pushes the expiry only when it is past half
+               -- the TTL. Leaving it unchanged keeps most wakes free of changes to indexed
+               -- columns, so PostgreSQL can update the run row in place (HOT).
+               lease_expires_at = CASE WHEN p_release THEN NULL
+                                       WHEN v_renew THEN now() + make_interval(secs => p_ttl)
+                                       ELSE r.lease_expires_at END
+         WHERE r.id = p_run;
+    END IF;
 
     IF p_finished OR p_state = 'drifted' THEN
         PERFORM pg_notify('continuum_run_done', p_run::text);
     ELSIF p_release AND v_next <= p_now THEN
         PERFORM pg_notify('continuum_wake', p_run::text);
     END IF;
-    FOR v_activity IN
-        SELECT DISTINCT u.v->>3 FROM jsonb_array_elements(p_tasks) AS u(v) WHERE NOT (u.v->>7)::boolean
-    LOOP
-        PERFORM pg_notify('continuum_tasks', v_activity);
-    END LOOP;
+    IF jsonb_path_exists(p_tasks, '$[*][7] ? (@ == false)') THEN  -- a task not leased to itself
+        PERFORM pg_notify('continuum_tasks', a.activity)
+           FROM (SELECT DISTINCT u.v->>3 AS activity FROM jsonb_array_elements(p_tasks) AS u(v)
+                  WHERE NOT (u.v->>7)::boolean) AS a;
+    END IF;
     out_pending := v_pending;
     out_token := v_token;
 END
