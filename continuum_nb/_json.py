@@ -17,12 +17,31 @@ def _path(parts: list[str]) -> str:
     return "".join(parts) or "<root>"
 
 
+def _plain(value: Any, depth: int = 0) -> bool:
+    """True if ``value`` is made only of the exact JSON types (the common case, checked
+    without building paths); anything else goes to the full check, which names the problem."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is float:
+        return math.isfinite(value)
+    if depth > 100:
+        return False
+    if t is dict:
+        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+    if t is list or t is tuple:
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
 def check_json(value: Any, what: str) -> Any:
     """Return ``value`` if it is a JSON value, else raise ``TypeError`` naming the path.
 
     ``what`` names the argument in the message, e.g. ``"input of workflow 'order'"``.
     JSON values: None, bool, int, float (finite), str, list/tuple of JSON values, dict with str keys.
     """
+    if _plain(value):
+        return value
     stack: list[tuple[Any, list[str]]] = [(value, [])]
     while stack:
         item, parts = stack.pop()
@@ -55,9 +74,12 @@ def check_json(value: Any, what: str) -> Any:
     return value
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any) -> str:
     """Compact, key-order-preserving JSON text (the form written to jsonb columns)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | bytes) -> Any:

@@ -67,8 +67,8 @@ DECLARE
     i int;
 BEGIN
     IF p_new_run IS NOT NULL THEN
-        -- Inserted as this wake leaves it; only a pending signal or outcome (checked below,
-        -- after the journal is written) can still change it.
+        -- Inserted as this wake leaves it, but leased: the journal is written under this
+        -- engine's lease; releasing it (or a pending signal or outcome) is an update below.
         INSERT INTO continuum_runs (id, workflow, version_hash, state, input, result, error, trace_context,
                                     started_at, completed_at, retention_until, next_wakeup_at,
                                     lease_owner, lease_token, lease_expires_at)
@@ -76,9 +76,7 @@ BEGIN
                 p_new_run->'input', p_result, p_error,
                 coalesce(decode(p_new_run->>'trace', 'hex'), p_trace), (p_new_run->>'started')::timestamptz,
                 CASE WHEN p_finished THEN p_now END, (p_new_run->>'retention')::timestamptz, p_next,
-                CASE WHEN p_release THEN NULL ELSE p_new_run->>'owner' END,
-                nextval('continuum_lease_token_seq'),
-                CASE WHEN p_release THEN NULL ELSE now() + make_interval(secs => p_ttl) END)
+                p_new_run->>'owner', nextval('continuum_lease_token_seq'), now() + make_interval(secs => p_ttl))
         RETURNING p_new_run->>'owner', lease_token INTO v_owner, v_token;
     ELSE
         SELECT lease_owner, lease_token, state, result IS NULL AND error IS NULL, next_wakeup_at,
@@ -171,8 +169,13 @@ BEGIN
     v_next := CASE WHEN v_pending THEN p_now ELSE p_next END;
 
     IF p_new_run IS NOT NULL THEN
-        IF v_pending THEN
-            UPDATE continuum_runs SET next_wakeup_at = v_next WHERE id = p_run;
+        IF v_pending OR p_release OR p_finished THEN
+            UPDATE continuum_runs
+               SET next_wakeup_at = v_next,
+                   lease_owner = CASE WHEN p_release OR p_finished THEN NULL ELSE lease_owner END,
+                   lease_token = CASE WHEN p_release OR p_finished THEN NULL ELSE lease_token END,
+                   lease_expires_at = CASE WHEN p_release OR p_finished THEN NULL ELSE lease_expires_at END
+             WHERE id = p_run;
         END IF;
     -- Most steps change nothing in the run row (suspended on an activity before and after): then
     -- no new row version is written at all (the fence's row lock is held either way).
@@ -186,12 +189,13 @@ BEGIN
                completed_at = CASE WHEN p_finished THEN p_now ELSE r.completed_at END,
                version_hash = coalesce(p_version, r.version_hash),
                trace_context = coalesce(r.trace_context, p_trace),
-               lease_owner = CASE WHEN p_release THEN NULL ELSE r.lease_owner END,
-               lease_token = CASE WHEN p_release THEN NULL ELSE r.lease_token END,
+               -- a finished run holds no lease (nor does a released one)
+               lease_owner = CASE WHEN p_release OR p_finished THEN NULL ELSE r.lease_owner END,
+               lease_token = CASE WHEN p_release OR p_finished THEN NULL ELSE r.lease_token END,
                -- The heartbeat renews leases; a wake pushes the expiry only when it is past half
                -- the TTL. Leaving it unchanged keeps most wakes free of changes to indexed
                -- columns, so PostgreSQL can update the run row in place (HOT).
-               lease_expires_at = CASE WHEN p_release THEN NULL
+               lease_expires_at = CASE WHEN p_release OR p_finished THEN NULL
                                        WHEN v_renew THEN now() + make_interval(secs => p_ttl)
                                        ELSE r.lease_expires_at END
          WHERE r.id = p_run;

@@ -241,7 +241,7 @@ class MemoryStore:
             run.version_hash = wake.version_hash
         if run.trace_context is None and wake.trace_context is not None:
             run.trace_context = wake.trace_context  # set once
-        if wake.release:
+        if wake.release or wake.state in FINISHED_STATES:  # a finished run holds no lease
             run.lease_owner = run.lease_token = run.lease_expires_at = None
         else:
             run.lease_expires_at = now_db + timedelta(seconds=wake.lease_ttl)

@@ -233,9 +233,10 @@ def test_sigterm_exits_0_and_releases_its_runs(db_url: str) -> None:
     lease TTL and holds no run lease afterwards; another worker finishes everything."""
     fx.install(db_url)
     with fx.workers(fx.Worker(db_url, "A", lease_ttl=8.0, heartbeat=1.0)) as procs, fx.client(db_url) as inst:
-        _, owner_a, took = _run_sigterm(db_url, procs, inst)
+        a, owner_a, took = _run_sigterm(db_url, procs, inst)
         assert took < 8.0  # it released; nobody has to wait for an expiry
-        assert fx.query(db_url, "SELECT id FROM continuum_runs WHERE lease_owner = %s", (owner_a,)) == []
+        still = fx.query(db_url, "SELECT id, workflow, state FROM continuum_runs WHERE lease_owner = %s", (owner_a,))
+        assert still == [], a.stderr()
         _finish_with_b(db_url, procs, inst)
 
 

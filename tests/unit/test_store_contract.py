@@ -220,6 +220,21 @@ def test_finished_run_notifies_done_and_records_result(store: Any) -> None:
     assert run.trace_context == b"00-ab-01"  # set once
 
 
+def test_a_finished_run_holds_no_lease_without_being_released(store: Any) -> None:
+    """The wake that finishes a run clears its lease even without ``release``: nobody holds a
+    finished run (operators list a worker's leases by lease_owner)."""
+    for state, extra in (("completed", {"result": 1}), ("failed", {"error": {"message": "x"}})):
+        rid, token = new_run(store)
+        store.commit_wake(Wake(run_id=rid, lease_token=token, now=now(), state=state, **extra))
+        run = store.get_run(rid)
+        assert (run.state, run.lease_owner, run.lease_token, run.lease_expires_at) == (state, None, None, None)
+    # a run that finishes in its first wake is inserted without a lease
+    rid, token = new_run(store, first_wake=Wake(run_id=uuid.uuid4(), lease_token=0, now=now(), state="completed",
+                                                result=2, events=[Event(1, "side_effect", {"v": 1})]))
+    run = store.get_run(rid)
+    assert (run.state, run.result, run.lease_owner, run.lease_expires_at) == ("completed", 2, None, None)
+
+
 # --- signals ----------------------------------------------------------------------------------------
 
 def test_signals_fifo_consumption_and_awaiting_recheck(store: Any) -> None:
