@@ -103,6 +103,11 @@ def detach(handler_id: str) -> bool:
     return True
 
 
+def _active() -> bool:
+    """Whether any handler is attached (the engine skips building metadata when none is)."""
+    return bool(_handlers)
+
+
 def handlers() -> list[str]:
     """The ids of the attached handlers."""
     return sorted(_handlers)

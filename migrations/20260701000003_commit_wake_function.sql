@@ -116,15 +116,6 @@ BEGIN
              WHERE run_id = p_run AND id = (p_signals->i->>0)::bigint;
         END LOOP;
     END IF;
-    IF p_outcomes IS NOT NULL THEN
-        FOR i IN 0 .. jsonb_array_length(p_outcomes) - 1 LOOP
-            UPDATE continuum_activity_tasks
-               SET state = p_outcomes->i->>1, result = nullif(p_outcomes->i->2, 'null'::jsonb),
-                   error = nullif(p_outcomes->i->3, 'null'::jsonb), completed_at = now(),
-                   lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-             WHERE run_id = p_run AND id = (p_outcomes->i->>0)::uuid;
-        END LOOP;
-    END IF;
     IF p_results IS NOT NULL THEN
         INSERT INTO continuum_activity_results (activity_module, idempotency_key, run_id, seq, result)
         SELECT u.v->>0, u.v->>1, p_run, (u.v->>2)::bigint, u.v->3
@@ -138,8 +129,17 @@ BEGIN
            AND id = ANY (ARRAY(SELECT u.v::uuid FROM jsonb_array_elements_text(p_cancelled) AS u(v)));
     END IF;
 
-    -- The journal and the new tasks in one statement.
-    WITH ev AS (
+    -- The activity outcomes, the journal and the new tasks in one statement. The outcomes'
+    -- tasks are found by key (an index probe each, however many tasks the run has).
+    WITH oc AS (
+        UPDATE continuum_activity_tasks AS t
+           SET state = o.v->>1, result = nullif(o.v->2, 'null'::jsonb), error = nullif(o.v->3, 'null'::jsonb),
+               completed_at = now(), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+          FROM jsonb_array_elements(coalesce(p_outcomes, '[]'::jsonb)) AS o(v)
+         WHERE t.run_id = p_run
+           AND t.id = ANY (ARRAY(SELECT (x->>0)::uuid FROM jsonb_array_elements(coalesce(p_outcomes, '[]'::jsonb)) AS x))
+           AND t.id = (o.v->>0)::uuid
+    ), ev AS (
         INSERT INTO continuum_events (run_id, seq, event_type, payload)
         SELECT p_run, (e.v->>0)::bigint, e.v->>1, e.v->2
           FROM jsonb_array_elements(p_events) AS e(v)

@@ -32,6 +32,23 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+_RUN_EVENTS = ("claimed", "completed", "failed", "drifted", "released")
+
+
+def _log_runs(instance: str) -> None:
+    """With --verbose: one log line per run this worker claims, finishes or lets go of (finished
+    runs hold no lease, so this log is where an operator sees which engine finished a run)."""
+    from .. import telemetry
+
+    run_log = logging.getLogger("continuum_nb.worker")
+
+    def handler(event: tuple[str, ...], _measurements: dict[str, Any], meta: dict[str, Any]) -> None:
+        if meta.get("instance") in (None, instance):
+            run_log.info("run %s (%s) %s", meta.get("run_id"), meta.get("workflow"), event[-1])
+
+    telemetry.attach(f"continuum-worker-log-{os.getpid()}", [("continuum", "run", e) for e in _RUN_EVENTS], handler)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.verbose:
+        _log_runs(inst.name)
     engine = inst.start_engine()
     assert engine is not None
     print(f"continuum worker {engine.owner} ready (instance {inst.name}, lease TTL {inst.config.lease_ttl:g}s)", flush=True)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._json import check_json
 from ..store.base import NewTask, TaskOutcome, TaskRecord
+from ..telemetry import _active as telemetry_active
 from ..workflow import ACTIVITIES, ActivityDef
 from .clock import wall_now
 from .replay import LiveOutcome, error_dict
@@ -73,12 +74,16 @@ def _as_record(engine: Engine, held: HeldRun, task: NewTask) -> TaskRecord:
     )
 
 
-def _begin(engine: Engine, held: HeldRun | None, record: TaskRecord) -> dict[str, Any]:
-    """Book the attempt as in flight on this engine and emit ``activity started``; its metadata."""
+def _begin(engine: Engine, held: HeldRun | None, record: TaskRecord) -> dict[str, Any] | None:
+    """Book the attempt as in flight on this engine and emit ``activity started``; the
+    attempt's telemetry metadata (None when no telemetry handler is attached: then none of the
+    attempt's events is emitted)."""
     assert record.lease_token is not None
     engine.tasks_inflight[record.id] = record.lease_token
     if held is not None:
         held.inflight.add(record.seq)  # a run with an attempt running here is not released
+    if not telemetry_active():
+        return None
     meta = {
         "run_id": str(record.run_id), "workflow": held.record.workflow if held is not None else None,
         "activity": record.activity, "attempt": record.attempt, "task_id": str(record.id),
@@ -88,8 +93,8 @@ def _begin(engine: Engine, held: HeldRun | None, record: TaskRecord) -> dict[str
     return meta
 
 
-def _stored_result(engine: Engine, record: TaskRecord, meta: dict[str, Any], found: bool) -> bool:
-    if found:
+def _stored_result(engine: Engine, record: TaskRecord, meta: dict[str, Any] | None, found: bool) -> bool:
+    if found and meta is not None:
         engine.emit(("continuum", "activity", "idempotency_hit"), {}, {**meta, "idempotency_key": record.idempotency_key})
     return found
 
@@ -102,16 +107,17 @@ def _retry_delay(act: ActivityDef | None, record: TaskRecord) -> float | None:
 
 
 def _retry(engine: Engine, record: TaskRecord, err: dict[str, Any], delay: float,
-           meta: dict[str, Any], t0: int) -> None:
+           meta: dict[str, Any] | None, t0: int) -> None:
     """Put the task back for its next attempt (fenced by the task lease; any engine may take it)."""
     engine.tasks_inflight.pop(record.id, None)
     h = engine.held.get(record.run_id)
     if h is not None:
         h.inflight.discard(record.seq)
     ok = engine.store.retry_task(record, err, wall_now() + timedelta(seconds=delay))
-    engine.emit(("continuum", "activity", "retried"),
-                {"duration": time.perf_counter_ns() - t0, "delay_s": delay},
-                {**meta, "error": err, "lease_ok": ok})
+    if meta is not None:
+        engine.emit(("continuum", "activity", "retried"),
+                    {"duration": time.perf_counter_ns() - t0, "delay_s": delay},
+                    {**meta, "error": err, "lease_ok": ok})
     loop = engine.loop
     if loop is not None:
         try:
@@ -120,7 +126,9 @@ def _retry(engine: Engine, record: TaskRecord, err: dict[str, Any], delay: float
             pass
 
 
-def _emit_outcome(engine: Engine, outcome: LiveOutcome, meta: dict[str, Any], t0: int) -> None:
+def _emit_outcome(engine: Engine, outcome: LiveOutcome, meta: dict[str, Any] | None, t0: int) -> None:
+    if meta is None:
+        return
     event = "completed" if outcome.state == "completed" else "failed"
     engine.emit(("continuum", "activity", event), {"duration": time.perf_counter_ns() - t0},
                 {**meta, "error": outcome.error} if outcome.error else meta)

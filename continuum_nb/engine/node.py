@@ -319,15 +319,18 @@ class Engine:
     def _drive_done(self, held: HeldRun, report: WakeReport) -> None:
         """(loop) Act on a drive's report, then wake the run again if that was asked meanwhile."""
         run_id = held.run_id
-        again = self._waking.get(run_id, False)
-        if not again:
-            self._waking.pop(run_id, None)  # done: from here on the cache may evict it
-        self._handle(held, report)
-        if not again:
-            return
-        if run_id in self.held and not self.stopping:
+        again = self._waking.pop(run_id, False)  # done: from here on the cache may evict it
+        current = self.held.get(run_id)
+        if current is held:
+            if again:
+                self._waking[run_id] = False  # a wake is due: not evictable meanwhile
+            self._handle(held, report)
+        # else: dropped meanwhile (lease lost, cancelled elsewhere), maybe claimed again since as
+        # a new HeldRun: this report no longer applies, but a wake asked for the new one does.
+        current = self.held.get(run_id)
+        if again and current is not None and not self.stopping:
             self._waking[run_id] = False
-            self._submit(self._drive, self.held[run_id])
+            self._submit(self._drive, current)
         else:
             self._waking.pop(run_id, None)
 
@@ -338,7 +341,9 @@ class Engine:
         held.replayer = None
         run_id = held.run_id
         self._waking.pop(run_id, None)
-        if retry and run_id in self.held and self.loop is not None:
+        if self.held.get(run_id) is not held:
+            return  # dropped meanwhile (maybe held again as a new HeldRun, which wakes itself)
+        if retry and self.loop is not None:
             log.warning("wake of %s postponed: %s", run_id, exc)
             self.loop.call_later(self.config.poll_interval, self.request_wake, run_id)
             return

@@ -29,6 +29,7 @@ from ..store.base import (
     TaskOutcome,
     Wake,
 )
+from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
 from ..workflow import WorkflowDef
 from . import snapshots
@@ -132,6 +133,8 @@ class Runner:
 
     def _begin_attempt(self, held: HeldRun) -> None:
         held.attempts += 1
+        if not telemetry_active():
+            return
         meta = self._meta(
             held,
             resumed=held.attempts > 1 or (held.replayer is None and held.record.state != "running")
@@ -366,24 +369,25 @@ class Runner:
             emit(("continuum", "run", "upgraded"), {}, self._meta(held, version_hash=wake.version_hash))
         for t in report.new_tasks:
             held.inflight.add(t.seq)
+        if report.state in ("completed", "failed") or report.released:
+            held.replayer = None
+        if report.released:
+            report.state = "released"
+        if not telemetry_active():
+            return
         self._emit_events(held, wake)
         duration = {"duration": time.perf_counter_ns() - t0}
         if report.state == "completed":
-            held.replayer = None
             emit(("continuum", "run", "completed"), duration, self._meta(held))
         elif report.state == "failed":
-            held.replayer = None
             emit(("continuum", "run", "failed"), duration, self._meta(held, error=wake.error))
-        elif report.released:
-            held.replayer = None
-            report.state = "released"
-            emit(("continuum", "run", "suspended"), duration,
-                 self._meta(held, next_wakeup_at=wake.next_wakeup_at, released=True))
         else:
             emit(("continuum", "run", "suspended"), duration,
-                 self._meta(held, next_wakeup_at=wake.next_wakeup_at, released=False))
+                 self._meta(held, next_wakeup_at=wake.next_wakeup_at, released=report.released))
 
     def _emit_events(self, held: HeldRun, wake: Wake) -> None:
+        if not telemetry_active():
+            return
         for ev in wake.events:
             p = ev.payload
             t = ev.event_type
