@@ -6,7 +6,10 @@
 Each workflow runs S activities that return a small dict; C callers each start a run and wait for
 its result, one after another (C=1: strictly sequential). The database must already be migrated.
 Reported per scenario: workflows_per_s, lat_ms (p50, p95, p99), commits_per_workflow (from
-pg_stat_database.xact_commit, everything the process committed: engine, listeners, heartbeats),
+pg_stat_database.xact_commit once the backends have published it: every transaction the database
+saw, read-only ones included, e.g. each LISTEN connection reads the notification queue in a
+transaction when a NOTIFY arrives), wal_syncs_per_workflow (pg_stat_wal.wal_sync, server-wide:
+the WAL flushes, i.e. the durable commits, fewer than the commits when several share one flush),
 engine_commits_per_workflow (commits of the run itself: create_run + commit_wake + complete_task),
 store_calls_per_workflow (statements sent by the engine for the run, a proxy for round trips),
 client_cpu_ms_per_workflow (CPU of this whole process: client and engine threads).
@@ -55,6 +58,31 @@ def xact_commits(conninfo: str) -> int:
         ).fetchone()
         assert row is not None
         return int(row[0])
+
+
+def wal_syncs(conninfo: str) -> int | None:
+    """pg_stat_wal.wal_sync (PostgreSQL 14+): how many times the server flushed its WAL."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        try:
+            row = conn.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+        return int(row[0]) if row else None
+
+
+def settled_commits(conninfo: str, timeout: float = 3.0) -> int:
+    """xact_commit once the backends have published their counts: PostgreSQL 15+ flushes each
+    backend's statistics up to a second late (and at exit), so read until two reads agree."""
+    deadline = time.monotonic() + timeout
+    last = xact_commits(conninfo)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = xact_commits(conninfo)
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 class Counting:
@@ -113,6 +141,7 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
 
     before_counts = counting.snapshot()
     commits0 = xact_commits(conninfo)
+    syncs0 = wal_syncs(conninfo)
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     threads = [threading.Thread(target=caller) for _ in range(concurrency)]
@@ -122,9 +151,14 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
         t.join()
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    commits = xact_commits(conninfo) - commits0 - 1  # minus the measuring connection's own
     after = counting.snapshot()
-    inst.close()
+    inst.close()  # its backends exit and publish their statistics
+    reads = 1
+    commits = settled_commits(conninfo)
+    reads += 2  # at least the two settled reads; each measuring connection commits once
+    commits = commits - commits0 - reads
+    syncs1 = wal_syncs(conninfo)
+    syncs = None if syncs0 is None or syncs1 is None else syncs1 - syncs0
     delta = {k: after.get(k, 0) - before_counts.get(k, 0) for k in after}
     engine_commits = sum(v for k, v in delta.items() if k in Counting.COMMITS)
     lat_ms = sorted(x * 1000 for x in latencies)
@@ -142,6 +176,7 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
         "workflows_per_s": round(workflows / elapsed, 1),
         "lat_ms": {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "mean": round(statistics.mean(lat_ms), 3)},
         "commits_per_workflow": round(commits / workflows, 2),
+        "wal_syncs_per_workflow": None if syncs is None else round(syncs / workflows, 2),
         "engine_commits_per_workflow": round(engine_commits / workflows, 2),
         "store_calls_per_workflow": round(sum(delta.values()) / workflows, 2),
         "store_calls": {k: round(v / workflows, 2) for k, v in sorted(delta.items()) if v},
