@@ -1,0 +1,160 @@
+"""``MemoryStore``'s claims and leases (a part of ``store/memory.py``: the same rows, one lock)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
+
+from ._memory_rows import MemoryListener, copy_json, db_now
+from .base import ACTIVE_STATES, CHANNEL_TASKS, Notification, RunRecord, TaskRecord
+
+__all__ = ["MemoryLeases"]
+
+
+class MemoryLeases:
+    """Claiming runs and tasks, renewing, releasing and recovering leases."""
+
+    _lock: threading.RLock
+    _runs: dict[UUID, RunRecord]
+    _tasks: dict[UUID, TaskRecord]
+    _tokens: itertools.count[int]
+    _listeners: list[MemoryListener]
+
+    def _notify(self, notes: list[Notification]) -> None:
+        for listener in list(self._listeners):
+            listener._deliver(notes)
+
+    @staticmethod
+    def _live(owner: str | None, expires: datetime | None, now: datetime) -> bool:
+        return owner is not None and expires is not None and expires > now
+
+    def _run_copy(self, run: RunRecord) -> RunRecord:
+        return replace(run, input=copy_json(run.input), result=copy_json(run.result), error=copy_json(run.error))
+
+    def _task_copy(self, task: TaskRecord) -> TaskRecord:
+        return replace(task, args=copy_json(task.args), result=copy_json(task.result), error=copy_json(task.error))
+
+    # --- claiming and leases ------------------------------------------------------------------
+    def claim_runs(
+        self, owner: str, workflows: Sequence[str], now: datetime, lease_ttl: float, limit: int
+    ) -> list[RunRecord]:
+        wanted = set(workflows)
+        with self._lock:
+            now_db = db_now()
+            due = [
+                r
+                for r in self._runs.values()
+                if r.workflow in wanted
+                and r.state in ACTIVE_STATES
+                and (
+                    (r.next_wakeup_at is not None and r.next_wakeup_at <= now)
+                    or (r.next_wakeup_at is None and r.state == "running")
+                )
+                and not self._live(r.lease_owner, r.lease_expires_at, now_db)
+            ]
+            epoch = datetime.min.replace(tzinfo=timezone.utc)
+            due.sort(key=lambda r: r.next_wakeup_at or epoch)  # NULLS FIRST
+            out = []
+            for run in due[: max(limit, 0)]:
+                run.lease_owner = owner
+                run.lease_token = next(self._tokens)
+                run.lease_expires_at = now_db + timedelta(seconds=lease_ttl)
+                out.append(self._run_copy(run))
+            return out
+
+    def claim_run(self, run_id: UUID, owner: str, lease_ttl: float) -> RunRecord | None:
+        with self._lock:
+            now_db = db_now()
+            run = self._runs.get(run_id)
+            if run is None or run.state not in (*ACTIVE_STATES, "drifted"):
+                return None
+            if run.lease_owner != owner and self._live(run.lease_owner, run.lease_expires_at, now_db):
+                return None
+            run.lease_owner = owner
+            run.lease_token = next(self._tokens)
+            run.lease_expires_at = now_db + timedelta(seconds=lease_ttl)
+            return self._run_copy(run)
+
+    def renew_leases(
+        self, owner: str, runs: dict[UUID, int], tasks: dict[UUID, int], lease_ttl: float
+    ) -> tuple[set[UUID], set[UUID]]:
+        with self._lock:
+            expires = db_now() + timedelta(seconds=lease_ttl)
+            lost_runs: set[UUID] = set()
+            lost_tasks: set[UUID] = set()
+            for run_id, token in runs.items():
+                run = self._runs.get(run_id)
+                if run is None or run.lease_token != token or run.lease_owner != owner:
+                    lost_runs.add(run_id)
+                else:
+                    run.lease_expires_at = expires
+            for task_id, token in tasks.items():
+                task = self._tasks.get(task_id)
+                if task is None or task.state != "leased" or task.lease_token != token:
+                    lost_tasks.add(task_id)
+                else:
+                    task.lease_expires_at = expires
+            return lost_runs, lost_tasks
+
+    def release_run(self, run_id: UUID, lease_token: int) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None and run.lease_token == lease_token:
+                run.lease_owner = run.lease_token = run.lease_expires_at = None
+
+    def next_wakeup(self, workflows: Sequence[str]) -> datetime | None:
+        wanted = set(workflows)
+        with self._lock:
+            times = [
+                r.next_wakeup_at
+                for r in self._runs.values()
+                if r.workflow in wanted and r.state == "suspended" and r.lease_owner is None
+                and r.next_wakeup_at is not None
+            ]
+            return min(times) if times else None
+
+    def recover(self) -> dict[str, int]:
+        with self._lock:
+            now_db = db_now()
+            runs = 0
+            for run in self._runs.values():
+                if run.lease_owner is not None and not self._live(run.lease_owner, run.lease_expires_at, now_db):
+                    run.lease_owner = run.lease_token = run.lease_expires_at = None
+                    runs += 1
+            notes = []
+            tasks = 0
+            for task in self._tasks.values():
+                if task.state == "leased" and not self._live(task.lease_owner, task.lease_expires_at, now_db):
+                    task.state = "available"
+                    task.lease_owner = task.lease_token = task.lease_expires_at = None
+                    notes.append(Notification(CHANNEL_TASKS, task.activity))
+                    tasks += 1
+            self._notify(notes)
+            return {"runs": runs, "tasks": tasks}
+
+    def claim_tasks(
+        self, owner: str, activities: Sequence[str], now: datetime, lease_ttl: float, limit: int
+    ) -> list[TaskRecord]:
+        wanted = set(activities)
+        with self._lock:
+            now_db = db_now()
+            ready = [
+                t
+                for t in self._tasks.values()
+                if t.state == "available" and t.activity in wanted
+                and (t.available_at is None or t.available_at <= now)
+            ]
+            epoch = datetime.min.replace(tzinfo=timezone.utc)
+            ready.sort(key=lambda t: t.available_at or epoch)
+            out = []
+            for task in ready[: max(limit, 0)]:
+                task.state = "leased"
+                task.lease_owner = owner
+                task.lease_token = next(self._tokens)
+                task.lease_expires_at = now_db + timedelta(seconds=lease_ttl)
+                out.append(self._task_copy(task))
+            return out
