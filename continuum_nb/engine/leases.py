@@ -26,7 +26,8 @@ async def heartbeat_loop(engine: Engine) -> None:
         await _sleep(engine, interval)
         if engine.stopping:
             return
-        runs = {rid: h.token for rid, h in engine.held.items() if h.token}
+        # a snapshot: drive threads register the runs they start while this runs
+        runs = {rid: h.token for rid, h in list(engine.held.items()) if h.token}
         tasks = dict(engine.tasks_inflight)
         if not runs and not tasks:
             continue

@@ -56,6 +56,9 @@ class Engine:
             self.config.release_after, self.knows_activity,
             self.config.snapshot_threshold, self.config.snapshot_max_size_bytes,
         )
+        # Runs this engine holds, least recently woken first. Owned by the loop, except that a
+        # drive thread registers the run it starts (_start_drive): loop code iterates over
+        # snapshots (list(...)) of it.
         self.held: OrderedDict[uuid.UUID, HeldRun] = OrderedDict()
         self.tasks_inflight: dict[uuid.UUID, int] = {}  # task id -> lease token
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -261,8 +264,11 @@ class Engine:
             self._post(self._waking.pop, run.id, None)
             started.set_exception(exc)
             return
-        # Registered before the chain goes on: the heartbeat renews its lease meanwhile.
-        self._post(self._register, held)
+        # Registered here, before the chain goes on (the heartbeat renews its lease meanwhile),
+        # not through the loop: a hop there would compete with this chain for the interpreter.
+        # The only write to `held` off the loop; the loop iterates over snapshots of it, and
+        # this run is in `_waking` (set by start_run), so nothing evicts it meanwhile.
+        self._register(held)
         started.set_result(None)
         self._finish_drive(held, lambda: self._chain(held, report))
 
