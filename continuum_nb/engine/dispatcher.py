@@ -103,10 +103,22 @@ class ListenerThread:
         loop = self.engine.loop
         if loop is None:
             return
+        if item is not None and item[0] == CHANNEL_DONE and not _done_concerns(self.engine, item[1]):
+            return  # most often the NOTIFY of a run this engine just finished: no loop wake-up
         try:
             loop.call_soon_threadsafe(_on_notification, self.engine, item)
         except RuntimeError:
             pass
+
+
+def _done_concerns(engine: Engine, payload: str) -> bool:
+    """(listener thread) Whether a run's end matters to this engine: it holds the run and no
+    wake of its own is running (membership tests only; the loop decides)."""
+    try:
+        run_id = uuid.UUID(payload)
+    except ValueError:
+        return False
+    return run_id in engine.held and run_id not in engine.waking
 
 
 def _on_notification(engine: Engine, item: tuple[str, str] | None) -> None:
