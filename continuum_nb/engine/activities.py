@@ -134,6 +134,18 @@ def _emit_outcome(engine: Engine, outcome: LiveOutcome, meta: dict[str, Any] | N
                 {**meta, "error": outcome.error} if outcome.error else meta)
 
 
+def _completed(record: TaskRecord, result: Any, hit: bool) -> LiveOutcome:
+    """The outcome of an attempt that returned ``result`` (or found it stored: ``hit``)."""
+    if not hit:
+        check_json(result, f"result of activity {record.activity!r}")
+    return LiveOutcome("completed", result=result, attempts=record.attempt, idempotency_hit=hit,
+                       task_id=record.id, local=True)
+
+
+def _failed(record: TaskRecord, err: dict[str, Any]) -> LiveOutcome:
+    return LiveOutcome("failed", error=err, attempts=record.attempt, task_id=record.id, local=True)
+
+
 def inline_eligible(act: ActivityDef | None) -> bool:
     """Whether an attempt of ``act`` may run on the thread that committed its schedule: a plain
     function without a timeout (a timeout needs the activity pool, where the wait can give up)."""
@@ -154,16 +166,14 @@ def attempt_inline(engine: Engine, held: HeldRun, task: NewTask, act: ActivityDe
             hit = _stored_result(engine, record, meta, found)
         if not hit:
             result = act.fn(*record.args.get("args", []), **record.args.get("kwargs", {}))
-            check_json(result, f"result of activity {record.activity!r}")
-        outcome = LiveOutcome("completed", result=result, attempts=record.attempt, idempotency_hit=hit,
-                              task_id=record.id, local=True)
+        outcome = _completed(record, result, hit)
     except Exception as exc:
         err = error_dict(exc)
         delay = _retry_delay(act, record)
         if delay is not None:
             _retry(engine, record, err, delay, meta, t0)
             return False
-        outcome = LiveOutcome("failed", error=err, attempts=record.attempt, task_id=record.id, local=True)
+        outcome = _failed(record, err)
     engine.tasks_inflight.pop(record.id, None)
     held.outcomes[record.seq] = outcome
     held.outcome_records[record.seq] = record
@@ -193,16 +203,14 @@ async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | Task
             result = stored
         if not hit:
             result = await _execute(engine, act, list(record.args.get("args", [])), dict(record.args.get("kwargs", {})))
-            check_json(result, f"result of activity {record.activity!r}")
-        outcome = LiveOutcome("completed", result=result, attempts=record.attempt, idempotency_hit=hit,
-                              task_id=record.id, local=True)
+        outcome = _completed(record, result, hit)
     except Exception as exc:
         err = error_dict(exc)
         delay = _retry_delay(act, record)
         if delay is not None:
             await engine.db(_retry, engine, record, err, delay, meta, t0)
             return
-        outcome = LiveOutcome("failed", error=err, attempts=record.attempt, task_id=record.id, local=True)
+        outcome = _failed(record, err)
     engine.tasks_inflight.pop(record.id, None)
     delivered = engine.deliver_outcome(record.run_id, record.seq, outcome, record)
     if not delivered:
