@@ -528,6 +528,52 @@ def test_activity_concurrency_bounds_inline_and_pool_bodies_together(make_instan
     assert _busy["max"] == 2  # never more than activity_concurrency bodies at once
 
 
+_slot_held = threading.Event()
+_release_slot = threading.Event()
+_queued_bodies: list[str] = []
+
+
+@cn.activity(name="cases.hold_slot")
+def hold_slot() -> str:
+    _slot_held.set()
+    _release_slot.wait(30)
+    return "held"
+
+
+@cn.activity(name="cases.queued_with_timeout", timeout=cn.seconds(0.3), retry=cn.Retry(max_attempts=1))
+def queued_with_timeout(tag: str) -> str:
+    _queued_bodies.append(tag)
+    return tag
+
+
+def test_an_attempt_that_timed_out_waiting_for_a_slot_never_runs(make_instance: Any) -> None:
+    inst = make_instance(activity_concurrency=1)
+    _slot_held.clear()
+    _release_slot.clear()
+    _queued_bodies.clear()
+
+    async def holder() -> str:
+        return await hold_slot()
+
+    async def queued(tag: str) -> str:
+        try:
+            return await queued_with_timeout(tag)
+        except cn.ActivityFailed as exc:
+            return f"failed: {exc}"
+
+    first = cn.start(define(inst, holder), {}, instance=inst)
+    assert _slot_held.wait(30)  # the only slot is taken by a plain (inline) body
+    waiting = cn.start(define(inst, queued), {"tag": "late"}, instance=inst)
+    assert "timed out" in cn.wait(waiting.id, timeout=30, instance=inst)
+    _release_slot.set()
+    assert cn.wait(first.id, timeout=30, instance=inst) == "held"
+    # The activity pool has one thread: this body runs only after the abandoned attempt has had
+    # the slot and given it back without running.
+    after = cn.start(define(inst, queued, "queued_after"), {"tag": "after"}, instance=inst)
+    assert cn.wait(after.id, timeout=30, instance=inst) == "after"
+    assert _queued_bodies == ["after"]
+
+
 def test_waiting_on_a_run_finished_here_needs_no_read(make_instance: Any) -> None:
     """This engine hands the outcome to local waiters, also to one that comes after the end."""
     inst = make_instance()
