@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._json import check_json
-from ..store.base import NewTask, TaskOutcome, TaskRecord
+from ..store.base import NewTask, TaskRecord
 from ..telemetry import _active as telemetry_active
 from ..workflow import ACTIVITIES, ActivityDef
 from .clock import wall_now
@@ -32,8 +31,6 @@ from .replay import LiveOutcome, error_dict
 if TYPE_CHECKING:
     from .node import Engine
     from .runner import HeldRun
-
-log = logging.getLogger("continuum_nb.activities")
 
 
 def _call_async(fn: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -214,14 +211,5 @@ async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | Task
     engine.tasks_inflight.pop(record.id, None)
     delivered = engine.deliver_outcome(record.run_id, record.seq, outcome, record)
     if not delivered:
-        key = None
-        if outcome.state == "completed" and not hit and record.idempotency_key:
-            key = (record.activity, record.idempotency_key)
-        ok = await engine.db(
-            engine.store.complete_task, record,
-            TaskOutcome(record.id, outcome.state, outcome.result, outcome.error, key, record.seq),
-            engine.now(),
-        )
-        if not ok:
-            log.info("outcome of task %s dropped: its lease was lost", record.id)
+        await engine.write_outcome(record, record.seq, outcome)
     _emit_outcome(engine, outcome, meta, t0)

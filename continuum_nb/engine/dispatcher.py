@@ -103,22 +103,30 @@ class ListenerThread:
         loop = self.engine.loop
         if loop is None:
             return
-        if item is not None and item[0] == CHANNEL_DONE and not _done_concerns(self.engine, item[1]):
-            return  # most often the NOTIFY of a run this engine just finished: no loop wake-up
+        if item is not None and item[0] == CHANNEL_DONE:
+            run_id = _run_id(item[1])
+            if run_id is None or not _done_concerns(self.engine, run_id):
+                return  # most often the NOTIFY of a run this engine just finished: no loop wake-up
         try:
             loop.call_soon_threadsafe(_on_notification, self.engine, item)
         except RuntimeError:
             pass
 
 
-def _done_concerns(engine: Engine, payload: str) -> bool:
-    """(listener thread) Whether a run's end matters to this engine: it holds the run and no
-    wake of its own is running (membership tests only; the loop decides)."""
-    try:
-        run_id = uuid.UUID(payload)
-    except ValueError:
-        return False
+def _done_concerns(engine: Engine, run_id: uuid.UUID) -> bool:
+    """Whether a run's end (NOTIFY on CHANNEL_DONE) means this engine must let go of it: it
+    holds the run and no wake of its own is running. A wake of ours reports the end itself (this
+    may be the NOTIFY of its own commit, which can arrive before the wake returns); if the run
+    was cancelled meanwhile, that wake's commit is refused and the run is dropped then.
+    Membership tests only: the listener thread filters with it, the loop decides with it."""
     return run_id in engine.held and run_id not in engine.waking
+
+
+def _run_id(payload: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(payload)
+    except ValueError:
+        return None
 
 
 def _on_notification(engine: Engine, item: tuple[str, str] | None) -> None:
@@ -126,15 +134,9 @@ def _on_notification(engine: Engine, item: tuple[str, str] | None) -> None:
         engine.kick()
         return
     channel, payload = item
-    try:
-        run_id = uuid.UUID(payload) if channel in (CHANNEL_WAKE, CHANNEL_DONE) else None
-    except ValueError:
-        run_id = None
+    run_id = _run_id(payload) if channel in (CHANNEL_WAKE, CHANNEL_DONE) else None
     if channel == CHANNEL_DONE:
-        # A wake of ours in progress reports the end itself (this may be the NOTIFY of its own
-        # commit, which can arrive before the wake returns); if the run was cancelled
-        # meanwhile, that wake's commit is refused and the run is dropped then.
-        if run_id is not None and run_id in engine.held and run_id not in engine.waking:
+        if run_id is not None and _done_concerns(engine, run_id):
             # Cancelled (or finished) elsewhere: forget it; its lease was cleared.
             held = engine.held[run_id]
             held.replayer = None

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import DatabaseUnavailable
-from ..store.base import NewRun, NewTask, RunRecord
+from ..store.base import NewRun, NewTask, RunRecord, TaskOutcome
 from ..telemetry import emit
 from ..workflow import ACTIVITIES, WorkflowDef
 from . import activities, dispatcher, leases
@@ -42,6 +42,8 @@ log = logging.getLogger("continuum_nb.engine")
 T = TypeVar("T")
 #: How many outcomes of runs that ended here are kept for wait() calls that come after the end.
 RECENT_OUTCOMES = 256
+#: The report states in which a run has ended (its outcome goes to local waiters).
+ENDED = ("completed", "failed", "drifted")
 
 
 class Engine:
@@ -172,7 +174,7 @@ class Engine:
             for seq, outcome in list(held.outcomes.items()):
                 record = held.outcome_records.get(seq)
                 if outcome.local and record is not None:
-                    await self._write_outcome(record, seq, outcome)
+                    await self.write_outcome(record, seq, outcome)
             held.outcomes.clear()
             try:
                 await self.db(self.runner.release, held)
@@ -318,7 +320,7 @@ class Engine:
             log.exception("wake of run %s failed; dropping it from memory", held.run_id)
             self._post(self._drive_failed, held, exc, False)
             return
-        if report.state in ("completed", "failed", "drifted"):
+        if report.state in ENDED:
             self.notify_waiters(held.run_id, (report.state, report.result, report.error))
         self._post(self._drive_done, held, report)
 
@@ -380,7 +382,7 @@ class Engine:
 
     def _handle(self, held: HeldRun, report: WakeReport) -> None:
         run_id = held.run_id
-        if report.state in ("completed", "failed", "drifted", "lost", "released"):
+        if report.state in (*ENDED, "lost", "released"):
             self._drop(run_id)
             if report.state in ("lost", "released"):
                 # Local waiters skip reads while this engine drives the run; now they must read.
@@ -427,7 +429,7 @@ class Engine:
             for seq, outcome in pending.items():
                 record = held.outcome_records.pop(seq, None)
                 if outcome.local and record is not None:
-                    self.spawn(self._write_outcome(record, seq, outcome))
+                    self.spawn(self.write_outcome(record, seq, outcome))
         h = self._timers.pop(run_id, None)
         if h is not None:
             h.cancel()
@@ -480,17 +482,21 @@ class Engine:
     def start_activity(self, held: HeldRun | None, task: NewTask | Any) -> None:
         self.spawn(activities.run_attempt(self, held, task))
 
-    async def _write_outcome(self, record: Any, seq: int, outcome: Any) -> None:
-        from ..store.base import TaskOutcome
-
+    async def write_outcome(self, record: Any, seq: int, outcome: Any) -> None:
+        """Write a local attempt's outcome to its task row (fenced by the task lease), for a run
+        this engine does not (or no longer) hold: whoever runs it next journals it."""
         key = None
         if outcome.state == "completed" and not outcome.idempotency_hit and record.idempotency_key:
             key = (record.activity, record.idempotency_key)
         try:
-            await self.db(self.store.complete_task, record,
-                          TaskOutcome(record.id, outcome.state, outcome.result, outcome.error, key, seq), self.now())
+            ok = await self.db(self.store.complete_task, record,
+                               TaskOutcome(record.id, outcome.state, outcome.result, outcome.error, key, seq),
+                               self.now())
         except Exception:
             log.warning("could not write the outcome of task %s; it will run again", record.id, exc_info=True)
+            return
+        if not ok:
+            log.info("outcome of task %s dropped: its lease was lost", record.id)
 
     def deliver_outcome(self, run_id: uuid.UUID, seq: int, outcome: Any, record: Any = None) -> bool:
         """Hand an attempt's outcome to the run if this engine still holds it (the run's next

@@ -35,6 +35,12 @@ class MemoryLeases:
     def _run_copy(self, run: RunRecord) -> RunRecord:
         return replace(run, input=copy_json(run.input), result=copy_json(run.result), error=copy_json(run.error))
 
+    def _grant(self, row: RunRecord | TaskRecord, owner: str, now_db: datetime, lease_ttl: float) -> None:
+        """A new lease on a run or task row: a fresh token from the one sequence."""
+        row.lease_owner = owner
+        row.lease_token = next(self._tokens)
+        row.lease_expires_at = now_db + timedelta(seconds=lease_ttl)
+
     def _task_copy(self, task: TaskRecord) -> TaskRecord:
         return replace(task, args=copy_json(task.args), result=copy_json(task.result), error=copy_json(task.error))
 
@@ -60,9 +66,7 @@ class MemoryLeases:
             due.sort(key=lambda r: r.next_wakeup_at or epoch)  # NULLS FIRST
             out = []
             for run in due[: max(limit, 0)]:
-                run.lease_owner = owner
-                run.lease_token = next(self._tokens)
-                run.lease_expires_at = now_db + timedelta(seconds=lease_ttl)
+                self._grant(run, owner, now_db, lease_ttl)
                 out.append(self._run_copy(run))
             return out
 
@@ -74,9 +78,7 @@ class MemoryLeases:
                 return None
             if run.lease_owner != owner and self._live(run.lease_owner, run.lease_expires_at, now_db):
                 return None
-            run.lease_owner = owner
-            run.lease_token = next(self._tokens)
-            run.lease_expires_at = now_db + timedelta(seconds=lease_ttl)
+            self._grant(run, owner, now_db, lease_ttl)
             return self._run_copy(run)
 
     def renew_leases(
@@ -153,8 +155,6 @@ class MemoryLeases:
             out = []
             for task in ready[: max(limit, 0)]:
                 task.state = "leased"
-                task.lease_owner = owner
-                task.lease_token = next(self._tokens)
-                task.lease_expires_at = now_db + timedelta(seconds=lease_ttl)
+                self._grant(task, owner, now_db, lease_ttl)
                 out.append(self._task_copy(task))
             return out

@@ -397,7 +397,7 @@ class PostgresStore:
 
 # The hot path: the wake statement is prepared once per pooled connection and executed through
 # libpq directly (one prepared execution with text parameters, the GIL released while it waits),
-# which costs the client far less than the general cursor path for 23 parameters.
+# which costs the client far less than the general cursor path for its 24 parameters.
 _wake_prepared: weakref.WeakSet[Conn] = weakref.WeakSet()
 
 

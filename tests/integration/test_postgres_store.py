@@ -25,6 +25,7 @@ from continuum_nb.store.base import (
     Notification,
     Wake,
 )
+from continuum_nb.store.migrate import migrate
 from continuum_nb.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -289,6 +290,21 @@ def test_wake_statement_is_prepared_again_after_deallocate_all(db_url: str) -> N
         assert run is not None and run.trace_context == b"\x00\x01traceparent"  # bytea round trip
     finally:
         one.close()
+
+
+def test_a_database_without_the_wake_function_says_to_migrate(empty_db_url: str) -> None:
+    """Migrated only up to the version before the wake function (auto_migrate off, say): the
+    first commit names the fix, and nothing is written."""
+    migrate(empty_db_url, to="20260701000002")
+    old = PostgresStore(empty_db_url, pool_size=1, instance="itest")
+    try:
+        rid = uuid.uuid4()
+        first = Wake(run_id=rid, lease_token=0, now=now(), state="suspended", events=[Event(1, "side_effect", {})])
+        with pytest.raises(MigrationError, match="run `continuum migrate`"):
+            old.create_run(NewRun(rid, "wf", "v1", {}, now()), owner="e1", first_wake=first)
+        assert old.get_run(rid) is None
+    finally:
+        old.close()
 
 
 def test_unreachable_database_is_a_one_line_error() -> None:

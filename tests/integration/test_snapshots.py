@@ -55,6 +55,14 @@ def _suspend(inst: cn.Instance, steps: int = 30) -> cn.Run:
     return run
 
 
+def _finish_with_full_replay(rec: Recorder, run: cn.Run, inst: cn.Instance) -> None:
+    """Finish a suspended long_run on ``inst``; its last replay must have read the whole journal."""
+    cn.signal(run.id, "finish", "ok", instance=inst)
+    assert cn.wait(run.id, timeout=30, instance=inst) == [sum(2 * i for i in range(30)), "ok"]
+    replays = [m for e, m, meta in rec.seen if meta["run_id"] == run.id]
+    assert replays[-1]["snapshot_seq"] == 0 and replays[-1]["events"] > 30  # full replay
+
+
 def test_snapshot_taken_and_used_on_resume(make: Any) -> None:
     rec = Recorder(("continuum", "snapshot", "taken"), ("continuum", "replay", "stop"))
     try:
@@ -77,11 +85,7 @@ def test_snapshot_of_another_version_is_ignored(make: Any) -> None:
     rec = Recorder(("continuum", "replay", "stop"))
     try:
         run = _suspend(make(snapshot_threshold=10))
-        other = make(long_run_refactored, snapshot_threshold=10)
-        cn.signal(run.id, "finish", "ok", instance=other)
-        assert cn.wait(run.id, timeout=30, instance=other) == [sum(2 * i for i in range(30)), "ok"]
-        replays = [m for e, m, meta in rec.seen if meta["run_id"] == run.id]
-        assert replays[-1]["snapshot_seq"] == 0 and replays[-1]["events"] > 30  # full replay
+        _finish_with_full_replay(rec, run, make(long_run_refactored, snapshot_threshold=10))
     finally:
         rec.close()
 
@@ -131,11 +135,7 @@ def test_a_snapshot_in_an_unknown_format_is_ignored(make: Any, db_url: str) -> N
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("UPDATE continuum_snapshots SET payload = jsonb_set(payload, '{format}', '99') "
                          "WHERE run_id = %s", (uuid.UUID(run.id),))
-        second = make(snapshot_threshold=10)
-        cn.signal(run.id, "finish", "ok", instance=second)
-        assert cn.wait(run.id, timeout=30, instance=second) == [sum(2 * i for i in range(30)), "ok"]
-        replays = [m for e, m, meta in rec.seen if meta["run_id"] == run.id]
-        assert replays[-1]["snapshot_seq"] == 0 and replays[-1]["events"] > 30  # full replay
+        _finish_with_full_replay(rec, run, make(snapshot_threshold=10))
     finally:
         rec.close()
 

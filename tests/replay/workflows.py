@@ -7,9 +7,25 @@ change the effects (must be rejected as drift).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import continuum_nb as cn
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)  # when the journals were recorded
+
+
+class NothingLive:
+    """Pure replay: no outcome, signal or clock beyond the journal is available."""
+
+    def now(self) -> datetime:
+        return NOW
+
+    def task_outcome(self, seq: int) -> None:
+        return None
+
+    def signal(self, name: str, skip: set[int]) -> None:
+        return None
 
 
 @cn.activity(name="replay.charge")

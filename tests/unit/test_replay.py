@@ -8,7 +8,7 @@ drift, naming the expected (journal) and the actual (code) command, and record n
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +16,9 @@ import pytest
 
 from continuum_nb.engine.replay import Blocked, Completed, Drifted, Replayer
 from continuum_nb.store.base import Event
-from tests.replay.workflows import WORKFLOWS
+from tests.replay.workflows import WORKFLOWS, NothingLive
 
 JOURNALS = sorted((Path(__file__).parent.parent / "replay").glob("*.json"))
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)  # when the journals were recorded
-
-
-class NothingLive:
-    """Pure replay: no outcome, signal or clock beyond the journal is available."""
-
-    def now(self) -> datetime:
-        return NOW
-
-    def task_outcome(self, seq: int) -> None:
-        return None
-
-    def signal(self, name: str, skip: set[int]) -> None:
-        return None
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,10 @@ from continuum_nb.engine.snapshots import (
     replayer_from,
 )
 from continuum_nb.store.base import Event, SignalRecord
-from tests.replay.workflows import WORKFLOWS
+from tests.replay.workflows import NOW, WORKFLOWS, NothingLive
 from tests.snapshot_format1 import build_v1
 
 REPLAY_DIR = Path(__file__).parent.parent / "replay"
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 RUN = uuid.UUID(int=7)
 
 
@@ -214,24 +213,13 @@ RECORDED = [("order", j) for j in ("order_completed", "order_expired", "order_in
 ]
 
 
-class Nothing:
-    def now(self) -> datetime:
-        return NOW
-
-    def task_outcome(self, seq: int) -> None:
-        return None
-
-    def signal(self, name: str, skip: set[int]) -> None:
-        return None
-
-
 @pytest.mark.parametrize("encoding", sorted(ENCODERS))
 @pytest.mark.parametrize("workflow,journal", RECORDED, ids=[f"{w}-{j}" for w, j in RECORDED])
 def test_recorded_journals_replay_the_same_from_every_snapshot(workflow: str, journal: str, encoding: str) -> None:
     events, inputs = load(journal)
     fn = WORKFLOWS[workflow]
     for split in range(len(events) + 1):
-        drive_both(lambda: fn(**inputs), events, split, ENCODERS[encoding], Nothing)
+        drive_both(lambda: fn(**inputs), events, split, ENCODERS[encoding], NothingLive)
 
 
 @pytest.mark.parametrize("encoding", sorted(ENCODERS))
@@ -244,8 +232,8 @@ def test_every_event_type_replays_the_same_from_every_snapshot(encoding: str) ->
     assert any(e.event_type == "signal_received" and e.payload["awaited_seq"] is not None for e in events)
     assert any(e.event_type == "timer_fired" and e.payload.get("signal") == "never" for e in events)
     for split in range(0, len(events) + 1, 3):
-        drive_both(lambda: mixed(8), events, split, ENCODERS[encoding], Nothing)
-        drive_both(lambda: mixed_changed(8), events, split, ENCODERS[encoding], Nothing)
+        drive_both(lambda: mixed(8), events, split, ENCODERS[encoding], NothingLive)
+        drive_both(lambda: mixed_changed(8), events, split, ENCODERS[encoding], NothingLive)
 
 
 @pytest.mark.parametrize("cut", [0.3, 0.6, 0.9, 1.0])
@@ -265,7 +253,7 @@ def test_compacted_ordinals_and_targets_are_still_checked() -> None:
     snap = stored(build_snapshot(RUN, "v", events))
     snap.payload["names"][snap.payload["names"].index("compact.store")] = "compact.other"
     rep = replayer_from("run", "wf", lambda: mixed(8), snap, [])
-    out = rep.advance(Nothing())
+    out = rep.advance(NothingLive())
     assert isinstance(out, Drifted) and "compact.other" in out.error["message"]
     assert out.error["expected"]["target"] == "compact.other" and out.error["actual"]["target"] == "compact.store"
 
@@ -274,7 +262,7 @@ def test_compacted_ordinals_and_targets_are_still_checked() -> None:
     fetches = [e for e in changed if e.event_type == "activity_scheduled" and e.payload["activity"] == "compact.fetch"]
     fetches[3].payload["ordinal"] = 17
     rep = replayer_from("run", "wf", lambda: mixed(8), stored(build_snapshot(RUN, "v", changed)), [])
-    out = rep.advance(Nothing())
+    out = rep.advance(NothingLive())
     assert isinstance(out, Drifted) and out.error["expected"]["ordinal"] == 17 and out.error["actual"]["ordinal"] == 3
 
 
