@@ -598,6 +598,35 @@ def test_waiting_on_a_run_finished_here_needs_no_read(make_instance: Any) -> Non
     assert reads["get_run"] == 0
 
 
+def test_a_run_that_ended_is_forgotten_by_its_drive_thread(make_instance: Any) -> None:
+    """A run whose drive ended it leaves the engine there and then: no report is posted to
+    the engine loop (which would wake that thread once per run)."""
+    import concurrent.futures
+
+    inst = make_instance()
+
+    async def two_steps(x: int) -> int:
+        return await double(await double(x))
+
+    wf = define(inst, two_steps)
+    engine = inst.start_engine()
+    posted: list[str] = []
+    original = engine._post
+
+    def recording(fn: Any, *args: Any) -> None:
+        posted.append(getattr(fn, "__name__", repr(fn)))
+        original(fn, *args)
+
+    engine._post = recording
+    for i in range(5):
+        run = cn.start(wf, {"x": i}, instance=inst)
+        assert cn.wait(run.id, timeout=30, instance=inst) == 4 * i
+        concurrent.futures.wait(list(engine._drives_running), timeout=30)
+        rid = uuid.UUID(run.id)
+        assert rid not in engine.held and rid not in engine.waking
+    assert "_drive_done" not in posted
+
+
 # ------------------------------------------------------------------------------------------------
 # versions, drift, resume, upgrade
 # ------------------------------------------------------------------------------------------------

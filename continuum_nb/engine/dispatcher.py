@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import uuid
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,6 @@ from ..errors import DatabaseUnavailable
 from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE
 from ..workflow import ACTIVITIES
 from .clock import wall_now
-from .listening import listen_forever
 
 if TYPE_CHECKING:
     from .node import Engine
@@ -79,25 +77,24 @@ async def _claim_once(engine: Engine) -> None:
 
 
 class ListenerThread:
-    """Blocks on LISTEN in its own thread and forwards notifications to the engine loop."""
+    """Forwards the instance's notifications (its shared LISTEN connection, on that thread) to
+    the engine loop."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"continuum-{engine.instance.name}-listen", daemon=True)
+        self._hub = engine.instance.notifications()
+        self._key: int | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._key = self._hub.subscribe(
+            [CHANNEL_WAKE, CHANNEL_TASKS, CHANNEL_DONE],
+            lambda channel, payload: self._post((channel, payload)), lambda: self._post(None),
+        )
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        listen_forever(
-            self.engine.store, [CHANNEL_WAKE, CHANNEL_TASKS, CHANNEL_DONE],
-            lambda channel, payload: self._post((channel, payload)), lambda: self._post(None), self._stop,
-        )
+        if self._key is not None:
+            self._hub.unsubscribe(self._key)
+            self._key = None
 
     def _post(self, item: tuple[str, str] | None) -> None:
         loop = self.engine.loop
@@ -136,12 +133,12 @@ def _on_notification(engine: Engine, item: tuple[str, str] | None) -> None:
     channel, payload = item
     run_id = _run_id(payload) if channel in (CHANNEL_WAKE, CHANNEL_DONE) else None
     if channel == CHANNEL_DONE:
-        if run_id is not None and _done_concerns(engine, run_id):
+        held = engine.held.get(run_id) if run_id is not None else None
+        if held is not None and _done_concerns(engine, held.run_id):
             # Cancelled (or finished) elsewhere: forget it; its lease was cleared.
-            held = engine.held[run_id]
             held.replayer = None
-            engine._drop(run_id)
-            engine.notify_waiters(run_id)  # local waiters skip reads while the run was held
+            engine._drop(held.run_id)
+            engine.notify_waiters(held.run_id)  # local waiters skip reads while the run was held
         return
     if channel == CHANNEL_WAKE and run_id is not None and run_id in engine.held:
         engine.request_wake(run_id)

@@ -52,6 +52,7 @@ class Instance:
         self._saved_versions: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         self._done_watcher: Any = None
+        self._notifications: Any = None
         with _lock:
             old = _instances.get(name)
             if old is not None and old is not self:
@@ -152,6 +153,16 @@ class Instance:
                 self._done_watcher = DoneWatcher(self)
             return self._done_watcher
 
+    def notifications(self) -> Any:
+        """This instance's one LISTEN connection, shared by its engine and ``wait()``."""
+        from .listening import Notifications
+
+        store = self.store  # resolved here: the listening thread must not take the instance lock
+        with self._lock:
+            if self._notifications is None:
+                self._notifications = Notifications(store, self.name)
+            return self._notifications
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the engine thread (releasing its leases) and close connections."""
         with self._lock:
@@ -161,6 +172,10 @@ class Instance:
             engine.stop(timeout)
         if watcher is not None:
             watcher.close()
+        with self._lock:
+            notifications, self._notifications = self._notifications, None
+        if notifications is not None:
+            notifications.close()  # its store may be closed below; a new one comes with it
         if self._own_store:
             # Close the pool too (no thread left behind); the store reopens on next use.
             with self._lock:

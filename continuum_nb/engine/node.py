@@ -59,8 +59,9 @@ class Engine:
             self.config.snapshot_threshold, self.config.snapshot_max_size_bytes,
         )
         # Runs this engine holds, least recently woken first. Owned by the loop, except that a
-        # drive thread registers the run it starts (_start_drive): loop code iterates over
-        # snapshots (list(...)) of it.
+        # drive thread registers the run it starts (_start_drive) and forgets the run it ended
+        # (_let_go_here): loop code iterates over snapshots (list(...)) of it and looks runs up
+        # with .get().
         self.held: OrderedDict[uuid.UUID, HeldRun] = OrderedDict()
         self.tasks_inflight: dict[uuid.UUID, int] = {}  # task id -> lease token
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -97,6 +98,9 @@ class Engine:
         self._bg: set[asyncio.Task[Any]] = set()
         self._unsubscribe_clock: Callable[[], None] | None = None
         self._stored_names: set[str] = set()
+        # The instance's shared LISTEN connection, resolved here (the caller's thread) so the
+        # loop never takes the instance lock.
+        self._listener = dispatcher.ListenerThread(self)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -131,7 +135,7 @@ class Engine:
                 await self.db(self.instance.save_version, wf)
             except Exception:
                 log.warning("could not store version of workflow %s", wf.name, exc_info=True)
-        listener = dispatcher.ListenerThread(self)
+        listener = self._listener
         listener.start()
         try:
             await asyncio.gather(
@@ -322,7 +326,21 @@ class Engine:
             return
         if report.state in ENDED:
             self.notify_waiters(held.run_id, (report.state, report.result, report.error))
+            if self._let_go_here(held):
+                return
         self._post(self._drive_done, held, report)
+
+    def _let_go_here(self, held: HeldRun) -> bool:
+        """(drive thread) Forget a run that ended, without a hop through the loop, when the loop
+        has nothing of it to undo (no timer handle, no outcomes to write): one thread wake-up
+        less per run, at the moment the next run starts. Done as ``_drive_done`` would: out of
+        ``held`` first, so a wake the loop requests meanwhile finds nothing to wake."""
+        run_id = held.run_id
+        if held.outcomes or run_id in self._timers or self.held.get(run_id) is not held:
+            return False
+        self.held.pop(run_id, None)
+        self._waking.pop(run_id, None)
+        return True
 
     def _drive_done(self, held: HeldRun, report: WakeReport) -> None:
         """(loop) Act on a drive's report, then wake the run again if that was asked meanwhile."""
@@ -438,8 +456,8 @@ class Engine:
         """Keep at most max_cached_runs coroutines: release the least recently woken idle runs."""
         excess = len(self.held) - self.config.max_cached_runs
         for run_id in list(self.held)[: max(0, excess)]:
-            held = self.held[run_id]
-            if held.inflight or run_id in self._waking:
+            held = self.held.get(run_id)  # a drive thread may have let go of it since
+            if held is None or held.inflight or run_id in self._waking:
                 continue
             self._drop(run_id)
             self.spawn(self.db(self.runner.release, held))

@@ -1,4 +1,4 @@
-"""``wait()`` support: one LISTEN connection per instance for finished runs, plus direct
+"""``wait()`` support: finished runs from the instance's shared LISTEN connection, plus direct
 notification from this process's engine (no round trip when the run finished here)."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..store.base import CHANNEL_DONE
-from .listening import listen_forever
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -22,13 +21,13 @@ class DoneWatcher:
         self._store = instance.store  # resolved here: the thread must not take the instance lock
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}
-        self._stop = threading.Event()
-        self._connected = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"continuum-{instance.name}-wait", daemon=True)
-        self._thread.start()
         # Registering before the first state check makes a notification impossible to miss;
-        # waiting for LISTEN to be in place makes that true across processes too.
-        self._connected.wait(5)
+        # waiting for LISTEN to be in place makes that true across processes too. On failure
+        # waiters fall back to their periodic re-check.
+        self._hub = instance.notifications()
+        self._key = self._hub.subscribe(
+            [CHANNEL_DONE], lambda _channel, payload: self.notify_local(payload), self._wake_all, wait_connected=5.0,
+        )
 
     def register(self, run_id: str) -> threading.Event:
         """An event set when the run finishes. When this process's engine finished it, the
@@ -61,17 +60,5 @@ class DoneWatcher:
         for ev in events:
             ev.set()
 
-    def _run(self) -> None:
-        def connected() -> None:
-            self._connected.set()
-            self._wake_all()  # re-check every waiter's state
-
-        listen_forever(
-            self._store, [CHANNEL_DONE], lambda _channel, payload: self.notify_local(payload), connected,
-            self._stop, max_backoff=5.0,
-            on_failure=self._connected.set,  # waiters fall back to their periodic re-check
-        )
-
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self._hub.unsubscribe(self._key)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import selectors
+import socket
 import threading
 import time
 from collections.abc import Sequence
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from ..errors import DatabaseUnavailable
 from .base import Notification
@@ -40,6 +42,12 @@ class PgListener:
         self._closed = threading.Event()
         self._backoff = 0.05
         self.reconnects = 0
+        self._selector: selectors.BaseSelector | None = None
+        self._selected: psycopg.Connection | None = None  # the connection _selector polls
+        # close() from another thread wakes a wait() through this pair (closing what a poll
+        # waits on does not wake it); the sockets close themselves when the listener goes.
+        self._interrupt, self._interrupter = socket.socketpair()
+        self._interrupt.setblocking(False)
         try:
             self._conn = self._connect()
         except psycopg.OperationalError as exc:
@@ -64,14 +72,33 @@ class PgListener:
                 return []
         remaining = max(0.0, deadline - time.monotonic())
         try:
-            # Return as soon as one notification is here, then take whatever else already arrived.
-            got = list(conn.notifies(timeout=remaining, stop_after=1))
-            if got:
-                got.extend(conn.notifies(timeout=0))
-        except psycopg.Error:
+            # Straight on libpq: one poll of the socket, then every notification it brought.
+            # (Connection.notifies() builds a generator and a new epoll object per call, which
+            # cost more than the notification itself on this thread's hot path.)
+            pgconn = conn.pgconn
+            sel = self._selector
+            if sel is None or self._selected is not conn:
+                self._close_selector()
+                sel = selectors.DefaultSelector()
+                sel.register(pgconn.socket, selectors.EVENT_READ)
+                sel.register(self._interrupt, selectors.EVENT_READ)
+                self._selector, self._selected = sel, conn
+            got = _drain(pgconn)
+            if not got and sel.select(remaining):
+                if self._closed.is_set():
+                    return []
+                pgconn.consume_input()
+                got = _drain(pgconn)
+        except (psycopg.Error, OSError):
             self._drop()
             return []
-        return [Notification(n.channel, n.payload) for n in got]
+        encoding = conn.info.encoding
+        return [Notification(n.relname.decode(encoding), n.extra.decode(encoding)) for n in got]
+
+    def _close_selector(self) -> None:
+        sel, self._selector, self._selected = self._selector, None, None
+        if sel is not None:
+            sel.close()
 
     def _reconnect(self, deadline: float) -> psycopg.Connection | None:
         """One attempt; on failure, pause (interruptibly) for the backoff within the deadline."""
@@ -87,6 +114,7 @@ class PgListener:
         return self._conn
 
     def _drop(self) -> None:
+        self._close_selector()
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -96,7 +124,19 @@ class PgListener:
 
     def close(self) -> None:
         self._closed.set()
+        try:
+            self._interrupter.send(b"x")
+        except OSError:  # already sent (buffer full) or closed
+            pass
         self._drop()
+
+
+def _drain(pgconn: pq.abc.PGconn) -> list[pq.PGnotify]:
+    """The notifications libpq has already read."""
+    out = []
+    while (n := pgconn.notifies()) is not None:
+        out.append(n)
+    return out
 
 
 def _first_line(exc: BaseException) -> str:

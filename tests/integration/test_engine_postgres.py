@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 import continuum_nb as cn
 from continuum_nb.engine.clock import VirtualClock
 from tests.engine_cases import *  # noqa: F403 - the shared cases
-from tests.engine_cases import define, eventually, journal, suspended_on
+from tests.engine_cases import define, double, eventually, journal, suspended_on
 
 
 @pytest.fixture
@@ -105,6 +106,35 @@ def test_timers_survive_an_engine_restart(make_instance: Any, clock: VirtualCloc
     later.advance(cn.hours(7))
     assert cn.wait(run.id, timeout=30, instance=second) == "rested"
     assert [e.event_type for e in journal(second, run)] == ["timer_started", "timer_fired"]
+
+
+def test_the_engine_and_wait_share_one_listen_connection(make_instance: Any, admin_url: str) -> None:
+    """Every NOTIFY wakes each listening backend and its thread: an instance keeps one."""
+    inst = make_instance()
+
+    async def one_step(x: int) -> int:
+        return await double(x)
+
+    wf = define(inst, one_step)
+    run = cn.start(wf, {"x": 2}, instance=inst)
+    assert cn.wait(run.id, timeout=30, instance=inst) == 4
+    dbname = psycopg.conninfo.conninfo_to_dict(inst.conninfo)["dbname"]
+
+    def listening() -> int:
+        # the last statement of a listening connection is its last LISTEN (one per channel)
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query ILIKE 'LISTEN %%'", (dbname,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    # the engine subscribes from its own thread; a connection closed meanwhile leaves
+    # pg_stat_activity a moment later
+    eventually(lambda: inst.engine._listener._key is not None, what="engine subscribed")
+    eventually(lambda: listening() == 1, what="one LISTEN connection")
+    run = cn.start(wf, {"x": 3}, instance=inst)
+    assert cn.wait(run.id, timeout=30, instance=inst) == 6
+    assert listening() == 1
 
 
 def test_wait_is_woken_by_notify_not_a_poll(make_instance: Any) -> None:
