@@ -100,35 +100,61 @@ class PgPool:
                 yield conn
         except PoolTimeout:
             raise self.unavailable(self._why_no_connection()) from None
-        except psycopg.OperationalError as exc:
-            # The pool already discarded this (broken) connection; drop its idle siblings that
-            # died with the same server restart, so the next calls get fresh ones.
+        except psycopg.Error as exc:
+            mapped = self._translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+    def call(self, fn: Callable[[Conn], T]) -> T:
+        """``fn`` on a pooled connection, as ``connection()`` gives it, without that method's
+        two generator-based context managers and its no-op commit on an autocommit connection
+        (the wake's hot path)."""
+        self.ensure_open()
+        try:
+            conn = self.pool.getconn()
+        except PoolTimeout:
+            raise self.unavailable(self._why_no_connection()) from None
+        try:
+            return fn(conn)
+        except psycopg.Error as exc:
+            mapped = self._translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from None
+        finally:
+            self.pool.putconn(conn)  # a broken connection is discarded here
+
+    def _translate(self, exc: psycopg.Error) -> Exception | None:
+        """The continuum error for a database error (None: raise it as it is)."""
+        if isinstance(exc, psycopg.OperationalError):
+            # The pool discards this (broken) connection; drop its idle siblings that died
+            # with the same server restart, so the next calls get fresh ones.
             self._check()
-            raise BrokenConnection(str(self.unavailable(exc))) from None
-        except pgerrors.CheckViolation as exc:
+            return BrokenConnection(str(self.unavailable(exc)))
+        if isinstance(exc, pgerrors.CheckViolation):
             primary = exc.diag.message_primary or ""
             if primary.startswith("no partition of relation"):
                 match = _PARTITION_MONTH.search(exc.diag.message_detail or "")
                 month = f"{match.group(1)}-{match.group(2)}" if match else month_of(None)
-                raise PartitionError(partition_message(month)) from None
-            raise
-        except (pgerrors.UndefinedTable, pgerrors.UndefinedFunction) as exc:
-            raise MigrationError(
+                return PartitionError(partition_message(month))
+            return None
+        if isinstance(exc, (pgerrors.UndefinedTable, pgerrors.UndefinedFunction)):
+            return MigrationError(
                 f"the continuum tables are missing or out of date ({first_line(exc)}); run `continuum migrate`"
-            ) from None
-        except pgerrors.UntranslatableCharacter as exc:
-            raise ValueError(
+            )
+        if isinstance(exc, pgerrors.UntranslatableCharacter):
+            return ValueError(
                 f"a JSON value cannot be stored by PostgreSQL jsonb ({first_line(exc)}); remove NUL (\\u0000) characters"
-            ) from None
+            )
+        return None
 
     def read(self, fn: Callable[[Conn], T]) -> T:
         """Run a read; retried once on a fresh connection if the first one was broken."""
         try:
-            with self.connection() as conn:
-                return fn(conn)
+            return self.call(fn)
         except BrokenConnection:
-            with self.connection() as conn:
-                return fn(conn)
+            return self.call(fn)
 
     def _why_no_connection(self) -> BaseException:
         """The pool only says it timed out; one direct attempt tells why (refused, auth, ...)."""

@@ -152,14 +152,16 @@ class PostgresStore:
                 lease_ttl: float | None = None) -> tuple[bool, int]:
         """One call of continuum_commit_wake: (signal_pending, lease token)."""
         args = [None if a is None else a.encode() for a in wake_args(wake, run_id, new_run, lease_ttl)]
+        def call(conn: Conn) -> tuple[bool, int]:
+            try:
+                return _exec_commit_wake(conn, args)
+            except psycopg.Error as exc:
+                if exc.sqlstate != q.WAKE_REFUSED:
+                    raise
+                raise self._fence_failure(conn, wake) from None
+
         try:
-            with self._connection() as conn:
-                try:
-                    return _exec_commit_wake(conn, args)
-                except psycopg.Error as exc:
-                    if exc.sqlstate != q.WAKE_REFUSED:
-                        raise
-                    raise self._fence_failure(conn, wake) from None
+            return self._db.call(call)
         except pgerrors.UniqueViolation as exc:
             if new_run is not None:
                 raise _duplicate_run(run_id, exc) from None
