@@ -291,6 +291,11 @@ class Engine:
             return
         if run_id in self._waking:
             self._waking[run_id] = True
+            if run_id not in self.held:
+                # Its drive thread let go of it in between (_let_go_here pops `held`, then
+                # `_waking`): leave no entry behind, or a later claim of the run would wait
+                # for a wake that never runs.
+                self._waking.pop(run_id, None)
             return
         self._waking[run_id] = False
         self._submit(self._drive, held)

@@ -37,3 +37,33 @@ def make_instance(clock: VirtualClock) -> Iterator[Any]:
         inst.stop()
         inst._store = None  # the shared memory store needs no closing
         inst.close()
+
+
+def test_a_wake_requested_while_the_drive_thread_lets_go_leaves_nothing_behind(make_instance: Any) -> None:
+    """The loop's request_wake and a drive thread's _let_go_here can interleave: the loop sees
+    the run still waking, the drive thread then drops it from `held` and `_waking`, the loop
+    marks it woken again. No `_waking` entry may survive that: a later claim of the run (a
+    drifted run resumed, say) would wait for a wake that never runs."""
+    from continuum_nb.engine.runner import HeldRun
+    from continuum_nb.store.base import RunRecord
+
+    inst = make_instance()
+    engine = inst.start_engine()
+    assert engine is not None
+    rid = uuid.uuid4()
+    held = HeldRun(record=RunRecord(id=rid, workflow="w", version_hash="v", state="running", input=None),
+                   token=1, wf=None)  # type: ignore[arg-type]
+
+    class LetGoOnCheck(dict):  # the drive thread runs right after the loop's membership test
+        def __contains__(self, key: object) -> bool:
+            found = dict.__contains__(self, key)
+            if found and key == rid:
+                assert engine._let_go_here(held)
+            return found
+
+    engine.held[rid] = held
+    waking = LetGoOnCheck({rid: False})
+    engine._waking = waking
+    engine.request_wake(rid)
+    assert rid not in engine.held
+    assert not dict.__contains__(waking, rid)
