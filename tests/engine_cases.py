@@ -627,6 +627,28 @@ def test_a_run_that_ended_is_forgotten_by_its_drive_thread(make_instance: Any) -
     assert "_drive_done" not in posted
 
 
+def test_a_held_run_whose_wake_notification_was_lost_is_woken_by_the_heartbeat(
+    make_instance: Any, clock: VirtualClock
+) -> None:
+    inst = make_instance(heartbeat=0.1, release_after=3600)
+
+    async def gated() -> Any:
+        # held (due within release_after); its timer is far beyond the test
+        return await cn.signal("open", timeout=cn.minutes(30))
+
+    wf = define(inst, gated)
+    run = cn.start(wf, instance=inst)
+    eventually(lambda: suspended_on(inst, run, "signal_awaited"), what="await")
+    engine = inst.engine
+    assert engine is not None
+    rid = uuid.UUID(run.id)
+    eventually(lambda: rid in engine.held and rid not in engine.waking, what="held and idle")
+    engine._listener._post = lambda item: None  # from here on the engine hears no NOTIFY
+    cn.signal(run.id, "open", "late", instance=inst)
+    clock.advance(cn.seconds(1))  # overdue by more than a heartbeat interval
+    assert cn.wait(run.id, timeout=30, instance=inst) == "late"
+
+
 # ------------------------------------------------------------------------------------------------
 # versions, drift, resume, upgrade
 # ------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Lease renewal (heartbeat) and recovery.
 
 The heartbeater pushes the expiry of every run and task lease this engine holds; a lease it
-finds lost is dropped at once (``[continuum, lease, lost]``). Recovery — at boot and every lease
+finds lost is dropped at once (``[continuum, lease, lost]``), and a held run that has been due
+for more than an interval without being woken is woken (its NOTIFY was lost). Recovery — at boot and every lease
 TTL — clears expired run leases and makes expired task leases available again, so a crashed
 engine's work is picked up by any other.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ..errors import DatabaseUnavailable
@@ -47,6 +50,27 @@ async def heartbeat_loop(engine: Engine) -> None:
                 engine._drop(rid)
         for tid in lost_tasks:
             engine.tasks_inflight.pop(tid, None)
+        await _wake_overdue(engine, [rid for rid in runs if rid not in lost_runs], interval)
+
+
+async def _wake_overdue(engine: Engine, run_ids: list[uuid.UUID], interval: float) -> None:
+    """Wake held runs that have been due for more than a heartbeat interval and are not being
+    woken: the NOTIFY that should have woken them (a signal, an outcome written by another
+    engine) was lost, e.g. while the listening connection reconnected. Without this such a run
+    would wait for its next timer, or forever."""
+    idle = [rid for rid in run_ids if rid in engine.held and rid not in engine.waking]
+    if not idle:
+        return
+    cutoff = engine.clock.now() - timedelta(seconds=interval)
+    try:
+        overdue = await engine.db(engine.store.overdue_runs, idle, cutoff)
+    except DatabaseUnavailable as exc:
+        log.warning("overdue sweep failed: %s", exc)
+        return
+    for rid in overdue:
+        if rid in engine.held and rid not in engine.waking:
+            log.info("run %s was due and not woken (a lost notification?); waking it", rid)
+            engine.request_wake(rid)
 
 
 async def recovery_loop(engine: Engine) -> None:

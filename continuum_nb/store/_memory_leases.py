@@ -108,6 +108,14 @@ class MemoryLeases:
             if run is not None and run.lease_token == lease_token:
                 run.lease_owner = run.lease_token = run.lease_expires_at = None
 
+    def overdue_runs(self, run_ids: Sequence[UUID], cutoff: datetime) -> list[UUID]:
+        with self._lock:
+            return [
+                rid for rid in run_ids
+                if (r := self._runs.get(rid)) is not None and r.state == "suspended"
+                and r.next_wakeup_at is not None and r.next_wakeup_at <= cutoff
+            ]
+
     def next_wakeup(self, workflows: Sequence[str]) -> datetime | None:
         wanted = set(workflows)
         with self._lock:

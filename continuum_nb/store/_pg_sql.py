@@ -167,6 +167,13 @@ UPDATE continuum_activity_tasks AS t SET lease_expires_at = now() + make_interva
 RETURNING t.id
 """
 
+# Of the runs an engine holds, those overdue: a NOTIFY that should have woken them was lost
+# (primary-key probes, one per held run).
+OVERDUE_RUNS = """
+SELECT id FROM continuum_runs
+ WHERE id = ANY(%(ids)s::uuid[]) AND state = 'suspended' AND next_wakeup_at <= %(cutoff)s
+"""
+
 RELEASE_RUN = """
 UPDATE continuum_runs SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
  WHERE id = %(run)s AND lease_token = %(token)s

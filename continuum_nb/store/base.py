@@ -292,6 +292,11 @@ class Store(Protocol):
         Returns (lost run ids, lost task ids): those whose token no longer matches."""
         ...
 
+    def overdue_runs(self, run_ids: Sequence[UUID], cutoff: datetime) -> list[UUID]:
+        """Of ``run_ids``, the suspended runs whose next_wakeup_at is at or before ``cutoff``
+        (the engine's sweep for held runs whose wake-up NOTIFY was lost)."""
+        ...
+
     def release_run(self, run_id: UUID, lease_token: int) -> None:
         """Clear the lease (state and next_wakeup_at unchanged) if the token still matches."""
         ...

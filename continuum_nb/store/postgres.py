@@ -236,6 +236,12 @@ class PostgresStore:
             kept_tasks = {r[0] for r in tc.fetchall()} if tc is not None else set()
         return set(runs) - kept_runs, set(tasks) - kept_tasks
 
+    def overdue_runs(self, run_ids: Sequence[UUID], cutoff: datetime) -> list[UUID]:
+        if not run_ids:
+            return []
+        params = {"ids": list(run_ids), "cutoff": cutoff}
+        return self._read(lambda conn: [r[0] for r in conn.execute(q.OVERDUE_RUNS, params)])
+
     def release_run(self, run_id: UUID, lease_token: int) -> None:
         with self._connection() as conn:
             conn.execute(q.RELEASE_RUN, {"run": run_id, "token": lease_token})

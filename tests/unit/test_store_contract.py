@@ -443,6 +443,23 @@ def test_renew_leases_reports_lost(store: Any) -> None:
     assert store.claim_tasks("e2", ["charge"], now(), 30, 10) == []  # renewed, so not expired
 
 
+def test_overdue_runs_are_the_suspended_ones_due_by_the_cutoff(store: Any) -> None:
+    due, t_due = new_run(store)
+    later, t_later = new_run(store)
+    running, _ = new_run(store)  # never suspended: its first wake is still running
+    done, t_done = new_run(store)
+    for rid, tok, at in ((due, t_due, T0), (later, t_later, T0 + timedelta(hours=1))):
+        store.commit_wake(Wake(run_id=rid, lease_token=tok, now=T0, state="suspended",
+                               events=[ev(1, "timer_started")], next_wakeup_at=at))
+    store.commit_wake(Wake(run_id=done, lease_token=t_done, now=T0, state="completed", result=1,
+                           events=[ev(1, "run_completed")]))
+    ids = [due, later, running, done, uuid.uuid4()]
+    assert store.overdue_runs(ids, T0) == [due]
+    assert sorted(store.overdue_runs(ids, T0 + timedelta(hours=2))) == sorted([due, later])
+    assert store.overdue_runs(ids, T0 - timedelta(seconds=1)) == []
+    assert store.overdue_runs([], T0) == []
+
+
 def test_recover_clears_expired_leases(store: Any) -> None:
     live, _ = new_run(store, ttl=30)
     dead, dead_token = new_run(store, ttl=0)
