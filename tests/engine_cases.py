@@ -649,6 +649,30 @@ def test_a_held_run_whose_wake_notification_was_lost_is_woken_by_the_heartbeat(
     assert cn.wait(run.id, timeout=30, instance=inst) == "late"
 
 
+class _NotAnException(BaseException):
+    pass
+
+
+def test_a_wake_that_raises_a_base_exception_does_not_wedge_the_engine(make_instance: Any) -> None:
+    """A drive that dies of something that is not an Exception is cleaned up like any failed
+    wake: the run leaves memory and is no longer marked waking (else no wake would run again)."""
+    inst = make_instance(release_after=3600)
+
+    async def rude() -> Any:
+        await cn.signal("go", timeout=cn.minutes(30))
+        raise _NotAnException("not an Exception")
+
+    wf = define(inst, rude)
+    run = cn.start(wf, instance=inst)
+    eventually(lambda: suspended_on(inst, run, "signal_awaited"), what="await")
+    engine = inst.engine
+    assert engine is not None
+    rid = uuid.UUID(run.id)
+    eventually(lambda: rid in engine.held and rid not in engine.waking, what="held and idle")
+    cn.signal(run.id, "go", None, instance=inst)
+    eventually(lambda: rid not in engine.held and rid not in engine.waking, what="dropped after the failed wake")
+
+
 # ------------------------------------------------------------------------------------------------
 # versions, drift, resume, upgrade
 # ------------------------------------------------------------------------------------------------

@@ -98,8 +98,8 @@ class Engine:
         self._bg: set[asyncio.Task[Any]] = set()
         self._unsubscribe_clock: Callable[[], None] | None = None
         self._stored_names: set[str] = set()
-        # The instance's shared LISTEN connection, resolved here (the caller's thread) so the
-        # loop never takes the instance lock.
+        # The instance's shared LISTEN connection, resolved and subscribed to on the caller's
+        # thread (start()), so the loop never takes the instance lock.
         self._listener = dispatcher.ListenerThread(self)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -110,6 +110,9 @@ class Engine:
         self.running = True
         self._thread.start()
         self._ready.wait(10)
+        # Here, not on the loop: in place before start() returns, and before a wait() that
+        # follows subscribes for run ends only (which would otherwise restart the connection).
+        self._listener.start()
         self._unsubscribe_clock = self.clock.subscribe(self._on_clock_jump)
 
     def _thread_main(self) -> None:
@@ -136,7 +139,6 @@ class Engine:
             except Exception:
                 log.warning("could not store version of workflow %s", wf.name, exc_info=True)
         listener = self._listener
-        listener.start()
         try:
             await asyncio.gather(
                 dispatcher.claim_loop(self),
@@ -325,9 +327,13 @@ class Engine:
         except DatabaseUnavailable as exc:
             self._post(self._drive_failed, held, exc, True)
             return
-        except Exception as exc:
+        except BaseException as exc:
+            # Also what is not an Exception (a workflow raising SystemExit, say): without the
+            # loop's clean-up the run would stay marked waking, and no wake would ever run again.
             log.exception("wake of run %s failed; dropping it from memory", held.run_id)
             self._post(self._drive_failed, held, exc, False)
+            if not isinstance(exc, Exception):
+                raise
             return
         if report.state in ENDED:
             self.notify_waiters(held.run_id, (report.state, report.result, report.error))
@@ -365,7 +371,7 @@ class Engine:
         else:
             self._waking.pop(run_id, None)
 
-    def _drive_failed(self, held: HeldRun, exc: Exception, retry: bool) -> None:
+    def _drive_failed(self, held: HeldRun, exc: BaseException, retry: bool) -> None:
         """(loop) A drive raised: the commit may or may not have happened, so the run replays.
         With the database unavailable it is woken again after poll_interval; otherwise it is
         dropped from memory (its lease expires and any engine recovers it)."""
