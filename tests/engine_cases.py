@@ -627,6 +627,17 @@ def test_a_run_that_ended_is_forgotten_by_its_drive_thread(make_instance: Any) -
     assert "_drive_done" not in posted
 
 
+def _held_idle_on_a_signal(inst: cn.Instance, wf: WorkflowDef) -> tuple[cn.Run, Any, uuid.UUID]:
+    """Start ``wf`` and return once its run awaits a signal, held by the engine and idle."""
+    run = cn.start(wf, instance=inst)
+    eventually(lambda: suspended_on(inst, run, "signal_awaited"), what="await")
+    engine = inst.engine
+    assert engine is not None
+    rid = uuid.UUID(run.id)
+    eventually(lambda: rid in engine.held and rid not in engine.waking, what="held and idle")
+    return run, engine, rid
+
+
 def test_a_held_run_whose_wake_notification_was_lost_is_woken_by_the_heartbeat(
     make_instance: Any, clock: VirtualClock
 ) -> None:
@@ -636,13 +647,7 @@ def test_a_held_run_whose_wake_notification_was_lost_is_woken_by_the_heartbeat(
         # held (due within release_after); its timer is far beyond the test
         return await cn.signal("open", timeout=cn.minutes(30))
 
-    wf = define(inst, gated)
-    run = cn.start(wf, instance=inst)
-    eventually(lambda: suspended_on(inst, run, "signal_awaited"), what="await")
-    engine = inst.engine
-    assert engine is not None
-    rid = uuid.UUID(run.id)
-    eventually(lambda: rid in engine.held and rid not in engine.waking, what="held and idle")
+    run, engine, rid = _held_idle_on_a_signal(inst, define(inst, gated))
     engine._listener._post = lambda item: None  # from here on the engine hears no NOTIFY
     cn.signal(run.id, "open", "late", instance=inst)
     clock.advance(cn.seconds(1))  # overdue by more than a heartbeat interval
@@ -662,13 +667,7 @@ def test_a_wake_that_raises_a_base_exception_does_not_wedge_the_engine(make_inst
         await cn.signal("go", timeout=cn.minutes(30))
         raise _NotAnException("not an Exception")
 
-    wf = define(inst, rude)
-    run = cn.start(wf, instance=inst)
-    eventually(lambda: suspended_on(inst, run, "signal_awaited"), what="await")
-    engine = inst.engine
-    assert engine is not None
-    rid = uuid.UUID(run.id)
-    eventually(lambda: rid in engine.held and rid not in engine.waking, what="held and idle")
+    run, engine, rid = _held_idle_on_a_signal(inst, define(inst, rude))
     cn.signal(run.id, "go", None, instance=inst)
     eventually(lambda: rid not in engine.held and rid not in engine.waking, what="dropped after the failed wake")
 
