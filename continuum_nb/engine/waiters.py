@@ -3,7 +3,6 @@ notification from this process's engine (no round trip when the run finished her
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -12,13 +11,9 @@ from ..store.base import CHANNEL_DONE
 if TYPE_CHECKING:
     from .instance import Instance
 
-log = logging.getLogger("continuum_nb.waiters")
-
 
 class DoneWatcher:
     def __init__(self, instance: Instance) -> None:
-        self._instance = instance
-        self._store = instance.store  # resolved here: the thread must not take the instance lock
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}
         # Registering before the first state check makes a notification impossible to miss;
