@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from . import _context
-from ._json import check_json
 from .engine.instance import Instance, resolve
 from .engine.instance import configure as configure
 from .errors import DriftError, RunCancelled, RunFailed, RunNotActive, RunNotFound, WorkflowNotFound
 from .store.base import FINISHED_STATES, Event, NewRun, RunRecord, Wake
+from .store.payloads import check_json
 from .telemetry import emit
 from .workflow import WorkflowDef
 from .workflow import signal as _workflow_signal

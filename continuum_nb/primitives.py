@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from . import _context
-from ._json import check_json
+from .store.payloads import check_json
 
 __all__ = ["days", "hours", "minutes", "now", "random", "seconds", "side_effect", "today", "uuid4"]
 

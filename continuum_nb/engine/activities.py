@@ -21,8 +21,8 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._json import check_json
 from ..store.base import NewTask, TaskRecord
+from ..store.payloads import check_json
 from ..telemetry import _active as telemetry_active
 from ..workflow import ACTIVITIES, ActivityDef
 from .clock import wall_now

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _context
-from .._json import check_json
 from ..store.base import Event
+from ..store.payloads import check_json
 from ..workflow import ActivityCommand, Command, GatherCommand, SignalCommand, TimerCommand
 from .steps import (
     Answer,

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from .._json import dumps
 from ..store.base import Event, Snapshot
+from ..store.payloads import dumps
 from .replay import Replayer
 from .steps import Answer, JournalIndex
 

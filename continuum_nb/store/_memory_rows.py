@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 from uuid import UUID
 
-from .._json import dumps
 from .base import Notification
+from .payloads import dumps
 
 __all__ = ["MemoryListener"]
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from .._json import dumps
 from .base import FINISHED_STATES, NewRun, Wake
+from .payloads import dumps
 
 __all__ = ["jsonb_or_null", "new_run_json", "wake_args"]
 

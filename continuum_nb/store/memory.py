@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from .._json import dumps
 from ._memory_leases import MemoryLeases
 from ._memory_rows import (
     OPEN_TASK_STATES,
@@ -53,6 +52,7 @@ from .base import (
     Wake,
     WakeResult,
 )
+from .payloads import dumps
 
 __all__ = ["MemoryListener", "MemoryStore"]
 

@@ -29,7 +29,6 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg.pq import ConnStatus, ExecStatus
 
-from .._json import dumps
 from . import _pg_sql as q
 from ._pg_common import (
     check_first_wake,
@@ -55,6 +54,7 @@ from .base import (
     Wake,
     WakeResult,
 )
+from .payloads import dumps
 
 __all__ = ["PostgresStore"]
 
