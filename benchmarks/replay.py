@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import continuum_nb as cn  # noqa: E402
-from continuum_nb.engine.replay import Completed, Replayer  # noqa: E402
+from continuum_nb.replay import Completed, Replayer  # noqa: E402
 from continuum_nb.store.base import Event  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def bench_memory(events: int, repeat: int) -> dict[str, Any]:
 
 
 def bench_postgres(url: str, events: int, repeat: int, arg_bytes: int = 0) -> list[dict[str, Any]]:
-    from continuum_nb.engine.snapshots import build_snapshot, replayer_from
+    from continuum_nb.replay.snapshots import build_snapshot, replayer_from
     from continuum_nb.store.base import NewRun, Snapshot, Wake
     from continuum_nb.store.postgres import PostgresStore
     from continuum_nb.workflow import WorkflowDef

@@ -13,15 +13,16 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from . import _context
+from .definitions.commands import signal as _workflow_signal
+from .definitions.context import current
+from .definitions.workflow import WorkflowDef
+from .engine import lifecycle
 from .engine.instance import Instance, resolve
 from .engine.instance import configure as configure
 from .errors import DriftError, RunCancelled, RunFailed, RunNotActive, RunNotFound, WorkflowNotFound
-from .store.base import FINISHED_STATES, Event, NewRun, RunRecord, Wake
+from .store.base import FINISHED_STATES, Event, NewRun, RunRecord
 from .store.payloads import check_json
 from .telemetry import emit
-from .workflow import WorkflowDef
-from .workflow import signal as _workflow_signal
 
 __all__ = [
     "EventInfo",
@@ -169,15 +170,7 @@ def start(
         id=rid, workflow=name, version_hash=version, input=input, started_at=now,
         trace_context=trace_context, retention_until=(now + retention) if retention else None,
     )
-    if wfdef is not None:
-        inst.save_version(wfdef)
-    engine = inst.start_engine() if wfdef is not None else None
-    if engine is not None and wfdef is not None:
-        engine.start_run(wfdef, new)
-    else:
-        inst.store.create_run(new)
-        emit(("continuum", "run", "started"), {}, {"run_id": str(rid), "workflow": name, "instance": inst.name})
-        inst.start_engine()  # if this process can run it, it will claim it
+    lifecycle.start_run(inst, wfdef, new)
     return Run(str(rid), name, inst.name)
 
 
@@ -185,7 +178,7 @@ def signal(run_id: Any, name: Any = None, payload: Any = None, *, timeout: Any =
            instance: Instance | str | None = None) -> Any:
     """Outside a workflow: send signal ``name`` with a JSON ``payload`` to a run (durable, even
     before the run awaits it). Inside a workflow: ``await cn.signal(name, timeout=...)``."""
-    if _context.current() is not None:
+    if current() is not None:
         return _workflow_signal(run_id, timeout=timeout if timeout is not None else name)
     if not isinstance(name, str) or not name:
         raise TypeError("cn.signal(run_id, name, payload): name must be a non-empty str")
@@ -264,29 +257,6 @@ def resume(run_id: Any, *, instance: Instance | str | None = None) -> None:
     inst.start_engine()
 
 
-def _replays_cleanly(inst: Instance, wf: WorkflowDef, rec: RunRecord) -> tuple[bool, dict[str, Any] | None]:
-    from .engine.replay import Drifted, Replayer
-
-    journal = inst.store.load_journal(rec.id)
-    inp = rec.input if isinstance(rec.input, dict) else {}
-    rep = Replayer(str(rec.id), rec.workflow, lambda: wf.fn(**inp), journal)
-
-    class _DryRun:
-        def now(self) -> datetime:
-            return inst.clock.now()
-
-        def task_outcome(self, seq: int) -> None:
-            return None
-
-        def signal(self, name: str, skip: set[int]) -> None:
-            return None
-
-    outcome = rep.advance(_DryRun())
-    if isinstance(outcome, Drifted):
-        return False, outcome.error
-    return True, None
-
-
 def upgrade(run_id: Any, *, instance: Instance | str | None = None, check_only: bool = False) -> bool:
     """Move a run to its workflow's newest version, only if its journal replays cleanly there.
     ``check_only=True`` answers whether it would, and changes nothing."""
@@ -300,32 +270,15 @@ def upgrade(run_id: Any, *, instance: Instance | str | None = None, check_only: 
         raise WorkflowNotFound(f"workflow {rec.workflow!r} is not defined in this process; define its new version first")
     if wf.version_hash == rec.version_hash:
         return True
-    ok, err = _replays_cleanly(inst, wf, rec)
+    err = lifecycle.replay_check(inst, wf, rec)
     if check_only:
-        return ok
-    if not ok:
+        return err is None
+    if err is not None:
         raise DriftError(
-            f"run {rid} does not replay on version {wf.short_version}: {(err or {}).get('message', '')}",
+            f"run {rid} does not replay on version {wf.short_version}: {err.get('message', '')}",
             run_id=str(rid), error=err,
         )
-    engine = inst.engine
-    if engine is not None and rid in engine.held:
-        engine.release_now(rid)
-    owner = f"upgrade:{uuid.uuid4().hex[:8]}"
-    claimed = inst.store.claim_run(rid, owner, inst.config.lease_ttl)
-    if claimed is None or claimed.lease_token is None:
-        raise RunNotActive(f"run {rid} is being executed by {rec.lease_owner}; retry when it is suspended")
-    state = "suspended" if claimed.state == "drifted" else claimed.state
-    inst.store.commit_wake(Wake(
-        run_id=rid, lease_token=claimed.lease_token, now=inst.clock.now(), state=state,
-        next_wakeup_at=claimed.next_wakeup_at, version_hash=wf.version_hash, release=True,
-    ))
-    inst.save_version(wf)
-    if claimed.state == "drifted":
-        inst.store.resume_run(rid, inst.clock.now())
-    emit(("continuum", "run", "upgraded"), {}, {"run_id": str(rid), "workflow": rec.workflow, "instance": inst.name,
-                                                "version_hash": wf.version_hash})
-    inst.start_engine()
+    lifecycle.upgrade_run(inst, rec, wf)
     return True
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from . import _context
+from .definitions.context import current
 from .store.payloads import check_json
 
 __all__ = ["days", "hours", "minutes", "now", "random", "seconds", "side_effect", "today", "uuid4"]
@@ -40,7 +40,7 @@ def days(n: float) -> timedelta:
 
 def now() -> datetime:
     """The current time (UTC, timezone-aware); inside a workflow, the engine clock, journaled."""
-    ctx = _context.current()
+    ctx = current()
     if ctx is None:
         return datetime.now(timezone.utc)
     value = ctx.side_effect("now", lambda: ctx.now().isoformat())
@@ -48,7 +48,7 @@ def now() -> datetime:
 
 
 def today() -> date:
-    ctx = _context.current()
+    ctx = current()
     if ctx is None:
         return datetime.now(timezone.utc).date()
     value = ctx.side_effect("today", lambda: ctx.now().date().isoformat())
@@ -56,7 +56,7 @@ def today() -> date:
 
 
 def uuid4() -> _uuid.UUID:
-    ctx = _context.current()
+    ctx = current()
     if ctx is None:
         return _uuid.uuid4()
     return _uuid.UUID(ctx.side_effect("uuid4", lambda: str(_uuid.uuid4())))
@@ -64,7 +64,7 @@ def uuid4() -> _uuid.UUID:
 
 def random() -> float:
     """A float in [0, 1)."""
-    ctx = _context.current()
+    ctx = current()
     if ctx is None:
         return _random.random()
     return float(ctx.side_effect("random", _random.random))
@@ -73,7 +73,7 @@ def random() -> float:
 def side_effect(fn: Callable[[], T]) -> T:
     """Run ``fn()`` once and journal its (JSON) result; replays return the recorded value.
     Use it for small nondeterministic reads; use an activity for anything with effects."""
-    ctx = _context.current()
+    ctx = current()
     if ctx is None:
         return fn()
 

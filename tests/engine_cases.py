@@ -611,17 +611,17 @@ def test_a_run_that_ended_is_forgotten_by_its_drive_thread(make_instance: Any) -
     wf = define(inst, two_steps)
     engine = inst.start_engine()
     posted: list[str] = []
-    original = engine._post
+    original = engine.post
 
     def recording(fn: Any, *args: Any) -> None:
         posted.append(getattr(fn, "__name__", repr(fn)))
         original(fn, *args)
 
-    engine._post = recording
+    engine.post = recording  # what the drive threads post to the loop through
     for i in range(5):
         run = cn.start(wf, {"x": i}, instance=inst)
         assert cn.wait(run.id, timeout=30, instance=inst) == 4 * i
-        concurrent.futures.wait(list(engine._drives_running), timeout=30)
+        concurrent.futures.wait(list(engine.drives.running), timeout=30)
         rid = uuid.UUID(run.id)
         assert rid not in engine.held and rid not in engine.waking
     assert "_drive_done" not in posted
@@ -648,7 +648,7 @@ def test_a_held_run_whose_wake_notification_was_lost_is_woken_by_the_heartbeat(
         return await cn.signal("open", timeout=cn.minutes(30))
 
     run, engine, rid = _held_idle_on_a_signal(inst, define(inst, gated))
-    engine._listener._post = lambda item: None  # from here on the engine hears no NOTIFY
+    engine.dispatcher.unlisten()  # from here on the engine hears no NOTIFY
     cn.signal(run.id, "open", "late", instance=inst)
     clock.advance(cn.seconds(1))  # overdue by more than a heartbeat interval
     assert cn.wait(run.id, timeout=30, instance=inst) == "late"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from continuum_nb.engine.snapshots import CompactSnapshot
+from continuum_nb.replay.snapshots import CompactSnapshot
 from continuum_nb.store.base import Event
 
 

@@ -8,92 +8,46 @@ next step), else to the task row, fenced by the task lease.
 Two ways to run one: ``attempt_inline`` on the drive thread that just committed the schedule (a
 plain function without a timeout that the run alone waits on: no thread hand-off at all), and
 ``run_attempt`` on the activity pool (async functions, timeouts, several at once, tasks claimed
-from the store). Both hold ``engine.activity_bodies`` while the body runs, so
+from the store). Both hold ``Activities.bodies`` while the body runs, so
 ``activity_concurrency`` bounds them together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
+import logging
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..store.base import NewTask, TaskRecord
+from ..config import Config
+from ..definitions.activity import ACTIVITIES, ActivityDef
+from ..replay.outcomes import LiveOutcome, error_dict
+from ..store.base import NewTask, Store, TaskOutcome, TaskRecord
 from ..store.payloads import check_json
 from ..telemetry import _active as telemetry_active
-from ..workflow import ACTIVITIES, ActivityDef
-from .clock import wall_now
-from .replay import LiveOutcome, error_dict
+from .clock import Clock, wall_now
+from .held import HeldRun, HeldRuns
+from .loop import Emit, Loop, LoopThread
 
-if TYPE_CHECKING:
-    from .node import Engine
-    from .runner import HeldRun
+__all__ = ["Activities"]
+
+log = logging.getLogger("continuum_nb.engine")
 
 
 def _call_async(fn: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
     return asyncio.run(fn(*args, **kwargs))
 
 
-def _guarded(engine: Engine, call: Any, abandoned: threading.Event) -> Any:
-    """A body on the activity pool, counted with the inline ones (activity_concurrency). An
-    attempt that timed out while it waited for a slot never starts."""
-    with engine.activity_bodies:
-        if abandoned.is_set():
-            return None
-        return call()
-
-
-async def _execute(engine: Engine, act: ActivityDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    assert engine.loop is not None
-    if act.is_async:
-        call = functools.partial(_call_async, act.fn, args, kwargs)
-    else:
-        call = functools.partial(act.fn, *args, **kwargs)
-    abandoned = threading.Event()
-    fut = engine.loop.run_in_executor(engine.activity_pool, _guarded, engine, call, abandoned)
-    if act.timeout is None:
-        return await fut
-    try:
-        return await asyncio.wait_for(fut, act.timeout)
-    except asyncio.TimeoutError:
-        abandoned.set()
-        raise TimeoutError(f"activity {act.name!r} timed out after {act.timeout:g}s") from None
-
-
-def _as_record(engine: Engine, held: HeldRun, task: NewTask) -> TaskRecord:
-    return TaskRecord(
-        id=task.id, run_id=held.run_id, seq=task.seq, activity=task.activity, args=task.args,
-        attempt=task.attempt, state="leased", lease_owner=engine.owner, lease_token=held.token,
-        idempotency_key=task.idempotency_key,
-    )
-
-
-def _begin(engine: Engine, held: HeldRun | None, record: TaskRecord) -> dict[str, Any] | None:
-    """Book the attempt as in flight on this engine and emit ``activity started``; the
-    attempt's telemetry metadata (None when no telemetry handler is attached: then none of the
-    attempt's events is emitted)."""
-    assert record.lease_token is not None
-    engine.tasks_inflight[record.id] = record.lease_token
-    if held is not None:
-        held.inflight.add(record.seq)  # a run with an attempt running here is not released
-    if not telemetry_active():
-        return None
-    meta = {
-        "run_id": str(record.run_id), "workflow": held.record.workflow if held is not None else None,
-        "activity": record.activity, "attempt": record.attempt, "task_id": str(record.id),
-        "trace_context": held.trace_context if held is not None else None,
-    }
-    engine.emit(("continuum", "activity", "started"), {"system_time": time.time_ns()}, meta)
-    return meta
-
-
-def _stored_result(engine: Engine, record: TaskRecord, meta: dict[str, Any] | None, found: bool) -> bool:
-    if found and meta is not None:
-        engine.emit(("continuum", "activity", "idempotency_hit"), {}, {**meta, "idempotency_key": record.idempotency_key})
-    return found
+def inline_eligible(act: ActivityDef | None) -> bool:
+    """Whether an attempt of ``act`` may run on the thread that committed its schedule: a plain
+    function without a timeout (a timeout needs the activity pool, where the wait can give up)."""
+    return act is not None and not act.is_async and act.timeout is None
 
 
 def _retry_delay(act: ActivityDef | None, record: TaskRecord) -> float | None:
@@ -101,34 +55,6 @@ def _retry_delay(act: ActivityDef | None, record: TaskRecord) -> float | None:
     if act is None or record.attempt >= act.retry.max_attempts:
         return None
     return act.retry.delay(record.attempt)
-
-
-def _retry(engine: Engine, record: TaskRecord, err: dict[str, Any], delay: float,
-           meta: dict[str, Any] | None, t0: int) -> None:
-    """Put the task back for its next attempt (fenced by the task lease; any engine may take it)."""
-    engine.tasks_inflight.pop(record.id, None)
-    h = engine.held.get(record.run_id)
-    if h is not None:
-        h.inflight.discard(record.seq)
-    ok = engine.store.retry_task(record, err, wall_now() + timedelta(seconds=delay))
-    if meta is not None:
-        engine.emit(("continuum", "activity", "retried"),
-                    {"duration": time.perf_counter_ns() - t0, "delay_s": delay},
-                    {**meta, "error": err, "lease_ok": ok})
-    loop = engine.loop
-    if loop is not None:
-        try:
-            loop.call_soon_threadsafe(loop.call_later, delay, engine.kick)
-        except RuntimeError:  # the loop is closed: the engine stopped
-            pass
-
-
-def _emit_outcome(engine: Engine, outcome: LiveOutcome, meta: dict[str, Any] | None, t0: int) -> None:
-    if meta is None:
-        return
-    event = "completed" if outcome.state == "completed" else "failed"
-    engine.emit(("continuum", "activity", event), {"duration": time.perf_counter_ns() - t0},
-                {**meta, "error": outcome.error} if outcome.error else meta)
 
 
 def _completed(record: TaskRecord, result: Any, hit: bool) -> LiveOutcome:
@@ -143,73 +69,198 @@ def _failed(record: TaskRecord, err: dict[str, Any]) -> LiveOutcome:
     return LiveOutcome("failed", error=err, attempts=record.attempt, task_id=record.id, local=True)
 
 
-def inline_eligible(act: ActivityDef | None) -> bool:
-    """Whether an attempt of ``act`` may run on the thread that committed its schedule: a plain
-    function without a timeout (a timeout needs the activity pool, where the wait can give up)."""
-    return act is not None and not act.is_async and act.timeout is None
+class Activities:
+    """Runs activity attempts for one engine and books what runs where."""
 
+    def __init__(self, *, owner: str, config: Config, store: Store, clock: Clock, runtime: LoopThread,
+                 loop: Loop, held: HeldRuns, emit: Emit) -> None:
+        self._owner = owner
+        self._clock = clock
+        self._store = store
+        self._runtime = runtime
+        self._loop = loop
+        self._held = held
+        self._emit = emit
+        self.slots = config.activity_concurrency
+        #: task id -> task lease token, for the attempts running on this engine (renewed by the
+        #: heartbeat). Written on the loop and by the thread that runs an inline attempt.
+        self.inflight: dict[uuid.UUID, int] = {}
+        #: Held while an activity body runs, inline or on the activity pool: at most
+        #: activity_concurrency bodies at once in this engine.
+        self.bodies = threading.BoundedSemaphore(config.activity_concurrency)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=config.activity_concurrency, thread_name_prefix=f"{runtime.name}-act"
+        )
 
-def attempt_inline(engine: Engine, held: HeldRun, task: NewTask, act: ActivityDef) -> bool:
-    """Run one attempt of a task the run's last wake just committed, on the calling thread
-    (the one that will commit the next wake), and hand its outcome to the run. False when the
-    attempt failed and was put back for a retry: then there is no outcome to journal yet."""
-    record = _as_record(engine, held, task)
-    meta = _begin(engine, held, record)
-    t0 = time.perf_counter_ns()
-    hit = False
-    try:
-        if record.idempotency_key:
-            found, result = engine.store.get_activity_result(record.activity, record.idempotency_key)
-            hit = _stored_result(engine, record, meta, found)
-        if not hit:
-            result = act.fn(*record.args.get("args", []), **record.args.get("kwargs", {}))
-        outcome = _completed(record, result, hit)
-    except Exception as exc:
-        err = error_dict(exc)
-        delay = _retry_delay(act, record)
-        if delay is not None:
-            _retry(engine, record, err, delay, meta, t0)
-            return False
-        outcome = _failed(record, err)
-    engine.tasks_inflight.pop(record.id, None)
-    held.outcomes[record.seq] = outcome
-    held.outcome_records[record.seq] = record
-    held.inflight.discard(record.seq)
-    _emit_outcome(engine, outcome, meta, t0)
-    return True
+    def knows(self, name: str) -> bool:
+        """Whether this engine runs attempts of ``name`` itself. While stopping it does not:
+        tasks created then are left available for other engines."""
+        return not self._loop.stopping and name in ACTIVITIES
 
+    def free_slots(self) -> int:
+        return self.slots - len(self.inflight)
 
-async def run_attempt(engine: Engine, held: HeldRun | None, task: NewTask | TaskRecord) -> None:
-    """One attempt on the activity pool (async activities, timeouts, and tasks claimed from the
-    store); the outcome goes to the run's next wake, or to the task row."""
-    if isinstance(task, NewTask):
-        assert held is not None
-        record = _as_record(engine, held, task)
-    else:
-        record = task
-    meta = _begin(engine, held, record)
-    t0 = time.perf_counter_ns()
-    act = ACTIVITIES.get(record.activity)
-    hit = False
-    try:
-        if act is None:
-            raise LookupError(f"activity {record.activity!r} is not defined on this engine")
-        if record.idempotency_key:
-            found, stored = await engine.db(engine.store.get_activity_result, record.activity, record.idempotency_key)
-            hit = _stored_result(engine, record, meta, found)
-            result = stored
-        if not hit:
-            result = await _execute(engine, act, list(record.args.get("args", [])), dict(record.args.get("kwargs", {})))
-        outcome = _completed(record, result, hit)
-    except Exception as exc:
-        err = error_dict(exc)
-        delay = _retry_delay(act, record)
-        if delay is not None:
-            await engine.db(_retry, engine, record, err, delay, meta, t0)
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def start(self, held: HeldRun | None, task: NewTask | TaskRecord) -> None:
+        """(loop) An attempt on the activity pool."""
+        self._runtime.spawn(self.run_attempt(held, task))
+
+    def _guarded(self, call: Callable[[], Any], abandoned: threading.Event) -> Any:
+        """A body on the activity pool, counted with the inline ones (activity_concurrency). An
+        attempt that timed out while it waited for a slot never starts."""
+        with self.bodies:
+            if abandoned.is_set():
+                return None
+            return call()
+
+    async def _execute(self, act: ActivityDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if act.is_async:
+            call = functools.partial(_call_async, act.fn, args, kwargs)
+        else:
+            call = functools.partial(act.fn, *args, **kwargs)
+        abandoned = threading.Event()
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._pool, self._guarded, call, abandoned)
+        if act.timeout is None:
+            return await fut
+        try:
+            return await asyncio.wait_for(fut, act.timeout)
+        except asyncio.TimeoutError:
+            abandoned.set()
+            raise TimeoutError(f"activity {act.name!r} timed out after {act.timeout:g}s") from None
+
+    def _as_record(self, held: HeldRun, task: NewTask) -> TaskRecord:
+        return TaskRecord(
+            id=task.id, run_id=held.run_id, seq=task.seq, activity=task.activity, args=task.args,
+            attempt=task.attempt, state="leased", lease_owner=self._owner, lease_token=held.token,
+            idempotency_key=task.idempotency_key,
+        )
+
+    def _begin(self, held: HeldRun | None, record: TaskRecord) -> dict[str, Any] | None:
+        """Book the attempt as in flight on this engine and emit ``activity started``; the
+        attempt's telemetry metadata (None when no telemetry handler is attached: then none of the
+        attempt's events is emitted)."""
+        assert record.lease_token is not None
+        self.inflight[record.id] = record.lease_token
+        if held is not None:
+            held.inflight.add(record.seq)  # a run with an attempt running here is not released
+        if not telemetry_active():
+            return None
+        meta = {
+            "run_id": str(record.run_id), "workflow": held.record.workflow if held is not None else None,
+            "activity": record.activity, "attempt": record.attempt, "task_id": str(record.id),
+            "trace_context": held.trace_context if held is not None else None,
+        }
+        self._emit(("continuum", "activity", "started"), {"system_time": time.time_ns()}, meta)
+        return meta
+
+    def _stored_result(self, record: TaskRecord, meta: dict[str, Any] | None, found: bool) -> bool:
+        if found and meta is not None:
+            self._emit(("continuum", "activity", "idempotency_hit"), {},
+                       {**meta, "idempotency_key": record.idempotency_key})
+        return found
+
+    def _retry(self, record: TaskRecord, err: dict[str, Any], delay: float,
+               meta: dict[str, Any] | None, t0: int) -> None:
+        """Put the task back for its next attempt (fenced by the task lease; any engine may take it)."""
+        self.inflight.pop(record.id, None)
+        h = self._held.get(record.run_id)
+        if h is not None:
+            h.inflight.discard(record.seq)
+        ok = self._store.retry_task(record, err, wall_now() + timedelta(seconds=delay))
+        if meta is not None:
+            self._emit(("continuum", "activity", "retried"),
+                       {"duration": time.perf_counter_ns() - t0, "delay_s": delay},
+                       {**meta, "error": err, "lease_ok": ok})
+        self._loop.post(self._runtime.call_later, delay, self._loop.kick)
+
+    def _emit_outcome(self, outcome: LiveOutcome, meta: dict[str, Any] | None, t0: int) -> None:
+        if meta is None:
             return
-        outcome = _failed(record, err)
-    engine.tasks_inflight.pop(record.id, None)
-    delivered = engine.deliver_outcome(record.run_id, record.seq, outcome, record)
-    if not delivered:
-        await engine.write_outcome(record, record.seq, outcome)
-    _emit_outcome(engine, outcome, meta, t0)
+        event = "completed" if outcome.state == "completed" else "failed"
+        self._emit(("continuum", "activity", event), {"duration": time.perf_counter_ns() - t0},
+                   {**meta, "error": outcome.error} if outcome.error else meta)
+
+    def attempt_inline(self, held: HeldRun, task: NewTask, act: ActivityDef) -> bool:
+        """Run one attempt of a task the run's last wake just committed, on the calling thread
+        (the one that will commit the next wake), and hand its outcome to the run. False when the
+        attempt failed and was put back for a retry: then there is no outcome to journal yet."""
+        record = self._as_record(held, task)
+        meta = self._begin(held, record)
+        t0 = time.perf_counter_ns()
+        hit = False
+        try:
+            if record.idempotency_key:
+                found, result = self._store.get_activity_result(record.activity, record.idempotency_key)
+                hit = self._stored_result(record, meta, found)
+            if not hit:
+                result = act.fn(*record.args.get("args", []), **record.args.get("kwargs", {}))
+            outcome = _completed(record, result, hit)
+        except Exception as exc:
+            err = error_dict(exc)
+            delay = _retry_delay(act, record)
+            if delay is not None:
+                self._retry(record, err, delay, meta, t0)
+                return False
+            outcome = _failed(record, err)
+        self.inflight.pop(record.id, None)
+        held.outcomes[record.seq] = outcome
+        held.outcome_records[record.seq] = record
+        held.inflight.discard(record.seq)
+        self._emit_outcome(outcome, meta, t0)
+        return True
+
+    async def run_attempt(self, held: HeldRun | None, task: NewTask | TaskRecord) -> None:
+        """One attempt on the activity pool (async activities, timeouts, and tasks claimed from the
+        store); the outcome goes to the run's next wake, or to the task row."""
+        if isinstance(task, NewTask):
+            assert held is not None
+            record = self._as_record(held, task)
+        else:
+            record = task
+        meta = self._begin(held, record)
+        t0 = time.perf_counter_ns()
+        act = ACTIVITIES.get(record.activity)
+        hit = False
+        try:
+            if act is None:
+                raise LookupError(f"activity {record.activity!r} is not defined on this engine")
+            if record.idempotency_key:
+                found, stored = await self._runtime.db(self._store.get_activity_result, record.activity,
+                                                       record.idempotency_key)
+                hit = self._stored_result(record, meta, found)
+                result = stored
+            if not hit:
+                result = await self._execute(act, list(record.args.get("args", [])),
+                                             dict(record.args.get("kwargs", {})))
+            outcome = _completed(record, result, hit)
+        except Exception as exc:
+            err = error_dict(exc)
+            delay = _retry_delay(act, record)
+            if delay is not None:
+                await self._runtime.db(self._retry, record, err, delay, meta, t0)
+                return
+            outcome = _failed(record, err)
+        self.inflight.pop(record.id, None)
+        if not self._loop.deliver_outcome(record.run_id, record.seq, outcome, record):
+            await self.write_outcome(record, record.seq, outcome)
+        self._emit_outcome(outcome, meta, t0)
+
+    async def write_outcome(self, record: TaskRecord, seq: int, outcome: LiveOutcome) -> None:
+        """(loop) Write a local attempt's outcome to its task row (fenced by the task lease), for a
+        run this engine does not (or no longer) hold: whoever runs it next journals it."""
+        key = None
+        if outcome.state == "completed" and not outcome.idempotency_hit and record.idempotency_key:
+            key = (record.activity, record.idempotency_key)
+        try:
+            ok = await self._runtime.db(
+                self._store.complete_task, record,
+                TaskOutcome(record.id, outcome.state, outcome.result, outcome.error, key, seq), self._clock.now(),
+            )
+        except Exception:
+            log.warning("could not write the outcome of task %s; it will run again", record.id, exc_info=True)
+            return
+        if not ok:
+            log.info("outcome of task %s dropped: its lease was lost", record.id)

@@ -3,120 +3,148 @@ LISTEN/NOTIFY, with a poll as the fallback.
 
 Only runs of workflows this engine knows are claimed: registered in this process (any version),
 or stored ``%%workflow`` sources it may load. Only tasks of activities defined here are claimed.
+Notifications arrive on the instance's shared LISTEN connection (its thread) and are forwarded
+to the loop: a wake for a held run, a run's end that concerns this engine, else a claim.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from ..config import Config
+from ..definitions.activity import ACTIVITIES
 from ..errors import DatabaseUnavailable
-from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE
-from ..workflow import ACTIVITIES
-from .clock import wall_now
+from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE, RunRecord, Store
+from .activities import Activities
+from .clock import Clock, wall_now
+from .held import HeldRuns
+from .listening import Notifications
+from .loop import Loop, LoopThread
 
-if TYPE_CHECKING:
-    from .node import Engine
+__all__ = ["Dispatcher"]
 
 log = logging.getLogger("continuum_nb.dispatcher")
 
-
-async def claim_loop(engine: Engine) -> None:
-    backoff = engine.config.poll_interval
-    refresh_every = 5
-    n = 0
-    while not engine.stopping:
-        assert engine._kick is not None
-        engine._kick.clear()
-        try:
-            if n % refresh_every == 0:
-                await engine.db(engine.refresh_stored_names)
-            n += 1
-            await _claim_once(engine)
-            backoff = engine.config.poll_interval
-            timeout = engine.config.poll_interval
-            names = engine.known_workflows()
-            if names:
-                nxt = await engine.db(engine.store.next_wakeup, names)
-                if nxt is not None:
-                    timeout = min(timeout, max(0.0, (nxt - engine.clock.now()).total_seconds()))
-        except DatabaseUnavailable as exc:
-            log.warning("engine %s: database unavailable (%s); retrying in %.1fs", engine.owner, exc, backoff)
-            timeout = backoff
-            backoff = min(backoff * 2, 30.0)
-        except Exception:
-            log.exception("engine %s: claim loop error", engine.owner)
-            timeout = engine.config.poll_interval
-        if engine.stopping:
-            break
-        try:
-            await asyncio.wait_for(engine._kick.wait(), timeout=max(timeout, 0.001))
-        except asyncio.TimeoutError:
-            pass
+#: How many claim rounds pass between re-reads of the stored workflow names.
+_REFRESH_EVERY = 5
 
 
-async def _claim_once(engine: Engine) -> None:
-    names = engine.known_workflows()
-    free_runs = engine.config.run_concurrency - len(engine.held)
-    if names and free_runs > 0:
-        claimed = await engine.db(
-            engine.store.claim_runs, engine.owner, names, engine.clock.now(), engine.config.lease_ttl, free_runs
-        )
-        for record in claimed:
-            engine.adopt(record)
-    free_tasks = engine.activity_slots - len(engine.tasks_inflight)
-    acts = sorted(ACTIVITIES)
-    if acts and free_tasks > 0:
-        tasks = await engine.db(
-            engine.store.claim_tasks, engine.owner, acts, wall_now(), engine.config.lease_ttl, free_tasks
-        )
-        for task in tasks:
-            engine.start_activity(engine.held.get(task.run_id), task)
+class Dispatcher:
+    """The claim loop, and the forwarding of notifications to the engine loop."""
 
-
-class ListenerThread:
-    """Forwards the instance's notifications (its shared LISTEN connection, on that thread) to
-    the engine loop."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._hub = engine.instance.notifications()
+    def __init__(self, *, owner: str, config: Config, store: Store, clock: Clock, runtime: LoopThread,
+                 loop: Loop, held: HeldRuns, activities: Activities, hub: Notifications,
+                 known_workflows: Callable[[], list[str]], refresh_stored_names: Callable[[], None],
+                 adopt: Callable[[RunRecord], None]) -> None:
+        self._owner = owner
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._runtime = runtime
+        self._loop = loop
+        self._held = held
+        self._activities = activities
+        self._hub = hub
+        self._known_workflows = known_workflows
+        self._refresh_stored_names = refresh_stored_names
+        self._adopt = adopt
         self._key: int | None = None
 
-    def start(self) -> None:
+    # --- claims (loop) ----------------------------------------------------------------------------
+    async def claim_loop(self) -> None:
+        cfg = self._config
+        backoff = cfg.poll_interval
+        n = 0
+        while not self._loop.stopping:
+            self._runtime.clear_kick()
+            try:
+                if n % _REFRESH_EVERY == 0:
+                    await self._runtime.db(self._refresh_stored_names)
+                n += 1
+                await self._claim_once()
+                backoff = cfg.poll_interval
+                timeout = cfg.poll_interval
+                names = self._known_workflows()
+                if names:
+                    nxt = await self._runtime.db(self._store.next_wakeup, names)
+                    if nxt is not None:
+                        timeout = min(timeout, max(0.0, (nxt - self._clock.now()).total_seconds()))
+            except DatabaseUnavailable as exc:
+                log.warning("engine %s: database unavailable (%s); retrying in %.1fs", self._owner, exc, backoff)
+                timeout = backoff
+                backoff = min(backoff * 2, 30.0)
+            except Exception:
+                log.exception("engine %s: claim loop error", self._owner)
+                timeout = cfg.poll_interval
+            if self._loop.stopping:
+                break
+            await self._runtime.wait_for_kick(timeout)
+
+    async def _claim_once(self) -> None:
+        cfg = self._config
+        names = self._known_workflows()
+        free_runs = cfg.run_concurrency - len(self._held)
+        if names and free_runs > 0:
+            claimed = await self._runtime.db(
+                self._store.claim_runs, self._owner, names, self._clock.now(), cfg.lease_ttl, free_runs
+            )
+            for record in claimed:
+                self._adopt(record)
+        free_tasks = self._activities.free_slots()
+        acts = sorted(ACTIVITIES)
+        if acts and free_tasks > 0:
+            tasks = await self._runtime.db(
+                self._store.claim_tasks, self._owner, acts, wall_now(), cfg.lease_ttl, free_tasks
+            )
+            for task in tasks:
+                self._activities.start(self._held.get(task.run_id), task)
+
+    # --- notifications ----------------------------------------------------------------------------
+    def listen(self) -> None:
+        """(caller's thread) Subscribe to the instance's shared LISTEN connection."""
         self._key = self._hub.subscribe(
             [CHANNEL_WAKE, CHANNEL_TASKS, CHANNEL_DONE],
-            lambda channel, payload: self._post((channel, payload)), lambda: self._post(None),
+            self._forward, lambda: self._runtime.post(self._loop.kick),
         )
 
-    def stop(self) -> None:
+    def unlisten(self) -> None:
         if self._key is not None:
             self._hub.unsubscribe(self._key)
             self._key = None
 
-    def _post(self, item: tuple[str, str] | None) -> None:
-        loop = self.engine.loop
-        if loop is None:
-            return
-        if item is not None and item[0] == CHANNEL_DONE:
-            run_id = _run_id(item[1])
-            if run_id is None or not _done_concerns(self.engine, run_id):
+    def _forward(self, channel: str, payload: str) -> None:
+        """(listening thread) Post a notification to the loop, unless it cannot concern us."""
+        if channel == CHANNEL_DONE:
+            run_id = _run_id(payload)
+            if run_id is None or not self._done_concerns(run_id):
                 return  # most often the NOTIFY of a run this engine just finished: no loop wake-up
-        try:
-            loop.call_soon_threadsafe(_on_notification, self.engine, item)
-        except RuntimeError:
-            pass
+        self._runtime.post(self._on_notification, channel, payload)
 
+    def _done_concerns(self, run_id: uuid.UUID) -> bool:
+        """Whether a run's end (NOTIFY on CHANNEL_DONE) means this engine must let go of it: it
+        holds the run and no wake of its own is running. A wake of ours reports the end itself (this
+        may be the NOTIFY of its own commit, which can arrive before the wake returns); if the run
+        was cancelled meanwhile, that wake's commit is refused and the run is dropped then.
+        Membership tests only: the listening thread filters with it, the loop decides with it."""
+        return self._held.idle(run_id)
 
-def _done_concerns(engine: Engine, run_id: uuid.UUID) -> bool:
-    """Whether a run's end (NOTIFY on CHANNEL_DONE) means this engine must let go of it: it
-    holds the run and no wake of its own is running. A wake of ours reports the end itself (this
-    may be the NOTIFY of its own commit, which can arrive before the wake returns); if the run
-    was cancelled meanwhile, that wake's commit is refused and the run is dropped then.
-    Membership tests only: the listener thread filters with it, the loop decides with it."""
-    return run_id in engine.held and run_id not in engine.waking
+    def _on_notification(self, channel: str, payload: str) -> None:
+        """(loop)"""
+        run_id = _run_id(payload) if channel in (CHANNEL_WAKE, CHANNEL_DONE) else None
+        if channel == CHANNEL_DONE:
+            held = self._held.get(run_id)
+            if held is not None and self._done_concerns(held.run_id):
+                # Cancelled (or finished) elsewhere: forget it; its lease was cleared. Local
+                # waiters skip reads while the run was held: they must read now.
+                held.replayer = None
+                self._loop.let_go(held.run_id, tell_waiters=True)
+            return
+        if channel == CHANNEL_WAKE and run_id is not None and run_id in self._held:
+            self._loop.request_wake(run_id)
+            return
+        self._loop.kick()
 
 
 def _run_id(payload: str) -> uuid.UUID | None:
@@ -124,23 +152,3 @@ def _run_id(payload: str) -> uuid.UUID | None:
         return uuid.UUID(payload)
     except ValueError:
         return None
-
-
-def _on_notification(engine: Engine, item: tuple[str, str] | None) -> None:
-    if item is None:
-        engine.kick()
-        return
-    channel, payload = item
-    run_id = _run_id(payload) if channel in (CHANNEL_WAKE, CHANNEL_DONE) else None
-    if channel == CHANNEL_DONE:
-        held = engine.held.get(run_id) if run_id is not None else None
-        if held is not None and _done_concerns(engine, held.run_id):
-            # Cancelled (or finished) elsewhere: forget it; its lease was cleared.
-            held.replayer = None
-            engine._drop(held.run_id)
-            engine.notify_waiters(held.run_id)  # local waiters skip reads while the run was held
-        return
-    if channel == CHANNEL_WAKE and run_id is not None and run_id in engine.held:
-        engine.request_wake(run_id)
-        return
-    engine.kick()

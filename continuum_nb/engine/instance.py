@@ -12,14 +12,16 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config, load_config
+from ..definitions.registry import GLOBAL, Registry
 from ..errors import ConfigurationError, InstanceNotRegistered
 from .clock import Clock, SystemClock
-from .registry import GLOBAL, Registry
 
 if TYPE_CHECKING:
+    from ..definitions.workflow import WorkflowDef
     from ..store.base import Store
-    from ..workflow import WorkflowDef
+    from .listening import Notifications
     from .node import Engine
+    from .waiters import DoneWatcher
 
 __all__ = ["Instance", "PartitionWarning", "configure", "default_config", "instance", "resolve"]
 
@@ -51,8 +53,8 @@ class Instance:
         self._engine: Engine | None = None
         self._saved_versions: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
-        self._done_watcher: Any = None
-        self._notifications: Any = None
+        self._done_watcher: DoneWatcher | None = None
+        self._notifications: Notifications | None = None
         with _lock:
             old = _instances.get(name)
             if old is not None and old is not self:
@@ -144,16 +146,22 @@ class Instance:
     def engine(self) -> Engine | None:
         return self._engine if self.engine_running else None
 
-    def done_watcher(self) -> Any:
+    def done_watcher(self) -> DoneWatcher:
+        """What ``wait()`` waits on (created on first use)."""
         from .waiters import DoneWatcher
 
-        self.store  # noqa: B018 - resolve the store before the watcher thread needs it
+        hub = self.notifications()
         with self._lock:
             if self._done_watcher is None:
-                self._done_watcher = DoneWatcher(self)
+                self._done_watcher = DoneWatcher(hub)
             return self._done_watcher
 
-    def notifications(self) -> Any:
+    @property
+    def done_watcher_if_started(self) -> DoneWatcher | None:
+        """(any thread) The watcher, if a ``wait()`` created it; the engine reports to it."""
+        return self._done_watcher
+
+    def notifications(self) -> Notifications:
         """This instance's one LISTEN connection, shared by its engine and ``wait()``."""
         from .listening import Notifications
 

@@ -2,22 +2,23 @@
 
 Synchronous on purpose: a wake runs on one of the engine's worker threads (workflow code runs
 there too, driven by ``send()``), so it can be unit-tested against the in-memory store without an
-event loop. The engine (``engine/node.py``) decides *when* to wake; this decides *what* a wake
-commits.
+event loop. The engine decides *when* to wake (drives.py); this decides *what* a wake commits.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..definitions.workflow import WorkflowDef
 from ..errors import LeaseLost
+from ..replay import snapshots
+from ..replay.outcomes import Blocked, Completed, Drifted, Failed, LiveOutcome
+from ..replay.replayer import Replayer
 from ..store.base import (
     NewRun,
     NewTask,
@@ -31,39 +32,12 @@ from ..store.base import (
 )
 from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
-from ..workflow import WorkflowDef
-from . import snapshots
 from .clock import Clock, wall_now
-from .replay import Blocked, Completed, Drifted, Failed, LiveOutcome, Replayer
+from .held import HeldRun
 
-__all__ = ["HeldRun", "Runner", "WakeReport"]
+__all__ = ["HeldRun", "Runner", "WakeReport", "emit_run_started"]
 
 log = logging.getLogger("continuum_nb.engine")
-
-
-@dataclass
-class HeldRun:
-    """A run this engine holds the lease of (its coroutine may be cached in ``replayer``)."""
-
-    record: RunRecord
-    token: int
-    wf: WorkflowDef
-    exact_version: bool = True
-    replayer: Replayer | None = None
-    outcomes: dict[int, LiveOutcome] = field(default_factory=dict)
-    outcome_records: dict[int, Any] = field(default_factory=dict)  # seq -> TaskRecord of a local outcome
-    inflight: set[int] = field(default_factory=set)  # scheduled seqs executing on this engine
-    waiting_on: list[int] = field(default_factory=list)
-    next_wakeup_at: datetime | None = None
-    attempts: int = 0
-    snapshot_seq: int = 0
-    trace_context: bytes | None = None
-    pending_trace_context: bytes | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def run_id(self) -> uuid.UUID:
-        return self.record.id
 
 
 @dataclass
@@ -169,8 +143,9 @@ class Runner:
         token = self.store.create_run(run, owner=self.owner, lease_ttl=self.lease_ttl, first_wake=wake)
         assert token is not None
         held.token = token
-        emit(("continuum", "run", "started"), {"duration": time.perf_counter_ns() - t0},
-             self._meta(held, version_hash=run.version_hash))
+        emit_run_started(run, self.instance, token, t0)
+        if report.state == "suspended":
+            self._maybe_snapshot(held)  # a long first wake is compacted like any other
         self._after_commit(held, wake, report, t0)
         return held, report
 
@@ -411,3 +386,9 @@ class Runner:
             emit(("continuum", "run", "released"), {}, self._meta(held))
 
 
+def emit_run_started(run: NewRun, instance: str, lease_token: int | None, t0: int) -> None:
+    """``[continuum, run, started]``, once per run, by whoever inserted it: an engine with the
+    run's first wake (``lease_token``), or a client that left the run to others (None)."""
+    emit(("continuum", "run", "started"), {"duration": time.perf_counter_ns() - t0},
+         {"run_id": str(run.id), "workflow": run.workflow, "instance": instance, "lease_token": lease_token,
+          "version_hash": run.version_hash})

@@ -40,11 +40,11 @@ def make_instance(clock: VirtualClock) -> Iterator[Any]:
 
 
 def test_a_wake_requested_while_the_drive_thread_lets_go_leaves_nothing_behind(make_instance: Any) -> None:
-    """The loop's request_wake and a drive thread's _let_go_here can interleave: the loop sees
-    the run still waking, the drive thread then drops it from `held` and `_waking`, the loop
-    marks it woken again. No `_waking` entry may survive that: a later claim of the run (a
+    """The loop's request_wake and a drive thread's let_go_ended can interleave: the loop sees
+    the run still waking, the drive thread then drops it from `held` and `waking`, the loop
+    marks it woken again. No `waking` entry may survive that: a later claim of the run (a
     drifted run resumed, say) would wait for a wake that never runs."""
-    from continuum_nb.engine.runner import HeldRun
+    from continuum_nb.engine.held import HeldRun
     from continuum_nb.store.base import RunRecord
 
     inst = make_instance()
@@ -58,12 +58,12 @@ def test_a_wake_requested_while_the_drive_thread_lets_go_leaves_nothing_behind(m
         def __contains__(self, key: object) -> bool:
             found = dict.__contains__(self, key)
             if found and key == rid:
-                assert engine._let_go_here(held)
+                assert engine.held.let_go_ended(held, timer_pending=False)
             return found
 
-    engine.held[rid] = held
+    engine.held.add(held)
     waking = LetGoOnCheck({rid: False})
-    engine._waking = waking
+    engine.held.waking = waking
     engine.request_wake(rid)
     assert rid not in engine.held
     assert not dict.__contains__(waking, rid)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from continuum_nb.engine.replay import Blocked, Completed, Drifted, Replayer
+from continuum_nb.replay import Blocked, Completed, Drifted, Replayer
 from continuum_nb.store.base import Event
 from tests.replay.workflows import WORKFLOWS, NothingLive
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import continuum_nb as cn
-from continuum_nb.engine import snapshots
-from continuum_nb.engine.replay import Blocked, Completed, Drifted, Failed, LiveOutcome, Replayer
-from continuum_nb.engine.snapshots import (
+from continuum_nb.replay import snapshots
+from continuum_nb.replay import Blocked, Completed, Drifted, Failed, LiveOutcome, Replayer
+from continuum_nb.replay.snapshots import (
     CompactSnapshot,
     UnreadableSnapshot,
     build_snapshot,

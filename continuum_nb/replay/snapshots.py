@@ -27,8 +27,8 @@ from uuid import UUID
 
 from ..store.base import Event, Snapshot
 from ..store.payloads import dumps
-from .replay import Replayer
-from .steps import Answer, JournalIndex
+from .journal import Answer, JournalIndex
+from .replayer import Replayer
 
 __all__ = ["FORMAT", "CompactSnapshot", "UnreadableSnapshot", "build_snapshot", "decode", "expand", "replayer_from"]
 

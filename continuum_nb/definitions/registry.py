@@ -7,17 +7,18 @@ stored in ``continuum_workflow_versions`` so an engine that never saw the notebo
 
 from __future__ import annotations
 
+import inspect
 import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ..workflow import WorkflowDef
+from ..errors import WorkflowNotFound
+from .workflow import WorkflowDef, source_hash
 
 if TYPE_CHECKING:
     from ..store.base import Store
-    from .instance import Instance
 
-__all__ = ["GLOBAL", "Registry", "define", "load_stored_source"]
+__all__ = ["GLOBAL", "Registry", "load_stored_source", "loading", "resolve_for_run"]
 
 _loading = threading.local()
 
@@ -51,55 +52,24 @@ class Registry:
 GLOBAL = Registry()
 
 
-def _scan(wf: WorkflowDef, inst: Instance | None) -> None:
-    try:
-        from .. import determinism
-    except ImportError:  # pragma: no cover - the scan module ships with the package
-        return
-    from .instance import default_config
-
-    cfg = inst.config if inst is not None else default_config()
-    filename = f"<cell workflow {wf.name}>" if wf.origin == "cell" else None
-    wf.findings = list(
-        determinism.check_workflow(
-            wf.fn,
-            source=wf.source if wf.origin == "cell" else None,
-            filename=filename,
-            trusted_modules=cfg.trusted_modules,
-            severity=cfg.untrusted_call_severity,
-        )
-    )
-
-
-def define(wf: WorkflowDef, instance: Any = None) -> WorkflowDef:
-    """Register a definition (called by ``@cn.workflow``)."""
-    if getattr(_loading, "active", False):
-        return wf  # an engine is loading stored code: it registers the result itself
-    from .instance import resolve
-
-    inst = resolve(instance) if instance is not None else None
-    _scan(wf, inst)
-    if inst is None:
-        GLOBAL.register(wf)
-    else:
-        inst.registry.register(wf)
-    if wf.origin == "cell":
-        # Stored at once: a worker may be asked to run it before this process starts a run.
-        target = inst if inst is not None else resolve(None)
-        target.save_version(wf)
-    return wf
+def loading() -> bool:
+    """Whether this thread is executing a stored ``%%workflow`` cell (``load_stored_source``):
+    the ``@cn.workflow`` it runs must not register or store anything; the loader does."""
+    return getattr(_loading, "active", False)
 
 
 def load_stored_source(name: str, version_hash: str, source: str) -> WorkflowDef:
     """Exec a stored ``%%workflow`` cell in a fresh namespace and return its workflow.
 
     The cell runs as ``__main__`` so activities it defines get the same names as in the
-    notebook. Raises ``WorkflowNotFound`` when the cell no longer defines ``name``.
+    notebook. Raises ``WorkflowNotFound`` when the source does not hash to ``version_hash``
+    (checked before anything runs: an altered row must never execute) or when the cell no longer
+    defines ``name``.
     """
-    import inspect
-
-    from ..errors import WorkflowNotFound
-
+    if source_hash(source) != version_hash:
+        raise WorkflowNotFound(
+            f"stored source of workflow {name!r} does not hash to {version_hash[:12]}; the row was altered"
+        )
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     _loading.active = True
     try:
@@ -122,12 +92,7 @@ def load_stored_source(name: str, version_hash: str, source: str) -> WorkflowDef
             candidates = [getattr(asyncs[0], "fn", asyncs[0])]
     if not candidates:
         raise WorkflowNotFound(f"stored source of workflow {name!r} ({version_hash[:12]}) defines no async def {name}")
-    wf = WorkflowDef(candidates[0], name=name, source=source, origin="cell")
-    if wf.version_hash != version_hash:
-        raise WorkflowNotFound(
-            f"stored source of workflow {name!r} does not hash to {version_hash[:12]}; the row was altered"
-        )
-    return wf
+    return WorkflowDef(candidates[0], name=name, source=source, origin="cell")
 
 
 def resolve_for_run(
