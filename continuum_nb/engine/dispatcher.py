@@ -109,6 +109,11 @@ class Dispatcher:
             self._forward, lambda: self._runtime.post(self._loop.kick),
         )
 
+    @property
+    def listening(self) -> bool:
+        """Whether this engine is subscribed to the instance's notifications."""
+        return self._key is not None
+
     def unlisten(self) -> None:
         if self._key is not None:
             self._hub.unsubscribe(self._key)

@@ -130,7 +130,7 @@ def test_the_engine_and_wait_share_one_listen_connection(make_instance: Any, adm
 
     # the engine subscribes from its own thread; a connection closed meanwhile leaves
     # pg_stat_activity a moment later
-    eventually(lambda: inst.engine._listener._key is not None, what="engine subscribed")
+    eventually(lambda: inst.engine.dispatcher.listening, what="engine subscribed")
     eventually(lambda: listening() == 1, what="one LISTEN connection")
     run = cn.start(wf, {"x": 3}, instance=inst)
     assert cn.wait(run.id, timeout=30, instance=inst) == 6
