@@ -378,7 +378,7 @@ def test_missing_extension_falls_back_with_a_warning(journal: tuple[str, Journal
         con = analytics.connect(database_url=journal[0])
     assert analytics.mode_of(con) == "copy"
     assert analytics.run_durations(con)["runs"].sum() == sum(r["state"] == "completed" for r in journal[1].runs)
-    from continuum_nb._analytics_connect import ScannerUnavailable
+    from continuum_nb.analytics import ScannerUnavailable
     with pytest.raises(ScannerUnavailable):
         analytics.connect(database_url=journal[0], mode="scanner")
 

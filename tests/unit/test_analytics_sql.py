@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from continuum_nb import analytics
-from continuum_nb._analytics_connect import _arrow_table, _pick_mode
+from continuum_nb.analytics.connection import pick_mode
+from continuum_nb.analytics.fallback import arrow_table
 from continuum_nb.errors import ConfigurationError
 from continuum_nb.store import analytics_sql as q
 
@@ -61,7 +62,7 @@ def _csv_for_events() -> bytes:
 def test_fallback_view_types_and_values() -> None:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.register(q.raw_table_name(EVENTS), _arrow_table(_csv_for_events(), EVENTS))
+    con.register(q.raw_table_name(EVENTS), arrow_table(_csv_for_events(), EVENTS))
     con.execute(q.fallback_view(EVENTS))
     types = con.execute("SELECT column_name, column_type FROM (DESCRIBE events)").fetchall()
     assert types == [(c, q.COLUMN_TYPES[k]) for c, k in EVENTS.columns]
@@ -82,19 +83,19 @@ def test_fallback_view_types_and_values() -> None:
 
 
 def test_empty_table_keeps_the_schema() -> None:
-    table = _arrow_table(b"", EVENTS)
+    table = arrow_table(b"", EVENTS)
     assert table.num_rows == 0
     assert table.schema.field("inserted_at").type == pa.timestamp("us", tz="UTC")
 
 
 def test_mode_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONTINUUM_ANALYTICS_MODE", raising=False)
-    assert _pick_mode(None) == "auto"
-    assert _pick_mode("copy") == "copy"
+    assert pick_mode(None) == "auto"
+    assert pick_mode("copy") == "copy"
     monkeypatch.setenv("CONTINUUM_ANALYTICS_MODE", " Scanner ")
-    assert _pick_mode(None) == "scanner"
+    assert pick_mode(None) == "scanner"
     monkeypatch.setenv("CONTINUUM_ANALYTICS_MODE", "turbo")
     with pytest.raises(ConfigurationError, match="CONTINUUM_ANALYTICS_MODE='turbo' is not a valid analytics mode"):
-        _pick_mode(None)
+        pick_mode(None)
     with pytest.raises(ConfigurationError, match="mode='x'"):
-        _pick_mode("x")
+        pick_mode("x")

@@ -1,4 +1,4 @@
-"""The determinism scan (continuum_nb/determinism.py): each rule, name resolution, trust."""
+"""The determinism scan (continuum_nb/determinism/): each rule, name resolution, trust."""
 
 from __future__ import annotations
 

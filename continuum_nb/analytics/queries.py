@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._analytics_connect import InstanceRef, shared
-from .errors import ConfigurationError
-from .store import analytics_sql as q
-from .store.base import RUN_STATES
+from ..errors import ConfigurationError
+from ..store import analytics_sql as q
+from ..store.base import RUN_STATES
+from .connection import InstanceRef
+from .shared import shared
 
 if TYPE_CHECKING:
     import duckdb

@@ -9,19 +9,24 @@
 The views read PostgreSQL through DuckDB's postgres scanner, attached READ_ONLY; when the
 extension cannot load they are filled once with COPY (see ``connect``). ``docs/analytics.md``
 lists every view column and query.
+
+This package is the public surface. Its modules: ``connection`` (``connect`` and its modes),
+``scanner`` (the postgres scanner), ``fallback`` (the COPY snapshot), ``shared`` (the cached
+connections), ``queries`` (the ready-made queries and ``sql``) and ``plots``. The SQL text lives
+in ``continuum_nb.store.analytics_sql``, with the rest of the SQL.
 """
 
 from __future__ import annotations
 
-from ._analytics_connect import MODES, ScannerUnavailable, close_shared, connect, mode_of
-from ._analytics_plots import (
+from .connection import MODES, connect, mode_of
+from .plots import (
     plot_activity_latency,
     plot_events_by_type_and_month,
     plot_run_durations,
     plot_signal_wait_times,
     plot_throughput_per_minute,
 )
-from ._analytics_queries import (
+from .queries import (
     activity_latency,
     events_by_type_and_month,
     run_durations,
@@ -29,6 +34,8 @@ from ._analytics_queries import (
     sql,
     throughput_per_minute,
 )
+from .scanner import ScannerUnavailable
+from .shared import close_shared
 
 #: The views every analytics connection has.
 VIEWS = ("runs", "events", "activity_tasks", "signals")
