@@ -1,4 +1,4 @@
-"""The public API surface: what DESIGN.md and the docs promise is exported, sorted, importable."""
+"""The public API surface: what the README and docs/ promise is exported, sorted, importable."""
 
 from __future__ import annotations
 
