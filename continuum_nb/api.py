@@ -6,7 +6,6 @@ on bad input) and delegates to the store or to this process's engine.
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from dataclasses import dataclass, fields
@@ -22,7 +21,7 @@ from .engine.instance import configure as configure
 from .errors import DriftError, RunCancelled, RunFailed, RunNotActive, RunNotFound, WorkflowNotFound
 from .store.base import FINISHED_STATES, Event, NewRun, RunRecord
 from .store.payloads import check_json
-from .telemetry import emit
+from .telemetry import current_trace_context, emit
 
 __all__ = [
     "EventInfo",
@@ -162,8 +161,8 @@ def start(
     inst = resolve(instance)
     wfdef, name, version = _resolve_workflow(inst, wf)
     rid = uuid.uuid4() if run_id is None else _run_uuid(run_id)
-    if trace_context is None and "continuum_nb.otel" in sys.modules:
-        trace_context = sys.modules["continuum_nb.otel"].capture_trace_context()
+    if trace_context is None:
+        trace_context = current_trace_context()
     now = inst.clock.now()
     retention = wfdef.retention if wfdef is not None else None
     new = NewRun(

@@ -11,6 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from . import __version__
 from .errors import ContinuumError
 
 __all__ = ["main"]
@@ -22,7 +23,6 @@ _COMMAND_MODULES = (
     "continuum_nb.commands.migrate",
     "continuum_nb.commands.partitions",
     "continuum_nb.commands.worker",
-    "continuum_nb.commands.runs",
 )
 
 
@@ -31,16 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="continuum",
         description="continuum_nb: durable workflows for Python and Jupyter, journaled in PostgreSQL.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+        # A command module that fails to import is a broken install: let the error show.
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -50,9 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except (ContinuumError, TypeError, ValueError) as exc:
-        if isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, ContinuumError):
-            # TypeError/ValueError from our own validation carry user-facing messages too.
-            pass
+        # TypeError/ValueError from our own validation carry user-facing messages too.
         print(f"continuum {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

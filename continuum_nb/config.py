@@ -7,7 +7,7 @@ Every setting is fixed when the instance's engine starts, except the determinism
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigurationError
@@ -56,9 +56,6 @@ class Config:
     @property
     def heartbeat_interval(self) -> float:
         return self.heartbeat if self.heartbeat is not None else max(self.lease_ttl / 3.0, 0.05)
-
-    def with_(self, **changes: Any) -> Config:
-        return replace(self, **changes)
 
 
 _ENV: dict[str, tuple[str, type]] = {

@@ -136,20 +136,29 @@ def setup(tracer_provider: Any = None) -> str:
         with _lock:
             _bridges.pop(handler_id, None)
         raise
+    with _lock:
+        # cn.start() asks telemetry for the caller's span from now on.
+        telemetry.set_trace_context_source(capture_trace_context)
     return handler_id
 
 
 def teardown(handler_id: str) -> None:
-    """Detach a bridge; spans it still has open are ended (marked ``continuum.outcome=detached``)."""
+    """Detach a bridge; spans it still has open are ended (marked ``continuum.outcome=detached``).
+
+    The last bridge torn down also unregisters the trace context source ``setup()`` registered.
+    """
     telemetry.detach(handler_id)
     with _lock:
         bridge = _bridges.pop(handler_id, None)
+        if not _bridges:
+            telemetry.remove_trace_context_source(capture_trace_context)
     if bridge is not None:
         bridge.close()
 
 
 def capture_trace_context() -> bytes | None:
-    """The caller's current span as stored ``trace_context`` bytes (``cn.start()`` calls this).
+    """The caller's current span as stored ``trace_context`` bytes (``cn.start()`` calls this
+    through ``telemetry.current_trace_context()`` once ``setup()`` registered it).
 
     None when no bridge is set up or no valid span is active. Only traceparent/tracestate are
     taken; baggage is not.

@@ -8,6 +8,10 @@ reaches the engine.
 
 Every event's metadata carries ``instance``; run events carry ``run_id`` and ``workflow``.
 ``docs/observability.md`` lists each event with its measurements and metadata.
+
+A *trace context source* is the one function ``cn.start()`` asks for the caller's trace context
+(stored in ``continuum_runs.trace_context``) when it is not given one; ``continuum_nb.otel.setup()``
+registers it, so the core never imports a tracing library.
 """
 
 from __future__ import annotations
@@ -17,12 +21,25 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["EVENTS", "Handler", "attach", "detach", "emit", "handlers"]
+__all__ = [
+    "EVENTS",
+    "Handler",
+    "TraceContextSource",
+    "attach",
+    "current_trace_context",
+    "detach",
+    "emit",
+    "handlers",
+    "remove_trace_context_source",
+    "set_trace_context_source",
+]
 
 log = logging.getLogger("continuum_nb.telemetry")
 
 EventName = tuple[str, ...]
 Handler = Callable[[EventName, dict[str, Any], dict[str, Any]], None]
+#: Returns the calling thread's trace context as stored bytes, or None when there is none.
+TraceContextSource = Callable[[], bytes | None]
 
 #: Every event continuum_nb emits. v0.1 names are unchanged in v0.2; v0.2 adds the snapshot
 #: and idempotency events.
@@ -59,6 +76,7 @@ _lock = threading.Lock()
 # handler_id -> (set of event names, handler); replaced wholesale on change so emit() can read
 # it without taking the lock.
 _handlers: dict[str, tuple[frozenset[EventName], Handler]] = {}
+_trace_context_source: TraceContextSource | None = None
 
 
 def _normalise(event: Iterable[str]) -> EventName:
@@ -124,3 +142,28 @@ def emit(event: EventName, measurements: Mapping[str, Any] | None = None, metada
                 handler(event, dict(measurements or {}), dict(metadata or {}))
             except Exception:  # a broken handler must never break the engine
                 log.exception("telemetry handler %r failed on %s", handler_id, ".".join(event))
+
+
+def set_trace_context_source(source: TraceContextSource) -> None:
+    """Make ``source`` what ``cn.start()`` asks for the caller's trace context (replacing any other)."""
+    global _trace_context_source
+    if not callable(source):
+        raise TypeError("a trace context source must be callable as source() -> bytes | None")
+    with _lock:
+        _trace_context_source = source
+
+
+def remove_trace_context_source(source: TraceContextSource) -> bool:
+    """Unregister ``source``; returns False (and changes nothing) when it is not the registered one."""
+    global _trace_context_source
+    with _lock:
+        if _trace_context_source is not source:
+            return False
+        _trace_context_source = None
+    return True
+
+
+def current_trace_context() -> bytes | None:
+    """The caller's trace context from the registered source; None when no source is registered."""
+    source = _trace_context_source
+    return None if source is None else source()

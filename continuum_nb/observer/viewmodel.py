@@ -196,9 +196,6 @@ class RunsPager:
         self.cursors.pop()
         return True
 
-    def first_page(self) -> None:
-        self.cursors = [None]
-
 
 def _iso(t: datetime | None) -> str:
     return "" if t is None else t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

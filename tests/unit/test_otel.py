@@ -338,3 +338,36 @@ def test_a_failing_trace_context_setter_does_not_leak_the_span(bridge: Bridge) -
     bridge.end(rid, 1, ("run", "completed"))
     [span] = bridge.spans()
     assert span.attributes is not None and span.attributes["continuum.outcome"] == "completed"
+
+
+def test_setup_registers_the_trace_context_source_that_cn_start_asks() -> None:
+    assert telemetry.current_trace_context() is None
+    first, second = Bridge(), Bridge()
+    tracer = first.provider.get_tracer("test")
+    try:
+        with tracer.start_as_current_span("caller"):
+            expected = capture_trace_context()
+            assert expected is not None and telemetry.current_trace_context() == expected
+        otel.teardown(first.handler_id)
+        with tracer.start_as_current_span("caller"):  # one bridge is left: still registered
+            expected = capture_trace_context()
+            assert expected is not None and telemetry.current_trace_context() == expected
+    finally:
+        otel.teardown(first.handler_id)  # a second teardown of an id does nothing
+        otel.teardown(second.handler_id)
+    assert not telemetry.remove_trace_context_source(capture_trace_context)  # the last one removed it
+    assert telemetry.current_trace_context() is None
+
+
+def test_teardown_leaves_a_source_registered_by_someone_else() -> None:
+    b = Bridge()
+
+    def mine() -> bytes:
+        return b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    telemetry.set_trace_context_source(mine)  # replaces the bridge's
+    try:
+        otel.teardown(b.handler_id)
+        assert telemetry.current_trace_context() == mine()
+    finally:
+        assert telemetry.remove_trace_context_source(mine)

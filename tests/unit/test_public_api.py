@@ -1,34 +1,81 @@
-"""The public API surface: what DESIGN.md and the docs promise is exported, sorted, importable."""
+"""The public API surface: what the README and docs/ promise is exported, sorted, importable."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import continuum_nb as cn
 
-DOCUMENTED = {
-    # definitions, awaitables, primitives
-    "workflow", "activity", "pure", "Retry", "signal", "timer", "gather",
-    "now", "today", "uuid4", "random", "side_effect", "seconds", "minutes", "hours", "days",
-    # client API
-    "start", "cancel", "wait", "resume", "upgrade", "runs", "Run", "configure", "Instance", "instance",
-    "observer", "telemetry", "otel", "analytics", "partitions", "testing",
-    # errors
-    "RunFailed", "RunCancelled", "ActivityFailed", "SignalTimeout", "DriftError", "RunNotFound",
-    "RunNotActive", "WorkflowNotFound", "InstanceNotRegistered",
-}
+ROOT = Path(__file__).resolve().parents[2]
+
+# Exactly the public names; a name added to or dropped from the package must be added or
+# dropped here too.
+PUBLIC = [
+    "ActivityFailed", "ConfigurationError", "ContinuumError", "DatabaseUnavailable",
+    "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
+    "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
+    "RunNotActive", "RunNotFound", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
+    "activity", "analytics", "cancel", "configure", "days", "gather", "hours", "instance",
+    "minutes", "now", "observer", "otel", "partitions", "pure", "random", "resume", "runs",
+    "seconds", "side_effect", "signal", "start", "telemetry", "testing", "timer", "today",
+    "upgrade", "uuid4", "wait", "workflow",
+]  # fmt: skip
+
+# `cn.<name>` and `cn.<name>.<attr>...` as the docs write them (names may end in digits: uuid4).
+_CN_NAME = re.compile(r"\bcn\.([A-Za-z_]\w*)")
+_CN_CHAIN = re.compile(r"\bcn\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
 
 
-def test_all_is_sorted_and_complete() -> None:
-    assert cn.__all__ == sorted(cn.__all__)
-    assert DOCUMENTED <= set(cn.__all__)
+def _strings(node: object) -> list[str]:
+    """Every string in a parsed notebook (cell sources and outputs)."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return []
 
 
-def run_fresh(code: str) -> None:
-    """Run ``code`` in a fresh interpreter (nothing imported yet) and fail with its stderr."""
+def _doc_texts() -> dict[str, str]:
+    """README.md, docs/*.md and notebooks/*.ipynb (decoded, so JSON escapes do not glue words)."""
+    paths = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    texts = {}
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".ipynb":
+            text = "\n".join(_strings(json.loads(text)))
+        texts[str(path.relative_to(ROOT))] = text
+    return texts
+
+
+def _used_in_docs(pattern: re.Pattern[str]) -> dict[str, list[str]]:
+    """Each match of ``pattern`` in the docs -> the files that use it."""
+    used: dict[str, list[str]] = {}
+    for name, text in _doc_texts().items():
+        for match in sorted(set(pattern.findall(text))):
+            used.setdefault(match, []).append(name)
+    return used
+
+
+def run_fresh(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); fail with its stderr, else its stdout."""
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_all_is_exactly_the_public_names() -> None:
+    assert PUBLIC == sorted(PUBLIC)
+    assert cn.__all__ == PUBLIC
+
+
+def test_all_is_sorted() -> None:
+    assert cn.__all__ == sorted(cn.__all__)
 
 
 def test_every_exported_name_resolves() -> None:
@@ -37,6 +84,46 @@ def test_every_exported_name_resolves() -> None:
         "missing = [n for n in cn.__all__ if getattr(cn, n, None) is None]\n"
         "assert not missing, missing\n"
     )
+
+
+def test_the_docs_find_their_names() -> None:
+    # The scan itself works: these are written in the README and in notebooks.
+    used = _used_in_docs(_CN_NAME)
+    assert "README.md" in used["start"] and "uuid4" in used and "uuid" not in used
+    assert any(name.endswith(".ipynb") for name in used["start"])
+
+
+def test_every_name_the_docs_use_is_public_and_reachable_in_a_fresh_interpreter() -> None:
+    used = _used_in_docs(_CN_NAME)
+    private = {name: files for name, files in used.items() if name not in cn.__all__}
+    assert private == {}, "the docs use cn.<name> for names continuum_nb does not export"
+    # Reachable right after `import continuum_nb as cn`, with no submodule imported first.
+    out = run_fresh(
+        "import json, continuum_nb as cn\n"
+        f"names = {sorted(used)!r}\n"
+        "print(json.dumps([n for n in names if not hasattr(cn, n)]))\n"
+    )
+    missing = json.loads(out)
+    assert missing == [], {n: used[n] for n in missing}
+
+
+def test_every_submodule_attribute_the_docs_use_exists() -> None:
+    chains = {c: files for c, files in _used_in_docs(_CN_CHAIN).items() if "." in c}
+    assert chains, "the docs name no cn.<submodule>.<attribute>"
+    out = run_fresh(
+        "import json, continuum_nb as cn\n"
+        f"chains = {sorted(chains)!r}\n"
+        "missing = []\n"
+        "for chain in chains:\n"
+        "    obj = cn\n"
+        "    for part in chain.split('.'):\n"
+        "        obj = getattr(obj, part, None)\n"
+        "    if obj is None:\n"
+        "        missing.append(chain)\n"
+        "print(json.dumps(missing))\n"
+    )
+    missing = json.loads(out)
+    assert missing == [], {c: chains[c] for c in missing}
 
 
 def test_decorator_is_not_shadowed_by_its_module() -> None:
