@@ -63,6 +63,8 @@ _EXPORTS: dict[str, str] = {
     "wait": "continuum_nb.api",
     "resume": "continuum_nb.api",
     "upgrade": "continuum_nb.api",
+    "get_run": "continuum_nb.api",
+    "events": "continuum_nb.api",
     "runs": "continuum_nb.api",
     "configure": "continuum_nb.api",
     "Instance": "continuum_nb.engine.instance",

@@ -15,8 +15,15 @@ from typing import Any
 import pytest
 
 import continuum_nb as cn
-from continuum_nb.replay import snapshots
-from continuum_nb.replay import Blocked, Completed, Drifted, Failed, LiveOutcome, Replayer
+from continuum_nb.replay import (
+    Blocked,
+    Completed,
+    Drifted,
+    Failed,
+    LiveOutcome,
+    Replayer,
+    snapshots,
+)
 from continuum_nb.replay.snapshots import (
     CompactSnapshot,
     UnreadableSnapshot,
