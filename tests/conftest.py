@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -44,10 +44,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"runs only on {', '.join(marker.args)}, not {server}"))
 
 
-@pytest.fixture(scope="session", params=server_names())
-def pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The admin conninfo of one test server (started if needed), with a migrated template."""
-    name = request.param
+@pytest.fixture(scope="session")
+def pg_servers() -> Iterator[Callable[[str], str]]:
+    """``serve(name)``: the admin conninfo of the test server ``name``, started on first use and
+    given a migrated template once per session (dropped at the end). ``pg_server`` below and the
+    engine tests' ``store_kind`` (tests/engine/conftest.py) both go through it."""
+    ready: dict[str, str] = {}
+
+    def serve(name: str) -> str:
+        if name not in ready:
+            ready[name] = _start_with_template(name)
+        return ready[name]
+
+    try:
+        yield serve
+    finally:
+        for admin in ready.values():
+            _drop_db(admin, TEMPLATE)
+
+
+def _start_with_template(name: str) -> str:
     admin = start_server(name)
     from continuum_nb.store.migrate import migrate
 
@@ -56,9 +72,16 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
     try:
         migrate(_with_db(admin, TEMPLATE))
-        yield admin
-    finally:
+    except BaseException:
         _drop_db(admin, TEMPLATE)
+        raise
+    return admin
+
+
+@pytest.fixture(scope="session", params=server_names())
+def pg_server(request: pytest.FixtureRequest, pg_servers: Callable[[str], str]) -> str:
+    """The admin conninfo of one test server (started if needed), with a migrated template."""
+    return pg_servers(request.param)
 
 
 def _pid_alive(pid: int) -> bool:

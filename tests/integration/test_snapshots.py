@@ -13,7 +13,7 @@ import pytest
 
 import continuum_nb as cn
 from continuum_nb.workflow import WorkflowDef
-from tests.engine_cases import Recorder, double, eventually, suspended_on
+from tests.engine.helpers import Recorder, double, eventually, suspended_on
 from tests.snapshot_format1 import build_v1
 
 
