@@ -3,8 +3,8 @@ Long waits do not pin memory (the cache is bounded); a run that ended is let go 
 thread; a held run whose wake notification was lost is woken by the heartbeat; a wake that dies
 of a BaseException, or that races the drive thread letting the run go, leaves nothing behind.
 
-These tests reach engine internals (``engine.held``, ``engine.waking``, ``engine._post``,
-``engine._drives_running``, ``engine._listener._post``, ...) on purpose; they are gathered here.
+These tests reach engine internals (``engine.held``, ``engine.waking``, ``engine.post``,
+``engine.drives.running``, ``engine.dispatcher.unlisten()``, ...) on purpose; they are gathered here.
 """
 
 from __future__ import annotations
