@@ -20,8 +20,11 @@ from .engine.instance import Instance, resolve
 from .engine.instance import configure as configure
 from .errors import DriftError, RunCancelled, RunFailed, RunNotActive, RunNotFound, WorkflowNotFound
 from .store.base import FINISHED_STATES, Event, NewRun, RunRecord
-from .store.payloads import check_json
+from .store.payloads import check_json, check_name
 from .telemetry import current_trace_context, emit
+
+#: The most runs one ``cn.runs()`` call returns.
+MAX_RUNS_LIMIT = 100_000
 
 __all__ = [
     "EventInfo",
@@ -114,7 +117,7 @@ def _run_uuid(run_id: Any) -> uuid.UUID:
     try:
         return uuid.UUID(str(run_id))
     except ValueError:
-        raise RunNotFound(f"{run_id!r} is not a run id (run ids are UUIDs, e.g. run.id from cn.start)") from None
+        raise RunNotFound(f"{run_id!r:.80} is not a run id (run ids are UUIDs, e.g. run.id from cn.start)") from None
 
 
 def _record(inst: Instance, rid: uuid.UUID) -> RunRecord:
@@ -181,6 +184,7 @@ def signal(run_id: Any, name: Any = None, payload: Any = None, *, timeout: Any =
         return _workflow_signal(run_id, timeout=timeout if timeout is not None else name)
     if not isinstance(name, str) or not name:
         raise TypeError("cn.signal(run_id, name, payload): name must be a non-empty str")
+    check_name(name, "signal name")
     check_json(payload, f"payload of signal {name!r}")
     inst = resolve(instance)
     rid = _run_uuid(run_id)
@@ -287,7 +291,11 @@ def runs(state: str | None = None, workflow: str | None = None, limit: int = 100
     from .store.base import RUN_STATES
 
     if state is not None and state not in RUN_STATES:
-        raise ValueError(f"unknown state {state!r}; states are {', '.join(RUN_STATES)}")
+        raise ValueError(f"unknown state {state!r:.80}; states are {', '.join(RUN_STATES)}")
+    if workflow is not None:
+        check_name(workflow, "workflow name")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RUNS_LIMIT:
+        raise ValueError(f"limit must be an int between 1 and {MAX_RUNS_LIMIT}, not {limit!r:.80}")
     inst = resolve(instance)
     return [RunInfo.from_record(r) for r in inst.store.list_runs(state=state, workflow=workflow, limit=limit)]
 

@@ -8,12 +8,14 @@ knows an activity's name may run its attempts, so the table is per process, not 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..store.payloads import check_name
 from .commands import ActivityCommand, CommandAwaitable, as_seconds
 from .context import current
 
@@ -36,8 +38,14 @@ class Retry:
             raise ConfigurationError(f"Retry.max_attempts must be an int >= 1, not {self.max_attempts!r}")
         if self.backoff not in ("exponential", "constant"):
             raise ConfigurationError(f"Retry.backoff must be 'exponential' or 'constant', not {self.backoff!r}")
-        as_seconds(self.base, "Retry.base")
-        as_seconds(self.max_delay, "Retry.max_delay")
+        if not isinstance(self.factor, (int, float)) or isinstance(self.factor, bool) \
+                or not (math.isfinite(self.factor) and self.factor >= 1):
+            raise ConfigurationError(f"Retry.factor must be a finite number >= 1, not {self.factor!r}")
+        try:
+            as_seconds(self.base, "Retry.base")
+            as_seconds(self.max_delay, "Retry.max_delay")
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -45,11 +53,20 @@ class Retry:
         if self.backoff == "constant":
             d = base
         else:
-            d = base * (self.factor ** max(attempt - 1, 0))
+            try:
+                d = base * (self.factor ** max(attempt - 1, 0))
+            except OverflowError:
+                d = math.inf
         return min(d, as_seconds(self.max_delay, "Retry.max_delay"))
 
 
-DEFAULT_RETRY = Retry()
+#: Without ``retry=``, an activity is attempted once (Continuum's default: a retry is something
+#: an activity opts into; docs/semantics.md has the note for code written against the earlier
+#: default of three attempts).
+DEFAULT_RETRY = Retry(max_attempts=1)
+
+#: The longest idempotency key (it is part of a primary key with the activity's name).
+MAX_KEY_LENGTH = 400
 
 #: Every activity defined in this process, by name (any engine that knows the name may run it).
 ACTIVITIES: dict[str, ActivityDef] = {}
@@ -81,7 +98,7 @@ class ActivityDef:
         if not callable(fn):
             raise TypeError("@cn.activity decorates a function")
         self.fn = fn
-        self.name = name or _default_name(fn)
+        self.name = check_name(name or _default_name(fn), "activity name")
         self.retry = retry or DEFAULT_RETRY
         self.timeout = None if timeout is None else as_seconds(timeout, "activity timeout")
         self.idempotency_key = idempotency_key
@@ -101,12 +118,13 @@ class ActivityDef:
         )
 
     def key_for(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str | None:
+        """The call's idempotency key; None (no key function, or it returned None) opts out."""
         if self.idempotency_key is None:
             return None
         key = self.idempotency_key(*args, **kwargs)
-        if not isinstance(key, str) or not key:
-            raise TypeError(f"idempotency_key of activity {self.name!r} must return a non-empty str, not {key!r}")
-        return key
+        if key is None:
+            return None
+        return check_name(key, f"the idempotency key of activity {self.name!r}", MAX_KEY_LENGTH)
 
     def __repr__(self) -> str:
         return f"<continuum activity {self.name}>"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..store.payloads import check_name
 from .context import current, require
 
 if TYPE_CHECKING:
@@ -84,16 +85,25 @@ class CommandAwaitable:
         return f"<continuum {self._describe()}>"
 
 
+#: The longest duration a timer, timeout or retry delay may have: 100 years (PostgreSQL stores
+#: timestamps far beyond that; Python's datetime does not).
+MAX_SECONDS = 100 * 365.25 * 86400
+
+
 def as_seconds(value: timedelta | float | int, what: str) -> float:
-    """A duration given as a timedelta or a number of seconds, checked and in seconds."""
+    """A duration given as a timedelta or a number of seconds, checked and in seconds: finite,
+    not negative, at most MAX_SECONDS."""
     if isinstance(value, timedelta):
         secs = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        secs = float(value)
+        try:
+            secs = float(value)
+        except OverflowError:
+            secs = float("inf")
     else:
         raise TypeError(f"{what} must be a timedelta (cn.seconds(n)) or a number of seconds, not {value!r}")
-    if secs < 0:
-        raise ValueError(f"{what} must not be negative ({secs}s)")
+    if not 0 <= secs <= MAX_SECONDS:  # also refuses NaN
+        raise ValueError(f"{what} must be between 0 and {MAX_SECONDS:.0f} seconds (100 years), not {value!r}")
     return secs
 
 
@@ -101,8 +111,7 @@ def signal(name: str, timeout: timedelta | float | None = None) -> Awaitable[Any
     """Inside a workflow: ``await cn.signal(name, timeout=...)`` → the signal's payload, or
     ``SignalTimeout``. (Outside a workflow, ``cn.signal(run_id, name, payload)`` sends one; that
     is ``continuum_nb.api.signal``, which dispatches here when called inside a workflow.)"""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"signal name must be a non-empty str, not {name!r}")
+    check_name(name, "signal name")
     secs = None if timeout is None else as_seconds(timeout, "signal timeout")
     return CommandAwaitable(SignalCommand("signal", name, timeout=secs))
 

@@ -18,7 +18,7 @@ from .workflow import WorkflowDef, source_hash
 if TYPE_CHECKING:
     from ..store.base import Store
 
-__all__ = ["GLOBAL", "Registry", "load_stored_source", "loading", "resolve_for_run"]
+__all__ = ["GLOBAL", "Registry", "StoredCodeRefused", "load_stored_source", "loading", "resolve_for_run"]
 
 _loading = threading.local()
 
@@ -67,7 +67,7 @@ def load_stored_source(name: str, version_hash: str, source: str) -> WorkflowDef
     defines ``name``.
     """
     if source_hash(source) != version_hash:
-        raise WorkflowNotFound(
+        raise StoredCodeRefused(
             f"stored source of workflow {name!r} does not hash to {version_hash[:12]}; the row was altered"
         )
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -77,6 +77,10 @@ def load_stored_source(name: str, version_hash: str, source: str) -> WorkflowDef
             warnings.simplefilter("ignore")
             code = compile(source, f"<stored workflow {name} {version_hash[:12]}>", "exec")
             exec(code, namespace)  # noqa: S102 - stored %%workflow cell source, see docs/operations.md
+    except BaseException as exc:  # the cell's own code failed (even sys.exit()): refused, not obeyed
+        raise StoredCodeRefused(
+            f"stored source of workflow {name!r} ({version_hash[:12]}) failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         _loading.active = False
     candidates = []
@@ -96,28 +100,54 @@ def load_stored_source(name: str, version_hash: str, source: str) -> WorkflowDef
 
 
 def resolve_for_run(
-    registries: list[Registry], store: Store, name: str, version_hash: str, allow_stored: bool
+    registries: list[Registry], store: Store, name: str, version_hash: str, allow_stored: bool,
+    refused: set[tuple[str, str]] | None = None,
 ) -> tuple[WorkflowDef | None, bool]:
     """The definition to run a run of ``name``@``version_hash`` with, and whether it is exactly
-    that version (False: another version, which must pass a replay check first)."""
+    that version (False: another version, which must pass a replay check first).
+
+    A stored version that cannot be loaded (altered, or its code fails) is added to ``refused``
+    and never loaded again by the caller; another version is tried instead. When nothing else
+    is left, ``StoredCodeRefused`` is raised for the exact version."""
+    refused = set() if refused is None else refused
     for reg in registries:
         wf = reg.get(name, version_hash)
         if wf is not None:
             return wf, True
-    if allow_stored:
+    failure: StoredCodeRefused | None = None
+    if allow_stored and (name, version_hash) not in refused:
         row = store.get_version(name, version_hash)
         if row is not None and row[1] == "cell":
-            wf = load_stored_source(name, version_hash, row[0])
-            registries[0].register(wf)
-            return wf, True
+            try:
+                wf = load_stored_source(name, version_hash, row[0])
+            except StoredCodeRefused as exc:
+                refused.add((name, version_hash))
+                failure = exc
+            else:
+                registries[0].register(wf)
+                return wf, True
     for reg in registries:
         wf = reg.latest(name)
         if wf is not None:
             return wf, False
     if allow_stored:
         latest = store.latest_version(name)
-        if latest is not None and latest[2] == "cell":
-            wf = load_stored_source(name, latest[0], latest[1])
-            registries[0].register(wf)
-            return wf, False
+        if latest is not None and latest[2] == "cell" and (name, latest[0]) not in refused:
+            try:
+                wf = load_stored_source(name, latest[0], latest[1])
+            except StoredCodeRefused as exc:
+                refused.add((name, latest[0]))
+                failure = failure or exc
+            else:
+                registries[0].register(wf)
+                return wf, False
+    if failure is not None or (name, version_hash) in refused:
+        raise failure or StoredCodeRefused(
+            f"stored source of workflow {name!r} ({version_hash[:12]}) was refused earlier (see the log)"
+        )
     return None, False
+
+
+class StoredCodeRefused(WorkflowNotFound):
+    """A stored ``%%workflow`` source that may not run: it does not hash to its version (the row
+    was altered) or its code failed to load. Nothing of an altered row is executed."""

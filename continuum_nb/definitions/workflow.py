@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from ..store.payloads import check_name
 from .activity import ActivityDef
 
 __all__ = ["WorkflowDef", "source_hash"]
@@ -35,7 +36,7 @@ class WorkflowDef:
                 f"a workflow must be an `async def`, and {getattr(fn, '__qualname__', fn)!r} is not"
             )
         self.fn = fn
-        self.name = name or fn.__name__
+        self.name = check_name(name or fn.__name__, "workflow name")
         self.retention = retention
         if source is None:
             try:

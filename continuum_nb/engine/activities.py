@@ -44,6 +44,21 @@ def _call_async(fn: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
     return asyncio.run(fn(*args, **kwargs))
 
 
+class BodyExited(Exception):
+    """An activity body raised a BaseException that is not an Exception (``SystemExit`` from
+    ``sys.exit()``, ``KeyboardInterrupt``, ...): carried out of the pool thread as an ordinary
+    failure, so that asyncio never re-raises it on the engine loop. The attempt fails with the
+    original's type and message: user code is recorded, never obeyed."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(f"{type(original).__name__}: {original}")
+        self.original = original
+
+
+def _error_of(exc: BaseException) -> dict[str, Any]:
+    return error_dict(exc.original if isinstance(exc, BodyExited) else exc)
+
+
 def inline_eligible(act: ActivityDef | None) -> bool:
     """Whether an attempt of ``act`` may run on the thread that committed its schedule: a plain
     function without a timeout (a timeout needs the activity pool, where the wait can give up)."""
@@ -113,7 +128,12 @@ class Activities:
         with self.bodies:
             if abandoned.is_set():
                 return None
-            return call()
+            try:
+                return call()
+            except Exception:
+                raise
+            except BaseException as exc:  # sys.exit() and friends in user code
+                raise BodyExited(exc) from exc
 
     async def _execute(self, act: ActivityDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if act.is_async:
@@ -198,7 +218,7 @@ class Activities:
             if not hit:
                 result = act.fn(*record.args.get("args", []), **record.args.get("kwargs", {}))
             outcome = _completed(record, result, hit)
-        except Exception as exc:
+        except BaseException as exc:  # user code: SystemExit etc. fail the attempt, never the thread
             err = error_dict(exc)
             delay = _retry_delay(act, record)
             if delay is not None:
@@ -237,7 +257,7 @@ class Activities:
                                              dict(record.args.get("kwargs", {})))
             outcome = _completed(record, result, hit)
         except Exception as exc:
-            err = error_dict(exc)
+            err = _error_of(exc)
             delay = _retry_delay(act, record)
             if delay is not None:
                 await self._runtime.db(self._retry, record, err, delay, meta, t0)

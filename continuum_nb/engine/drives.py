@@ -22,6 +22,7 @@ from ..config import Config
 from ..definitions.activity import ACTIVITIES
 from ..definitions.workflow import WorkflowDef
 from ..errors import DatabaseUnavailable
+from ..replay.outcomes import error_dict
 from ..store.base import NewRun
 from .activities import Activities, inline_eligible
 from .held import ENDED, HeldRun, HeldRuns
@@ -32,6 +33,12 @@ from .timers import Timers
 __all__ = ["Drives"]
 
 log = logging.getLogger("continuum_nb.engine")
+
+#: Wakes of one run that may fail in a row for a reason outside its workflow (the workflow's
+#: own exceptions fail the run, not the wake) before the run is parked; between them the wake
+#: is retried after a growing delay.
+MAX_WAKE_FAILURES = 5
+MAX_WAKE_BACKOFF = 60.0
 
 #: (any thread) Tell local waiters a run's outcome, or (None) that this engine let go of it.
 NotifyWaiters = Callable[[uuid.UUID, "tuple[str, Any, Any] | None"], None]
@@ -62,6 +69,8 @@ class Drives:
         )
         #: Drives submitted and not finished (shutdown waits for them).
         self.running: set[concurrent.futures.Future[None]] = set()
+        #: (loop) Run id -> wakes of it that failed in a row.
+        self._failures: dict[uuid.UUID, int] = {}
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -144,6 +153,7 @@ class Drives:
     def _drive_done(self, held: HeldRun, report: WakeReport) -> None:
         """(loop) Act on a drive's report, then wake the run again if that was asked meanwhile."""
         run_id = held.run_id
+        self._failures.pop(run_id, None)
         waking = self._held.waking
         again = waking.pop(run_id, False)  # done: from here on the cache may evict it
         if self._held.get(run_id) is held:
@@ -159,20 +169,39 @@ class Drives:
         else:
             waking.pop(run_id, None)
 
-    def _drive_failed(self, held: HeldRun, exc: BaseException, retry: bool) -> None:
+    def _drive_failed(self, held: HeldRun, exc: BaseException, outage: bool) -> None:
         """(loop) A drive raised: the commit may or may not have happened, so the run replays.
-        With the database unavailable it is woken again after poll_interval; otherwise it is
-        dropped from memory (its lease expires and any engine recovers it)."""
+        With the database unavailable it is woken again after poll_interval, for as long as the
+        outage lasts. Any other failure is retried with a growing delay, MAX_WAKE_FAILURES times
+        in a row at most; then the run is parked (``drifted``, with the reason), never looped."""
         held.replayer = None
         run_id = held.run_id
         self._held.waking.pop(run_id, None)
         if self._held.get(run_id) is not held:
             return  # dropped meanwhile (maybe held again as a new HeldRun, which wakes itself)
-        if retry:
+        if outage:
             log.warning("wake of %s postponed: %s", run_id, exc)
             self._runtime.call_later(self._config.poll_interval, self._loop.request_wake, run_id)
             return
-        self._loop.let_go(run_id, tell_waiters=True)
+        failures = self._failures.get(run_id, 0) + 1
+        if failures < MAX_WAKE_FAILURES:
+            self._failures[run_id] = failures
+            delay = min(self._config.poll_interval * 2 ** failures, MAX_WAKE_BACKOFF)
+            log.warning("wake of %s failed (%d in a row); retrying in %.1fs: %s", run_id, failures, delay, exc)
+            self._runtime.call_later(delay, self._loop.request_wake, run_id)
+            return
+        self._failures.pop(run_id, None)
+        err = error_dict(exc)
+        error = {**err, "type": "wake_failed", "cause": err["type"],
+                 "message": f"the run's wake failed {failures} times in a row; last: {err['type']}: "
+                            f"{err['message']}; fix the cause, then cn.resume({str(run_id)!r})"}
+        self._loop.let_go(run_id, tell_waiters=False)
+        self._runtime.spawn(self._park(held, error))
+
+    async def _park(self, held: HeldRun, error: dict[str, Any]) -> None:
+        log.error("run %s parked as drifted: %s", held.run_id, error["message"])
+        parked = await self._runtime.db(self._runner.park, held.record, held.token, error)
+        self._notify_waiters(held.run_id, ("drifted", None, error) if parked else None)
 
     def _chain(self, held: HeldRun, report: WakeReport) -> WakeReport:
         """(drive thread) While the run waits on exactly one new plain activity and nothing else,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config, load_config
 from ..definitions.registry import GLOBAL, Registry
 from ..errors import ConfigurationError, InstanceNotRegistered
+from ..store.payloads import check_name
 from .clock import Clock, SystemClock
 
 if TYPE_CHECKING:
@@ -42,6 +43,10 @@ class Instance:
                  clock: Clock | None = None, store: Store | None = None, **settings: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError("an instance name is a non-empty string")
+        try:
+            check_name(name, "instance name")
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.name = name
         self.config: Config = load_config(name, database_url=database_url, **settings) if database_url else \
             load_config(name, **settings)

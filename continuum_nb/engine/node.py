@@ -19,7 +19,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..definitions.registry import resolve_for_run
+from ..definitions.registry import StoredCodeRefused, resolve_for_run
 from ..definitions.workflow import WorkflowDef
 from ..store.base import NewRun, RunRecord
 from ..telemetry import emit
@@ -53,6 +53,9 @@ class Engine:
         self.running = False
         self._stopping = False
         self._stored_names: set[str] = set()
+        #: Stored versions this engine refused to load (altered rows, code that fails): never
+        #: loaded again, logged once. Written on the store executor, one adopt at a time per run.
+        self._refused: set[tuple[str, str]] = set()
         self.held = HeldRuns()
         self.runtime = LoopThread(f"continuum-{instance.name}", max(2, cfg.pool_size))
         self.outcomes = LocalOutcomes(lambda: instance.done_watcher_if_started)
@@ -241,21 +244,33 @@ class Engine:
             self.runtime.spawn(self.runtime.db(self.runner.release, held))
 
     def adopt(self, record: RunRecord) -> None:
-        """(loop) Take a run this engine just claimed: find its code, then wake it."""
+        """(loop) Take a run this engine just claimed: find its code (off the loop: it may read
+        the store and load a stored cell), then wake it."""
+        self.runtime.spawn(self._adopt(record))
+
+    async def _adopt(self, record: RunRecord) -> None:
+        token = record.lease_token
+        assert token is not None
         try:
-            wf, exact = resolve_for_run(
-                self.instance.registries, self.store, record.workflow, record.version_hash,
-                self.config.allow_stored_code,
+            wf, exact = await self.runtime.db(
+                resolve_for_run, self.instance.registries, self.store, record.workflow, record.version_hash,
+                self.config.allow_stored_code, self._refused,
             )
-        except Exception as exc:  # WorkflowNotFound, or a stored cell that no longer executes
+        except StoredCodeRefused as exc:
+            # Refused once (the version is remembered): the run is parked, visibly, with why.
+            log.error("run %s (%s) cannot run: %s", record.id, record.workflow, exc)
+            error = {"type": "stored_code_refused", "message": f"{exc}; fix or re-run the %%workflow cell, "
+                     f"then cn.resume({str(record.id)!r})", "version_hash": record.version_hash}
+            await self.runtime.db(self.runner.park, record, token, error)
+            return
+        except Exception as exc:
             log.warning("cannot run %s (%s): %s", record.id, record.workflow, exc)
             wf, exact = None, False
-        assert record.lease_token is not None
-        if wf is None:
+        if wf is None or self._stopping:
             # Nobody here can run it: give it back; it stays visible as suspended.
-            self.runtime.spawn(self.runtime.db(self.store.release_run, record.id, record.lease_token))
+            await self.runtime.db(self.store.release_run, record.id, token)
             return
-        self.held.add(HeldRun(record=record, token=record.lease_token, wf=wf, exact_version=exact,
+        self.held.add(HeldRun(record=record, token=token, wf=wf, exact_version=exact,
                               trace_context=record.trace_context))
         self.request_wake(record.id)
 

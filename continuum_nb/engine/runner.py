@@ -377,6 +377,20 @@ class Runner:
             elif t == "signal_received":
                 emit(("continuum", "signal", "received"), {}, self._meta(held, name=p["name"], seq=ev.seq))
 
+    def park(self, record: RunRecord, token: int, error: dict[str, Any]) -> bool:
+        """Stop a run that cannot go on here for a reason outside its workflow (its stored code
+        is refused, its wakes keep failing): ``drifted`` with ``error`` saying why, so it is
+        visible and ``cn.resume`` retries it once the cause is fixed. False: the lease was lost
+        meanwhile (whoever holds it now decides)."""
+        try:
+            self.store.mark_drifted(record.id, token, error)
+        except LeaseLost:
+            return False
+        emit(("continuum", "run", "drifted"), {},
+             {"run_id": str(record.id), "workflow": record.workflow, "instance": self.instance,
+              "lease_token": token, "error": error})
+        return True
+
     # --- leases -------------------------------------------------------------------------------
     def release(self, held: HeldRun) -> None:
         try:

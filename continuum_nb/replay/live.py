@@ -38,7 +38,14 @@ def start_command(cmd: Command, ordinal: int, resolver: Resolver, batch: Batch,
         # Checked here, at the live tail, where they are journaled (replay skips the cost).
         check_json(cmd.args, f"arguments of activity {cmd.target!r}")
         check_json(cmd.kwargs, f"keyword arguments of activity {cmd.target!r}")
-        key = cmd.activity.key_for(cmd.args, cmd.kwargs)
+        try:
+            key = cmd.activity.key_for(cmd.args, cmd.kwargs)
+        except (TypeError, ValueError):
+            raise
+        except BaseException as exc:  # the user's key function: raised at the await, never obeyed
+            raise ValueError(
+                f"the idempotency_key function of activity {cmd.target!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
         task_id = uuid.uuid4()
         ev = record("activity_scheduled", {
             "activity": cmd.target, "ordinal": ordinal, "args": cmd.args, "kwargs": cmd.kwargs,

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..store.base import Event, SignalRecord
+from ..store.payloads import storable_text
 
 __all__ = [
     "Batch",
@@ -107,8 +108,16 @@ class Batch:
 
 
 def error_dict(exc: BaseException) -> dict[str, Any]:
+    """What is recorded of an exception raised by user code: always storable (a NUL or a lone
+    surrogate in its message is escaped, not refused: the error must be recorded)."""
+    try:
+        message = str(exc)
+    except Exception as inner:  # a __str__ that raises is user code too
+        message = f"<str() of the exception failed: {type(inner).__name__}>"
     return {
-        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:],
+        "type": storable_text(f"{type(exc).__module__}.{type(exc).__qualname__}"),
+        "message": storable_text(message),
+        "traceback": storable_text(
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]
+        ),
     }

@@ -240,7 +240,7 @@ class Replayer:
             if self._coro is None:
                 try:
                     self._coro = self._factory()
-                except Exception as exc:  # bad input for the workflow's signature, etc.
+                except BaseException as exc:  # bad input for the workflow's signature, etc.
                     return self._finish(Failed(error_dict(exc)))
                 return self._drive(self._coro, None, None)
             if self._blocked is None:
@@ -268,7 +268,7 @@ class Replayer:
                 return self._returned(stop.value)
             except DriftSignal:
                 return self._finish(Drifted(self.drift or {}))
-            except Exception as exc:
+            except BaseException as exc:  # user code: SystemExit etc. fail the run, never the engine
                 return self._raised(exc)
             if self.drift:  # workflow code swallowed the drift signal (bare except)
                 return self._finish(Drifted(self.drift))
@@ -304,7 +304,7 @@ class Replayer:
                 done = self._resolve(slot)
             except DriftSignal:
                 return self._finish(Drifted(self.drift or {}))
-            except TypeError as exc:  # non-JSON activity arguments: raised at the await
+            except (TypeError, ValueError) as exc:  # arguments that cannot be stored, a bad key: raised at the await
                 send, throw = None, exc
                 continue
             if not done:
@@ -322,12 +322,13 @@ class Replayer:
             return self._drift_end(f"returned {value!r:.80}")
         try:
             check_json(value, f"result of workflow {self.workflow!r}")
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             return self._finish(Failed(error_dict(exc)))
         return self._finish(Completed(value))
 
-    def _raised(self, exc: Exception) -> Failed | Drifted:
-        """The workflow raised: failed, unless the journal goes on (drift)."""
+    def _raised(self, exc: BaseException) -> Failed | Drifted:
+        """The workflow raised (anything, SystemExit and KeyboardInterrupt too: recorded, not
+        obeyed): failed, unless the journal goes on (drift)."""
         if self.drift:
             return self._finish(Drifted(self.drift))
         if self.replaying:

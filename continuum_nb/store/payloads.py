@@ -8,44 +8,100 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
-__all__ = ["check_json", "dumps", "loads"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "MAX_NAME_LENGTH",
+    "check_json",
+    "check_name",
+    "dumps",
+    "loads",
+    "storable_text",
+]
+
+
+#: Limits of what may be stored (docs/semantics.md, "What may be stored"). Nesting is bounded so
+#: that checking, encoding and decoding never recurse deeply; integers so that every reader
+#: (PostgreSQL numeric, DuckDB, Python's int-to-text limit) can carry them; names so that an index
+#: entry always fits.
+MAX_DEPTH = 100
+MAX_INT_DIGITS = 1000
+MAX_NAME_LENGTH = 200
+_INT_LIMIT = 10**MAX_INT_DIGITS
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _path(parts: list[str]) -> str:
     return "".join(parts) or "<root>"
 
 
+def _text_ok(s: str) -> bool:
+    # NUL cannot be stored in text or jsonb; a lone surrogate cannot be encoded as UTF-8.
+    return "\x00" not in s and (s.isascii() or _SURROGATE.search(s) is None)
+
+
 def _plain(value: Any, depth: int = 0) -> bool:
-    """True if ``value`` is made only of the exact JSON types (the common case, checked
-    without building paths); anything else goes to the full check, which names the problem."""
+    """True if ``value`` is made only of the exact JSON types within the limits (the common
+    case, checked without building paths); anything else goes to the full check, which names
+    the problem."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        return _text_ok(value)
+    if t is int:
+        return -_INT_LIMIT < value < _INT_LIMIT
+    if t is bool or value is None:
         return True
     if t is float:
         return math.isfinite(value)
-    if depth > 100:
+    if depth >= MAX_DEPTH:
         return False
     if t is dict:
-        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+        return all(type(k) is str and _text_ok(k) and _plain(v, depth + 1) for k, v in value.items())
     if t is list or t is tuple:
         return all(_plain(v, depth + 1) for v in value)
     return False
 
 
+def _text_problem(s: str) -> str | None:
+    if "\x00" in s:
+        return f"contains a NUL character at index {s.index(chr(0))} (PostgreSQL cannot store it)"
+    m = None if s.isascii() else _SURROGATE.search(s)
+    if m is not None:
+        return (f"contains a lone surrogate {m.group()!r} at index {m.start()} (not valid Unicode; "
+                "it cannot be encoded as UTF-8)")
+    return None
+
+
 def check_json(value: Any, what: str) -> Any:
-    """Return ``value`` if it is a JSON value, else raise ``TypeError`` naming the path.
+    """Return ``value`` if it is a JSON value that may be stored, else raise ``TypeError`` (not
+    JSON) or ``ValueError`` (beyond a limit) naming the path and the limit.
 
     ``what`` names the argument in the message, e.g. ``"input of workflow 'order'"``.
-    JSON values: None, bool, int, float (finite), str, list/tuple of JSON values, dict with str keys.
+    JSON values: None, bool, int (at most MAX_INT_DIGITS digits), float (finite), str (no NUL,
+    no lone surrogate), list/tuple of JSON values, dict with str keys; nested at most MAX_DEPTH
+    deep. Linear in the size of the value.
     """
     if _plain(value):
         return value
     stack: list[tuple[Any, list[str]]] = [(value, [])]
     while stack:
         item, parts = stack.pop()
-        if item is None or isinstance(item, (bool, int, str)):
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            problem = _text_problem(item)
+            if problem:
+                raise ValueError(f"{what} cannot be stored: {_path(parts)} {problem}")
+            continue
+        if isinstance(item, int):
+            if not -_INT_LIMIT < item < _INT_LIMIT:
+                raise ValueError(
+                    f"{what} cannot be stored: {_path(parts)} is an integer of more than {MAX_INT_DIGITS} "
+                    "digits; pass it as a string"
+                )
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
@@ -54,6 +110,11 @@ def check_json(value: Any, what: str) -> Any:
                     "pass a finite number or a string"
                 )
             continue
+        if isinstance(item, (list, tuple, dict)) and len(parts) >= MAX_DEPTH:
+            raise ValueError(
+                f"{what} cannot be stored: it is nested more than {MAX_DEPTH} levels deep "
+                f"(at {_path(parts[:3])}...); flatten it"
+            )
         if isinstance(item, (list, tuple)):
             stack.extend((v, parts + [f"[{i}]"]) for i, v in enumerate(item))
             continue
@@ -64,7 +125,10 @@ def check_json(value: Any, what: str) -> Any:
                         f"{what} is not JSON: {_path(parts)} has a key {k!r} of type "
                         f"{type(k).__name__}; JSON object keys must be strings"
                     )
-                stack.append((v, parts + [f"[{k!r}]"]))
+                problem = _text_problem(k)
+                if problem:
+                    raise ValueError(f"{what} cannot be stored: a key of {_path(parts)} {problem}")
+                stack.append((v, parts + [f"[{k!r:.40}]"]))
             continue
         raise TypeError(
             f"{what} is not JSON: {_path(parts)} is a {type(item).__module__}.{type(item).__qualname__} "
@@ -72,6 +136,30 @@ def check_json(value: Any, what: str) -> Any:
             "(e.g. a datetime with .isoformat(), a Decimal with str())"
         )
     return value
+
+
+def check_name(value: Any, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """Return ``value`` if it may name something in the database (a workflow, activity, signal,
+    instance, idempotency key): a non-empty str of at most ``max_length`` characters, with no
+    NUL and no lone surrogate. Else ``TypeError``/``ValueError`` naming the value and the limit."""
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{what} must be a non-empty str, not {value!r:.80}")
+    if len(value) > max_length:
+        raise ValueError(
+            f"{what} is {len(value)} characters long ({value[:40]!r}...); the limit is {max_length}"
+        )
+    problem = _text_problem(value)
+    if problem:
+        raise ValueError(f"{what} {value!r:.80} {problem}")
+    return value
+
+
+def storable_text(s: str) -> str:
+    """``s`` with what cannot be stored made visible instead (NUL as ``\\x00``, a lone surrogate
+    as its escape): for texts we record rather than refuse, such as error messages."""
+    if _text_ok(s):
+        return s
+    return _SURROGATE.sub(lambda m: m.group().encode("unicode_escape").decode(), s.replace("\x00", "\\x00"))
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
