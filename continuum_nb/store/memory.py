@@ -26,14 +26,6 @@ from ._memory_rows import (
     copy_json,
     db_now,
 )
-from ._pg_common import (
-    check_first_wake,
-    check_wake,
-    lease_lost,
-    run_not_active,
-    run_not_found,
-    seq_conflict,
-)
 from .base import (
     ACTIVE_STATES,
     CHANNEL_DONE,
@@ -51,6 +43,14 @@ from .base import (
     TaskRecord,
     Wake,
     WakeResult,
+)
+from .checks import (
+    check_first_wake,
+    check_wake,
+    lease_lost,
+    run_not_active,
+    run_not_found,
+    seq_conflict,
 )
 from .payloads import dumps
 

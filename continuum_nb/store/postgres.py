@@ -30,14 +30,6 @@ from psycopg import errors as pgerrors
 from psycopg.pq import ConnStatus, ExecStatus
 
 from . import _pg_sql as q
-from ._pg_common import (
-    check_first_wake,
-    check_wake,
-    lease_lost,
-    run_not_active,
-    run_not_found,
-    seq_conflict,
-)
 from ._pg_listen import PgListener
 from ._pg_pool import Conn, PgPool, first_line
 from ._pg_wake import jsonb_or_null as _j
@@ -53,6 +45,14 @@ from .base import (
     TaskRecord,
     Wake,
     WakeResult,
+)
+from .checks import (
+    check_first_wake,
+    check_wake,
+    lease_lost,
+    run_not_active,
+    run_not_found,
+    seq_conflict,
 )
 from .payloads import dumps
 

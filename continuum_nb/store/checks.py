@@ -1,6 +1,10 @@
-"""What both stores share: the one-line error messages, and small checks on a wake.
+"""What both stores refuse, and how they say it: the checks on a wake before anything is written,
+and the one-line errors of a missing run, a run in the wrong state, a stale lease and a seq
+conflict.
 
-(Kept apart from ``postgres.py`` so that ``MemoryStore`` gives exactly the same messages.)
+Shared by ``store.postgres`` and ``store.memory`` so that ``MemoryStore`` raises exactly what
+``PostgresStore`` raises (``tests/unit/test_store_contract.py`` holds them to it). Nothing here
+touches a database.
 """
 
 from __future__ import annotations
