@@ -21,9 +21,9 @@ from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import DatabaseUnavailable, MigrationError, PartitionError
-from .database import conninfo as normalise_conninfo
-from .partitions import partition_error_message
+from ...errors import DatabaseUnavailable, MigrationError, PartitionError
+from ..database import conninfo as normalise_conninfo
+from ..partitions import partition_error_message
 
 __all__ = ["BrokenConnection", "Conn", "PgPool", "first_line"]
 
