@@ -25,6 +25,7 @@ from .store.partitions import (
     format_month,
     month_of,
     parse_month,
+    partition_error_message,
     partition_name,
 )
 
@@ -52,15 +53,6 @@ def _utcnow() -> datetime:
 def next_month(now: datetime | None = None) -> date:
     """The first day of the UTC month after ``now``."""
     return _sql.add_months(month_of(now or _utcnow()), 1)
-
-
-def partition_error_message(month: date | datetime | str) -> str:
-    """The one-line error for an insert whose ``inserted_at`` month has no partition."""
-    m = format_month(month_of(month))
-    return (
-        f"continuum_events has no partition for {m} ({partition_name(month_of(month))}); "
-        f"create it with `continuum partitions create {m}` and retry"
-    )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ __all__ = [
     "list_partitions",
     "month_of",
     "parse_month",
+    "partition_error_message",
     "partition_name",
     "require_schema",
     "retention_in_use",
@@ -96,6 +97,17 @@ def add_months(month: date, n: int) -> date:
 
 def partition_name(month: date) -> str:
     return f"continuum_events_y{month.year:04d}_m{month.month:02d}"
+
+
+def partition_error_message(month: date | datetime | str) -> str:
+    """The one-line error for an insert whose ``inserted_at`` month has no partition (here, not in
+    ``continuum_nb.partitions``, because ``PostgresStore`` raises it and the store imports nothing
+    above itself)."""
+    m = format_month(month_of(month))
+    return (
+        f"continuum_events has no partition for {m} ({partition_name(month_of(month))}); "
+        f"create it with `continuum partitions create {m}` and retry"
+    )
 
 
 def _bound(month: date) -> str:

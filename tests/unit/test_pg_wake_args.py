@@ -7,9 +7,9 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from continuum_nb.store import _pg_sql as q
-from continuum_nb.store._pg_wake import new_run_json, wake_args
 from continuum_nb.store.base import Event, NewRun, NewTask, NewTimer, TaskOutcome, Wake
+from continuum_nb.store.postgres import sql as q
+from continuum_nb.store.postgres.wake import new_run_json, wake_args
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

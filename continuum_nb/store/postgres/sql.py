@@ -69,7 +69,7 @@ SELECT seq, event_type, payload, inserted_at FROM continuum_events
 
 #: A wake: of a held run, fenced by its lease token, or of a new run inserted by the same call
 #: (libpq placeholders: it is prepared and executed on the connection directly, the hot path).
-#: Parameters in the function's order (``_pg_wake.wake_args`` builds them), each cast, so the
+#: Parameters in the function's order (``wake.wake_args`` builds them), each cast, so the
 #: call resolves to the one function whatever form the values arrive in (all are sent as text).
 #: Returns (signal_pending, lease_token).
 COMMIT_WAKE = """SELECT out_pending, out_token FROM continuum_commit_wake(

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import psycopg
@@ -20,9 +21,9 @@ from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import DatabaseUnavailable, MigrationError, PartitionError
-from ._pg_common import month_of, partition_message
-from .database import conninfo as normalise_conninfo
+from ...errors import DatabaseUnavailable, MigrationError, PartitionError
+from ..database import conninfo as normalise_conninfo
+from ..partitions import partition_error_message
 
 __all__ = ["BrokenConnection", "Conn", "PgPool", "first_line"]
 
@@ -136,8 +137,9 @@ class PgPool:
             primary = exc.diag.message_primary or ""
             if primary.startswith("no partition of relation"):
                 match = _PARTITION_MONTH.search(exc.diag.message_detail or "")
-                month = f"{match.group(1)}-{match.group(2)}" if match else month_of(None)
-                return PartitionError(partition_message(month))
+                # The month of the failing row's key; else (a detail we cannot read) this month.
+                month = f"{match.group(1)}-{match.group(2)}" if match else datetime.now(timezone.utc)
+                return PartitionError(partition_error_message(month))
             return None
         if isinstance(exc, (pgerrors.UndefinedTable, pgerrors.UndefinedFunction)):
             return MigrationError(

@@ -1,15 +1,16 @@
 """``PostgresStore``: the store contract on PostgreSQL through psycopg 3 and a connection pool.
 
 Performance shape (see ``benchmarks/store_commit.py``):
-- statements are constants in ``_pg_sql`` and prepared per connection (``prepare_threshold=0``);
+- statements are constants in ``sql`` and prepared per connection (``prepare_threshold=0``);
 - a wake is one call of the ``continuum_commit_wake`` function in autocommit mode (the fence,
   the seq check, every kind of row, the run row and NOTIFY; migration 20260701000003): one
   statement, one round trip and one durable commit. A server error anywhere (a stale token
-  included) rolls the whole call back; every parameter is built before anything is sent;
-- a new run with its first wake is one pipeline: BEGIN, the run insert, the wake call, COMMIT;
+  included) rolls the whole call back; every parameter is built before anything is sent
+  (``wake``);
+- a new run with its first wake is that same one call (its ``p_new_run`` argument inserts the run);
 - single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
 
-Failures (mapped in ``_pg_pool``): a stale lease token raises ``LeaseLost``; an event month
+Failures (mapped in ``pool``): a stale lease token raises ``LeaseLost``; an event month
 without a partition raises ``PartitionError`` naming the command that creates it; a connection
 failure or pool timeout raises ``DatabaseUnavailable`` and broken connections are dropped from
 the pool, so it recovers once PostgreSQL is back. Reads are retried once on a fresh connection;
@@ -22,27 +23,13 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg.pq import ConnStatus, ExecStatus
 
-from . import _pg_sql as q
-from ._pg_common import (
-    check_first_wake,
-    check_wake,
-    lease_lost,
-    run_not_active,
-    run_not_found,
-    seq_conflict,
-)
-from ._pg_listen import PgListener
-from ._pg_pool import Conn, PgPool, first_line
-from ._pg_wake import jsonb_or_null as _j
-from ._pg_wake import new_run_json, wake_args
-from .base import (
+from ..base import (
     Event,
     NewRun,
     NewTimer,
@@ -54,7 +41,20 @@ from .base import (
     Wake,
     WakeResult,
 )
-from .payloads import dumps
+from ..checks import (
+    check_first_wake,
+    check_wake,
+    lease_lost,
+    run_not_active,
+    run_not_found,
+    seq_conflict,
+)
+from ..payloads import dumps
+from . import sql as q
+from .listen import PgListener
+from .pool import Conn, PgPool, first_line
+from .wake import exec_commit_wake, new_run_json, wake_args
+from .wake import jsonb_or_null as _j
 
 __all__ = ["PostgresStore"]
 
@@ -154,7 +154,7 @@ class PostgresStore:
         args = [None if a is None else a.encode() for a in wake_args(wake, run_id, new_run, lease_ttl)]
         def call(conn: Conn) -> tuple[bool, int]:
             try:
-                return _exec_commit_wake(conn, args)
+                return exec_commit_wake(conn, args)
             except psycopg.Error as exc:
                 if exc.sqlstate != q.WAKE_REFUSED:
                     raise
@@ -403,43 +403,8 @@ class PostgresStore:
         self._db.close()
 
 
-# The hot path: the wake statement is prepared once per pooled connection and executed through
-# libpq directly (one prepared execution with text parameters, the GIL released while it waits),
-# which costs the client far less than the general cursor path for its 24 parameters.
-_wake_prepared: weakref.WeakSet[Conn] = weakref.WeakSet()
-
-
 def _duplicate_run(run_id: UUID, exc: pgerrors.UniqueViolation) -> ValueError:
     if exc.diag.constraint_name == "continuum_runs_pkey":
         return ValueError(f"run {run_id} already exists; pass a new run_id")
     return ValueError(f"run {run_id}: {first_line(exc)}")
 
-
-def _exec_commit_wake(conn: Conn, args: list[bytes | None]) -> tuple[bool, int]:
-    """Run COMMIT_WAKE on ``conn`` (autocommit: the call is its own transaction); its result,
-    (signal_pending, lease token). Errors are raised as the cursor path raises them: server
-    errors as psycopg's classes by SQLSTATE, a lost connection as OperationalError."""
-    pgconn = conn.pgconn
-    for attempt in (1, 2):
-        if conn not in _wake_prepared:
-            res = pgconn.prepare(q.COMMIT_WAKE_NAME, q.COMMIT_WAKE.encode())
-            if res.status != ExecStatus.COMMAND_OK:
-                raise _error(conn, res)
-            _wake_prepared.add(conn)
-        res = pgconn.exec_prepared(q.COMMIT_WAKE_NAME, cast(Any, args))  # None = SQL NULL
-        if res.status == ExecStatus.TUPLES_OK:
-            token = res.get_value(0, 1)
-            return res.get_value(0, 0) == b"t", int(token) if token is not None else 0
-        exc = _error(conn, res)
-        if isinstance(exc, pgerrors.InvalidSqlStatementName) and attempt == 1:
-            _wake_prepared.discard(conn)  # deallocated behind our back (DISCARD ALL): prepare again
-            continue
-        raise exc
-    raise AssertionError("unreachable")
-
-
-def _error(conn: Conn, res: Any) -> psycopg.Error:
-    if conn.pgconn.status != ConnStatus.OK:
-        message = (conn.pgconn.error_message or b"").decode(errors="replace").strip()
-        return psycopg.OperationalError(message or "the connection to the server was lost")
-    return pgerrors.error_from_result(res, encoding=conn.info.encoding)

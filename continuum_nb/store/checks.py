@@ -1,11 +1,14 @@
-"""What both stores share: the one-line error messages, and small checks on a wake.
+"""What both stores refuse, and how they say it: the checks on a wake before anything is written,
+and the one-line errors of a missing run, a run in the wrong state, a stale lease and a seq
+conflict.
 
-(Kept apart from ``postgres.py`` so that ``MemoryStore`` gives exactly the same messages.)
+Shared by ``store.postgres`` and ``store.memory`` so that ``MemoryStore`` raises exactly what
+``PostgresStore`` raises (``tests/unit/test_store_contract.py`` holds them to it). Nothing here
+touches a database.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from uuid import UUID
 
 from ..errors import LeaseLost, RunNotActive, RunNotFound
@@ -15,8 +18,6 @@ __all__ = [
     "check_first_wake",
     "check_wake",
     "lease_lost",
-    "month_of",
-    "partition_message",
     "run_not_active",
     "run_not_found",
     "seq_conflict",
@@ -70,19 +71,3 @@ def check_first_wake(wake: Wake) -> None:
         raise ValueError(
             f"a new run's journal starts at seq 1, but its first wake's events start at seq {wake.events[0].seq}"
         )
-
-
-def month_of(when: datetime | None) -> str:
-    when = when or datetime.now(timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y-%m")
-
-
-def partition_message(month: str) -> str:
-    """The message of the PartitionError raised for an insert into a month with no partition."""
-    try:
-        from ..partitions import partition_error_message  # written alongside; may not exist yet
-    except ImportError:
-        return (
-            f"no continuum_events partition for {month}; run `continuum partitions create {month}`"
-        )
-    return str(partition_error_message(month))

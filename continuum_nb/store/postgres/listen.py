@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import pq, sql
 
-from ..errors import DatabaseUnavailable
-from .base import Notification
+from ...errors import DatabaseUnavailable
+from ..base import Notification
+from .pool import first_line
 
 __all__ = ["PgListener"]
 
@@ -52,7 +53,7 @@ class PgListener:
             self._conn = self._connect()
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(
-                f"cannot LISTEN: PostgreSQL is unavailable ({_first_line(exc)}); check that it is running"
+                f"cannot LISTEN: PostgreSQL is unavailable ({first_line(exc)}); check that it is running"
             ) from None
 
     def _connect(self) -> psycopg.Connection:
@@ -137,8 +138,3 @@ def _drain(pgconn: pq.abc.PGconn) -> list[pq.PGnotify]:
     while (n := pgconn.notifies()) is not None:
         out.append(n)
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

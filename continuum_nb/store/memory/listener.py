@@ -1,64 +1,21 @@
-"""Rows and the listener of ``MemoryStore`` (store/memory.py): plain data, no behaviour of the
-store contract itself."""
+"""``MemoryListener``: the in-memory stand-in for a LISTEN connection."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Protocol
-from uuid import UUID
+from typing import Protocol
 
-from .base import Notification
-from .payloads import dumps
+from ..base import Notification
 
 __all__ = ["MemoryListener"]
 
 
 class _ListenerOwner(Protocol):
+    """The store a listener unregisters from when closed (kept abstract: no import of the store)."""
+
     def _drop_listener(self, listener: MemoryListener) -> None: ...
-
-
-OPEN_TASK_STATES = ("available", "leased")
-
-
-def copy_json(value: Any) -> Any:
-    """A JSON round trip: what a jsonb column gives back (tuples become lists, no aliasing)."""
-    return None if value is None else json.loads(dumps(value))
-
-
-def db_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass
-class SignalRow:
-    id: int
-    run_id: UUID
-    name: str
-    payload: Any
-    inserted_at: datetime
-    delivered: bool = False
-    delivered_seq: int | None = None
-
-
-@dataclass
-class TimerRow:
-    id: UUID
-    run_id: UUID
-    seq: int
-    fires_at: datetime
-    fired: bool = False
-
-
-@dataclass
-class VersionRow:
-    source: str
-    origin: str
-    order: int
 
 
 class MemoryListener:
