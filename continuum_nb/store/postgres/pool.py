@@ -128,11 +128,17 @@ class PgPool:
 
     def _translate(self, exc: psycopg.Error) -> Exception | None:
         """The continuum error for a database error (None: raise it as it is)."""
-        if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate or ""
+        if isinstance(exc, psycopg.OperationalError) and _connection_failed(state):
             # The pool discards this (broken) connection; drop its idle siblings that died
             # with the same server restart, so the next calls get fresh ones.
             self._check()
             return BrokenConnection(str(self.unavailable(exc)))
+        if state.startswith(("22", "54")):
+            # data exceptions and program limits (an index entry too large, say): the value was
+            # refused, the database is fine
+            return ValueError(f"PostgreSQL refused a value ({first_line(exc)}); see docs/semantics.md, "
+                              "\"What may be stored\"")
         if isinstance(exc, pgerrors.CheckViolation):
             primary = exc.diag.message_primary or ""
             if primary.startswith("no partition of relation"):
@@ -144,10 +150,6 @@ class PgPool:
         if isinstance(exc, (pgerrors.UndefinedTable, pgerrors.UndefinedFunction)):
             return MigrationError(
                 f"the continuum tables are missing or out of date ({first_line(exc)}); run `continuum migrate`"
-            )
-        if isinstance(exc, pgerrors.UntranslatableCharacter):
-            return ValueError(
-                f"a JSON value cannot be stored by PostgreSQL jsonb ({first_line(exc)}); remove NUL (\\u0000) characters"
             )
         return None
 
@@ -179,3 +181,11 @@ class PgPool:
             opened, self._opened = self._opened, False
         if opened:
             self.pool.close()
+
+
+def _connection_failed(sqlstate: str) -> bool:
+    """Whether an OperationalError means the connection or the server is gone (the database is
+    unavailable), as opposed to a statement it refused (a program limit, a lock): no SQLSTATE
+    (the client lost the connection), class 08 (connection exception), 57P (the server shut
+    down or is starting), 53300 (too many connections)."""
+    return not sqlstate or sqlstate.startswith(("08", "57P")) or sqlstate == "53300"
