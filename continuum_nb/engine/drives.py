@@ -200,8 +200,9 @@ class Drives:
 
     async def _park(self, held: HeldRun, error: dict[str, Any]) -> None:
         log.error("run %s parked as drifted: %s", held.run_id, error["message"])
-        parked = await self._runtime.db(self._runner.park, held.record, held.token, error)
-        self._notify_waiters(held.run_id, ("drifted", None, error) if parked else None)
+        await self._runtime.db(self._runner.park, held.record, held.token, error)
+        # No outcome with it: by now the run may have been resumed; waiters read its state.
+        self._notify_waiters(held.run_id, None)
 
     def _chain(self, held: HeldRun, report: WakeReport) -> WakeReport:
         """(drive thread) While the run waits on exactly one new plain activity and nothing else,

@@ -1,0 +1,77 @@
+"""The one gate every value crosses before the database (continuum_nb/store/payloads.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from continuum_nb.store.payloads import (
+    MAX_DEPTH,
+    MAX_NAME_LENGTH,
+    check_json,
+    check_name,
+    storable_text,
+)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("value", [
+    None, True, 0, -(10**999), 1.5, "", "héllo ✓ \U0001f600", [1, "a", None], {"a": {"b": [1.0, False]}},
+    _nested(MAX_DEPTH - 1),
+])
+def test_json_values_within_the_limits_pass(value: Any) -> None:
+    assert check_json(value, "v") is value
+
+
+@pytest.mark.parametrize(("value", "error", "says"), [
+    ("a\x00b", ValueError, "NUL character at index 1"),
+    ({"k\x00": 1}, ValueError, "a key of <root> contains a NUL"),
+    (["ok", "\ud800"], ValueError, "[1] contains a lone surrogate"),
+    ({"x": 10**1000}, ValueError, "['x'] is an integer of more than 1000 digits"),
+    (_nested(MAX_DEPTH + 1), ValueError, f"nested more than {MAX_DEPTH} levels"),
+    (float("nan"), TypeError, "NaN/Infinity are not JSON"),
+    ([float("inf")], TypeError, "NaN/Infinity"),
+    ({1: "x"}, TypeError, "keys must be strings"),
+    ({"when": object()}, TypeError, "['when'] is a builtins.object"),
+])
+def test_what_cannot_be_stored_is_refused_with_its_path(value: Any, error: type, says: str) -> None:
+    with pytest.raises(error) as info:
+        check_json(value, "input of the run")
+    assert str(info.value).startswith("input of the run ")
+    assert says in str(info.value)
+
+
+def test_deep_nesting_is_refused_without_walking_it() -> None:
+    # (the check stops at MAX_DEPTH: it never recurses or copies paths deeper than that)
+    with pytest.raises(ValueError, match="nested more than"):
+        check_json(_nested(100_000), "payload")
+
+
+@pytest.mark.parametrize(("value", "error", "says"), [
+    ("", TypeError, "must be a non-empty str"),
+    (7, TypeError, "must be a non-empty str"),
+    ("x" * (MAX_NAME_LENGTH + 1), ValueError, f"the limit is {MAX_NAME_LENGTH}"),
+    ("a\x00", ValueError, "NUL"),
+    ("\udfff", ValueError, "lone surrogate"),
+])
+def test_names_are_checked(value: Any, error: type, says: str) -> None:
+    with pytest.raises(error, match=says):
+        check_name(value, "signal name")
+
+
+def test_a_name_at_the_limit_passes() -> None:
+    assert check_name("n" * MAX_NAME_LENGTH, "workflow name") == "n" * MAX_NAME_LENGTH
+
+
+def test_recorded_texts_keep_what_cannot_be_stored_visible() -> None:
+    assert storable_text("plain") == "plain"
+    assert storable_text("a\x00b") == "a\\x00b"
+    assert storable_text("x\ud800y") == "x\\ud800y"
+    check_json(storable_text("a\x00\ud800"), "error")  # storable now
