@@ -235,6 +235,8 @@ class ContinuumMagics(Magics, Configurable):
             raise MagicError(
                 f"{prefix}: {_one_line(exc)}; wait again, or pass --timeout SECONDS"
             ) from None
+        except (TypeError, ValueError) as exc:  # a value the API refused (docs/semantics.md)
+            raise MagicError(f"{prefix}: {_one_line(exc)}") from None
 
     def _cmd_start(self, args: argparse.Namespace, instance: str | None) -> Any:
         api = self._api()

@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from ..store.payloads import MAX_DEPTH, check_json
+
 __all__ = [
     "ANALYTICS_QUERIES",
     "SUBCOMMANDS",
@@ -82,11 +84,19 @@ def json_object(text: str) -> dict[str, Any]:
 def json_value(text: str) -> Any:
     try:
         # parse_constant refuses NaN/Infinity: they are not JSON and would not round-trip.
-        return json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r}... is nested too deeply to be stored (at most {MAX_DEPTH} levels)"
+        ) from None
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f'{text!r} is not valid JSON ({exc}); quote it, e.g. \'{{"by": "ana"}}\''
+            f'{text[:80]!r} is not valid JSON ({exc}); quote it, e.g. \'{{"by": "ana"}}\''
         ) from None
+    try:
+        return check_json(value, "the JSON value")  # 1e400 (inf), NUL, too deep, too large
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _refuse_constant(name: str) -> Any:

@@ -77,6 +77,13 @@ BAD = [
     ("%continuum partitions", "the following arguments are required: ACTION"),
     ('%continuum start order \'{"a": 1}', "cannot split the arguments"),
     ("%continuum cancel", "the following arguments are required: run_id"),
+    # values that cannot be stored are refused while parsing, in one line
+    (f"%continuum signal {RUN} approve 1e400", "NaN/Infinity are not JSON"),
+    (f"%continuum signal {RUN} approve '\"a\\u0000b\"'", "NUL character"),
+    (f"%continuum signal {RUN} approve '\"\\ud800\"'", "lone surrogate"),
+    (f"%continuum signal {RUN} approve '{'[' * 200_000}'", "nested too deeply"),
+    (f"%continuum signal {RUN} approve '{'[' * 150}{']' * 150}'", "nested more than 100 levels"),
+    (f"%continuum signal {RUN} approve {'9' * 1001}", "more than 1000 digits"),
 ]
 
 
@@ -206,6 +213,7 @@ def test_options_apply_through_config(ip: Any, api: RecordingApi) -> None:
         (RunNotFound(f"run {RUN} not found in instance 'default'"), "not found"),
         (RunNotActive(f"run {RUN} is completed;\nit accepts no signal"), "it accepts no signal"),
         (TimeoutError(f"run {RUN} did not finish within 5s"), "pass --timeout SECONDS"),
+        (ValueError("signal name is 10000 characters long ('xx'...); the limit is 200"), "the limit is 200"),
     ],
 )
 def test_api_errors_print_one_line(
