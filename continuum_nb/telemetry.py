@@ -140,7 +140,9 @@ def emit(event: EventName, measurements: Mapping[str, Any] | None = None, metada
         if event in names:
             try:
                 handler(event, dict(measurements or {}), dict(metadata or {}))
-            except Exception:  # a broken handler must never break the engine
+            except BaseException as exc:  # a broken handler (even sys.exit()) must never break the engine
+                if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+                    raise  # Ctrl-C while the caller's own thread ran the handler: theirs to handle
                 log.exception("telemetry handler %r failed on %s", handler_id, ".".join(event))
 
 

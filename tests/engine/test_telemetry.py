@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 import continuum_nb as cn
 from continuum_nb import telemetry
 from continuum_nb.engine.clock import VirtualClock
@@ -46,11 +48,12 @@ def test_telemetry_covers_the_lifecycle(make_instance: Any, clock: VirtualClock)
             assert meta["workflow"] == "tour" and measurements["duration"] >= 0
 
 
-def test_a_broken_telemetry_handler_does_not_break_the_engine(make_instance: Any) -> None:
+@pytest.mark.parametrize("failure", [RuntimeError("handler bug"), SystemExit(1)], ids=["error", "exit"])
+def test_a_broken_telemetry_handler_does_not_break_the_engine(make_instance: Any, failure: BaseException) -> None:
     inst = make_instance()
 
     def broken(*_: Any) -> None:
-        raise RuntimeError("handler bug")
+        raise failure
 
     telemetry.attach("broken-handler", [("continuum", "run", "completed"), ("continuum", "activity", "started")], broken)
     try:
