@@ -25,15 +25,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from ..config import Config
 from ..definitions.activity import ACTIVITIES, ActivityDef
 from ..replay.outcomes import LiveOutcome, error_dict
-from ..store.base import NewTask, Store, TaskOutcome, TaskRecord
+from ..store.base import NewTask, TaskOutcome, TaskRecord
 from ..store.payloads import check_json
 from ..telemetry import _active as telemetry_active
-from .clock import Clock, wall_now
-from .held import HeldRun, HeldRuns
-from .loop import Emit, Loop, LoopThread
+from .clock import wall_now
+from .held import HeldRun
+from .part import Part, Surroundings
 
 __all__ = ["Activities"]
 
@@ -84,18 +83,12 @@ def _failed(record: TaskRecord, err: dict[str, Any]) -> LiveOutcome:
     return LiveOutcome("failed", error=err, attempts=record.attempt, task_id=record.id, local=True)
 
 
-class Activities:
+class Activities(Part):
     """Runs activity attempts for one engine and books what runs where."""
 
-    def __init__(self, *, owner: str, config: Config, store: Store, clock: Clock, runtime: LoopThread,
-                 loop: Loop, held: HeldRuns, emit: Emit) -> None:
-        self._owner = owner
-        self._clock = clock
-        self._store = store
-        self._runtime = runtime
-        self._loop = loop
-        self._held = held
-        self._emit = emit
+    def __init__(self, surroundings: Surroundings) -> None:
+        super().__init__(surroundings)
+        config, runtime = self._config, self._runtime
         self.slots = config.activity_concurrency
         #: task id -> task lease token, for the attempts running on this engine (renewed by the
         #: heartbeat). Written on the loop and by the thread that runs an inline attempt.

@@ -13,15 +13,13 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from ..config import Config
 from ..definitions.activity import ACTIVITIES
 from ..errors import DatabaseUnavailable
-from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE, RunRecord, Store
+from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE, RunRecord
 from .activities import Activities
-from .clock import Clock, wall_now
-from .held import HeldRuns
+from .clock import wall_now
 from .listening import Notifications
-from .loop import Loop, LoopThread
+from .part import Part, Surroundings
 
 __all__ = ["Dispatcher"]
 
@@ -31,20 +29,13 @@ log = logging.getLogger("continuum_nb.dispatcher")
 _REFRESH_EVERY = 5
 
 
-class Dispatcher:
+class Dispatcher(Part):
     """The claim loop, and the forwarding of notifications to the engine loop."""
 
-    def __init__(self, *, owner: str, config: Config, store: Store, clock: Clock, runtime: LoopThread,
-                 loop: Loop, held: HeldRuns, activities: Activities, hub: Notifications,
+    def __init__(self, surroundings: Surroundings, *, activities: Activities, hub: Notifications,
                  known_workflows: Callable[[], list[str]], refresh_stored_names: Callable[[], None],
                  adopt: Callable[[RunRecord], None]) -> None:
-        self._owner = owner
-        self._config = config
-        self._store = store
-        self._clock = clock
-        self._runtime = runtime
-        self._loop = loop
-        self._held = held
+        super().__init__(surroundings)
         self._activities = activities
         self._hub = hub
         self._known_workflows = known_workflows

@@ -18,15 +18,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Config
 from ..definitions.activity import ACTIVITIES
 from ..definitions.workflow import WorkflowDef
 from ..errors import DatabaseUnavailable
 from ..replay.outcomes import error_dict
 from ..store.base import NewRun
 from .activities import Activities, inline_eligible
-from .held import ENDED, HeldRun, HeldRuns
-from .loop import Loop, LoopThread
+from .held import ENDED, HeldRun
+from .part import Part, Surroundings
 from .runner import Runner, WakeReport
 from .timers import Timers
 
@@ -44,17 +43,14 @@ MAX_WAKE_BACKOFF = 60.0
 NotifyWaiters = Callable[[uuid.UUID, "tuple[str, Any, Any] | None"], None]
 
 
-class Drives:
+class Drives(Part):
     """Wakes held runs on the drive threads."""
 
-    def __init__(self, *, config: Config, runner: Runner, held: HeldRuns, runtime: LoopThread, loop: Loop,
-                 activities: Activities, timers: Timers, on_report: Callable[[HeldRun, WakeReport], None],
-                 notify_waiters: NotifyWaiters) -> None:
-        self._config = config
+    def __init__(self, surroundings: Surroundings, *, runner: Runner, activities: Activities, timers: Timers,
+                 on_report: Callable[[HeldRun, WakeReport], None], notify_waiters: NotifyWaiters) -> None:
+        super().__init__(surroundings)
+        config, runtime = self._config, self._runtime
         self._runner = runner
-        self._held = held
-        self._runtime = runtime
-        self._loop = loop
         self._activities = activities
         self._timers = timers
         self._on_report = on_report

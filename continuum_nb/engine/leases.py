@@ -13,33 +13,21 @@ import logging
 import uuid
 from datetime import timedelta
 
-from ..config import Config
 from ..errors import DatabaseUnavailable
-from ..store.base import Store
 from .activities import Activities
-from .clock import Clock
-from .held import HeldRuns
-from .loop import Emit, Loop, LoopThread
+from .part import Part, Surroundings
 
 __all__ = ["Leases"]
 
 log = logging.getLogger("continuum_nb.leases")
 
 
-class Leases:
+class Leases(Part):
     """(loop) The heartbeat and the recovery loop of one engine."""
 
-    def __init__(self, *, owner: str, config: Config, store: Store, clock: Clock, runtime: LoopThread,
-                 loop: Loop, held: HeldRuns, activities: Activities, emit: Emit) -> None:
-        self._owner = owner
-        self._config = config
-        self._store = store
-        self._clock = clock
-        self._runtime = runtime
-        self._loop = loop
-        self._held = held
+    def __init__(self, surroundings: Surroundings, *, activities: Activities) -> None:
+        super().__init__(surroundings)
         self._activities = activities
-        self._emit = emit
 
     def _stopping(self) -> bool:
         return self._loop.stopping

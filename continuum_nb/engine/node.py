@@ -29,6 +29,7 @@ from .drives import Drives
 from .held import ENDED, HeldRun, HeldRuns
 from .leases import Leases
 from .loop import LoopThread
+from .part import Surroundings
 from .runner import Runner, WakeReport
 from .timers import Timers
 from .waiters import LocalOutcomes
@@ -59,22 +60,22 @@ class Engine:
         self.held = HeldRuns()
         self.runtime = LoopThread(f"continuum-{instance.name}", max(2, cfg.pool_size))
         self.outcomes = LocalOutcomes(lambda: instance.done_watcher_if_started)
-        common: dict[str, Any] = dict(config=cfg, runtime=self.runtime, loop=self, held=self.held)
-        stored: dict[str, Any] = dict(owner=self.owner, store=self.store, clock=self.clock)
-        self.activities = Activities(**common, **stored, emit=self.emit)
+        parts = Surroundings(owner=self.owner, config=cfg, store=self.store, clock=self.clock,
+                             runtime=self.runtime, loop=self, held=self.held, emit=self.emit)
+        self.activities = Activities(parts)
         self.runner = Runner(
             self.store, self.clock, self.owner, instance.name, cfg.lease_ttl, cfg.release_after,
             self.activities.knows, cfg.snapshot_threshold, cfg.snapshot_max_size_bytes,
         )
-        self.timers = Timers(self.runtime, self, self.clock, self.held)
-        self.drives = Drives(**common, runner=self.runner, activities=self.activities, timers=self.timers,
+        self.timers = Timers(parts)
+        self.drives = Drives(parts, runner=self.runner, activities=self.activities, timers=self.timers,
                              on_report=self._handle, notify_waiters=self.outcomes.notify)
         # The instance's shared LISTEN connection, resolved here on the caller's thread, so the
         # loop never takes the instance lock.
-        self.dispatcher = Dispatcher(**common, **stored, activities=self.activities, hub=instance.notifications(),
+        self.dispatcher = Dispatcher(parts, activities=self.activities, hub=instance.notifications(),
                                      known_workflows=self.known_workflows,
                                      refresh_stored_names=self.refresh_stored_names, adopt=self.adopt)
-        self.leases = Leases(**common, **stored, activities=self.activities, emit=self.emit)
+        self.leases = Leases(parts, activities=self.activities)
 
     # --- the Loop interface (loop.py) ----------------------------------------------------------------
     @property

@@ -12,21 +12,17 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
-from .clock import Clock
-from .held import HeldRun, HeldRuns
-from .loop import Loop, LoopThread
+from .held import HeldRun
+from .part import Part, Surroundings
 
 __all__ = ["Timers"]
 
 
-class Timers:
+class Timers(Part):
     """(loop) Timer handles of held runs."""
 
-    def __init__(self, runtime: LoopThread, loop: Loop, clock: Clock, held: HeldRuns) -> None:
-        self._runtime = runtime
-        self._loop = loop
-        self._clock = clock
-        self._held = held
+    def __init__(self, surroundings: Surroundings) -> None:
+        super().__init__(surroundings)
         self._handles: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._unsubscribe: Callable[[], None] | None = None
 
