@@ -131,12 +131,11 @@ class Drives(Part):
             self._loop.post(self._drive_failed, held, exc, True)
             return
         except BaseException as exc:
-            # Also what is not an Exception (a workflow raising SystemExit, say): without the
-            # loop's clean-up the run would stay marked waking, and no wake would ever run again.
-            log.exception("wake of run %s failed; dropping it from memory", held.run_id)
+            # Whatever it is (workflow code's own exceptions fail the run inside the replayer,
+            # so this is the engine's or the store's): without the loop's clean-up the run would
+            # stay marked waking, and no wake would ever run again.
+            log.exception("wake of run %s failed", held.run_id)
             self._loop.post(self._drive_failed, held, exc, False)
-            if not isinstance(exc, Exception):
-                raise
             return
         if report.state in ENDED:
             self._notify_waiters(held.run_id, (report.state, report.result, report.error))
