@@ -204,6 +204,10 @@ def cancel(run_id: Any, *, instance: Instance | str | None = None) -> None:
 def wait(run_id: Any, timeout: float | None = None, *, instance: Instance | str | None = None) -> Any:
     """Block until the run finishes: its result, or ``RunFailed`` / ``RunCancelled`` /
     ``DriftError`` / ``TimeoutError``. Wakes on LISTEN/NOTIFY, not a poll."""
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+        raise TypeError(f"timeout must be None or a number of seconds, not {timeout!r}")
+    if timeout is not None and not 0 <= timeout < float("inf"):
+        raise ValueError(f"timeout must be None or a finite number of seconds >= 0, not {timeout!r}")
     inst = resolve(instance)
     rid = _run_uuid(run_id)
     inst.start_engine()

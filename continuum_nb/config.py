@@ -1,18 +1,40 @@
 """Instance configuration: keyword arguments, then ``CONTINUUM_*`` environment variables, then defaults.
 
+Every setting is checked where it enters — a keyword of ``cn.configure(...)`` / ``cn.Instance(...)``,
+an environment variable, a command-line option of ``continuum worker`` — against its rule in
+``RULES`` (docs/settings.md lists them). A value outside its rule is a ``ConfigurationError`` of one
+line naming the setting, the value, the accepted range or form and, for text from the environment
+or the command line, where it came from. Keyword values are never coerced (``"false"`` is not a
+boolean, ``2.5`` is not a count); text is parsed by the setting's kind first. ``Config(...)``
+itself checks its fields, so no Config holds a value outside its rules.
+
 Every setting is fixed when the instance's engine starts, except the determinism settings
 (``trusted_modules``, ``untrusted_call_severity``), which apply at the next workflow definition.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["Config", "load_config"]
+__all__ = ["RULES", "Config", "Rule", "check_setting", "load_config", "setting_from_text"]
+
+#: The bounds of the durations (seconds). A lease shorter than a second cannot be renewed in
+#: time by a heartbeat round trip to the database; a day is far beyond any sane lease.
+LEASE_TTL_RANGE = (1.0, 86_400.0)
+#: The heartbeat is also below lease_ttl (checked with both known).
+HEARTBEAT_MIN = 0.05
+POLL_INTERVAL_RANGE = (0.01, 3_600.0)
+#: 0 releases every suspended run at once; a year keeps them (max_cached_runs still bounds them).
+RELEASE_AFTER_RANGE = (0.0, 31_536_000.0)
+#: Counts go to PostgreSQL as LIMITs and to thread pools: at most a PostgreSQL integer.
+MAX_COUNT = 2_147_483_647
 
 
 @dataclass(frozen=True)
@@ -53,91 +75,253 @@ class Config:
     #: Extra settings a caller passed that no field knows (kept for error messages).
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigurationError(f"an instance name must be a non-empty string, not {_shown(self.name)}")
+        values = {key: check_setting(key, getattr(self, key)) for key in RULES}
+        _check_together(values, {})
+        for key, value in values.items():
+            object.__setattr__(self, key, value)  # normalised: a list of modules -> a tuple, 30 -> 30.0
+
     @property
     def heartbeat_interval(self) -> float:
-        return self.heartbeat if self.heartbeat is not None else max(self.lease_ttl / 3.0, 0.05)
+        return self.heartbeat if self.heartbeat is not None else max(self.lease_ttl / 3.0, HEARTBEAT_MIN)
 
 
-_ENV: dict[str, tuple[str, type]] = {
-    "database_url": ("CONTINUUM_DATABASE_URL", str),
-    "snapshot_threshold": ("CONTINUUM_SNAPSHOT_THRESHOLD", int),
-    "snapshot_max_size_bytes": ("CONTINUUM_SNAPSHOT_MAX_SIZE_BYTES", int),
-    "untrusted_call_severity": ("CONTINUUM_UNTRUSTED_CALL_SEVERITY", str),
-    "run_engine": ("CONTINUUM_RUN_ENGINE", bool),
-    "lease_ttl": ("CONTINUUM_LEASE_TTL", float),
-    "heartbeat": ("CONTINUUM_HEARTBEAT", float),
-    "pool_size": ("CONTINUUM_POOL_SIZE", int),
-    "activity_concurrency": ("CONTINUUM_ACTIVITY_CONCURRENCY", int),
-    "run_concurrency": ("CONTINUUM_RUN_CONCURRENCY", int),
-    "poll_interval": ("CONTINUUM_POLL_INTERVAL", float),
-    "allow_stored_code": ("CONTINUUM_ALLOW_STORED_CODE", bool),
-    "trusted_modules": ("CONTINUUM_TRUSTED_MODULES", tuple),
-    "auto_migrate": ("CONTINUUM_AUTO_MIGRATE", bool),
-    "release_after": ("CONTINUUM_RELEASE_AFTER", float),
-    "max_cached_runs": ("CONTINUUM_MAX_CACHED_RUNS", int),
-}
+# --- the rules ---------------------------------------------------------------------------------
 
 
-def _parse(name: str, env: str, kind: type, raw: str) -> Any:
+class _Refused(Exception):
+    """A value outside its setting's rule (the caller writes the message)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one setting is checked, and read from text."""
+
+    name: str
+    #: Its environment variable (None: none).
+    env: str | None
+    #: The accepted values, as a keyword argument (for messages and docs/settings.md).
+    form: str
+    #: The value, checked and normalised; raises _Refused.
+    check: Callable[[Any], Any]
+    #: Text (the environment, a command-line option) -> a value for ``check``; raises ValueError.
+    parse: Callable[[str], Any]
+    #: The accepted text, when it differs from ``form``.
+    text_form: str | None = None
+
+
+def _seconds(low: float, high: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _Refused
+        try:
+            seconds = float(value)
+        except (OverflowError, ValueError):
+            raise _Refused from None
+        if not (math.isfinite(seconds) and low <= seconds <= high):
+            raise _Refused
+        return seconds
+
+    return check
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _Refused
+    n = int(value)
+    if not 1 <= n <= MAX_COUNT:
+        raise _Refused
+    return n
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Refused
+    return value
+
+
+_FLAG_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}
+
+
+def _parse_flag(text: str) -> bool:
     try:
-        if kind is bool:
-            low = raw.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind is tuple:
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
-        if name == "snapshot_threshold" and raw.strip().lower() in ("", "none", "off", "infinity"):
-            return None
-        return kind(raw)
-    except ValueError:
+        return _FLAG_WORDS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(text) from None
+
+
+def _is_module_name(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
+
+
+def _modules(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise _Refused
+    if not all(isinstance(m, str) and _is_module_name(m) for m in value):
+        raise _Refused
+    return tuple(value)
+
+
+def _parse_modules(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _severity(value: Any) -> str:
+    if not isinstance(value, str) or value not in ("warn", "error"):
+        raise _Refused
+    return value
+
+
+def _url(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _Refused
+    return value
+
+
+def _or_none(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def inner(value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return inner
+
+
+def _parse_threshold(text: str) -> int | None:
+    if text.strip().lower() in ("", "none", "off", "infinity"):
+        return None
+    return int(text)
+
+
+def _number(x: float) -> str:
+    """30.0 -> '30', 31536000.0 -> '31536000', 0.05 -> '0.05'."""
+    return str(int(x)) if x == int(x) else repr(x)
+
+
+def _seconds_form(low: float, high: float) -> str:
+    return f"a finite number of seconds between {_number(low)} and {_number(high)}"
+
+
+_COUNT_FORM = f"a whole number between 1 and {MAX_COUNT}"
+
+RULES: dict[str, Rule] = {r.name: r for r in (
+    Rule("database_url", "CONTINUUM_DATABASE_URL",
+         "a PostgreSQL URL (a string), or None for CONTINUUM_DATABASE_URL or the embedded database",
+         _url, str),
+    Rule("snapshot_threshold", "CONTINUUM_SNAPSHOT_THRESHOLD",
+         f"{_COUNT_FORM}, or None to disable snapshots", _or_none(_count), _parse_threshold,
+         f"{_COUNT_FORM}, or none/off/infinity/empty to disable snapshots"),
+    Rule("snapshot_max_size_bytes", "CONTINUUM_SNAPSHOT_MAX_SIZE_BYTES", _COUNT_FORM, _count, int),
+    Rule("trusted_modules", "CONTINUUM_TRUSTED_MODULES",
+         "a list or tuple of module names (dotted, like 'acme.pricing')", _modules, _parse_modules,
+         "a comma-separated list of module names (dotted, like acme.pricing,numpy)"),
+    Rule("untrusted_call_severity", "CONTINUUM_UNTRUSTED_CALL_SEVERITY", "'warn' or 'error'",
+         _severity, lambda text: text.strip().lower()),
+    Rule("run_engine", "CONTINUUM_RUN_ENGINE", "True or False", _flag, _parse_flag,
+         "one of true/1/yes/on or false/0/no/off"),
+    Rule("lease_ttl", "CONTINUUM_LEASE_TTL", _seconds_form(*LEASE_TTL_RANGE), _seconds(*LEASE_TTL_RANGE), float),
+    Rule("heartbeat", "CONTINUUM_HEARTBEAT",
+         f"None (a third of lease_ttl) or a finite number of seconds of at least {_number(HEARTBEAT_MIN)} and below lease_ttl",
+         _or_none(_seconds(HEARTBEAT_MIN, LEASE_TTL_RANGE[1])), float,
+         f"a finite number of seconds of at least {_number(HEARTBEAT_MIN)} and below lease_ttl (unset: a third of it)"),
+    Rule("pool_size", "CONTINUUM_POOL_SIZE", _COUNT_FORM, _count, int),
+    Rule("activity_concurrency", "CONTINUUM_ACTIVITY_CONCURRENCY", _COUNT_FORM, _count, int),
+    Rule("run_concurrency", "CONTINUUM_RUN_CONCURRENCY", _COUNT_FORM, _count, int),
+    Rule("poll_interval", "CONTINUUM_POLL_INTERVAL", _seconds_form(*POLL_INTERVAL_RANGE),
+         _seconds(*POLL_INTERVAL_RANGE), float),
+    Rule("max_cached_runs", "CONTINUUM_MAX_CACHED_RUNS", _COUNT_FORM, _count, int),
+    Rule("release_after", "CONTINUUM_RELEASE_AFTER", _seconds_form(*RELEASE_AFTER_RANGE),
+         _seconds(*RELEASE_AFTER_RANGE), float),
+    Rule("allow_stored_code", "CONTINUUM_ALLOW_STORED_CODE", "True or False", _flag, _parse_flag,
+         "one of true/1/yes/on or false/0/no/off"),
+    Rule("auto_migrate", "CONTINUUM_AUTO_MIGRATE", "True or False", _flag, _parse_flag,
+         "one of true/1/yes/on or false/0/no/off"),
+)}
+
+
+# --- checking ----------------------------------------------------------------------------------
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _where(source: str | None) -> str:
+    return f" ({source})" if source else ""
+
+
+def check_setting(name: str, value: Any, source: str | None = None) -> Any:
+    """``value`` for setting ``name``, checked and normalised (a keyword argument: no coercion);
+    ``source`` names where it came from in the message of the ``ConfigurationError``."""
+    rule = RULES[name]
+    try:
+        return rule.check(value)
+    except _Refused:
+        pass
+    if name == "trusted_modules" and isinstance(value, str):
         raise ConfigurationError(
-            f"environment variable {env}={raw!r} is not a valid {kind.__name__}; fix or unset it"
+            f"trusted_modules must be {rule.form}, not the string {_shown(value)}{_where(source)}; "
+            f"write trusted_modules=[{value!r}]"
         ) from None
+    raise ConfigurationError(f"{name} must be {rule.form}, not {_shown(value)}{_where(source)}") from None
 
 
-def _validate(cfg: Config) -> Config:
-    if cfg.untrusted_call_severity not in ("warn", "error"):
+def setting_from_text(name: str, text: str, source: str) -> Any:
+    """Setting ``name`` from text (an environment variable, a command-line option), checked;
+    ``source`` (``CONTINUUM_LEASE_TTL``, ``--lease-ttl``) is named in the error."""
+    rule = RULES[name]
+    form = rule.text_form or rule.form
+    try:
+        value = rule.parse(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be {form}, not {_shown(text)}{_where(source)}") from None
+    try:
+        return rule.check(value)
+    except _Refused:
+        # A number is shown as read (nan, 1e-09); anything else as the text itself.
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        shown = _shown(value) if number else _shown(text)
+        raise ConfigurationError(f"{name} must be {form}, not {shown}{_where(source)}") from None
+
+
+def _check_together(values: Mapping[str, Any], where: Mapping[str, str]) -> None:
+    """The rules between settings: the heartbeat is below the lease TTL."""
+    ttl = values.get("lease_ttl", Config.lease_ttl)
+    heartbeat = values.get("heartbeat")
+    if heartbeat is not None and heartbeat >= ttl:
+        rule = RULES["heartbeat"]
+        form = rule.text_form if "heartbeat" in where and rule.text_form else rule.form
+        ttl_from = f" from {where['lease_ttl']}" if "lease_ttl" in where else ""
         raise ConfigurationError(
-            f"untrusted_call_severity must be 'warn' or 'error', not {cfg.untrusted_call_severity!r}"
+            f"heartbeat must be {form}, lease_ttl being {_number(ttl)} s{ttl_from}; "
+            f"not {_shown(heartbeat)}{_where(where.get('heartbeat'))}"
         )
-    if cfg.snapshot_threshold is not None and cfg.snapshot_threshold <= 0:
-        raise ConfigurationError("snapshot_threshold must be a positive integer, or None to disable snapshots")
-    for name in ("lease_ttl", "poll_interval"):
-        if getattr(cfg, name) <= 0:
-            raise ConfigurationError(f"{name} must be > 0 seconds, not {getattr(cfg, name)!r}")
-    if cfg.heartbeat is not None and not 0 < cfg.heartbeat < cfg.lease_ttl:
-        raise ConfigurationError(
-            f"heartbeat ({cfg.heartbeat}s) must be > 0 and shorter than lease_ttl ({cfg.lease_ttl}s)"
-        )
-    for name in ("pool_size", "activity_concurrency", "run_concurrency", "max_cached_runs"):
-        if getattr(cfg, name) < 1:
-            raise ConfigurationError(f"{name} must be >= 1, not {getattr(cfg, name)!r}")
-    return cfg
 
 
-def load_config(name: str = "default", environ: dict[str, str] | None = None, **kwargs: Any) -> Config:
-    """Build a Config: explicit keyword arguments win over ``CONTINUUM_*`` variables."""
+def load_config(name: str = "default", environ: Mapping[str, str] | None = None, **kwargs: Any) -> Config:
+    """Build a Config: explicit keyword arguments win over ``CONTINUUM_*`` variables. Unknown
+    keywords are refused; unknown ``CONTINUUM_*`` variables are ignored."""
     env = os.environ if environ is None else environ
-    known = {f.name for f in fields(Config)} - {"name", "extra"}
-    unknown = set(kwargs) - known
+    unknown = set(kwargs) - set(RULES)
     if unknown:
         raise ConfigurationError(
-            f"unknown setting(s) {sorted(unknown)}; known settings are {sorted(known)}"
+            f"unknown setting(s) {sorted(unknown)}; known settings are {sorted(RULES)}"
         )
     values: dict[str, Any] = {}
+    where: dict[str, str] = {}
     if name != "default" and "database_url" not in kwargs:
-        # A named instance's own database: CONTINUUM_<NAME>_DATABASE_URL.
+        # A named instance's own database: CONTINUUM_<NAME>_DATABASE_URL, before CONTINUUM_DATABASE_URL.
         var = f"CONTINUUM_{name.upper().replace('-', '_')}_DATABASE_URL"
         if env.get(var):
-            kwargs = {**kwargs, "database_url": env[var]}
-    for key, (var, kind) in _ENV.items():
-        if key not in kwargs and var in env:
-            values[key] = _parse(key, var, kind, env[var])
-    for key, value in kwargs.items():
-        if key == "trusted_modules" and value is not None:
-            value = tuple(value)
-        values[key] = value
-    return _validate(Config(name=name, **values))
+            values["database_url"] = setting_from_text("database_url", env[var], var)
+            where["database_url"] = var
+    for key, rule in RULES.items():
+        if key in kwargs:
+            values[key] = check_setting(key, kwargs[key])
+        elif key not in values and rule.env is not None and rule.env in env:
+            values[key] = setting_from_text(key, env[rule.env], rule.env)
+            where[key] = rule.env
+    _check_together(values, where)
+    return Config(name=name, **values)

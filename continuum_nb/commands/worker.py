@@ -12,6 +12,7 @@ import sys
 import threading
 from typing import Any
 
+from ..config import load_config, setting_from_text
 from ..errors import ConfigurationError
 
 
@@ -24,8 +25,11 @@ def register(sub: Any) -> None:
     p.add_argument("--database-url", metavar="URL", help="PostgreSQL URL")
     p.add_argument("--import", dest="imports", metavar="MODULE", action="append", default=[],
                    help="import this module (its @cn.workflow / @cn.activity definitions); repeatable")
-    p.add_argument("--concurrency", type=int, metavar="N", help="activity attempts at once (default 8)")
-    p.add_argument("--lease-ttl", type=float, metavar="S", help="lease TTL in seconds (default 30, or CONTINUUM_LEASE_TTL)")
+    # Read as text: the setting's own rule parses and checks it (docs/settings.md), in one line.
+    p.add_argument("--concurrency", metavar="N",
+                   help="activity attempts at once (default 8, or CONTINUUM_ACTIVITY_CONCURRENCY)")
+    p.add_argument("--lease-ttl", metavar="S",
+                   help="lease TTL in seconds, 1 to 86400 (default 30, or CONTINUUM_LEASE_TTL)")
     p.add_argument("--no-stored-code", action="store_true",
                    help="refuse stored %%%%workflow cell sources; run only imported workflows")
     p.add_argument("-v", "--verbose", action="store_true", help="log engine activity")
@@ -52,6 +56,17 @@ def _log_runs(instance: str) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings: dict[str, Any] = {}
+    if args.concurrency is not None:
+        settings["activity_concurrency"] = setting_from_text("activity_concurrency", args.concurrency, "--concurrency")
+    if args.lease_ttl is not None:
+        settings["lease_ttl"] = setting_from_text("lease_ttl", args.lease_ttl, "--lease-ttl")
+    if args.no_stored_code:
+        settings["allow_stored_code"] = False
+    settings["run_engine"] = True
+    if args.database_url:
+        settings["database_url"] = args.database_url
+    load_config(args.instance, **settings)  # the environment's settings too, before importing anything
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     for module in args.imports:
@@ -61,20 +76,6 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigurationError(f"--import {module}: {exc}; is it on PYTHONPATH?") from None
     from ..engine.instance import Instance
 
-    settings: dict[str, Any] = {}
-    if args.concurrency is not None:
-        if args.concurrency < 1:
-            raise ConfigurationError("--concurrency must be >= 1")
-        settings["activity_concurrency"] = args.concurrency
-    if args.lease_ttl is not None:
-        if args.lease_ttl <= 0:
-            raise ConfigurationError("--lease-ttl must be > 0 seconds")
-        settings["lease_ttl"] = args.lease_ttl
-    if args.no_stored_code:
-        settings["allow_stored_code"] = False
-    settings["run_engine"] = True
-    if args.database_url:
-        settings["database_url"] = args.database_url
     inst = Instance(args.instance, **settings)
     stop = threading.Event()
 
