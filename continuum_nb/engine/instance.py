@@ -214,8 +214,10 @@ class Instance:
 def configure(**settings: Any) -> None:
     """Settings for the default instance; call before it starts (determinism settings apply at
     the next definition)."""
-    load_config("default", **settings)  # validate now
     with _lock:
+        # validated now, together with what was configured before (a heartbeat set earlier must
+        # stay below a lease TTL set now), so nothing invalid is kept
+        load_config("default", **{**_default_settings, **settings})
         inst = _instances.get("default")
         if inst is not None and inst.engine_running:
             allowed = {"trusted_modules", "untrusted_call_severity"}

@@ -134,6 +134,17 @@ def test_bad_keyword_is_refused_by_configure(name: str, value: Any) -> None:
     assert instances._default_settings == before
 
 
+def test_configure_checks_a_setting_against_those_configured_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    from continuum_nb.engine import instance as instances
+
+    monkeypatch.setattr(instances, "_default_settings", {})
+    monkeypatch.setattr(instances, "_instances", {})  # no default instance takes the settings
+    cn.configure(heartbeat=20.0)  # fine with the default 30 s lease
+    with pytest.raises(ConfigurationError, match="^heartbeat must be "):
+        cn.configure(lease_ttl=10.0)  # the heartbeat configured before is no longer below it
+    assert instances._default_settings == {"heartbeat": 20.0}
+
+
 @pytest.mark.parametrize(("name", "value"), _cases(BAD_KEYWORDS))
 def test_bad_keyword_is_refused_by_instance(name: str, value: Any) -> None:
     label = f"cfg-{uuid.uuid4().hex[:8]}"
