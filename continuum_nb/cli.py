@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "continuum_nb.commands.db",
     "continuum_nb.commands.migrate",
     "continuum_nb.commands.partitions",
+    "continuum_nb.commands.runs",
     "continuum_nb.commands.worker",
 )
 

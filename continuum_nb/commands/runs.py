@@ -1,0 +1,314 @@
+"""``continuum runs list|show|events|signal|cancel|resume|upgrade|wait``: runs from a shell.
+
+Human tables by default; ``--json`` prints one JSON object per line for scripts. Exit codes a
+script can rely on: 0 done, 1 the run failed, was cancelled or drifted, 2 usage (bad input, an
+unknown run), 3 timeout. The commands are a client: they never run workflows (``run_engine`` is
+off), so they are safe next to any number of workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from ..errors import DriftError, RunCancelled, RunFailed
+from ..store.base import RUN_STATES
+from ._common import add_database_options, database_from_args
+
+__all__ = ["EXIT_DONE", "EXIT_RUN_FAILED", "EXIT_TIMEOUT", "EXIT_USAGE", "register"]
+
+EXIT_DONE, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+
+_DESCRIPTION = """\
+Find, inspect and operate runs from a shell (a client: nothing here runs workflows).
+
+  list     runs, newest first            continuum runs list --state suspended --workflow order
+  show     one run                       continuum runs show 3f2b8c1e-...
+  events   its journal                   continuum runs events 3f2b8c1e-... --json
+  signal   send a JSON signal            continuum runs signal 3f2b8c1e-... approve '{"by": "ana"}'
+  cancel   cancel it                     continuum runs cancel 3f2b8c1e-...
+  resume   retry a drifted run           continuum runs resume 3f2b8c1e-...
+  upgrade  move it to the newest version continuum runs upgrade 3f2b8c1e-... --import billing.flows
+  wait     until it ends                 continuum runs wait 3f2b8c1e-... --timeout 60
+
+Exit codes: 0 done, 1 the run failed, was cancelled or drifted, 2 usage, 3 timeout."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "runs", help="list, show, signal, cancel, resume, upgrade and wait on runs",
+        description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="runs_command", metavar="ACTION")
+    sub.required = True
+
+    lst = _action(sub, "list", "runs, newest first", _list)
+    lst.add_argument("--state", choices=RUN_STATES, help="only runs in this state")
+    lst.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    lst.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N runs (default 50)")
+
+    _run_action(sub, "show", "one run: state, input, result or error, lease, versions", _show)
+    _run_action(sub, "events", "the run's journal, in seq order", _events)
+    sig = _run_action(sub, "signal", "send a signal (durable, even before the run awaits it)", _signal)
+    sig.add_argument("name", help="the signal's name")
+    sig.add_argument("payload", nargs="?", default="null", type=_json_text, metavar="JSON",
+                     help="the payload, a JSON value (default: null)")
+    _run_action(sub, "cancel", "cancel the run", _cancel)
+    _run_action(sub, "resume", "retry a drifted run (after its code or cause was fixed)", _resume)
+    upg = _run_action(sub, "upgrade", "move the run to its workflow's newest version (replay-checked)", _upgrade)
+    upg.add_argument("--import", dest="imports", metavar="MODULE", action="append", default=[],
+                     help="module defining the workflow's new version (repeatable)")
+    upg.add_argument("--check", action="store_true", help="only say whether it would replay cleanly")
+    wait = _run_action(sub, "wait", "wait until the run ends; print its result", _wait)
+    wait.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds (exit 3)")
+
+
+def _action(sub: Any, name: str, text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+    p.add_argument("--json", action="store_true", help="one JSON object per line (for scripts)")
+    add_database_options(p)
+    p.set_defaults(func=func)
+    return p
+
+
+def _run_action(sub: Any, name: str, text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    p = _action(sub, name, text, func)
+    p.add_argument("run_id", type=_run_id, metavar="RUN_ID", help="the run's id (a UUID)")
+    return p
+
+
+# --- argument types: one clear line on bad input ---------------------------------------------------
+
+
+def _run_id(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a run id (a UUID, as `continuum runs list` shows)") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a count between 1 and 100000")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds (>= 0)")
+    return value
+
+
+def _json_text(text: str) -> Any:
+    from ..store.payloads import check_json
+
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a JSON value ({exc}); quote it") from None
+    try:
+        return check_json(value, "the payload")
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# --- the client instance ------------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """A pure client (no engine) on the command's database."""
+    from ..engine.instance import Instance
+
+    return Instance(f"cli-{os.getpid()}-{uuid.uuid4().hex[:6]}", database_from_args(args), run_engine=False)
+
+
+def _with_client(args: argparse.Namespace, fn: Callable[[Any], int]) -> int:
+    inst = _client(args)
+    try:
+        return fn(inst)
+    finally:
+        inst.close()
+
+
+# --- output ---------------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("ascii", "replace")
+    return value
+
+
+def _json_line(obj: dict[str, Any]) -> None:
+    print(json.dumps({k: _plain(v) for k, v in obj.items()}, ensure_ascii=False, default=str), flush=True)
+
+
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    rows = [list(r) for r in rows]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    for line in [list(header), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+# --- actions ------------------------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .. import api
+
+    def go(inst: Any) -> int:
+        runs = api.runs(state=args.state, workflow=args.workflow, limit=args.limit, instance=inst)
+        if args.json:
+            for r in runs:
+                _json_line(asdict(r))
+            return EXIT_DONE
+        _table(["ID", "WORKFLOW", "STATE", "VERSION", "STARTED", "ENDED"],
+               [[r.id, r.workflow, r.state, r.version_hash[:12], _when(r.started_at), _when(r.completed_at)]
+                for r in runs])
+        if not runs:
+            print("(no runs)")
+        return EXIT_DONE
+
+    return _with_client(args, go)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .. import api
+
+    def go(inst: Any) -> int:
+        info = api.get_run(args.run_id, instance=inst)
+        fields = asdict(info)
+        if args.json:
+            _json_line(fields)
+            return EXIT_DONE
+        for key, value in fields.items():
+            text = json.dumps(value, ensure_ascii=False) if key in ("input", "result", "error") else _plain(value)
+            print(f"{key:17} {'—' if value is None else text}")
+        return EXIT_DONE
+
+    return _with_client(args, go)
+
+
+def _events(args: argparse.Namespace) -> int:
+    from .. import api
+
+    def go(inst: Any) -> int:
+        evs = api.events(args.run_id, instance=inst)
+        if args.json:
+            for e in evs:
+                _json_line(asdict(e))
+            return EXIT_DONE
+        _table(["SEQ", "EVENT", "AT", "PAYLOAD"],
+               [[str(e.seq), e.event_type, _when(e.inserted_at), json.dumps(e.payload, ensure_ascii=False)[:100]]
+                for e in evs])
+        return EXIT_DONE
+
+    return _with_client(args, go)
+
+
+def _done(args: argparse.Namespace, what: str, **extra: Any) -> int:
+    if args.json:
+        _json_line({"run_id": args.run_id, "done": what, **extra})
+    else:
+        print(f"run {args.run_id}: {what}")
+    return EXIT_DONE
+
+
+def _signal(args: argparse.Namespace) -> int:
+    from .. import api
+
+    def go(inst: Any) -> int:
+        api.signal(args.run_id, args.name, args.payload, instance=inst)
+        return _done(args, f"signal {args.name!r} delivered", signal=args.name)
+
+    return _with_client(args, go)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from .. import api
+
+    return _with_client(args, lambda inst: (api.cancel(args.run_id, instance=inst), _done(args, "cancelled"))[1])
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from .. import api
+
+    return _with_client(args, lambda inst: (api.resume(args.run_id, instance=inst), _done(args, "resumed"))[1])
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..errors import ConfigurationError
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigurationError(f"--import {module}: {exc}; is it on PYTHONPATH?") from None
+
+    def go(inst: Any) -> int:
+        ok = api.upgrade(args.run_id, instance=inst, check_only=args.check)
+        if args.check:
+            _done(args, "replays cleanly on the newest version" if ok else "does NOT replay on the newest version",
+                  replays=ok)
+            return EXIT_DONE if ok else EXIT_RUN_FAILED
+        return _done(args, "upgraded")
+
+    return _with_client(args, go)
+
+
+def _wait(args: argparse.Namespace) -> int:
+    from .. import api
+
+    def go(inst: Any) -> int:
+        try:
+            result = api.wait(args.run_id, args.timeout, instance=inst)
+        except TimeoutError as exc:
+            _report(args, "timeout", str(exc))
+            return EXIT_TIMEOUT
+        except (RunFailed, RunCancelled, DriftError) as exc:
+            state = {RunFailed: "failed", RunCancelled: "cancelled", DriftError: "drifted"}[type(exc)]
+            _report(args, state, str(exc), error=getattr(exc, "error", None))
+            return EXIT_RUN_FAILED
+        if args.json:
+            _json_line({"run_id": args.run_id, "state": "completed", "result": result})
+        else:
+            print(json.dumps(result, ensure_ascii=False))
+        return EXIT_DONE
+
+    return _with_client(args, go)
+
+
+def _report(args: argparse.Namespace, state: str, message: str, **extra: Any) -> None:
+    if args.json:
+        _json_line({"run_id": args.run_id, "state": state, "message": message, **extra})
+    else:
+        print(f"continuum runs wait: {message}", file=sys.stderr)
