@@ -253,13 +253,21 @@ def _signal(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     from .. import api
 
-    return _with_client(args, lambda inst: (api.cancel(args.run_id, instance=inst), _done(args, "cancelled"))[1])
+    def go(inst: Any) -> int:
+        api.cancel(args.run_id, instance=inst)
+        return _done(args, "cancelled")
+
+    return _with_client(args, go)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from .. import api
 
-    return _with_client(args, lambda inst: (api.resume(args.run_id, instance=inst), _done(args, "resumed"))[1])
+    def go(inst: Any) -> int:
+        api.resume(args.run_id, instance=inst)
+        return _done(args, "resumed")
+
+    return _with_client(args, go)
 
 
 def _upgrade(args: argparse.Namespace) -> int:
