@@ -23,6 +23,8 @@ _COMMAND_MODULES = (
     "continuum_nb.commands.migrate",
     "continuum_nb.commands.partitions",
     "continuum_nb.commands.worker",
+    "continuum_nb.commands.health",
+    "continuum_nb.commands.doctor",
 )
 
 
