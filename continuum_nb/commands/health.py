@@ -20,8 +20,11 @@ examples:
 
 Engines are seen through their leases: the latest lease expiry of an owner minus the lease TTL
 is its last heartbeat. The TTL is not stored in the database: the one assumed is --lease-ttl
-(default CONTINUUM_LEASE_TTL, else 30). Exit status: 0 healthy, 1 not healthy, 2 bad input or
-no database."""
+(default CONTINUUM_LEASE_TTL, else 30). An engine that holds no lease is not seen; the
+connections to the database are listed too (pg_stat_activity, by application_name).
+
+exit status: 0 healthy, 1 not healthy (the report's "problems" say why and what to do),
+2 bad input or no database."""
 
 
 def register(subparsers: Any) -> None:
