@@ -92,6 +92,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    logging.captureWarnings(True)  # a PartitionWarning, say: formatted, and silenced by --quiet
     root.setLevel(logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING)
     log.setLevel(logging.ERROR if args.quiet else logging.INFO)
 
