@@ -107,7 +107,8 @@ class Health:
                            "or the engines are saturated (raise --concurrency, add workers)")
         for e in self.stale_engines:
             out.append(f"engine {e.owner}: last renewal {e.lag_s:.0f}s ago, its {e.runs} run and {e.tasks} task "
-                       "lease(s) expired and were not recovered: no live engine is running recovery")
+                       "lease(s) expired and were not recovered: no engine has swept since (a live engine "
+                       "recovers expired leases every lease TTL): start one")
         return out
 
     def to_dict(self) -> dict[str, Any]:
