@@ -201,10 +201,14 @@ def _ready(args: argparse.Namespace, inst: Any, owner: str, drain: float) -> Non
 
     imported = sorted({n for reg in inst.registries for n in reg.names()})
     stored: list[str] = []
+    stored_text = "refused (stored code not allowed)"
     if inst.config.allow_stored_code:
-        stored = sorted(set(inst.store.stored_workflow_names()) - set(imported))
+        try:
+            stored = sorted(set(inst.store.stored_workflow_names()) - set(imported))
+            stored_text = _names(stored)
+        except Exception as exc:  # the database is away right now: the engine retries, say so here
+            stored_text = f"unknown ({(str(exc).strip().splitlines() or [type(exc).__name__])[0]})"
     activities = sorted(ACTIVITIES)
-    stored_text = _names(stored) if inst.config.allow_stored_code else "refused (--no-stored-code)"
     _say(args, "ready",
          f"continuum worker {owner} ready (instance {inst.name}, lease TTL {inst.config.lease_ttl:g}s, "
          f"drain {drain:g}s; workflows: {_names(imported)}; stored %%workflow: {stored_text}; "

@@ -53,7 +53,7 @@ def test_ready_line_names_workflows_stored_cells_and_activities(db_url: str) -> 
         assert "; stored %%workflow: from_a_cell;" in ready
         assert "; activities: fx_charge, fx_ship, fx_sleep, fx_step)" in ready
         refused = _first_line(n)
-        assert "; stored %%workflow: refused (--no-stored-code);" in refused
+        assert "; stored %%workflow: refused (stored code not allowed);" in refused
 
 
 def test_json_log_has_one_object_per_line_for_each_claim_and_run_end(db_url: str) -> None:
