@@ -70,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "Instance": "continuum_nb.engine.instance",
     "instance": "continuum_nb.engine.instance",
     "observer": "continuum_nb.observer",
+    "health": "continuum_nb.health",
     "UntrustedCallWarning": "continuum_nb.determinism",
     "NondeterministicCallWarning": "continuum_nb.determinism",
 }

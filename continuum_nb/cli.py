@@ -24,6 +24,8 @@ _COMMAND_MODULES = (
     "continuum_nb.commands.partitions",
     "continuum_nb.commands.runs",
     "continuum_nb.commands.worker",
+    "continuum_nb.commands.health",
+    "continuum_nb.commands.doctor",
 )
 
 

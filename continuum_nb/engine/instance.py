@@ -177,7 +177,8 @@ class Instance:
             return self._notifications
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the engine thread (releasing its leases) and close connections."""
+        """Stop the engine thread and close connections: stop claiming, wait up to ``timeout``
+        seconds for wakes and activity attempts in flight, then release the run leases."""
         with self._lock:
             engine, self._engine = self._engine, None
             watcher, self._done_watcher = self._done_watcher, None

@@ -53,6 +53,8 @@ class Engine:
         self.owner = f"{instance.name}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.running = False
         self._stopping = False
+        #: How long ``_shutdown`` waits for wakes and attempts in flight (``stop(timeout)``).
+        self._drain_timeout = 10.0
         self._stored_names: set[str] = set()
         #: Stored versions this engine refused to load (altered rows, code that fails): never
         #: loaded again, logged once. Written on the store executor, one adopt at a time per run.
@@ -146,9 +148,12 @@ class Engine:
             await self._shutdown()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming, wait up to ``timeout`` seconds for wakes and attempts in flight, then
+        release every run lease (attempts still running keep their task leases until expiry)."""
         if not self.running or self.runtime.loop is None:
             return
         self.timers.unfollow_clock()
+        self._drain_timeout = max(0.0, timeout)
         self._stopping = True
         self.runtime.post(self.kick)
         self.runtime.join(timeout + 5)
@@ -156,8 +161,8 @@ class Engine:
         self.activities.shutdown()
 
     async def _shutdown(self) -> None:
-        # Let in-flight wakes and activity attempts finish (bounded), then release every lease.
-        await self.runtime.drain(self.drives.running, 10.0)
+        # Let in-flight wakes and activity attempts finish (bounded by stop()), then release every lease.
+        await self.runtime.drain(self.drives.running, self._drain_timeout)
         self.timers.cancel_all()
         for held in self.held.snapshot():
             for seq, outcome in list(held.outcomes.items()):

@@ -13,7 +13,7 @@ import continuum_nb
 from continuum_nb import cli
 
 # The commands `continuum --help` shows (gen-migration is registered by the migrate module).
-_COMMANDS = ("demo", "db", "migrate", "gen-migration", "partitions", "runs", "worker")
+_COMMANDS = ("demo", "db", "migrate", "gen-migration", "partitions", "runs", "worker", "health", "doctor")
 
 
 def _continuum(*args: str) -> subprocess.CompletedProcess[str]:

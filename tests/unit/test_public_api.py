@@ -19,7 +19,7 @@ PUBLIC = [
     "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
     "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
     "RunNotActive", "RunNotFound", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
-    "activity", "analytics", "cancel", "configure", "days", "events", "gather", "get_run", "hours", "instance",
+    "activity", "analytics", "cancel", "configure", "days", "events", "gather", "get_run", "health", "hours", "instance",
     "minutes", "now", "observer", "otel", "partitions", "pure", "random", "resume", "runs",
     "seconds", "side_effect", "signal", "start", "telemetry", "testing", "timer", "today",
     "upgrade", "uuid4", "wait", "workflow",
