@@ -134,7 +134,9 @@ class PostgresStore(PgIngress, PgPrune):
         sql = q.list_runs_sql(*(k for k, v in params.items() if v is not None and k != "limit"))
         if before is not None:
             params["before_at"], params["before_id"] = before
-        return self._read(lambda conn: [_run(r) for r in conn.execute(sql, params)])
+        # Planned with the values (not prepared): whether the GIN index or the newest-first walk
+        # of an index is cheaper depends on how common the filtered value is (operations.md).
+        return self._read(lambda conn: [_run(r) for r in conn.execute(sql, params, prepare=False)])
 
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
         params = {"run": run_id, "after": after_seq}
