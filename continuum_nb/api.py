@@ -374,10 +374,11 @@ def list_runs(state: str | None = None, workflow: str | None = None, started_aft
     attributes contain ``attributes``. Pass ``page.next_cursor`` (with the same filter) for the
     next page; it is None on the last one."""
     _check_filter(state, workflow, limit)
+    if attributes is not None:
+        check_attributes(attributes, "the attributes filter")
     filters: dict[str, Any] = {
         "state": state, "workflow": workflow, "started_after": _aware(started_after, "started_after"),
-        "started_before": _aware(started_before, "started_before"),
-        "attributes": check_attributes(attributes, "the attributes filter") or None if attributes is not None else None,
+        "started_before": _aware(started_before, "started_before"), "attributes": attributes or None,
     }
     fingerprint = filter_fingerprint(filters)
     before = None if cursor is None else decode_cursor(cursor, fingerprint)
