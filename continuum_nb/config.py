@@ -19,6 +19,7 @@ import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from .errors import ConfigurationError
@@ -35,6 +36,9 @@ POLL_INTERVAL_RANGE = (0.01, 3_600.0)
 RELEASE_AFTER_RANGE = (0.0, 31_536_000.0)
 #: Counts go to PostgreSQL as LIMITs and to thread pools: at most a PostgreSQL integer.
 MAX_COUNT = 2_147_483_647
+#: How long an ended run may be kept before ``cn.prune`` deletes it: 0 to 100 years (as every
+#: other stored duration).
+RETENTION_RANGE = (0.0, 100 * 365.25 * 86_400.0)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class Config:
     allow_stored_code: bool = True
     #: Apply pending migrations when the instance first connects (off: `continuum migrate` is yours).
     auto_migrate: bool = True
+    #: How long runs of workflows without their own ``retention=`` are kept after they end
+    #: (``cn.prune`` deletes them after that); None keeps them forever.
+    retention: timedelta | None = None
     #: Extra settings a caller passed that no field knows (kept for error messages).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -188,6 +195,22 @@ def _or_none(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return inner
 
 
+def _retention(value: Any) -> timedelta | None:
+    """None, a timedelta or a number of seconds, within RETENTION_RANGE -> a timedelta."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else _seconds(*RETENTION_RANGE)(value)
+    if not RETENTION_RANGE[0] <= seconds <= RETENTION_RANGE[1]:
+        raise _Refused
+    return timedelta(seconds=seconds)
+
+
+def _parse_retention(text: str) -> float | None:
+    if text.strip().lower() in ("", "none", "off", "forever"):
+        return None
+    return float(text)
+
+
 def _parse_threshold(text: str) -> int | None:
     if text.strip().lower() in ("", "none", "off", "infinity"):
         return None
@@ -237,6 +260,10 @@ RULES: dict[str, Rule] = {r.name: r for r in (
          "one of true/1/yes/on or false/0/no/off"),
     Rule("auto_migrate", "CONTINUUM_AUTO_MIGRATE", "True or False", _flag, _parse_flag,
          "one of true/1/yes/on or false/0/no/off"),
+    Rule("retention", "CONTINUUM_RETENTION",
+         f"None (keep ended runs forever), a timedelta (cn.days(90)) or {_seconds_form(*RETENTION_RANGE)}",
+         _retention, _parse_retention,
+         f"{_seconds_form(*RETENTION_RANGE)}, or none/off/forever/empty to keep ended runs forever"),
 )}
 
 

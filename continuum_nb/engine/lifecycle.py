@@ -19,7 +19,7 @@ from ..replay.outcomes import Drifted
 from ..replay.replayer import Replayer
 from ..store.base import NewRun, RunRecord, Wake
 from ..telemetry import emit
-from .runner import emit_run_started
+from .runner import KeyTaken, emit_run_started
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -27,19 +27,32 @@ if TYPE_CHECKING:
 __all__ = ["replay_check", "start_run", "upgrade_run"]
 
 
-def start_run(inst: Instance, wf: WorkflowDef | None, run: NewRun) -> None:
+def start_run(inst: Instance, wf: WorkflowDef | None, run: NewRun) -> tuple[uuid.UUID, bool]:
     """Insert ``run``: with its first wake on this process's engine when ``wf`` (its code) is
-    known here and an engine runs, else as a runnable row that any engine with the code claims."""
+    known here and an engine runs, else as a runnable row that any engine with the code claims.
+
+    Returns (the run's id, whether it existed already). With ``run.idempotency_key`` the key is
+    inserted with the run, in one statement, before any workflow code runs: when the key names
+    a run already, nothing is written or run and that run's id is returned."""
     t0 = time.perf_counter_ns()
     if wf is not None:
         inst.save_version(wf)
         engine = inst.start_engine()
         if engine is not None:
-            engine.start_run(wf, run)
-            return
-    inst.store.create_run(run)
+            try:
+                engine.start_run(wf, run)
+            except KeyTaken as taken:
+                return taken.run_id, taken.existing
+            return run.id, False
+    if run.idempotency_key is not None:
+        got = inst.store.create_keyed_run(run)
+        if got.existing:
+            return got.run_id, True
+    else:
+        inst.store.create_run(run)
     emit_run_started(run, inst.name, None, t0)
     inst.start_engine()  # if this process can run it, it will claim it
+    return run.id, False
 
 
 class _DryRun:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from ..definitions.workflow import WorkflowDef
 from ..errors import LeaseLost
@@ -35,9 +36,20 @@ from ..telemetry import emit
 from .clock import Clock, wall_now
 from .held import HeldRun
 
-__all__ = ["HeldRun", "Runner", "WakeReport", "emit_run_started"]
+__all__ = ["HeldRun", "KeyTaken", "Runner", "WakeReport", "emit_run_started"]
 
 log = logging.getLogger("continuum_nb.engine")
+
+
+class KeyTaken(Exception):
+    """A keyed start (``Runner.start``) that did not drive the run: its key names ``run_id``
+    already (``existing``; no workflow code ran), or this start inserted the run but lost its
+    lease before the first wake committed (another engine drives it)."""
+
+    def __init__(self, run_id: UUID, *, existing: bool) -> None:
+        super().__init__(f"run {run_id} {'already has this idempotency key' if existing else 'is driven elsewhere'}")
+        self.run_id = run_id
+        self.existing = existing
 
 
 @dataclass
@@ -126,23 +138,43 @@ class Runner:
 
     # --- starting a run with its first wake --------------------------------------------------
     def start(self, wf: WorkflowDef, run: NewRun) -> tuple[HeldRun, WakeReport]:
-        """Drive a new run to its first suspension and insert it with that wake (one commit)."""
+        """Drive a new run to its first suspension and insert it with that wake (one commit).
+
+        A run with an idempotency key is inserted first, with its key, leased to this engine
+        (``create_keyed_run``), and its first wake committed after: when the key already names
+        a run, ``KeyTaken`` is raised before any workflow code ran."""
         record = RunRecord(
             id=run.id, workflow=run.workflow, version_hash=run.version_hash, state="running",
             input=run.input, trace_context=run.trace_context, started_at=run.started_at,
+            attributes=run.attributes, retention=run.retention,
         )
         held = HeldRun(record=record, token=0, wf=wf, trace_context=run.trace_context)
-        held.replayer = self._new_replayer(held, [])
         t0 = time.perf_counter_ns()
+        keyed = run.idempotency_key is not None
+        if keyed:
+            got = self.store.create_keyed_run(run, owner=self.owner, lease_ttl=self.lease_ttl)
+            if got.existing or got.lease_token is None:
+                raise KeyTaken(got.run_id, existing=True)
+            held.token = got.lease_token
+        held.replayer = self._new_replayer(held, [])
         self._begin_attempt(held)
         outcome = held.replayer.advance(_Resolver(self, held))
         wake, report = self._build(held, outcome)
-        if held.pending_trace_context is not None:
-            run = NewRun(**{**run.__dict__, "trace_context": held.pending_trace_context})
-            held.pending_trace_context = None
-        token = self.store.create_run(run, owner=self.owner, lease_ttl=self.lease_ttl, first_wake=wake)
-        assert token is not None
-        held.token = token
+        if keyed:
+            held.pending_trace_context = None  # _build put it in the wake
+            try:
+                self.store.commit_wake(wake)
+            except LeaseLost:  # a first wake longer than the lease: another engine took the run
+                emit(("continuum", "lease", "lost"), {}, self._meta(held))
+                raise KeyTaken(run.id, existing=False) from None
+            token = held.token
+        else:
+            if held.pending_trace_context is not None:
+                run = NewRun(**{**run.__dict__, "trace_context": held.pending_trace_context})
+                held.pending_trace_context = None
+            created = self.store.create_run(run, owner=self.owner, lease_ttl=self.lease_ttl, first_wake=wake)
+            assert created is not None
+            held.token = token = created
         emit_run_started(run, self.instance, token, t0)
         if report.state == "suspended":
             self._maybe_snapshot(held)  # a long first wake is compacted like any other

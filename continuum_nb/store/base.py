@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -28,10 +28,12 @@ __all__ = [
     "FINISHED_STATES",
     "RUN_STATES",
     "Event",
+    "KeyedStart",
     "NewRun",
     "NewTask",
     "NewTimer",
     "Notification",
+    "PruneReport",
     "RunRecord",
     "SignalRecord",
     "Snapshot",
@@ -79,6 +81,10 @@ class RunRecord:
     lease_expires_at: datetime | None = None
     next_wakeup_at: datetime | None = None
     retention_until: datetime | None = None
+    #: Search attributes (a JSON object of scalars), never shown to workflow code.
+    attributes: dict[str, Any] | None = None
+    #: Kept this long after the run ends (retention_until = completed_at + retention); None: forever.
+    retention: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,37 @@ class NewRun:
     input: Any
     started_at: datetime
     trace_context: bytes | None = None
-    retention_until: datetime | None = None
+    retention_until: datetime | None = None   # explicit (as v0.2 set it at start); new runs: ``retention``
+    idempotency_key: str | None = None
+    attributes: dict[str, Any] | None = None
+    retention: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class KeyedStart:
+    """``create_keyed_run``'s answer: the key's run (``existing``: nothing was written; that run
+    may since have been pruned), or the new run and its lease token when leased."""
+
+    run_id: UUID
+    existing: bool
+    lease_token: int | None = None
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """Rows ``prune`` deleted (``executed``) or would delete; ``batches``: transactions that did."""
+
+    executed: bool
+    runs: int = 0
+    events: int = 0
+    signals: int = 0
+    timers: int = 0
+    tasks: int = 0
+    snapshots: int = 0
+    activity_results: int = 0
+    ingress_keys: int = 0
+    signal_keys: int = 0
+    batches: int = 0
 
 
 @dataclass(frozen=True)
@@ -235,17 +271,34 @@ class Store(Protocol):
         A duplicate id raises ``ValueError``."""
         ...
 
+    def create_keyed_run(self, run: NewRun, *, owner: str | None = None, lease_ttl: float = 30.0) -> KeyedStart:
+        """Insert ``run`` and its key (``run.idempotency_key``, per workflow) in one transaction,
+        unless the key names a run already: then nothing is written and that run is returned
+        (concurrent calls with one key make one run). With ``owner``: ``running``, leased, no wake
+        yet (the owner commits the first with ``commit_wake``; if it dies, the run is claimed once
+        the lease expires); without: as ``create_run`` without an owner."""
+        ...
+
     def get_run(self, run_id: UUID) -> RunRecord | None: ...
 
     def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        workflow: str | None = None,
-        limit: int = 100,
-        before: tuple[datetime, UUID] | None = None,
+        self, *, state: str | None = None, workflow: str | None = None, limit: int = 100,
+        before: tuple[datetime, UUID] | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, attributes: dict[str, Any] | None = None,
     ) -> list[RunRecord]:
-        """Newest first (started_at DESC, id DESC); ``before`` is the keyset cursor."""
+        """Newest first (started_at DESC, id DESC); ``before`` is the keyset cursor. Filters:
+        ``started_after <= started_at < started_before``, ``attributes`` contained in the run's."""
+        ...
+
+    def set_attributes(self, run_id: UUID, attributes: dict[str, Any]) -> dict[str, Any]:
+        """Merge into the run's attributes (any state); the result. ``RunNotFound`` otherwise."""
+        ...
+
+    def prune(self, now: datetime, *, execute: bool, drop_keys: bool, batch_size: int) -> PruneReport:
+        """Delete ended runs whose retention_until is at or before ``now`` with all their rows
+        (events, signals, timers, tasks, snapshots, activity results; with ``drop_keys`` their
+        keys and those of runs pruned before), ``batch_size`` runs per transaction; or, without
+        ``execute``, only count them."""
         ...
 
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
@@ -341,6 +394,11 @@ class Store(Protocol):
         """Append to the durable mailbox (FIFO per name) of an active or drifted run, make it
         runnable now, NOTIFY CHANNEL_WAKE; returns the signal id. ``RunNotFound`` /
         ``RunNotActive`` (finished run) otherwise."""
+        ...
+
+    def send_signal_once(self, run_id: UUID, name: str, key: str, payload: Any, now: datetime) -> tuple[int, bool]:
+        """``send_signal`` once per (run, name, key): (id, True) when delivered now, (the first
+        one's id, False) for a duplicate (nothing written, whatever the run's state now)."""
         ...
 
     def pending_signals(self, run_id: UUID, names: Sequence[str] | None = None) -> list[SignalRecord]:

@@ -12,9 +12,13 @@ import re
 from typing import Any
 
 __all__ = [
+    "MAX_ATTRIBUTES",
+    "MAX_ATTRIBUTE_TEXT",
     "MAX_DEPTH",
     "MAX_INT_DIGITS",
+    "MAX_KEY_LENGTH",
     "MAX_NAME_LENGTH",
+    "check_attributes",
     "check_json",
     "check_name",
     "dumps",
@@ -30,6 +34,12 @@ __all__ = [
 MAX_DEPTH = 100
 MAX_INT_DIGITS = 1000
 MAX_NAME_LENGTH = 200
+#: Idempotency keys (of activities, starts and signals).
+MAX_KEY_LENGTH = 400
+#: Search attributes of a run: at most this many, each a name and a JSON scalar (text at most
+#: MAX_ATTRIBUTE_TEXT characters): labels to find runs by, not a second input.
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_TEXT = 1000
 _INT_LIMIT = 10**MAX_INT_DIGITS
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -151,6 +161,29 @@ def check_name(value: Any, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
     problem = _text_problem(value)
     if problem:
         raise ValueError(f"{what} {value!r:.80} {problem}")
+    return value
+
+
+def check_attributes(value: Any, what: str = "attributes") -> dict[str, Any]:
+    """Return ``value`` if it may be a run's search attributes: a dict of at most MAX_ATTRIBUTES
+    names (as ``check_name``) to JSON scalars (None, bool, int, float, str of at most
+    MAX_ATTRIBUTE_TEXT characters). Else ``TypeError``/``ValueError`` naming the attribute."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} must be a dict of names to JSON scalars, not {type(value).__name__}")
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValueError(f"{what} has {len(value)} entries; the limit is {MAX_ATTRIBUTES}")
+    for key, item in value.items():
+        check_name(key, f"a name in {what}")
+        if item is not None and not isinstance(item, (bool, int, float, str)):
+            raise TypeError(
+                f"{what}[{key!r:.40}] is a {type(item).__name__}; an attribute is a JSON scalar "
+                "(str, int, float, bool or None), not a list, dict or other object"
+            )
+        check_json(item, f"{what}[{key!r:.40}]")
+        if isinstance(item, str) and len(item) > MAX_ATTRIBUTE_TEXT:
+            raise ValueError(
+                f"{what}[{key!r:.40}] is {len(item)} characters long; the limit is {MAX_ATTRIBUTE_TEXT}"
+            )
     return value
 
 

@@ -41,10 +41,12 @@ __all__ = [
     "create_statements",
     "drop_statements",
     "events",
+    "ingress_keys",
     "lease_token_seq",
     "metadata",
     "runs",
     "schema_migrations",
+    "signal_keys",
     "signals",
     "snapshots",
     "timers",
@@ -90,6 +92,8 @@ runs = Table(
     _tz("next_wakeup_at"),
     Column("trace_context", LargeBinary),
     _tz("retention_until"),
+    Column("attributes", JSONB),
+    Column("retention", postgresql.INTERVAL),
     PrimaryKeyConstraint("id", name="continuum_runs_pkey"),
     CheckConstraint(_in("state", RUN_STATES), name="continuum_runs_state_check"),
     # Runs are updated in place on every wake; free space on the page keeps those HOT updates.
@@ -109,6 +113,14 @@ Index(
     "continuum_runs_retention_idx",
     runs.c.retention_until,
     postgresql_where=text("retention_until IS NOT NULL"),
+)
+# Partial: runs without attributes never write to it (a run row is updated on most wakes).
+Index(
+    "continuum_runs_attributes_idx",
+    runs.c.attributes,
+    postgresql_using="gin",
+    postgresql_ops={"attributes": "jsonb_path_ops"},
+    postgresql_where=text("attributes IS NOT NULL"),
 )
 
 events = Table(
@@ -232,6 +244,31 @@ workflow_versions = Table(
 )
 Index("continuum_workflow_versions_latest_idx", workflow_versions.c.name, workflow_versions.c.created_at.desc())
 
+#: Idempotent starts: (workflow, key) -> the run a keyed ``cn.start`` created (kept after the run
+#: is pruned unless ``cn.prune(drop_keys=True)``).
+ingress_keys = Table(
+    "continuum_ingress_keys",
+    metadata,
+    Column("workflow", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("run_id", UUID(as_uuid=True), nullable=False),
+    _tz("created_at", nullable=False, now=True),
+    PrimaryKeyConstraint("workflow", "key", name="continuum_ingress_keys_pkey"),
+)
+Index("continuum_ingress_keys_run_idx", ingress_keys.c.run_id)
+
+#: Idempotent signals: (run, signal name, key) -> the signal a keyed ``cn.signal`` delivered.
+signal_keys = Table(
+    "continuum_signal_keys",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("signal_id", BigInteger, nullable=False),
+    _tz("created_at", nullable=False, now=True),
+    PrimaryKeyConstraint("run_id", "name", "key", name="continuum_signal_keys_pkey"),
+)
+
 #: Which migrations a database has had (``continuum migrate`` reads and writes it).
 schema_migrations = Table(
     "continuum_schema_migrations",
@@ -254,7 +291,7 @@ def _sql(element: object) -> str:
 #: The server-side functions, by the migration that defines each (its text is the definition:
 #: one source for ``continuum migrate`` and the generated schema). A later migration that
 #: replaces a function must be named here instead.
-FUNCTIONS = {"continuum_commit_wake": "20260701000003"}
+FUNCTIONS = {"continuum_commit_wake": "20261201000000"}
 
 
 def function_statements() -> list[str]:
@@ -263,7 +300,8 @@ def function_statements() -> list[str]:
     out = []
     for name, version in FUNCTIONS.items():
         sql = by_version[version].sql
-        start = sql.index(f"CREATE FUNCTION {name}(")
+        marker = f"FUNCTION {name}("
+        start = sql.rindex("CREATE ", 0, sql.index(marker))  # CREATE or CREATE OR REPLACE
         out.append(sql[start:].strip().rstrip(";"))
     return out
 

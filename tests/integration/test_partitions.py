@@ -292,3 +292,37 @@ def test_concurrent_creates_of_one_month_both_succeed(db_url: str) -> None:
         t.join(timeout=60)
     assert sorted(results, key=str) == [False, False, False, True], results
     assert "continuum_events_y2034_m03" in partition_names(db_url)
+
+
+def test_prune_and_drop_old_work_together(db_url: str) -> None:
+    """cn.prune deletes an expired run's events row by row, so drop-old never finds them orphaned
+    (which would keep their month); a month left empty by prune is dropped, a month that holds a
+    retained run's events is kept."""
+    from continuum_nb.store.postgres import PostgresStore
+
+    cur = this_month()
+    pruned_month, kept_month = add_months(cur, -4), add_months(cur, -3)
+    for m in (pruned_month, kept_month):
+        partitions.create(m, database_url=db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        expired, retained = add_run(conn, timedelta(days=-1)), add_run(conn, timedelta(days=10))
+        running = uuid.uuid4()  # not ended: never pruned, even with retention_until passed
+        conn.execute("INSERT INTO continuum_runs (id, workflow, version_hash, state, input, retention_until) "
+                     "VALUES (%s, 'order', 'v1', 'suspended', '{}', now() - interval '1 day')", (running,))
+        add_events(conn, expired, pruned_month, 3)
+        add_events(conn, retained, kept_month, 2)
+        add_events(conn, running, kept_month, 2)
+        add_result(conn, expired, "e")
+    store = PostgresStore(db_url, pool_size=1)
+    try:
+        report = store.prune(datetime.now(timezone.utc), execute=True, drop_keys=False, batch_size=10)
+    finally:
+        store.close()
+    assert (report.runs, report.events, report.activity_results) == (1, 3, 1)
+    drop = partitions.drop_old(True, database_url=db_url)
+    assert partition_name(pruned_month) in drop.dropped
+    (kept,) = [c for c in drop.candidates if c.partition.name == partition_name(kept_month)]
+    assert not kept.dropped and kept.check.missing_runs == 0 and kept.check.retained_runs == 1
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM continuum_events WHERE run_id IN (%s, %s)",
+                            (retained, running)).fetchone() == (4,)

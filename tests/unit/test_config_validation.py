@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ BAD_KEYWORDS: dict[str, list[Any]] = {
     "trusted_modules": ["abc", None, [""], ["a b"], [1], ["acme."], {"acme"}, ["acme", None]],
     "untrusted_call_severity": ["fatal", "Error", "", None, 1],
     "database_url": [5, b"postgresql://db/x"],
+    "retention": [NAN, INF, -1, -0.5, timedelta(seconds=-1), timedelta(days=36_525 + 30), 3.2e9, True, "90",
+                  "30d", [30]],
 }
 
 #: setting -> environment text that is refused
@@ -53,6 +56,7 @@ BAD_TEXT: dict[str, list[str]] = {
     **{name: ["maybe", "", "2", "truee", "-1"] for name in FLAGS},
     "trusted_modules": ["a b", "acme.,x", "1abc", "acme-pricing"],
     "untrusted_call_severity": ["fatal", "", "warning"],
+    "retention": ["x", "-1", "nan", "inf", "30d", "1e10"],
 }
 
 #: setting -> (keyword value, the value the Config holds)
@@ -67,6 +71,8 @@ GOOD_KEYWORDS: dict[str, list[tuple[Any, Any]]] = {
     "trusted_modules": [([], ()), (["acme.pricing"], ("acme.pricing",)), (("numpy", "a._b"), ("numpy", "a._b"))],
     "untrusted_call_severity": [("warn", "warn"), ("error", "error")],
     "database_url": [(None, None), ("postgresql://app@db:5432/orders", "postgresql://app@db:5432/orders")],
+    "retention": [(None, None), (cn.days(90), timedelta(days=90)), (3600, timedelta(hours=1)),
+                  (0, timedelta(0)), (0.5, timedelta(milliseconds=500)), (timedelta(0), timedelta(0))],
 }
 
 #: setting -> (environment text, the value the Config holds)
@@ -82,6 +88,8 @@ GOOD_TEXT: dict[str, list[tuple[str, Any]]] = {
     "trusted_modules": [("acme.pricing, numpy", ("acme.pricing", "numpy")), ("", ()), ("acme,", ("acme",))],
     "untrusted_call_severity": [("error", "error"), ("WARN", "warn")],
     "database_url": [("postgresql://app@db/orders", "postgresql://app@db/orders")],
+    "retention": [("86400", timedelta(days=1)), (" 7776000 ", timedelta(days=90)), ("off", None), ("", None),
+                  ("None", None), ("forever", None)],
 }
 
 

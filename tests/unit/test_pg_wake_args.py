@@ -57,3 +57,19 @@ def test_a_new_run_travels_as_one_json_object() -> None:
     assert '"owner":"engine-1"' in text and '"trace":"01"' in text and '"input":{"x":1}' in text
     args = wake_args(_full_wake(run.id), run.id, text, lease_ttl=12.5)
     assert args[2] == text and args[-1] == "12.5"
+
+
+def test_the_current_definition_keeps_the_signature() -> None:
+    """The migration that replaced the function (store/schema.py's FUNCTIONS) declares the same
+    parameters, in the same order, as the first one: callers prepared against either still work."""
+    from continuum_nb.store.schema import function_statements
+
+    def params(sql: str) -> list[str]:
+        start = sql.index("FUNCTION continuum_commit_wake(")
+        signature = sql[start:sql.index(")\nLANGUAGE", start)]
+        return [m.group(1) + " " + m.group(2) for m in re.finditer(r"^\s+(p_\w+|OUT \w+) (\w+)", signature, re.M)]
+
+    first = next((Path(__file__).resolve().parents[2] / "migrations").glob("*_commit_wake_function.sql")).read_text()
+    (current,) = function_statements()
+    assert current.startswith("CREATE OR REPLACE FUNCTION continuum_commit_wake(")
+    assert params(current) == params(first) and len(params(first)) == 26

@@ -18,10 +18,10 @@ PUBLIC = [
     "ActivityFailed", "ConfigurationError", "ContinuumError", "DatabaseUnavailable",
     "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
     "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
-    "RunNotActive", "RunNotFound", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
+    "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
     "activity", "analytics", "cancel", "configure", "days", "events", "gather", "get_run", "health", "hours", "instance",
-    "minutes", "now", "observer", "otel", "partitions", "pure", "random", "resume", "runs",
-    "seconds", "side_effect", "signal", "start", "telemetry", "testing", "timer", "today",
+    "list_runs", "minutes", "now", "observer", "otel", "partitions", "prune", "pure", "random", "resume", "runs",
+    "seconds", "set_attributes", "side_effect", "signal", "start", "telemetry", "testing", "timer", "today",
     "upgrade", "uuid4", "wait", "workflow",
 ]  # fmt: skip
 

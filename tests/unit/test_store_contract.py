@@ -16,10 +16,12 @@ from continuum_nb.store.base import (
     CHANNEL_TASKS,
     CHANNEL_WAKE,
     Event,
+    KeyedStart,
     NewRun,
     NewTask,
     NewTimer,
     Notification,
+    PruneReport,
     Snapshot,
     TaskOutcome,
     Wake,
@@ -589,3 +591,290 @@ def test_listener_close_interrupts_a_waiting_thread(store: Any) -> None:
     assert done.wait(10), "wait() did not return after close()"
     thread.join(10)
     assert out == {"got": []}
+
+
+# --- idempotent ingress: keyed starts and signals (migration 20261201000000) ---------------------
+
+def keyed(key: str, *, workflow: str = "order", started: datetime | None = None, **extra: Any) -> NewRun:
+    return NewRun(uuid.uuid4(), workflow, "v1", {"order_id": key}, started or now(), idempotency_key=key, **extra)
+
+
+def test_a_keyed_run_is_created_once_per_workflow_and_key(store: Any) -> None:
+    listener = store.listen([CHANNEL_WAKE])
+    first = keyed("2026-12-06", attributes={"customer": "acme"})
+    got = store.create_keyed_run(first)
+    assert got == KeyedStart(first.id, False, None)
+    assert has(CHANNEL_WAKE, str(first.id))(wait_for(listener, has(CHANNEL_WAKE, str(first.id))))
+    run = store.get_run(first.id)
+    assert run.state == "suspended" and run.attributes == {"customer": "acme"} and run.input == {"order_id": "2026-12-06"}
+    again = keyed("2026-12-06")
+    assert store.create_keyed_run(again) == KeyedStart(first.id, True, None)
+    assert store.get_run(again.id) is None  # nothing written
+    # the key is per workflow
+    other = keyed("2026-12-06", workflow="invoice")
+    assert store.create_keyed_run(other) == KeyedStart(other.id, False, None)
+    assert len(store.list_runs(limit=10)) == 2
+
+
+def test_a_keyed_run_leased_to_its_owner_waits_for_its_first_wake(store: Any) -> None:
+    run = keyed("k1", retention=timedelta(days=3))
+    got = store.create_keyed_run(run, owner="e1", lease_ttl=30)
+    assert got.run_id == run.id and not got.existing and isinstance(got.lease_token, int)
+    rec = store.get_run(run.id)
+    assert (rec.state, rec.lease_owner, rec.lease_token, rec.next_wakeup_at) == ("running", "e1", got.lease_token, None)
+    assert rec.retention == timedelta(days=3) and rec.retention_until is None
+    assert store.claim_runs("e2", ["order"], now(), 30, 10) == []  # leased: nobody else takes it
+    assert store.create_keyed_run(keyed("k1"), owner="e2") == KeyedStart(run.id, True, None)
+    store.commit_wake(Wake(run_id=run.id, lease_token=got.lease_token, now=T0, state="suspended",
+                           events=[ev(1)], release=True))
+    assert [e.seq for e in store.load_journal(run.id)] == [1]
+
+
+def test_keyed_runs_are_refused_by_create_run_and_a_bad_id_writes_no_key(store: Any) -> None:
+    with pytest.raises(ValueError, match="create_keyed_run"):
+        store.create_run(keyed("k"))
+    with pytest.raises(ValueError, match="no idempotency_key"):
+        store.create_keyed_run(NewRun(uuid.uuid4(), "order", "v1", {}, now()))
+    taken, _ = new_run(store, owner=None)
+    with pytest.raises(ValueError, match="already exists"):
+        store.create_keyed_run(NewRun(taken, "order", "v1", {}, now(), idempotency_key="k"))
+    fresh = keyed("k")  # the failed insert left no key behind
+    assert store.create_keyed_run(fresh) == KeyedStart(fresh.id, False, None)
+
+
+def test_concurrent_keyed_starts_make_one_run_per_key(store: Any) -> None:
+    import threading
+
+    keys = [f"key-{i}" for i in range(3)]
+    results: list[KeyedStart] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(6)
+
+    def starter() -> None:
+        barrier.wait()
+        for key in keys * 3:
+            got = store.create_keyed_run(keyed(key), owner="e1")
+            with lock:
+                results.append(got)
+
+    threads = [threading.Thread(target=starter) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    runs = store.list_runs(limit=100)
+    assert len(runs) == 3 and len(results) == 54
+    assert {r.run_id for r in results} == {r.id for r in runs}
+    assert sum(not r.existing for r in results) == 3
+
+
+def test_a_keyed_signal_is_delivered_once(store: Any) -> None:
+    rid, token = new_run(store)
+    other, _ = new_run(store)
+    listener = store.listen([CHANNEL_WAKE])
+    sid, delivered = store.send_signal_once(rid, "approve", "req-1", {"by": "ana"}, T0)
+    assert delivered is True
+    assert has(CHANNEL_WAKE, str(rid))(wait_for(listener, has(CHANNEL_WAKE, str(rid))))
+    assert store.send_signal_once(rid, "approve", "req-1", {"by": "other"}, T0) == (sid, False)
+    assert [(s.id, s.payload) for s in store.pending_signals(rid)] == [(sid, {"by": "ana"})]
+    # the key is per run and per signal name; plain signals are unaffected
+    s2, d2 = store.send_signal_once(rid, "reject", "req-1", None, T0)
+    s3, d3 = store.send_signal_once(other, "approve", "req-1", None, T0)
+    s4 = store.send_signal(rid, "approve", {"by": "bo"}, T0)
+    assert d2 and d3 and len({sid, s2, s3, s4}) == 4
+    assert [s.id for s in store.pending_signals(rid, ["approve"])] == [sid, s4]  # FIFO
+    # once the run finished: the old key is still a duplicate, a new one is refused
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="completed", release=True))
+    assert store.send_signal_once(rid, "approve", "req-1", {}, T0) == (sid, False)
+    with pytest.raises(RunNotActive, match="can no longer receive signals"):
+        store.send_signal_once(rid, "approve", "req-2", {}, T0)
+    with pytest.raises(RunNotFound):
+        store.send_signal_once(uuid.uuid4(), "approve", "req-1", {}, T0)
+
+
+def test_concurrent_keyed_signals_deliver_once(store: Any) -> None:
+    import threading
+
+    rid, _ = new_run(store)
+    outcomes: list[tuple[int, bool]] = []
+    barrier = threading.Barrier(6)
+
+    def sender() -> None:
+        barrier.wait()
+        for _ in range(5):
+            outcomes.append(store.send_signal_once(rid, "go", "once", {"n": 1}, T0))
+
+    threads = [threading.Thread(target=sender) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(outcomes) == 30 and sum(d for _, d in outcomes) == 1
+    assert len({sid for sid, _ in outcomes}) == 1
+    assert len(store.pending_signals(rid)) == 1
+
+
+# --- search attributes ------------------------------------------------------------------------------
+
+def test_attributes_are_stored_merged_and_filtered(store: Any) -> None:
+    a = NewRun(uuid.uuid4(), "order", "v1", {}, T0, attributes={"customer": "acme", "tier": 1, "vip": True})
+    b = NewRun(uuid.uuid4(), "order", "v1", {}, T0 + timedelta(minutes=1), attributes={})
+    store.create_run(a)
+    store.create_run(b, owner="e1", first_wake=Wake(run_id=b.id, lease_token=0, now=T0, state="suspended"))
+    assert store.get_run(a.id).attributes == {"customer": "acme", "tier": 1, "vip": True}
+    assert store.get_run(b.id).attributes is None  # {} is stored as none
+    merged = store.set_attributes(b.id, {"customer": "globex", "tier": 1.0})
+    assert merged == {"customer": "globex", "tier": 1.0}
+    assert store.set_attributes(b.id, {"tier": 2, "note": None}) == {"customer": "globex", "tier": 2, "note": None}
+    with pytest.raises(RunNotFound):
+        store.set_attributes(uuid.uuid4(), {"x": 1})
+
+    def ids(**filters: Any) -> list[uuid.UUID]:
+        return [r.id for r in store.list_runs(limit=10, **filters)]
+
+    assert ids(attributes={"customer": "acme"}) == [a.id]
+    assert ids(attributes={"tier": 1.0}) == [a.id]          # jsonb: 1 equals 1.0
+    assert ids(attributes={"vip": 1}) == []                 # ... but true is not 1
+    assert ids(attributes={"vip": True, "customer": "acme"}) == [a.id]
+    assert ids(attributes={"note": None}) == [b.id]
+    assert ids(attributes={"customer": "initech"}) == []
+    assert ids(started_after=T0 + timedelta(minutes=1)) == [b.id]    # inclusive
+    assert ids(started_before=T0 + timedelta(minutes=1)) == [a.id]   # exclusive
+    assert ids(started_after=T0, started_before=T0 + timedelta(hours=1), state="suspended") == [b.id, a.id]
+    assert ids(workflow="order", attributes={"tier": 2}, state="suspended") == [b.id]
+
+
+# --- retention and pruning --------------------------------------------------------------------------
+
+def test_retention_runs_from_the_end(store: Any) -> None:
+    kept = timedelta(days=30)
+    rid = uuid.uuid4()
+    token = store.create_run(NewRun(rid, "order", "v1", {}, T0, retention=kept), owner="e1")
+    assert store.get_run(rid).retention_until is None  # not ended: nothing to count from
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended", events=[ev(1)]))
+    assert store.get_run(rid).retention_until is None
+    ended = T0 + timedelta(hours=5)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=ended, state="failed", error={"m": "x"}))
+    assert store.get_run(rid).retention_until == ended + kept
+    # finished in its first wake; cancelled; no retention at all; v0.2's explicit retention_until
+    first, _ = new_run(store, first_wake=Wake(run_id=uuid.uuid4(), lease_token=0, now=ended, state="completed"))
+    assert store.get_run(first).retention_until is None
+    fid = uuid.uuid4()
+    store.create_run(NewRun(fid, "order", "v1", {}, T0, retention=kept), owner="e1",
+                     first_wake=Wake(run_id=fid, lease_token=0, now=ended, state="completed", result=1))
+    assert store.get_run(fid).retention_until == ended + kept
+    cid = uuid.uuid4()
+    store.create_run(NewRun(cid, "order", "v1", {}, T0, retention=kept))
+    assert store.cancel_run(cid, ended).retention_until == ended + kept
+    legacy = uuid.uuid4()
+    store.create_run(NewRun(legacy, "order", "v1", {}, T0, retention_until=T0 + kept))
+    assert store.cancel_run(legacy, ended).retention_until == T0 + kept
+
+
+def _rows(store: Any, request: pytest.FixtureRequest, run_id: uuid.UUID) -> dict[str, int]:
+    """The run's rows in every table (the PostgreSQL tables read directly)."""
+    if isinstance(store, MemoryStore):
+        s: Any = store
+        return {
+            "continuum_runs": int(run_id in s._runs),
+            "continuum_events": len(s._events.get(run_id, [])),
+            "continuum_signals": sum(x.run_id == run_id for x in s._signals.values()),
+            "continuum_timers": sum(x.run_id == run_id for x in s._timers.values()),
+            "continuum_activity_tasks": sum(x.run_id == run_id for x in s._tasks.values()),
+            "continuum_snapshots": len(s._snapshots.get(run_id, {})),
+            "continuum_activity_results": sum(v[0] == run_id for v in s._results.values()),
+            "continuum_ingress_keys": sum(v == run_id for v in s._ingress_keys.values()),
+            "continuum_signal_keys": sum(k[0] == run_id for k in s._signal_keys),
+        }
+    import psycopg
+
+    out = {}
+    with psycopg.connect(request.getfixturevalue("db_url")) as conn:
+        for table in ("continuum_runs", "continuum_events", "continuum_signals", "continuum_timers",
+                      "continuum_activity_tasks", "continuum_snapshots", "continuum_activity_results",
+                      "continuum_ingress_keys", "continuum_signal_keys"):
+            column = "id" if table == "continuum_runs" else "run_id"
+            row = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (run_id,)).fetchone()  # noqa: S608
+            out[table] = int(row[0]) if row else 0
+    return out
+
+
+def _full_run(store: Any, key: str, retention: timedelta | None, end: str | None, ended_at: datetime) -> uuid.UUID:
+    """A keyed run with a row in every table, ended (``end``) at ``ended_at`` or left suspended."""
+    got = store.create_keyed_run(keyed(key, retention=retention), owner="e1")
+    rid, token = got.run_id, got.lease_token
+    t_done, t_open = task(1, mine=True, key=f"charge:{key}"), task(3)
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended",
+                           events=[ev(1, "activity_scheduled"), ev(2, "timer_started"), ev(3, "activity_scheduled")],
+                           new_tasks=[t_done, t_open], new_timers=[NewTimer(uuid.uuid4(), 2, T0)]))
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=T0, state="suspended", events=[ev(4)],
+                           task_outcomes=[TaskOutcome(t_done.id, "completed", 7, idempotency=("charge", key), seq=1)]))
+    store.send_signal_once(rid, "go", f"sig:{key}", {"n": 1}, T0)
+    assert store.save_snapshot(Snapshot(rid, 4, "v1", {"s": 1}), token)
+    if end == "cancelled":
+        store.cancel_run(rid, ended_at)
+    elif end is not None:
+        store.commit_wake(Wake(run_id=rid, lease_token=token, now=ended_at, state=end, result=1, release=True))
+    return rid
+
+
+def test_prune_deletes_only_ended_runs_past_retention_and_all_their_rows(
+    store: Any, request: pytest.FixtureRequest
+) -> None:
+    day = timedelta(days=1)
+    past, now_ = T0, T0 + 40 * day
+    expired = [_full_run(store, "done", 30 * day, "completed", past), _full_run(store, "gone", 30 * day, "cancelled", past)]
+    kept = {
+        "retained": _full_run(store, "retained", 60 * day, "failed", past),      # until T0 + 60 days
+        "forever": _full_run(store, "forever", None, "completed", past),         # no retention
+        "running": _full_run(store, "running", 30 * day, None, past),            # not ended
+    }
+    # v0.2 set retention_until at start: a run still going is not pruned even when it passed
+    legacy = uuid.uuid4()
+    store.create_run(NewRun(legacy, "order", "v1", {}, T0, retention_until=T0 + day))
+    kept["legacy"] = legacy
+    full = _rows(store, request, expired[0])
+    assert set(full.values()) == {1, 4, 2} and full["continuum_events"] == 4  # a row in every table
+    before = {name: _rows(store, request, rid) for name, rid in kept.items()}
+
+    report = store.prune(now_, execute=False, drop_keys=False, batch_size=1)
+    assert report == PruneReport(False, runs=2, events=8, signals=2, timers=2, tasks=4, snapshots=2,
+                                 activity_results=2, ingress_keys=0, signal_keys=0, batches=0)
+    assert _rows(store, request, expired[0]) == full  # a report changes nothing
+    assert store.prune(now_, execute=False, drop_keys=True, batch_size=1).ingress_keys == 2
+
+    done = store.prune(now_, execute=True, drop_keys=False, batch_size=1)
+    assert done == PruneReport(True, runs=2, events=8, signals=2, timers=2, tasks=4, snapshots=2,
+                               activity_results=2, ingress_keys=0, signal_keys=0, batches=2)
+    for rid in expired:
+        left = _rows(store, request, rid)
+        assert left == {**dict.fromkeys(left, 0), "continuum_ingress_keys": 1, "continuum_signal_keys": 1}
+    assert {name: _rows(store, request, rid) for name, rid in kept.items()} == before
+    assert store.get_activity_result("charge", "done") == (False, None)
+    assert store.get_activity_result("charge", "retained") == (True, 7)
+    # the key still finds its (pruned) run; a keyed signal to it is still a duplicate
+    assert store.create_keyed_run(keyed("done")) == KeyedStart(expired[0], True, None)
+    assert store.send_signal_once(expired[0], "go", "sig:done", {}, T0)[1] is False
+    assert store.prune(now_, execute=True, drop_keys=False, batch_size=10).runs == 0
+
+    # drop_keys later: the keys of runs pruned before go, nobody else's
+    dropped = store.prune(now_, execute=True, drop_keys=True, batch_size=1)
+    assert (dropped.runs, dropped.ingress_keys, dropped.signal_keys, dropped.batches) == (0, 2, 2, 0)
+    for rid in expired:
+        assert set(_rows(store, request, rid).values()) == {0}
+    assert {name: _rows(store, request, rid) for name, rid in kept.items()} == before
+    fresh = keyed("done")
+    assert store.create_keyed_run(fresh) == KeyedStart(fresh.id, False, None)
+
+
+def test_prune_with_drop_keys_takes_the_keys_with_the_runs(store: Any, request: pytest.FixtureRequest) -> None:
+    day = timedelta(days=1)
+    rids = [_full_run(store, f"k{i}", day, "completed", T0) for i in range(5)]
+    later = _full_run(store, "later", 10 * day, "completed", T0)
+    report = store.prune(T0 + 2 * day, execute=True, drop_keys=True, batch_size=2)
+    assert (report.runs, report.ingress_keys, report.signal_keys, report.batches) == (5, 5, 5, 3)
+    for rid in rids:
+        assert set(_rows(store, request, rid).values()) == {0}
+    assert _rows(store, request, later)["continuum_ingress_keys"] == 1
+    with pytest.raises(ValueError, match="batch_size"):
+        store.prune(T0, execute=True, drop_keys=False, batch_size=0)

@@ -15,6 +15,7 @@ from ..base import (
     CHANNEL_WAKE,
     FINISHED_STATES,
     Event,
+    KeyedStart,
     NewRun,
     Notification,
     RunRecord,
@@ -36,6 +37,11 @@ class MemoryJournal(MemoryTables):
     def create_run(
         self, run: NewRun, *, owner: str | None = None, lease_ttl: float = 30.0, first_wake: Wake | None = None
     ) -> int | None:
+        if run.idempotency_key is not None:
+            raise ValueError("create_run: a run with an idempotency_key is created with create_keyed_run")
+        return self._insert_run(run, owner, lease_ttl, first_wake)
+
+    def _insert_run(self, run: NewRun, owner: str | None, lease_ttl: float, first_wake: Wake | None) -> int | None:
         if first_wake is not None:
             if owner is None:
                 raise ValueError("create_run: first_wake needs an owner (the engine that commits it)")
@@ -53,6 +59,8 @@ class MemoryJournal(MemoryTables):
                 trace_context=run.trace_context,
                 started_at=run.started_at,
                 retention_until=run.retention_until,
+                attributes=copy_json(run.attributes) or None,
+                retention=run.retention,
             )
             if owner is None:
                 record.state = "suspended"  # waiting to be picked up by an engine
@@ -70,6 +78,18 @@ class MemoryJournal(MemoryTables):
             if first_wake is not None:
                 self._apply_wake(replace(first_wake, run_id=run.id, lease_token=token))
             return token
+
+    def create_keyed_run(self, run: NewRun, *, owner: str | None = None, lease_ttl: float = 30.0) -> KeyedStart:
+        key = run.idempotency_key
+        if key is None:
+            raise ValueError("create_keyed_run: the run has no idempotency_key (use create_run)")
+        with self._lock:
+            existing = self._ingress_keys.get((run.workflow, key))
+            if existing is not None:
+                return KeyedStart(existing, True)
+            token = self._insert_run(run, owner, lease_ttl, None)
+            self._ingress_keys[(run.workflow, key)] = run.id
+            return KeyedStart(run.id, False, token)
 
     def _check_new_rows(self, wake: Wake) -> None:
         """Duplicate task/timer ids would be primary-key violations: refuse before writing."""
@@ -149,6 +169,8 @@ class MemoryJournal(MemoryTables):
         run.next_wakeup_at = wake.now if pending else wake.next_wakeup_at
         if wake.state in FINISHED_STATES:
             run.completed_at = wake.now
+            if run.retention is not None:  # retention runs from the end
+                run.retention_until = wake.now + run.retention
         if wake.version_hash is not None:
             run.version_hash = wake.version_hash
         if run.trace_context is None and wake.trace_context is not None:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from ..payloads import dumps
 
-__all__ = ["OPEN_TASK_STATES", "SignalRow", "TimerRow", "VersionRow", "copy_json", "db_now"]
+__all__ = ["OPEN_TASK_STATES", "SignalRow", "TimerRow", "VersionRow", "contains", "copy_json", "db_now"]
 
 #: Task states a cancel or a cancelling wake closes (the rows still waiting for an outcome).
 OPEN_TASK_STATES = ("available", "leased")
@@ -21,6 +21,21 @@ OPEN_TASK_STATES = ("available", "leased")
 def copy_json(value: Any) -> Any:
     """A JSON round trip: what a jsonb column gives back (tuples become lists, no aliasing)."""
     return None if value is None else json.loads(dumps(value))
+
+
+def _same_scalar(a: Any, b: Any) -> bool:
+    """jsonb equality of two JSON scalars: true is not 1, 1 is 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def contains(attributes: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """``attributes @> wanted`` for objects of scalars, as jsonb containment answers it."""
+    have = attributes or {}
+    return all(k in have and _same_scalar(have[k], v) for k, v in wanted.items())
 
 
 def db_now() -> datetime:

@@ -6,8 +6,9 @@ first, then applies, so a refused call writes nothing), JSON values are copied i
 database would, and "database now" is the real UTC clock.
 
 The class is assembled from its parts over one set of tables (``tables``): runs' journal and
-wakes (``journal``), claims and leases (``leases``); here, the rest of the contract: reading and
-changing runs, task outcomes, signals, timers, snapshots, workflow versions and notifications.
+wakes (``journal``), claims and leases (``leases``), pruning (``prune``); here, the rest of the
+contract: reading and changing runs, task outcomes, signals, timers, snapshots, workflow versions
+and notifications.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ from ..payloads import dumps
 from .journal import MemoryJournal
 from .leases import MemoryLeases
 from .listener import MemoryListener
-from .rows import OPEN_TASK_STATES, SignalRow, VersionRow, copy_json, db_now
+from .prune import MemoryPrune
+from .rows import OPEN_TASK_STATES, SignalRow, VersionRow, contains, copy_json, db_now
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryJournal, MemoryLeases):
+class MemoryStore(MemoryJournal, MemoryLeases, MemoryPrune):
     """See ``store.base.Store`` for each method's contract."""
 
     # --- runs ------------------------------------------------------------------------------------
@@ -52,18 +54,18 @@ class MemoryStore(MemoryJournal, MemoryLeases):
             return None if run is None else self._run_copy(run)
 
     def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        workflow: str | None = None,
-        limit: int = 100,
-        before: tuple[datetime, UUID] | None = None,
+        self, *, state: str | None = None, workflow: str | None = None, limit: int = 100,
+        before: tuple[datetime, UUID] | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, attributes: dict[str, Any] | None = None,
     ) -> list[RunRecord]:
         with self._lock:
             rows = [
                 r
                 for r in self._runs.values()
                 if (state is None or r.state == state) and (workflow is None or r.workflow == workflow)
+                and (started_after is None or (r.started_at is not None and r.started_at >= started_after))
+                and (started_before is None or (r.started_at is not None and r.started_at < started_before))
+                and (not attributes or contains(r.attributes, attributes))
             ]
             rows.sort(key=lambda r: (r.started_at, r.id.bytes), reverse=True)
             if before is not None:
@@ -92,6 +94,8 @@ class MemoryStore(MemoryJournal, MemoryLeases):
                 raise run_not_active(run_id, run.state, "cancel")
             run.state = "cancelled"
             run.completed_at = now
+            if run.retention is not None:
+                run.retention_until = now + run.retention
             run.next_wakeup_at = None
             run.lease_owner = run.lease_token = run.lease_expires_at = None
             for task in self._tasks.values():
@@ -178,6 +182,23 @@ class MemoryStore(MemoryJournal, MemoryLeases):
             run.next_wakeup_at = now if run.next_wakeup_at is None else min(run.next_wakeup_at, now)
             self._notify([Notification(CHANNEL_WAKE, str(run_id))])
             return signal_id
+
+    def send_signal_once(self, run_id: UUID, name: str, key: str, payload: Any, now: datetime) -> tuple[int, bool]:
+        with self._lock:
+            first = self._signal_keys.get((run_id, name, key))
+            if first is not None:
+                return first, False
+            signal_id = self.send_signal(run_id, name, payload, now)
+            self._signal_keys[(run_id, name, key)] = signal_id
+            return signal_id, True
+
+    def set_attributes(self, run_id: UUID, attributes: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise run_not_found(run_id)
+            run.attributes = {**(run.attributes or {}), **copy_json(attributes)} or None
+            return copy_json(run.attributes) or {}
 
     def pending_signals(self, run_id: UUID, names: Sequence[str] | None = None) -> list[SignalRecord]:
         with self._lock:

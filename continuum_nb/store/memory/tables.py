@@ -31,6 +31,9 @@ class MemoryTables:
         self._results: dict[tuple[str, str], tuple[UUID, int, Any]] = {}
         self._snapshots: dict[UUID, dict[int, Snapshot]] = {}
         self._versions: dict[tuple[str, str], VersionRow] = {}
+        #: (workflow, key) -> run id; (run id, signal name, key) -> signal id.
+        self._ingress_keys: dict[tuple[str, str], UUID] = {}
+        self._signal_keys: dict[tuple[UUID, str, str], int] = {}
         self._tokens = itertools.count(1)  # one sequence for run and task leases, as in PostgreSQL
         self._signal_ids = itertools.count(1)
         self._order = itertools.count(1)  # the order versions were saved in (latest_version)
@@ -46,7 +49,8 @@ class MemoryTables:
                 self._listeners.remove(listener)
 
     def _run_copy(self, run: RunRecord) -> RunRecord:
-        return replace(run, input=copy_json(run.input), result=copy_json(run.result), error=copy_json(run.error))
+        return replace(run, input=copy_json(run.input), result=copy_json(run.result), error=copy_json(run.error),
+                       attributes=copy_json(run.attributes))
 
     def _task_copy(self, task: TaskRecord) -> TaskRecord:
         return replace(task, args=copy_json(task.args), result=copy_json(task.result), error=copy_json(task.error))

@@ -147,7 +147,7 @@ class PgPool:
                 month = f"{match.group(1)}-{match.group(2)}" if match else datetime.now(timezone.utc)
                 return PartitionError(partition_error_message(month))
             return None
-        if isinstance(exc, (pgerrors.UndefinedTable, pgerrors.UndefinedFunction)):
+        if isinstance(exc, (pgerrors.UndefinedTable, pgerrors.UndefinedFunction, pgerrors.UndefinedColumn)):
             return MigrationError(
                 f"the continuum tables are missing or out of date ({first_line(exc)}); run `continuum migrate`"
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 RUN_COLS = (
     "id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, "
-    "lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until"
+    "lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention"
 )
 TASK_COLS = (
     "id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner, lease_token, "
@@ -24,40 +24,49 @@ COMMIT = "COMMIT"
 INSERT_RUN_UNLEASED = """
 WITH ins AS (
     INSERT INTO continuum_runs (id, workflow, version_hash, state, input, trace_context, started_at,
-                                retention_until, next_wakeup_at)
+                                retention_until, next_wakeup_at, attributes, retention)
     VALUES (%(id)s, %(workflow)s, %(version)s, 'suspended', %(input)s::jsonb, %(trace)s, %(started)s,
-            %(retention)s, %(started)s)
+            %(retention_until)s, %(started)s, %(attributes)s::jsonb, %(retention)s::interval)
     RETURNING id)
 SELECT pg_notify('continuum_wake', ins.id::text) FROM ins
 """
 
 INSERT_RUN_LEASED = """
 INSERT INTO continuum_runs (id, workflow, version_hash, state, input, trace_context, started_at,
-                            retention_until, lease_owner, lease_token, lease_expires_at)
+                            retention_until, lease_owner, lease_token, lease_expires_at, attributes, retention)
 VALUES (%(id)s, %(workflow)s, %(version)s, 'running', %(input)s::jsonb, %(trace)s, %(started)s,
-        %(retention)s, %(owner)s, nextval('continuum_lease_token_seq'), now() + make_interval(secs => %(ttl)s::float8))
+        %(retention_until)s, %(owner)s, nextval('continuum_lease_token_seq'),
+        now() + make_interval(secs => %(ttl)s::float8), %(attributes)s::jsonb, %(retention)s::interval)
 RETURNING lease_token
 """
 
-GET_RUN = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until FROM continuum_runs WHERE id = %(id)s"
+GET_RUN = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention FROM continuum_runs WHERE id = %(id)s"
 
 RUN_STATE = "SELECT state, lease_token FROM continuum_runs WHERE id = %(id)s"
 
-# list_runs: the four filter combinations, each with and without the keyset cursor.
-_LIST_BASE = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until FROM continuum_runs WHERE true"
+# list_runs: each filter adds a fixed fragment (values stay parameters), so every combination is
+# still a constant statement, prepared once.
+_LIST_BASE = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention FROM continuum_runs WHERE true"
 _LIST_ORDER = " ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
 
 
-def list_runs_sql(state: bool, workflow: bool, before: bool) -> str:
-    """One of eight constant statements (each part is a fixed fragment; values stay parameters)."""
-    sql = _LIST_BASE
-    if state:
-        sql += " AND state = %(state)s"
-    if workflow:
-        sql += " AND workflow = %(workflow)s"
-    if before:
-        sql += " AND (started_at, id) < (%(before_at)s, %(before_id)s)"
-    return sql + _LIST_ORDER
+_LIST_FILTERS = (
+    ("state", " AND state = %(state)s"),
+    ("workflow", " AND workflow = %(workflow)s"),
+    ("started_after", " AND started_at >= %(started_after)s"),
+    ("started_before", " AND started_at < %(started_before)s"),
+    # implies attributes IS NOT NULL: the partial GIN index continuum_runs_attributes_idx serves it
+    ("attributes", " AND attributes @> %(attributes)s::jsonb"),
+    ("before", " AND (started_at, id) < (%(before_at)s, %(before_id)s)"),
+)
+
+
+def list_runs_sql(*filters: str) -> str:
+    """The statement for these filters (names of ``_LIST_FILTERS``), one fixed fragment each."""
+    unknown = set(filters) - {name for name, _ in _LIST_FILTERS}
+    if unknown:
+        raise ValueError(f"unknown filters {sorted(unknown)}")
+    return _LIST_BASE + "".join(frag for name, frag in _LIST_FILTERS if name in filters) + _LIST_ORDER
 
 
 LOAD_JOURNAL = """
@@ -100,9 +109,10 @@ CANCEL_RUN = """
 WITH upd AS (
     UPDATE continuum_runs
        SET state = 'cancelled', completed_at = %(now)s, next_wakeup_at = NULL,
-           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
+           retention_until = CASE WHEN retention IS NOT NULL THEN %(now)s + retention ELSE retention_until END
      WHERE id = %(run)s AND state IN ('running', 'suspended', 'drifted')
-    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until
+    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention
 ), tasks AS (
     UPDATE continuum_activity_tasks
        SET state = 'cancelled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -119,7 +129,7 @@ WITH upd AS (
        SET state = 'running', error = NULL, next_wakeup_at = %(now)s,
            lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
      WHERE id = %(run)s AND state = 'drifted'
-    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until)
+    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention)
 SELECT upd.*, pg_notify('continuum_wake', upd.id::text) FROM upd
 """
 
@@ -138,7 +148,7 @@ UPDATE continuum_runs AS r
    SET lease_owner = %(owner)s, lease_token = nextval('continuum_lease_token_seq'),
        lease_expires_at = now() + make_interval(secs => %(ttl)s::float8)
   FROM c WHERE r.id = c.id
-RETURNING r.id, r.workflow, r.version_hash, r.state, r.input, r.result, r.error, r.trace_context, r.started_at, r.completed_at, r.lease_owner, r.lease_token, r.lease_expires_at, r.next_wakeup_at, r.retention_until
+RETURNING r.id, r.workflow, r.version_hash, r.state, r.input, r.result, r.error, r.trace_context, r.started_at, r.completed_at, r.lease_owner, r.lease_token, r.lease_expires_at, r.next_wakeup_at, r.retention_until, r.attributes, r.retention
 """
 
 CLAIM_RUN = """
@@ -148,7 +158,7 @@ UPDATE continuum_runs
  WHERE id = %(run)s AND state IN ('running', 'suspended', 'drifted')
    AND (lease_owner IS NULL OR lease_owner = %(owner)s OR lease_expires_at IS NULL
         OR lease_expires_at <= now())
-RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until
+RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention
 """
 
 RENEW_RUNS = """
@@ -327,7 +337,7 @@ SELECT version_hash, source, origin FROM continuum_workflow_versions
 STORED_NAMES = "SELECT DISTINCT name FROM continuum_workflow_versions WHERE origin = 'cell' ORDER BY name"
 
 RUNS_ON_OTHER_VERSIONS = """
-SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until FROM continuum_runs
+SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention FROM continuum_runs
  WHERE workflow = %(name)s AND version_hash <> %(version)s AND state IN ('running', 'suspended', 'drifted')
  ORDER BY started_at, id
 """

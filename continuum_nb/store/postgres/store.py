@@ -51,14 +51,16 @@ from ..checks import (
 )
 from ..payloads import dumps
 from . import sql as q
+from .ingress import PgIngress, duplicate_run, run_params
 from .listen import PgListener
 from .pool import Conn, PgPool, first_line
+from .prune import PgPrune
 from .wake import exec_commit_wake, new_run_json, wake_args
 from .wake import jsonb_or_null as _j
 
 __all__ = ["PostgresStore"]
 
-_N_RUN_COLS = 15
+_N_RUN_COLS = 17
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
@@ -69,8 +71,9 @@ def _task(row: Sequence[Any]) -> TaskRecord:
     return TaskRecord(*row)
 
 
-class PostgresStore:
-    """See ``store.base.Store`` for each method's contract."""
+class PostgresStore(PgIngress, PgPrune):
+    """See ``store.base.Store`` for each method's contract (keyed starts and signals, attributes:
+    ``ingress``; pruning: ``prune``)."""
 
     def __init__(
         self,
@@ -92,22 +95,14 @@ class PostgresStore:
     def create_run(
         self, run: NewRun, *, owner: str | None = None, lease_ttl: float = 30.0, first_wake: Wake | None = None
     ) -> int | None:
+        if run.idempotency_key is not None:
+            raise ValueError("create_run: a run with an idempotency_key is created with create_keyed_run")
         if first_wake is not None:
             if owner is None:
                 raise ValueError("create_run: first_wake needs an owner (the engine that commits it)")
             check_first_wake(first_wake)
             return self._commit(first_wake, run.id, new_run=new_run_json(run, owner), lease_ttl=lease_ttl)[1]
-        params: dict[str, Any] = {
-            "id": run.id,
-            "workflow": run.workflow,
-            "version": run.version_hash,
-            "input": dumps(run.input),
-            "trace": run.trace_context,
-            "started": run.started_at,
-            "retention": run.retention_until,
-            "owner": owner,
-            "ttl": lease_ttl,
-        }
+        params = run_params(run, owner, lease_ttl)
         try:
             with self._connection() as conn:
                 if owner is None:
@@ -117,7 +112,7 @@ class PostgresStore:
                 assert row is not None
                 return int(row[0])
         except pgerrors.UniqueViolation as exc:
-            raise _duplicate_run(run.id, exc) from None
+            raise duplicate_run(run.id, exc) from None
 
     def get_run(self, run_id: UUID) -> RunRecord | None:
         def fn(conn: Conn) -> RunRecord | None:
@@ -127,18 +122,21 @@ class PostgresStore:
         return self._read(fn)
 
     def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        workflow: str | None = None,
-        limit: int = 100,
-        before: tuple[datetime, UUID] | None = None,
+        self, *, state: str | None = None, workflow: str | None = None, limit: int = 100,
+        before: tuple[datetime, UUID] | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, attributes: dict[str, Any] | None = None,
     ) -> list[RunRecord]:
-        sql = q.list_runs_sql(state is not None, workflow is not None, before is not None)
-        params: dict[str, Any] = {"state": state, "workflow": workflow, "limit": max(limit, 0)}
+        params: dict[str, Any] = {
+            "state": state, "workflow": workflow, "started_after": started_after,
+            "started_before": started_before, "attributes": dumps(attributes) if attributes else None,
+            "before": before, "limit": max(limit, 0),
+        }
+        sql = q.list_runs_sql(*(k for k, v in params.items() if v is not None and k != "limit"))
         if before is not None:
             params["before_at"], params["before_id"] = before
-        return self._read(lambda conn: [_run(r) for r in conn.execute(sql, params)])
+        # Planned with the values (not prepared): whether the GIN index or the newest-first walk
+        # of an index is cheaper depends on how common the filtered value is (operations.md).
+        return self._read(lambda conn: [_run(r) for r in conn.execute(sql, params, prepare=False)])
 
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
         params = {"run": run_id, "after": after_seq}
@@ -164,7 +162,7 @@ class PostgresStore:
             return self._db.call(call)
         except pgerrors.UniqueViolation as exc:
             if new_run is not None:
-                raise _duplicate_run(run_id, exc) from None
+                raise duplicate_run(run_id, exc) from None
             raise ValueError(f"run {run_id}: {first_line(exc)}") from None
 
     def _fence_failure(self, conn: Conn, wake: Wake) -> Exception:
@@ -402,9 +400,4 @@ class PostgresStore:
             listener.close()
         self._db.close()
 
-
-def _duplicate_run(run_id: UUID, exc: pgerrors.UniqueViolation) -> ValueError:
-    if exc.diag.constraint_name == "continuum_runs_pkey":
-        return ValueError(f"run {run_id} already exists; pass a new run_id")
-    return ValueError(f"run {run_id}: {first_line(exc)}")
 

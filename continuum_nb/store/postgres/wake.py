@@ -47,11 +47,16 @@ def _ts(value: datetime | None) -> str | None:
 
 def new_run_json(run: NewRun, owner: str) -> str:
     """The ``p_new_run`` argument: a run inserted by the wake call, leased to ``owner``."""
-    return dumps({
+    out = {
         "workflow": run.workflow, "version": run.version_hash, "input": run.input,
         "trace": None if run.trace_context is None else bytes(run.trace_context).hex(),
         "started": _ts(run.started_at), "retention": _ts(run.retention_until), "owner": owner,
-    })
+    }
+    if run.attributes:  # (migration 20261201000000) absent keys: what older clients send
+        out["attributes"] = run.attributes
+    if run.retention is not None:
+        out["retention_s"] = run.retention.total_seconds()
+    return dumps(out)
 
 
 def wake_args(wake: Wake, run_id: UUID, new_run: str | None = None,
