@@ -1,4 +1,4 @@
-"""``continuum runs list|show|events|signal|cancel|resume|upgrade|wait``: runs from a shell.
+"""``continuum runs list|show|events|signal|cancel|resume|upgrade|wait|prune``: runs from a shell.
 
 Human tables by default; ``--json`` prints one JSON object per line for scripts. Exit codes a
 script can rely on: 0 done, 1 the run failed, was cancelled or drifted, 2 usage (bad input, an
@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import DriftError, RunCancelled, RunFailed
@@ -30,14 +30,15 @@ EXIT_DONE, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 _DESCRIPTION = """\
 Find, inspect and operate runs from a shell (a client: nothing here runs workflows).
 
-  list     runs, newest first            continuum runs list --state suspended --workflow order
+  list     runs, newest first            continuum runs list --state suspended --attr customer=acme
   show     one run                       continuum runs show 3f2b8c1e-...
   events   its journal                   continuum runs events 3f2b8c1e-... --json
-  signal   send a JSON signal            continuum runs signal 3f2b8c1e-... approve '{"by": "ana"}'
+  signal   send a JSON signal            continuum runs signal 3f2b8c1e-... approve '{"by": "ana"}' --key a1
   cancel   cancel it                     continuum runs cancel 3f2b8c1e-...
   resume   retry a drifted run           continuum runs resume 3f2b8c1e-...
   upgrade  move it to the newest version continuum runs upgrade 3f2b8c1e-... --import billing.flows
   wait     until it ends                 continuum runs wait 3f2b8c1e-... --timeout 60
+  prune    ended runs past retention     continuum runs prune --execute
 
 Exit codes: 0 done, 1 the run failed, was cancelled or drifted, 2 usage, 3 timeout."""
 
@@ -53,7 +54,12 @@ def register(subparsers: Any) -> None:
     lst = _action(sub, "list", "runs, newest first", _list)
     lst.add_argument("--state", choices=RUN_STATES, help="only runs in this state")
     lst.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    lst.add_argument("--attr", dest="attrs", action="append", default=[], type=_attribute, metavar="KEY=VALUE",
+                     help="only runs whose search attribute KEY is VALUE (a JSON value, else text); repeatable")
+    lst.add_argument("--since", type=_moment, metavar="WHEN", help="only runs started at or after WHEN (ISO 8601)")
+    lst.add_argument("--until", type=_moment, metavar="WHEN", help="only runs started before WHEN (ISO 8601)")
     lst.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N runs (default 50)")
+    lst.add_argument("--cursor", metavar="CURSOR", help="the next page: the cursor the previous page printed")
 
     _run_action(sub, "show", "one run: state, input, result or error, lease, versions", _show)
     _run_action(sub, "events", "the run's journal, in seq order", _events)
@@ -61,6 +67,7 @@ def register(subparsers: Any) -> None:
     sig.add_argument("name", help="the signal's name")
     sig.add_argument("payload", nargs="?", default="null", type=_json_text, metavar="JSON",
                      help="the payload, a JSON value (default: null)")
+    sig.add_argument("--key", metavar="KEY", help="an idempotency key: the signal is delivered once per key")
     _run_action(sub, "cancel", "cancel the run", _cancel)
     _run_action(sub, "resume", "retry a drifted run (after its code or cause was fixed)", _resume)
     upg = _run_action(sub, "upgrade", "move the run to its workflow's newest version (replay-checked)", _upgrade)
@@ -69,6 +76,12 @@ def register(subparsers: Any) -> None:
     upg.add_argument("--check", action="store_true", help="only say whether it would replay cleanly")
     wait = _run_action(sub, "wait", "wait until the run ends; print its result", _wait)
     wait.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds (exit 3)")
+    prune = _action(sub, "prune", "report (or with --execute delete) ended runs past their retention", _prune)
+    prune.add_argument("--execute", action="store_true", help="really delete (default: report only)")
+    prune.add_argument("--drop-keys", action="store_true",
+                       help="delete the pruned runs' idempotency keys too (default: kept, so a key never starts twice)")
+    prune.add_argument("--batch-size", type=_positive_int, default=1000, metavar="N",
+                       help="runs per transaction (default 1000)")
 
 
 def _action(sub: Any, name: str, text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -93,6 +106,24 @@ def _run_id(text: str) -> str:
         return str(uuid.UUID(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a run id (a UUID, as `continuum runs list` shows)") from None
+
+
+def _attribute(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not KEY=VALUE (e.g. --attr customer=acme)")
+    try:
+        return key, json.loads(value, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return key, value  # plain text
+
+
+def _moment(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a time (ISO 8601, e.g. 2026-12-01 or 2026-12-01T08:00Z)") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 def _positive_int(text: str) -> int:
@@ -183,16 +214,22 @@ def _list(args: argparse.Namespace) -> int:
     from .. import api
 
     def go(inst: Any) -> int:
-        runs = api.runs(state=args.state, workflow=args.workflow, limit=args.limit, instance=inst)
+        page = api.list_runs(state=args.state, workflow=args.workflow, started_after=args.since,
+                             started_before=args.until, attributes=dict(args.attrs) or None, limit=args.limit,
+                             cursor=args.cursor, instance=inst)
         if args.json:
-            for r in runs:
+            for r in page.runs:
                 _json_line(asdict(r))
+            if page.next_cursor is not None:
+                _json_line({"next_cursor": page.next_cursor})
             return EXIT_DONE
-        _table(["ID", "WORKFLOW", "STATE", "VERSION", "STARTED", "ENDED"],
-               [[r.id, r.workflow, r.state, r.version_hash[:12], _when(r.started_at), _when(r.completed_at)]
-                for r in runs])
-        if not runs:
+        _table(["ID", "WORKFLOW", "STATE", "VERSION", "STARTED", "ENDED", "ATTRIBUTES"],
+               [[r.id, r.workflow, r.state, r.version_hash[:12], _when(r.started_at), _when(r.completed_at),
+                 json.dumps(r.attributes, ensure_ascii=False)[:60] if r.attributes else ""] for r in page.runs])
+        if not page.runs:
             print("(no runs)")
+        if page.next_cursor is not None:
+            print(f"more: --cursor {page.next_cursor}")
         return EXIT_DONE
 
     return _with_client(args, go)
@@ -244,8 +281,9 @@ def _signal(args: argparse.Namespace) -> int:
     from .. import api
 
     def go(inst: Any) -> int:
-        api.signal(args.run_id, args.name, args.payload, instance=inst)
-        return _done(args, f"signal {args.name!r} delivered", signal=args.name)
+        outcome = api.signal(args.run_id, args.name, args.payload, idempotency_key=args.key, instance=inst)
+        what = "delivered" if outcome == "delivered" else "a duplicate of one delivered before (not sent again)"
+        return _done(args, f"signal {args.name!r} {what}", signal=args.name, outcome=outcome)
 
     return _with_client(args, go)
 
@@ -320,3 +358,22 @@ def _report(args: argparse.Namespace, state: str, message: str, **extra: Any) ->
         _json_line({"run_id": args.run_id, "state": state, "message": message, **extra})
     else:
         print(f"continuum runs wait: {message}", file=sys.stderr)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from .. import api
+
+    def go(inst: Any) -> int:
+        report = api.prune(execute=args.execute, drop_keys=args.drop_keys, batch_size=args.batch_size, instance=inst)
+        counts = asdict(report)
+        if args.json:
+            _json_line(counts)
+            return EXIT_DONE
+        verb = "deleted" if report.executed else "would delete (dry run; --execute deletes)"
+        print(f"{verb}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()
+                                      if k not in ("executed", "batches")))
+        if report.executed:
+            print(f"in {report.batches} transaction(s)")
+        return EXIT_DONE
+
+    return _with_client(args, go)

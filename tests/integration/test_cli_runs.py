@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -103,3 +104,70 @@ def test_an_unknown_run_is_one_line_and_exit_2(db_url: str, capsys: pytest.Captu
     rid = str(uuid.uuid4())
     rc, _, err = _run(capsys, db_url, "show", rid)
     assert rc == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_list_filters_pages_and_keyed_signals(engine: cn.Instance, db_url: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    acme = [cn.start("cli_gated", {"x": i}, attributes={"customer": "acme"}, instance=engine) for i in range(3)]
+    cn.start("cli_gated", {"x": 9}, attributes={"customer": "other"}, instance=engine)
+    seen: list[str] = []
+    cursor: list[str] = []
+    while True:
+        rc, out, _ = _run(capsys, db_url, "list", "--attr", "customer=acme", "--limit", "2", "--json", *cursor)
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert rc == 0
+        seen += [r["id"] for r in rows if "id" in r]
+        nxt = [r["next_cursor"] for r in rows if "next_cursor" in r]
+        if not nxt:
+            break
+        cursor = ["--cursor", nxt[0]]
+    assert sorted(seen) == sorted(r.id for r in acme)  # every acme run once, no other
+    rc, out, _ = _run(capsys, db_url, "list", "--attr", "customer=acme", "--since", "2000-01-01")
+    assert rc == 0 and "acme" in out
+    run = _awaiting(engine, 5)
+    rc, out, _ = _run(capsys, db_url, "signal", run.id, "approve", '"ana"', "--key", "k1", "--json")
+    assert rc == 0 and json.loads(out)["outcome"] == "delivered"
+    rc, out, _ = _run(capsys, db_url, "signal", run.id, "approve", '"bob"', "--key", "k1", "--json")
+    assert rc == 0 and json.loads(out)["outcome"] == "duplicate"
+    rc, out, _ = _run(capsys, db_url, "wait", run.id, "--timeout", "30")
+    assert json.loads(out) == {"x": 5, "by": "ana"}
+
+
+async def cli_brief() -> int:
+    return 1
+
+
+def test_prune_reports_then_deletes(engine: cn.Instance, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    brief = WorkflowDef(cli_brief, retention=timedelta(milliseconds=1))
+    engine.registry.register(brief)
+    ended = cn.start(brief, instance=engine)
+    assert cn.wait(ended.id, timeout=30, instance=engine) == 1
+    kept = _awaiting(engine, 3)  # not ended: never pruned
+    while cn.api.get_run(ended.id, instance=engine).retention_until > datetime.now(timezone.utc):
+        time.sleep(0.005)
+    rc, out, _ = _run(capsys, db_url, "prune", "--json")
+    report = json.loads(out)
+    assert rc == 0 and report["executed"] is False and report["runs"] == 1
+    assert cn.api.get_run(ended.id, instance=engine).state == "completed"  # a dry run deletes nothing
+    rc, out, _ = _run(capsys, db_url, "prune", "--execute")
+    assert rc == 0 and out.startswith("deleted: 1 runs")
+    with pytest.raises(cn.RunNotFound):
+        cn.api.get_run(ended.id, instance=engine)
+    assert cn.api.get_run(kept.id, instance=engine).state == "suspended"
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["list", "--attr", "customer"], "is not KEY=VALUE"),
+    (["list", "--since", "yesterday"], "is not a time"),
+])
+def test_bad_list_filters_are_one_line_and_exit_2(argv: list[str], says: str, db_url: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["runs", *argv, "--database-url", db_url])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and says in err.splitlines()[-1]
+
+
+def test_a_malformed_cursor_is_one_line_and_exit_2(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _run(capsys, db_url, "list", "--cursor", "garbage")
+    assert rc == 2 and err.count("\n") == 1 and "cursor" in err
