@@ -240,10 +240,14 @@ class ContinuumMagics(Magics, Configurable):
 
     def _cmd_start(self, args: argparse.Namespace, instance: str | None) -> Any:
         api = self._api()
-        run = api.start(args.workflow, args.input, instance=instance, run_id=args.run_id)
+        run = api.start(args.workflow, args.input, instance=instance, run_id=args.run_id,
+                        idempotency_key=args.key, attributes=dict(args.attrs) or None)
         if args.wait:
             return api.wait(run.id, timeout=self._timeout(args), instance=instance)
-        print(f"started run {run.id} of {args.workflow}")
+        if getattr(run, "existing", False):
+            print(f"run {run.id} of {args.workflow} already started with key {args.key!r} (not started again)")
+        else:
+            print(f"started run {run.id} of {args.workflow}")
         return run
 
     def _cmd_signal(self, args: argparse.Namespace, instance: str | None) -> None:
@@ -279,9 +283,15 @@ class ContinuumMagics(Magics, Configurable):
 
     def _cmd_runs(self, args: argparse.Namespace, instance: str | None) -> Any:
         limit = args.limit if args.limit is not None else self.runs_limit
-        runs = self._api().runs(
-            state=args.state, workflow=args.workflow, limit=limit, instance=instance
-        )
+        if args.attrs:
+            runs = self._api().list_runs(
+                state=args.state, workflow=args.workflow, attributes=dict(args.attrs), limit=limit,
+                instance=instance,
+            ).runs
+        else:
+            runs = self._api().runs(
+                state=args.state, workflow=args.workflow, limit=limit, instance=instance
+            )
         return views.table(views.run_rows(runs), views.RUN_COLUMNS, index="id")
 
     def _cmd_show(self, args: argparse.Namespace, instance: str | None) -> Any:

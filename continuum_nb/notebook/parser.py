@@ -99,6 +99,22 @@ def json_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def attribute(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: VALUE is read as JSON when it is JSON (``n=3``, ``vip=true``), else as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not KEY=VALUE (e.g. --attr customer=acme)")
+    try:
+        parsed = json.loads(value, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        parsed = value
+    try:
+        check_json({key: parsed}, "the search attribute")
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return key, parsed
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
@@ -167,6 +183,10 @@ def build_continuum_parser() -> argparse.ArgumentParser:
         help='the run input, a JSON object: \'{"order_id": "A1"}\'',
     )
     p.add_argument("--run-id", type=run_id, default=None, help="choose the run id (a UUID)")
+    p.add_argument("--key", default=None, metavar="KEY",
+                   help="an idempotency key: re-running the cell returns the run this key started")
+    p.add_argument("--attr", dest="attrs", action="append", default=[], type=attribute, metavar="KEY=VALUE",
+                   help="a search attribute of the run (a JSON value, else text); repeatable")
     p.add_argument("--wait", action="store_true", help="wait for the result and return it")
     p.add_argument("--timeout", type=seconds, default=None, help="with --wait: seconds to wait")
     _instance(p)
@@ -210,6 +230,8 @@ def build_continuum_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="a table of runs, newest first")
     p.add_argument("--state", choices=STATES, default=None, help="only runs in this state")
     p.add_argument("--workflow", default=None, help="only runs of this workflow")
+    p.add_argument("--attr", dest="attrs", action="append", default=[], type=attribute, metavar="KEY=VALUE",
+                   help="only runs whose search attribute KEY is VALUE; repeatable")
     p.add_argument(
         "--limit",
         type=positive_int,

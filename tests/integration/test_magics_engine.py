@@ -325,3 +325,19 @@ def test_without_summary_free_names_are_warnings(shell: Any, inst: cn.Instance) 
     with pytest.warns(UserWarning, match="cell uses `discount`, defined elsewhere in the notebook"):
         result, out = run(shell, f"%%workflow --instance {inst.name}\n{cell}")
     assert result.success and out.outputs == []
+
+
+def test_rerunning_a_cell_with_a_key_never_starts_twice(shell: Any, inst: cn.Instance) -> None:
+    result, out = run(shell, f"%%workflow --instance {inst.name}\n{V1}")
+    assert result.success, lines(out)
+    start = (f"r = %continuum start order '{{\"order_id\": \"K1\", \"cents\": 5}}' --key day-2026-12-06 "
+             f"--attr customer=acme --instance {inst.name}")
+    result, out = run(shell, start)
+    assert result.success and lines(out)[0].startswith("started run"), lines(out)
+    first = shell.user_ns["r"].id
+    result, out = run(shell, start)  # the same cell, run again
+    assert result.success and "already started with key 'day-2026-12-06'" in lines(out)[0], lines(out)
+    assert shell.user_ns["r"].id == first
+    result, out = run(shell, f"t = %continuum runs --attr customer=acme --instance {inst.name}")
+    assert result.success, lines(out)
+    assert [r.id for r in api.list_runs(attributes={"customer": "acme"}, instance=inst).runs] == [first]

@@ -77,6 +77,8 @@ BAD = [
     ("%continuum partitions", "the following arguments are required: ACTION"),
     ('%continuum start order \'{"a": 1}', "cannot split the arguments"),
     ("%continuum cancel", "the following arguments are required: run_id"),
+    ("%continuum runs --attr customer", "is not KEY=VALUE"),
+    ("%continuum start order --attr 'k=\"a\\u0000\"'", "NUL character"),
     # values that cannot be stored are refused while parsing, in one line
     (f"%continuum signal {RUN} approve 1e400", "NaN/Infinity are not JSON"),
     (f"%continuum signal {RUN} approve '\"a\\u0000b\"'", "NUL character"),
@@ -177,8 +179,14 @@ def test_start_and_signal_pass_decoded_json_and_instance(ip: Any, api: Recording
     assert api.calls[-1] == (
         "start",
         ("order", {"order_id": "A1"}),
-        {"instance": "billing", "run_id": None},
+        {"instance": "billing", "run_id": None, "idempotency_key": None, "attributes": None},
     )
+    # a key and search attributes (JSON values where they are JSON, else text)
+    result, out, _ = run(ip, "%continuum start order --key 2026-12-06 --attr customer=acme --attr n=3")
+    assert result.success
+    assert api.calls[-1] == ("start", ("order", None), {
+        "instance": None, "run_id": None, "idempotency_key": "2026-12-06",
+        "attributes": {"customer": "acme", "n": 3}})
     # No $var / {expr} expansion: JSON braces reach the parser untouched.
     result, _, _ = run(ip, f'%continuum signal {RUN} approve \'{{"by": "ana"}}\'')
     assert result.success
