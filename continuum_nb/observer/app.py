@@ -102,6 +102,8 @@ class ObserverApp(w.VBox):
                                           layout=w.Layout(width="240px"))
         self.search = w.Text(placeholder="run id or its first digits", description="search",
                              continuous_update=False, layout=w.Layout(width="300px"))
+        self.attributes = w.Text(placeholder="customer=acme, tier=2", description="attributes",
+                                 continuous_update=False, layout=w.Layout(width="300px"))
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"))
         self.live = w.Checkbox(value=live, description="live", indent=False, layout=w.Layout(width="70px"))
         self.table = RunsTable()
@@ -109,7 +111,7 @@ class ObserverApp(w.VBox):
         self.older = w.Button(description="older ▶", layout=w.Layout(width="90px"))
         self.page_label = w.HTML()
         self.status = w.HTML()
-        for widget in (self.state_filter, self.workflow_filter, self.search):
+        for widget in (self.state_filter, self.workflow_filter, self.search, self.attributes):
             widget.observe(self._on_filter, names="value")
         self.refresh_button.on_click(lambda _b: self.refresh(full=True))
         self.newer.on_click(lambda _b: self._page(self.pager.prev_page()))
@@ -151,7 +153,8 @@ class ObserverApp(w.VBox):
         self.detail_box = w.VBox(detail_children, layout=w.Layout(border="1px solid #ddd", padding="6px"))
 
         runs_tab = w.VBox([
-            w.HBox([self.state_filter, self.workflow_filter, self.search, self.refresh_button, self.live]),
+            w.HBox([self.state_filter, self.workflow_filter, self.search, self.attributes, self.refresh_button,
+                    self.live]),
             self.table,
             w.HBox([self.newer, self.page_label, self.older, self.status]),
             self.detail_box,
@@ -263,7 +266,8 @@ class ObserverApp(w.VBox):
     def _on_filter(self, _change: Any) -> None:
         try:
             self.pager.set_filters(state=self.state_filter.value or None,
-                                   workflow=self.workflow_filter.value or None, search=self.search.value)
+                                   workflow=self.workflow_filter.value or None, search=self.search.value,
+                                   attributes=self.attributes.value)
         except ValueError as exc:
             self.status.value = _msg(str(exc), "error")
             return

@@ -121,6 +121,23 @@ def decode_trace_id(trace_context: bytes | memoryview | str | None) -> str | Non
 # --- runs list ---------------------------------------------------------------------------------------
 
 
+def parse_attributes(text: str) -> dict[str, Any]:
+    """``customer=acme, tier=2`` -> ``{"customer": "acme", "tier": 2}``: the attributes filter as
+    typed in the observer (values are JSON when they read as JSON, else text)."""
+    found: dict[str, Any] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{part[:60]!r} is not key=value (e.g. customer=acme)")
+        try:
+            found[key.strip()] = json.loads(value.strip())
+        except ValueError:
+            found[key.strip()] = value.strip()
+    return found
+
+
 def short_id(run_id: UUID | str) -> str:
     return str(run_id)[:8]
 
@@ -141,6 +158,7 @@ class RunsPager:
     state: str | None = None
     workflow: str | None = None
     search: str | None = None
+    attributes: dict[str, Any] | None = None
     cursors: list[tuple[datetime, UUID] | None] = field(default_factory=lambda: [None])
     rows: list[Any] = field(default_factory=list)
     has_next: bool = False
@@ -158,11 +176,14 @@ class RunsPager:
     def has_prev(self) -> bool:
         return self.page > 0
 
-    def set_filters(self, *, state: str | None = None, workflow: str | None = None, search: str | None = None) -> None:
+    def set_filters(self, *, state: str | None = None, workflow: str | None = None, search: str | None = None,
+                    attributes: str | None = None) -> None:
         if state is not None and state not in STATES:
             raise ValueError(f"unknown state {state!r}; use one of {', '.join(STATES)}")
+        parsed = parse_attributes(attributes or "")
         self.state, self.workflow = state or None, workflow or None
         self.search = (search or "").strip() or None
+        self.attributes = parsed or None
         self.cursors = [None]
 
     def query(self) -> dict[str, Any]:
@@ -171,6 +192,7 @@ class RunsPager:
             "state": self.state,
             "workflow": self.workflow,
             "search": self.search,
+            "attributes": self.attributes,
             "after": self.cursors[-1],
             "limit": self.page_size + 1,
         }

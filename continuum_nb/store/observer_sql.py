@@ -22,6 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..errors import ConfigurationError, DatabaseUnavailable, MigrationError
+from .payloads import check_json, dumps
 
 __all__ = [
     "ObserverQueries",
@@ -132,6 +133,7 @@ class ObserverQueries:
         search: str | None,
         after: tuple[datetime, UUID] | None,
         limit: int,
+        attributes: dict[str, Any] | None = None,
     ) -> tuple[str, list[Any]]:
         if limit < 1 or limit > 1001:
             raise ConfigurationError(f"page size must be between 1 and 1000, not {limit}")
@@ -151,6 +153,10 @@ class ObserverQueries:
                 )
             where.append("id BETWEEN %s AND %s")
             params.extend(bounds)
+        if attributes:
+            # containment: the partial GIN index on attributes (jsonb_path_ops) answers it
+            where.append("attributes @> %s::jsonb")
+            params.append(dumps(check_json(attributes, "the attributes filter")))
         if after is not None:
             # Mixed directions (DESC, ASC) cannot use a row comparison; this form still lets the
             # planner start the index scan at started_at <= cursor.
@@ -169,16 +175,19 @@ class ObserverQueries:
         search: str | None = None,
         after: tuple[datetime, UUID] | None = None,
         limit: int = 25,
+        attributes: dict[str, Any] | None = None,
     ) -> list[RunRow]:
         """One page, newest first (started_at DESC, id ASC), strictly after the ``after`` cursor
-        (the last row of the previous page). Ask for ``limit + 1`` to learn whether a next page exists."""
-        sql, params = self._list_runs_sql(state, workflow, search, after, limit)
+        (the last row of the previous page), optionally only runs whose search attributes contain
+        ``attributes``. Ask for ``limit + 1`` to learn whether a next page exists."""
+        sql, params = self._list_runs_sql(state, workflow, search, after, limit, attributes)
         return [RunRow(**r) for r in self._fetch(sql, params)]
 
     def explain_list_runs(self, **kwargs: Any) -> str:
         """The query plan of ``list_runs(**kwargs)`` (for diagnosing a slow observer)."""
         sql, params = self._list_runs_sql(
-            kwargs.get("state"), kwargs.get("workflow"), kwargs.get("search"), kwargs.get("after"), kwargs.get("limit", 25)
+            kwargs.get("state"), kwargs.get("workflow"), kwargs.get("search"), kwargs.get("after"), kwargs.get("limit", 25),
+            kwargs.get("attributes"),
         )
         return "\n".join(str(next(iter(r.values()))) for r in self._fetch("EXPLAIN " + sql, params))
 

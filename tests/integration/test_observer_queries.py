@@ -86,6 +86,25 @@ def test_filters_page_through_exactly_the_matching_runs(db_url: str, flt: dict[s
         q.close()
 
 
+def test_the_attributes_filter_pages_through_the_matching_runs(db_url: str) -> None:
+    rows = _insert_runs(db_url, 30, same_time_every=2)
+    acme = [r["id"] for r in rows[::3]]
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE continuum_runs SET attributes = '{\"customer\": \"acme\", \"tier\": 2}' "
+                     "WHERE id = ANY(%s)", (acme,))
+        conn.execute("UPDATE continuum_runs SET attributes = '{\"customer\": \"other\"}' "
+                     "WHERE NOT id = ANY(%s)", (acme,))
+    q = ObserverQueries(db_url)
+    try:
+        pager = RunsPager(page_size=4)
+        pager.set_filters(attributes="customer=acme, tier=2")
+        assert _walk(q, pager) == [i for i in _expected(rows) if i in set(acme)]
+        pager.set_filters(attributes="customer=nobody")
+        assert _walk(q, pager) == []
+    finally:
+        q.close()
+
+
 def test_search_by_full_id_and_by_prefix(db_url: str) -> None:
     rows = _insert_runs(db_url, 30)
     q = ObserverQueries(db_url)

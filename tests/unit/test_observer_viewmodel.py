@@ -72,6 +72,12 @@ def test_changing_filters_restarts_paging_and_validates_state() -> None:
     assert (p.query()["state"], p.query()["workflow"], p.query()["search"]) == (None, None, None)
     with pytest.raises(ValueError, match="unknown state 'done'"):
         p.set_filters(state="done")
+    p.set_filters(attributes=" customer=acme , tier=2,vip=true ")
+    assert p.query()["attributes"] == {"customer": "acme", "tier": 2, "vip": True}
+    with pytest.raises(ValueError, match="is not key=value"):
+        p.set_filters(attributes="customer")
+    p.set_filters(attributes="")
+    assert p.query()["attributes"] is None
     with pytest.raises(ValueError, match="page_size"):
         RunsPager(page_size=0)
 
