@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..store.payloads import check_name
+from ..store.payloads import MAX_KEY_LENGTH, check_name
 from .commands import ActivityCommand, CommandAwaitable, as_seconds
 from .context import current
 
@@ -64,9 +64,6 @@ class Retry:
 #: an activity opts into; docs/semantics.md has the note for code written against the earlier
 #: default of three attempts).
 DEFAULT_RETRY = Retry(max_attempts=1)
-
-#: The longest idempotency key (it is part of a primary key with the activity's name).
-MAX_KEY_LENGTH = 400
 
 #: Every activity defined in this process, by name (any engine that knows the name may run it).
 ACTIVITIES: dict[str, ActivityDef] = {}
