@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -52,6 +52,11 @@ class BodyExited(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(f"{type(original).__name__}: {original}")
         self.original = original
+
+
+class LeaseExpired(Exception):
+    """An attempt waited (for a slot, or while this process was stopped) past its task lease:
+    the task may be another engine's by now, so its body must not start here."""
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
@@ -93,6 +98,10 @@ class Activities(Part):
         #: task id -> task lease token, for the attempts running on this engine (renewed by the
         #: heartbeat). Written on the loop and by the thread that runs an inline attempt.
         self.inflight: dict[uuid.UUID, int] = {}
+        #: task id -> time.monotonic() by which its lease lapses unless renewed (the heartbeat
+        #: pushes it): a body never starts past it. Monotonic time runs on while the process is
+        #: stopped (SIGSTOP), which is exactly when leases lapse unnoticed.
+        self._lease_until: dict[uuid.UUID, float] = {}
         #: Held while an activity body runs, inline or on the activity pool: at most
         #: activity_concurrency bodies at once in this engine.
         self.bodies = threading.BoundedSemaphore(config.activity_concurrency)
@@ -115,12 +124,31 @@ class Activities(Part):
         """(loop) An attempt on the activity pool."""
         self._runtime.spawn(self.run_attempt(held, task))
 
-    def _guarded(self, call: Callable[[], Any], abandoned: threading.Event) -> Any:
+    def renewed(self, task_ids: Iterable[uuid.UUID], since: float) -> None:
+        """(loop) The heartbeat that started at ``since`` (monotonic) renewed these task leases."""
+        until = since + self._config.lease_ttl
+        for tid in task_ids:
+            if tid in self._lease_until:
+                self._lease_until[tid] = until
+
+    def forget(self, task_id: uuid.UUID) -> None:
+        """The attempt ended here, or its lease was lost: no longer renewed."""
+        self.inflight.pop(task_id, None)
+        self._lease_until.pop(task_id, None)
+
+    def _lease_lapsed(self, task_id: uuid.UUID) -> bool:
+        until = self._lease_until.get(task_id)
+        return until is None or time.monotonic() >= until
+
+    def _guarded(self, call: Callable[[], Any], abandoned: threading.Event, task_id: uuid.UUID) -> Any:
         """A body on the activity pool, counted with the inline ones (activity_concurrency). An
-        attempt that timed out while it waited for a slot never starts."""
+        attempt that timed out while it waited for a slot never starts, nor one whose lease
+        lapsed meanwhile."""
         with self.bodies:
             if abandoned.is_set():
                 return None
+            if self._lease_lapsed(task_id):
+                raise LeaseExpired()
             try:
                 return call()
             except Exception:
@@ -128,14 +156,14 @@ class Activities(Part):
             except BaseException as exc:  # sys.exit() and friends in user code
                 raise BodyExited(exc) from exc
 
-    async def _execute(self, act: ActivityDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    async def _execute(self, act: ActivityDef, args: list[Any], kwargs: dict[str, Any], task_id: uuid.UUID) -> Any:
         if act.is_async:
             call = functools.partial(_call_async, act.fn, args, kwargs)
         else:
             call = functools.partial(act.fn, *args, **kwargs)
         abandoned = threading.Event()
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._pool, self._guarded, call, abandoned)
+        fut = loop.run_in_executor(self._pool, self._guarded, call, abandoned, task_id)
         if act.timeout is None:
             return await fut
         try:
@@ -157,6 +185,7 @@ class Activities(Part):
         attempt's events is emitted)."""
         assert record.lease_token is not None
         self.inflight[record.id] = record.lease_token
+        self._lease_until[record.id] = time.monotonic() + self._config.lease_ttl
         if held is not None:
             held.inflight.add(record.seq)  # a run with an attempt running here is not released
         if not telemetry_active():
@@ -178,7 +207,7 @@ class Activities(Part):
     def _retry(self, record: TaskRecord, err: dict[str, Any], delay: float,
                meta: dict[str, Any] | None, t0: int) -> None:
         """Put the task back for its next attempt (fenced by the task lease; any engine may take it)."""
-        self.inflight.pop(record.id, None)
+        self.forget(record.id)
         h = self._held.get(record.run_id)
         if h is not None:
             h.inflight.discard(record.seq)
@@ -218,7 +247,7 @@ class Activities(Part):
                 self._retry(record, err, delay, meta, t0)
                 return False
             outcome = _failed(record, err)
-        self.inflight.pop(record.id, None)
+        self.forget(record.id)
         held.outcomes[record.seq] = outcome
         held.outcome_records[record.seq] = record
         held.inflight.discard(record.seq)
@@ -247,8 +276,14 @@ class Activities(Part):
                 result = stored
             if not hit:
                 result = await self._execute(act, list(record.args.get("args", [])),
-                                             dict(record.args.get("kwargs", {})))
+                                             dict(record.args.get("kwargs", {})), record.id)
             outcome = _completed(record, result, hit)
+        except LeaseExpired:
+            log.info("attempt of task %s not started: its lease lapsed while it waited", record.id)
+            self.forget(record.id)
+            if held is not None:
+                held.inflight.discard(record.seq)
+            return
         except Exception as exc:
             err = _error_of(exc)
             delay = _retry_delay(act, record)
@@ -256,7 +291,7 @@ class Activities(Part):
                 await self._runtime.db(self._retry, record, err, delay, meta, t0)
                 return
             outcome = _failed(record, err)
-        self.inflight.pop(record.id, None)
+        self.forget(record.id)
         if not self._loop.deliver_outcome(record.run_id, record.seq, outcome, record):
             await self.write_outcome(record, record.seq, outcome)
         self._emit_outcome(outcome, meta, t0)

@@ -10,6 +10,7 @@ so a crashed engine's work is picked up by any other.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -43,6 +44,7 @@ class Leases(Part):
             tasks = dict(self._activities.inflight)
             if not runs and not tasks:
                 continue
+            since = time.monotonic()
             try:
                 lost_runs, lost_tasks = await self._runtime.db(
                     self._store.renew_leases, self._owner, runs, tasks, self._config.lease_ttl
@@ -58,7 +60,8 @@ class Leases(Part):
                     held.replayer = None
                     self._loop.let_go(rid, tell_waiters=False)
             for tid in lost_tasks:
-                self._activities.inflight.pop(tid, None)
+                self._activities.forget(tid)
+            self._activities.renewed([tid for tid in tasks if tid not in lost_tasks], since)
             await self._wake_overdue([rid for rid in runs if rid not in lost_runs], interval)
 
     async def _wake_overdue(self, run_ids: list[uuid.UUID], interval: float) -> None:
