@@ -19,7 +19,15 @@ from .definitions.workflow import WorkflowDef
 from .engine import lifecycle
 from .engine.instance import Instance, resolve
 from .engine.instance import configure as configure
-from .errors import DriftError, RunCancelled, RunFailed, RunNotActive, RunNotFound, WorkflowNotFound
+from .errors import (
+    DriftError,
+    InvalidRunId,
+    RunCancelled,
+    RunFailed,
+    RunNotActive,
+    RunNotFound,
+    WorkflowNotFound,
+)
 from .store.base import FINISHED_STATES, RUN_STATES, Event, NewRun, PruneReport, RunRecord
 from .store.cursors import decode_cursor, encode_cursor, filter_fingerprint
 from .store.payloads import MAX_KEY_LENGTH, check_attributes, check_json, check_name
@@ -149,7 +157,7 @@ def _run_uuid(run_id: Any) -> uuid.UUID:
     try:
         return uuid.UUID(str(run_id))
     except ValueError:
-        raise RunNotFound(f"{run_id!r:.80} is not a run id (run ids are UUIDs, e.g. run.id from cn.start)") from None
+        raise InvalidRunId(f"{run_id!r:.80} is not a run id (run ids are UUIDs, e.g. run.id from cn.start)") from None
 
 
 def _record(inst: Instance, rid: uuid.UUID) -> RunRecord:
@@ -164,6 +172,7 @@ def _resolve_workflow(inst: Instance, wf: Any) -> tuple[WorkflowDef | None, str,
     if isinstance(wf, WorkflowDef):
         return wf, wf.name, wf.version_hash
     if isinstance(wf, str):
+        check_name(wf, "workflow name")
         local = inst.find_workflow(wf)
         if local is not None:
             return local, local.name, local.version_hash

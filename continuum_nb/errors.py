@@ -16,6 +16,7 @@ __all__ = [
     "DeterminismError",
     "DriftError",
     "InstanceNotRegistered",
+    "InvalidRunId",
     "LeaseLost",
     "MigrationError",
     "PartitionError",
@@ -61,6 +62,10 @@ class WorkflowNotFound(ContinuumError, LookupError):
 
 class RunNotFound(ContinuumError, LookupError):
     """No run with that id exists in the instance's database."""
+
+
+class InvalidRunId(RunNotFound, ValueError):
+    """The value given as a run id is not one (run ids are UUIDs): no run can have it."""
 
 
 class RunNotActive(ContinuumError):
