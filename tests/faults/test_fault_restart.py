@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import continuum_nb as cn
-from tests.integration import fault_workflows as fx
+from tests.faults import fault_workflows as fx
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -1,6 +1,6 @@
 """Workflows and activities for the real-process fault tests.
 
-Subprocess workers import this module (``continuum worker --import tests.integration.fault_workflows``)
+Subprocess workers import this module (``continuum worker --import tests.faults.fault_workflows``)
 and so does the test process, so both know the same definitions. Every activity records each
 execution of its body in ``fx_effects``, a table of the tests' own (not a continuum table), on the
 database named by ``FX_DATABASE_URL``: the tests count side effects there, independently of what
@@ -137,7 +137,7 @@ from pathlib import Path  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODULE = "tests.integration.fault_workflows"
+MODULE = "tests.faults.fault_workflows"
 
 #: Who wrote what: a trigger logs every journal insert and every task outcome with the writing
 #: connection's application_name (each worker gets its own) and the lease the run/task had at that
