@@ -595,3 +595,26 @@ def token_order_problems(url: str) -> list[str]:
                                     "AND lease_token IS NOT NULL ORDER BY run_id, seq"):
         toks.setdefault(run_id, []).append(token)
     return [f"run {r}: an older lease wrote after a newer one: {t}" for r, t in toks.items() if t != sorted(t)]
+
+
+def key_story(url: str, activity: str, key: str) -> str:
+    """Everything the ledgers know about one activity key, for a failure message: its executions,
+    its stored result, its task rows, and the writes to its run."""
+    lines = [f"--- {activity} {key}"]
+    lines += [f"  effect pid {pid} started {s:.3f} executed {e:.3f}" for pid, s, e in query(url, """
+        SELECT pid, extract(epoch FROM started_at)::float8, extract(epoch FROM executed_at)::float8
+          FROM fx_effects WHERE activity = %s AND key = %s ORDER BY id""", (activity, key))]
+    lines += [f"  stored result for run {r} seq {q} at {c:.3f}" for r, q, c in query(url, """
+        SELECT run_id, seq, extract(epoch FROM completed_at)::float8 FROM continuum_activity_results
+         WHERE activity_module = %s AND idempotency_key = %s""", (activity, key))]
+    tag = next((part for part in key.split(":") if part[:1] in "chsgt" and part[1:2].isdigit()), key)
+    runs = [r for (r,) in query(url, """
+        SELECT DISTINCT run_id FROM continuum_events WHERE event_type = 'activity_scheduled'
+           AND payload->>'activity' = %s AND payload::text LIKE %s""", (activity, f'%"{tag}"%'))]
+    for run_id in runs[:3]:
+        lines += [f"  task seq {row[0]} {row[1:]}" for row in query(url, """
+            SELECT * FROM continuum_activity_tasks WHERE run_id = %s ORDER BY seq""", (run_id,))]
+        lines += [f"  write {k} seq {q} {d} by {w} under {o} token {t} at {a:.3f}" for k, q, d, w, o, t, a in query(url, """
+            SELECT kind, seq, detail, writer, lease_owner, lease_token, extract(epoch FROM at)::float8
+              FROM fx_writes WHERE run_id = %s ORDER BY id""", (run_id,))]
+    return "\n".join(lines)

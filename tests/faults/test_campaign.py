@@ -98,10 +98,10 @@ class Fleet:
 
     def kill(self) -> fx.Worker:
         w = self.busiest()
-        self.log.append(f"kill -9 {w.label} holding {self._holds(w)}")
+        self.log.append(f"{time.time():.3f} kill -9 {w.label} (pid {w.pid}) holding {self._holds(w)}")
         self.alive.remove(w)
+        w.kill()  # returns once the process is gone: nothing of it can start after this time
         self.killed[w.pid] = time.time()
-        w.kill()
         fx.wait_disconnected(self.url, w.app)
         return w
 
@@ -109,7 +109,8 @@ class Fleet:
         w = self.busiest()
         held = {str(r) for (r,) in fx.query(self.url, "SELECT id FROM continuum_runs WHERE lease_owner = %s",
                                             (self.owners[w.app],))}
-        self.log.append(f"SIGSTOP {w.label} holding {self._holds(w)} for {STOP_SECONDS:g}s")
+        self.log.append(f"{time.time():.3f} SIGSTOP {w.label} (pid {w.pid}) holding {self._holds(w)} "
+                        f"for {STOP_SECONDS:g}s")
         t0 = time.time()
         w.send(signal.SIGSTOP)
         time.sleep(STOP_SECONDS)
@@ -119,13 +120,14 @@ class Fleet:
 
     def restart(self, server: str) -> None:
         running = fx.scalar(self.url, "SELECT count(*) FROM continuum_runs WHERE state IN ('running', 'suspended')")
-        self.log.append(f"restart {server} with {running} runs unfinished")
         t0 = time.time()
+        self.log.append(f"{t0:.3f} restart {server} with {running} runs unfinished")
         try:
             fx.restart_server(server)
         finally:
             fx.wait_until("PostgreSQL to accept connections again", lambda: fx.scalar(self.url, "SELECT true"), 120)
         self.restarts.append((t0, time.time()))
+        self.log.append(f"{time.time():.3f} {server} is back")
 
     def interrupted(self, pid: int, started: float) -> bool:
         """Was an execution (its process, the time its body began) caught by one of the faults?"""
@@ -284,7 +286,10 @@ def test_fault_campaign(db_url: str, request: pytest.FixtureRequest) -> None:
 
     # 3. Activity bodies repeated only inside the crash window.
     problems, counts = fx.execution_problems(db_url, fleet.interrupted, {"fx_doom": fx.DOOM_ATTEMPTS})
-    assert problems == [], f"seed {seed}: {problems[:10]}"
+    if problems:
+        stories = [fx.key_story(db_url, *p.split(": ", 1)[0].split(" ", 1)) for p in problems[:3]]
+        raise AssertionError(f"seed {seed}: {problems[:10]}\nfaults: {fleet.log}\nworkers: "
+                             + ", ".join(f"{w.label}={w.pid}" for w in procs) + "\n" + "\n".join(stories))
     stored = dict(fx.query(db_url, "SELECT idempotency_key, count(*) FROM continuum_activity_results "
                                    "WHERE activity_module = 'fx_charge' GROUP BY 1"))
     orders = sum(1 for i in range(n_runs) if _kind(i) == "order")

@@ -22,7 +22,9 @@ The contract (what the engine is being changed to meet; these tests are written 
 
 Each test is parametrised by the *kind* of hostile value, so a failure names the kind;
 Hypothesis generates the values (tests/faults/hostile.py), with the example budget of the
-short/long switch (tests/faults/budget.py).
+short/long switch (tests/faults/budget.py). The poisoned engine of part 1 runs in a child
+process (tests/faults/poison_host.py says why); the rest uses an engine in this process, and
+every call that might hang or raise a BaseException runs on a thread of its own with a deadline.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ def test_a_run_survives_its_holder_being_killed_again_and_again(db_url: str) -> 
                                    "completed, make it longer)", holder_that_wrote, 60)
             last_seq = fx.scalar(db_url, "SELECT coalesce(max(seq), 0) FROM continuum_events WHERE run_id = %s",
                                  (watched,))
+            victim.kill()  # returns once the process is gone
             killed[victim.pid] = time.time()
-            victim.kill()
             fx.wait_disconnected(db_url, victim.app)
             alive.remove(victim)
             holders.append(victim.app)
@@ -168,3 +168,44 @@ def test_stopped_worker_resumes_and_never_appends_under_a_lost_lease(db_url: str
     assert set(twice.values()) <= {1, 2}, twice
     assert fx.query(db_url, "SELECT count(*) FROM fx_effects WHERE pid = %s AND executed_at >= to_timestamp(%s) "
                             "AND activity = 'fx_charge'", (a.pid, resumed_at)) == [(0,)]
+
+
+def test_resumed_worker_does_not_start_the_attempts_it_had_queued(db_url: str) -> None:
+    """A worker that runs one attempt at a time holds four charges: one running, three waiting
+    for the slot. It is stopped past its lease TTL; another worker takes the runs and the tasks
+    over, runs the charges and stores their results. When the stopped worker resumes, the
+    attempts it had queued belong to another engine's leases and their results are stored:
+    starting them now would run a body outside the crash window (the idempotent charge after its
+    result was stored). Only the charge that was already running may have run twice."""
+    fx.install(db_url)
+    with fx.workers() as procs, fx.client(db_url) as inst:
+        a = fx.Worker(db_url, "A", lease_ttl=TTL, heartbeat=0.5, concurrency=1, env={"FX_ACTIVITY_SECONDS": "1.5"})
+        procs.append(a)
+        owners = {a.app: a.wait_ready()}
+        ids = [cn.start("fx_order", {"order_id": f"q{i}"}, instance=inst).id for i in range(4)]
+        fx.wait_until("A to hold the four charges, one of them running", lambda: fx.scalar(
+            db_url, "SELECT count(*) FROM continuum_activity_tasks WHERE activity = 'fx_charge' AND lease_owner = %s",
+            (owners[a.app],)) == 4 and fx.scalar(
+            db_url, "SELECT count(*) FROM fx_effects WHERE pid = %s", (a.pid,)) == 1, 30)
+        a.send(signal.SIGSTOP)
+        b = fx.Worker(db_url, "B", lease_ttl=TTL, heartbeat=0.5, env={"FX_ACTIVITY_SECONDS": "0.05"})
+        procs.append(b)
+        owners[b.app] = b.wait_ready()
+        fx.wait_until("B to finish the four runs", lambda: fx.completed_count(db_url) == 4, 60)
+        a.send(signal.SIGCONT)
+        resumed_at = time.time()
+        time.sleep(3 * 1.5)  # long enough for A to start (and finish) each queued attempt, one by one
+        assert a.alive(), a.stderr()
+        assert a.terminate(60) == 0 and b.terminate(60) == 0
+        assert a.engine_problems() == [] and b.engine_problems() == []
+
+    late = fx.query(db_url, """
+        SELECT activity, key, extract(epoch FROM started_at)::float8 FROM fx_effects
+         WHERE pid = %s AND started_at >= to_timestamp(%s) ORDER BY id""", (a.pid, resumed_at))
+    assert late == [], f"the resumed worker started attempts it no longer held: {late}"
+    assert fx.fencing_problems(db_url, owners) == []
+    assert fx.journal_problems(db_url) == []
+    charges = dict(fx.query(db_url, "SELECT key, count(*) FROM fx_effects WHERE activity = 'fx_charge' GROUP BY 1"))
+    assert sorted(charges.values()) == [1, 1, 1, 2], charges  # the one that was running ran again on B
+    results = dict(fx.query(db_url, "SELECT id::text, result FROM continuum_runs"))
+    assert {results[rid]["receipt"]["charged"] for rid in ids} == {f"q{i}" for i in range(4)}
