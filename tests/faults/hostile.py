@@ -69,7 +69,12 @@ class Shown:
     "AST constructor recursion depth mismatch", which takes pytest down). Tests unwrap
     ``.value`` where they use it."""
 
-    _repr = reprlib.Repr()
+    class _Repr(reprlib.Repr):
+        def repr_int(self, x: int, level: int) -> str:
+            # repr() of an int over 4,300 digits raises ValueError (sys.int_info.str_digits_check_threshold)
+            return repr(x) if x.bit_length() < 1000 else f"<int of {x.bit_length()} bits>"
+
+    _repr = _Repr()
     _repr.maxlevel = 4
     _repr.maxstring = 60
     _repr.maxother = 60
@@ -78,7 +83,10 @@ class Shown:
         self.value = value
 
     def __repr__(self) -> str:
-        return f"Shown({self._repr.repr(self.value)})"
+        try:
+            return f"Shown({self._repr.repr(self.value)})"
+        except Exception:  # noqa: BLE001 - a repr for a failure message must not fail itself
+            return f"Shown(<{type(self.value).__name__}>)"
 
 
 def shown(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Shown]:
