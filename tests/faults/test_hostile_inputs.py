@@ -111,12 +111,29 @@ class Engine:
         self.fine = _define(self.inst, hx_fine)
         self.waits = _define(self.inst, hx_waits)
 
+    def settle(self) -> None:
+        """Wait for the engine's start-up writes (it stores a version row for every workflow it
+        knows, in the background), so that row counts before and after a refused call compare
+        only what the call did."""
+        known = {(w.name, w.version_hash) for reg in self.inst.registries for w in reg.all()}
+        fx.wait_until("the engine to store the versions it knows", lambda: fx.scalar(
+            self.url, "SELECT count(*) FROM continuum_workflow_versions") >= len(known), 30, every=0.05)
+
+    def waiting_run(self) -> cn.Run:
+        """A run suspended on a signal, its first wake committed (so nothing of it is written
+        while a test counts rows)."""
+        run = cn.start(self.waits, {}, instance=self.inst)
+        fx.wait_until("the run to wait for its signal", lambda: [e.event_type for e in cn.api.events(
+            run.id, instance=self.inst)] == ["signal_awaited"] and run.state == "suspended", 30, every=0.05)
+        return run
+
 
 @pytest.fixture
 def engine(db_url: str, thread_deaths: list[str]) -> Iterator[Engine]:
     e = Engine(db_url)
     try:
         assert cn.start(e.fine, {"x": 1}, instance=e.inst).wait(30) == 2
+        e.settle()
         yield e
         assert thread_deaths == [], f"threads died: {thread_deaths}"
     finally:
@@ -350,7 +367,7 @@ def _refused(url: str, call: Callable[[], Any], *,
 @pytest.mark.parametrize("where", ["cn.start input", "cn.signal payload"])
 @pytest.mark.parametrize("category", list(hx.PAYLOADS))
 def test_hostile_payloads_are_refused_at_the_call(engine: Engine, where: str, category: str) -> None:
-    waiting = cn.start(engine.waits, {}, instance=engine.inst)
+    waiting = engine.waiting_run()
 
     @hx.hx_settings(short=5, long=100)
     @given(shown=hx.shown(hx.CARRIED[category]))
@@ -426,7 +443,7 @@ NAME_ENTRIES = ["cn.start workflow", "cn.signal name", "cn.runs workflow", "cn.I
 @pytest.mark.parametrize("entry", NAME_ENTRIES)
 @pytest.mark.parametrize("category", list(hx.NAMES))
 def test_hostile_names_are_refused_at_the_call(engine: Engine, entry: str, category: str) -> None:
-    waiting = cn.start(engine.waits, {}, instance=engine.inst)
+    waiting = engine.waiting_run()
 
     @hx.hx_settings(short=5, long=100)
     @given(shown=hx.shown(hx.NAMES[category]))
@@ -508,7 +525,7 @@ def test_runs_hostile_state_is_refused(engine: Engine, shown: hx.Shown) -> None:
 
 @pytest.mark.parametrize("timeout", [math.nan], ids=["nan"])
 def test_wait_with_a_nan_timeout_is_a_value_error(engine: Engine, timeout: float) -> None:
-    waiting = cn.start(engine.waits, {}, instance=engine.inst)
+    waiting = engine.waiting_run()
     r = hx.call_with_deadline(lambda: cn.wait(waiting.id, timeout, instance=engine.inst), 5.0)
     assert hx.refusal_problem(r, allowed=(ValueError,)) is None, hx.refusal_problem(r, allowed=(ValueError,))
     cn.cancel(waiting.id, instance=engine.inst)
@@ -595,7 +612,7 @@ _MAGIC_EXPLICIT = {
 @pytest.mark.parametrize("where", ["start input", "signal payload"])
 @pytest.mark.parametrize("category", [*_MAGIC_PAYLOADS, "nested 2,000 to 100,000 deep"])
 def test_hostile_magic_payloads_print_one_line(engine: Engine, shell: Any, where: str, category: str) -> None:
-    waiting = cn.start(engine.waits, {}, instance=engine.inst)
+    waiting = engine.waiting_run()
     name = engine.inst.name
     strategy = (st.sampled_from([2_000, 3_000, 100_000]).map(_deep_text) if category.startswith("nested")
                 else _MAGIC_PAYLOADS[category].map(lambda v: {"x": v}).map(_json_text))
@@ -617,7 +634,7 @@ def test_hostile_magic_payloads_print_one_line(engine: Engine, shell: Any, where
 @pytest.mark.parametrize("template", ["start {q} --instance {i}", "runs --workflow {q} --instance {i}",
                                       "signal {run} {q} --instance {i}"])
 def test_hostile_magic_names_print_one_line(engine: Engine, shell: Any, template: str, category: str) -> None:
-    waiting = cn.start(engine.waits, {}, instance=engine.inst)
+    waiting = engine.waiting_run()
 
     @hx.hx_settings(short=4, long=60)
     @given(shown=hx.shown(hx.NAMES[category].filter(lambda n: not n.startswith("-") and n.strip())))
