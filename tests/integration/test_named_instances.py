@@ -13,7 +13,7 @@ import pytest
 import continuum_nb as cn
 from continuum_nb import api, telemetry
 from continuum_nb.errors import InstanceNotRegistered
-from tests.integration import fault_workflows as fx
+from tests.faults import fault_workflows as fx
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

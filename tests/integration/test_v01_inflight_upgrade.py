@@ -20,7 +20,7 @@ import pytest
 
 import continuum_nb as cn
 from continuum_nb.store.migrate import migrate
-from tests.integration import fault_workflows as fx
+from tests.faults import fault_workflows as fx
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

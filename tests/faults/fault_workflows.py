@@ -1,6 +1,6 @@
 """Workflows and activities for the real-process fault tests.
 
-Subprocess workers import this module (``continuum worker --import tests.integration.fault_workflows``)
+Subprocess workers import this module (``continuum worker --import tests.faults.fault_workflows``)
 and so does the test process, so both know the same definitions. Every activity records each
 execution of its body in ``fx_effects``, a table of the tests' own (not a continuum table), on the
 database named by ``FX_DATABASE_URL``: the tests count side effects there, independently of what
@@ -25,7 +25,10 @@ CREATE TABLE IF NOT EXISTS fx_effects (
     activity text NOT NULL,
     key text NOT NULL,
     pid integer NOT NULL,
-    executed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    executed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- When the body was entered (the process's clock, same machine): a process stopped between
+    -- entering the body and this insert still shows when its attempt began.
+    started_at timestamptz
 )
 """
 
@@ -40,11 +43,14 @@ def _conn() -> psycopg.Connection[Any]:
     return conn
 
 
-def record_effect(activity: str, key: str) -> None:
-    """The activity's external effect: a row in fx_effects, committed before the body returns."""
+def record_effect(activity: str, key: str, started: float | None = None) -> None:
+    """The activity's external effect: a row in fx_effects, committed before the body returns.
+    ``started`` (``time.time()`` at the body's first line) is stored as ``started_at``."""
     try:
         _conn().execute(
-            "INSERT INTO fx_effects (activity, key, pid) VALUES (%s, %s, %s)", (activity, key, os.getpid())
+            "INSERT INTO fx_effects (activity, key, pid, started_at) "
+            "VALUES (%s, %s, %s, coalesce(to_timestamp(%s::float8), clock_timestamp()))",
+            (activity, key, os.getpid(), started),
         )
     except psycopg.OperationalError:
         _local.conn = None  # the server restarted: reconnect on the next attempt
@@ -62,21 +68,24 @@ _RETRY = cn.Retry(max_attempts=20, backoff="constant", base=cn.seconds(0.2))
 @cn.activity(name="fx_charge", retry=_RETRY, timeout=cn.seconds(30),
              idempotency_key=lambda order_id: f"charge:{order_id}")
 def fx_charge(order_id: str) -> dict[str, Any]:
-    record_effect("fx_charge", f"charge:{order_id}")
+    started = time.time()
+    record_effect("fx_charge", f"charge:{order_id}", started)
     _pause()
     return {"charged": order_id}
 
 
 @cn.activity(name="fx_ship", retry=_RETRY, timeout=cn.seconds(30))
 def fx_ship(order_id: str) -> str:
-    record_effect("fx_ship", f"ship:{order_id}")
+    started = time.time()
+    record_effect("fx_ship", f"ship:{order_id}", started)
     _pause()
     return f"shipped:{order_id}"
 
 
 @cn.activity(name="fx_step", retry=_RETRY, timeout=cn.seconds(30))
 def fx_step(tag: str, i: int) -> int:
-    record_effect("fx_step", f"{tag}:{i}")
+    started = time.time()
+    record_effect("fx_step", f"{tag}:{i}", started)
     return i
 
 
@@ -85,6 +94,18 @@ def fx_sleep(tag: str, seconds: float) -> str:
     record_effect("fx_sleep", tag)
     time.sleep(seconds)
     return f"slept:{tag}"
+
+
+#: fx_doom fails every attempt: a run of fx_doomed ends ``failed`` by design.
+DOOM_ATTEMPTS = 2
+
+
+@cn.activity(name="fx_doom", retry=cn.Retry(max_attempts=DOOM_ATTEMPTS, backoff="constant", base=cn.seconds(0.1)),
+             timeout=cn.seconds(30))
+def fx_doom(tag: str) -> str:
+    started = time.time()
+    record_effect("fx_doom", tag, started)
+    raise ValueError(f"doomed:{tag}")
 
 
 @cn.workflow(name="fx_order")
@@ -122,6 +143,31 @@ async def fx_timer(tag: str, seconds: float) -> int:
     return int(await fx_step(tag, 2))
 
 
+@cn.activity(name="fx_link", retry=_RETRY, timeout=cn.seconds(30),
+             idempotency_key=lambda tag, i: f"link:{tag}:{i}")
+def fx_link(tag: str, i: int) -> int:
+    started = time.time()
+    record_effect("fx_link", f"link:{tag}:{i}", started)
+    _pause()
+    return i
+
+
+@cn.workflow(name="fx_chain")
+async def fx_chain(tag: str, n: int) -> int:
+    """n idempotent steps in a row, each taking FX_ACTIVITY_SECONDS."""
+    total = 0
+    for i in range(n):
+        total += await fx_link(tag, i)
+    return total
+
+
+@cn.workflow(name="fx_doomed")
+async def fx_doomed(tag: str) -> str:
+    await fx_step(tag, 0)
+    await fx_doom(tag)
+    return "unreachable"
+
+
 # ------------------------------------------------------------------------------------------------
 # Test-side machinery (used by the test process only): worker subprocesses, the write log, waits.
 # ------------------------------------------------------------------------------------------------
@@ -137,7 +183,7 @@ from pathlib import Path  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODULE = "tests.integration.fault_workflows"
+MODULE = "tests.faults.fault_workflows"
 
 #: Who wrote what: a trigger logs every journal insert and every task outcome with the writing
 #: connection's application_name (each worker gets its own) and the lease the run/task had at that
@@ -312,6 +358,35 @@ class Worker:
     def stderr(self) -> str:
         return Path(self._log.name).read_text(errors="replace")[-4000:]
 
+    def log_text(self) -> str:
+        """The worker's whole log (its stderr)."""
+        return Path(self._log.name).read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def engine_problems(self) -> list[str]:
+        """Signs in the log that an engine (or one of its threads) died, or that user code's
+        exception escaped into the engine: "engine stopped unexpectedly", a crashed engine loop,
+        an uncaught exception in a thread, a fatal error, or a traceback through this module
+        (the activities and workflows are user code). Tracebacks of database errors that the
+        engine logs and survives (a PostgreSQL restart) are not problems."""
+        text = self.log_text()
+        problems = [f"{self.label}: {line.strip()}" for line in text.splitlines()
+                    if any(m in line for m in _DEATH_MARKS) or ("engine loop" in line and "crashed" in line)]
+        block: list[str] = []
+        for line in [*text.splitlines(), ""]:
+            if line.startswith("Traceback (most recent call last):"):
+                block = [line]
+            elif block and (line.startswith(" ") or not line.strip()):
+                block.append(line)
+            elif block:
+                block.append(line)
+                if any("fault_workflows.py" in b for b in block):
+                    problems.append(f"{self.label}: a traceback through user code: {line.strip()}")
+                block = []
+        return problems
+
     def send(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
@@ -334,6 +409,10 @@ class Worker:
         self._log.close()
         with contextlib.suppress(OSError):
             os.unlink(self._log.name)
+
+
+#: Log lines that say an engine, one of its threads or the process died.
+_DEATH_MARKS = ("engine stopped unexpectedly", "Exception in thread", "Fatal Python error")
 
 
 @contextlib.contextmanager
@@ -366,6 +445,33 @@ def client(url: str) -> Iterator[Any]:
         yield inst
     finally:
         inst.close()
+
+
+def restart_server(server: str) -> None:
+    """Restart the test server (``pg15``: the machine's PostgreSQL 15 with ``pg_ctlcluster``; it
+    disturbs other sessions on that server for a second or two. ``pg18``: stop + start of this
+    session's embedded PostgreSQL 18). Skips the test when pg_ctlcluster is missing."""
+    import shutil
+
+    import pytest
+
+    if server == "pg15":
+        ctl = shutil.which("pg_ctlcluster")
+        if ctl is None:
+            pytest.skip("pg_ctlcluster is not available to restart PostgreSQL 15")
+        subprocess.run([ctl, "--skip-systemctl-redirect", "15", "main", "restart"], check=True, timeout=120)  # noqa: S603
+        return
+    from continuum_nb.store.embedded import EmbeddedPostgres
+    from tests import servers
+
+    mine = [
+        root for root in Path(tempfile.gettempdir()).glob("cn-test-pg18-*")
+        if (root / "owner.pid").exists() and (root / "owner.pid").read_text().strip() == str(os.getpid())
+    ]
+    assert len(mine) == 1, f"cannot find this session's embedded PostgreSQL 18: {mine}"
+    server_ = EmbeddedPostgres(mine[0], settings=servers._TEST_SETTINGS)
+    assert server_.stop()
+    server_.start()
 
 
 def journal_problems(url: str) -> list[str]:
@@ -434,3 +540,81 @@ def tasks_applied_without_task_lease(url: str, owners: dict[str, str]) -> int:
         1 for writer, owner in query(url, "SELECT writer, lease_owner FROM fx_writes WHERE kind = 'task'")
         if writer in owners and owner != owners[writer]
     )
+
+
+#: Activities with an idempotency key: once a key's result is stored, no engine runs the body again.
+IDEMPOTENT = ("fx_charge", "fx_link")
+
+
+def execution_problems(url: str, interrupted: Callable[[int, float], bool],
+                       allowed: dict[str, int] | None = None) -> tuple[list[str], dict[str, int]]:
+    """Activity bodies that ran outside the documented crash window.
+
+    docs/operations.md ("What happens when something fails"): an attempt runs again when the
+    process running it died (or stalled past its lease, or lost its commit to a server restart)
+    after the body's effect but before its result was stored; nothing else repeats a body.
+    ``interrupted(pid, started)`` says whether an execution (the process, the time its body was
+    entered) was caught by such a fault. Then, per activity and key:
+      - at most ``allowed[activity]`` (default 1) executions were not interrupted: a healthy
+        engine never runs a body twice, and two engines never both run it;
+      - for the idempotent activities, no uninterrupted execution started after the key's result
+        was stored (the stored result is returned instead).
+    Returns the problems and counts (keys, executions, keys that ran more often than allowed,
+    all inside a crash window when there is no problem).
+    """
+    allowed = allowed or {}
+    rows = query(url, """
+        SELECT e.activity, e.key, e.pid, extract(epoch FROM e.started_at)::float8,
+               extract(epoch FROM r.completed_at)::float8
+          FROM fx_effects e
+          LEFT JOIN continuum_activity_results r ON r.activity_module = e.activity AND r.idempotency_key = e.key
+         ORDER BY e.id""")
+    by_key: dict[tuple[str, str], list[tuple[int, float, float | None]]] = {}
+    for activity, key, pid, started, stored in rows:
+        by_key.setdefault((activity, key), []).append((pid, started, stored))
+    problems: list[str] = []
+    repeated = 0
+    for (activity, key), ex in by_key.items():
+        repeated += len(ex) > allowed.get(activity, 1)
+        healthy = [(pid, started, stored) for pid, started, stored in ex if not interrupted(pid, started)]
+        if len(healthy) > allowed.get(activity, 1):
+            problems.append(f"{activity} {key}: {len(healthy)} executions outside any crash window "
+                            f"(pid, started): {[(p, round(s, 3)) for p, s, _ in healthy]}")
+        if activity in IDEMPOTENT:
+            late = [(pid, started) for pid, started, stored in healthy if stored is not None and started > stored]
+            if late:
+                problems.append(f"{activity} {key}: ran after its result was stored ({ex[0][2]:.3f}): {late}")
+    return problems, {"keys": len(by_key), "executions": len(rows), "repeated_keys": repeated}
+
+
+def token_order_problems(url: str) -> list[str]:
+    """A stale lease that appended after a newer one: along each journal (by seq) the lease token
+    the write was made under never goes down."""
+    toks: dict[Any, list[int]] = {}
+    for run_id, token in query(url, "SELECT run_id, lease_token FROM fx_writes WHERE kind = 'event' "
+                                    "AND lease_token IS NOT NULL ORDER BY run_id, seq"):
+        toks.setdefault(run_id, []).append(token)
+    return [f"run {r}: an older lease wrote after a newer one: {t}" for r, t in toks.items() if t != sorted(t)]
+
+
+def key_story(url: str, activity: str, key: str) -> str:
+    """Everything the ledgers know about one activity key, for a failure message: its executions,
+    its stored result, its task rows, and the writes to its run."""
+    lines = [f"--- {activity} {key}"]
+    lines += [f"  effect pid {pid} started {s:.3f} executed {e:.3f}" for pid, s, e in query(url, """
+        SELECT pid, extract(epoch FROM started_at)::float8, extract(epoch FROM executed_at)::float8
+          FROM fx_effects WHERE activity = %s AND key = %s ORDER BY id""", (activity, key))]
+    lines += [f"  stored result for run {r} seq {q} at {c:.3f}" for r, q, c in query(url, """
+        SELECT run_id, seq, extract(epoch FROM completed_at)::float8 FROM continuum_activity_results
+         WHERE activity_module = %s AND idempotency_key = %s""", (activity, key))]
+    tag = next((part for part in key.split(":") if part[:1] in "chsgt" and part[1:2].isdigit()), key)
+    runs = [r for (r,) in query(url, """
+        SELECT DISTINCT run_id FROM continuum_events WHERE event_type = 'activity_scheduled'
+           AND payload->>'activity' = %s AND payload::text LIKE %s""", (activity, f'%"{tag}"%'))]
+    for run_id in runs[:3]:
+        lines += [f"  task seq {row[0]} {row[1:]}" for row in query(url, """
+            SELECT * FROM continuum_activity_tasks WHERE run_id = %s ORDER BY seq""", (run_id,))]
+        lines += [f"  write {k} seq {q} {d} by {w} under {o} token {t} at {a:.3f}" for k, q, d, w, o, t, a in query(url, """
+            SELECT kind, seq, detail, writer, lease_owner, lease_token, extract(epoch FROM at)::float8
+              FROM fx_writes WHERE run_id = %s ORDER BY id""", (run_id,))]
+    return "\n".join(lines)

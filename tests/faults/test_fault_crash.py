@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 import continuum_nb as cn
-from tests.integration import fault_workflows as fx
+from tests.faults import fault_workflows as fx
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -255,7 +255,7 @@ def test_sigterm_leaves_no_task_lease_and_loses_no_attempt(db_url: str) -> None:
 
 _STARTER = """
 import sys, continuum_nb as cn
-import tests.integration.fault_workflows
+import tests.faults.fault_workflows
 inst = cn.Instance("starter", database_url=sys.argv[1], lease_ttl=2.0, heartbeat=0.5)
 run = cn.start("fx_slow", {"tag": "kernel", "seconds": 3}, instance=inst)
 print(run.id, flush=True)

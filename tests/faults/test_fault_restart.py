@@ -8,16 +8,10 @@ of the session's embedded PostgreSQL 18.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
 
 import continuum_nb as cn
-from tests.integration import fault_workflows as fx
+from tests.faults import fault_workflows as fx
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -26,23 +20,7 @@ STEPS = 5
 
 
 def _restart(server: str) -> None:
-    if server == "pg15":
-        ctl = shutil.which("pg_ctlcluster")
-        if ctl is None:
-            pytest.skip("pg_ctlcluster is not available to restart PostgreSQL 15")
-        subprocess.run([ctl, "--skip-systemctl-redirect", "15", "main", "restart"], check=True, timeout=120)
-        return
-    from continuum_nb.store.embedded import EmbeddedPostgres
-    from tests import servers
-
-    mine = [
-        root for root in Path(tempfile.gettempdir()).glob("cn-test-pg18-*")
-        if (root / "owner.pid").exists() and (root / "owner.pid").read_text().strip() == str(os.getpid())
-    ]
-    assert len(mine) == 1, f"cannot find this session's embedded PostgreSQL 18: {mine}"
-    server_ = EmbeddedPostgres(mine[0], settings=servers._TEST_SETTINGS)
-    assert server_.stop()
-    server_.start()
+    fx.restart_server(server)
 
 
 def test_postgres_restart_mid_load(db_url: str, request: pytest.FixtureRequest) -> None:
