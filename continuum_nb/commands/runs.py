@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import DriftError, RunCancelled, RunFailed
+from ..notebook.parser import attribute
 from ..store.base import RUN_STATES
 from ._common import add_database_options, database_from_args
 
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
     lst = _action(sub, "list", "runs, newest first", _list)
     lst.add_argument("--state", choices=RUN_STATES, help="only runs in this state")
     lst.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
-    lst.add_argument("--attr", dest="attrs", action="append", default=[], type=_attribute, metavar="KEY=VALUE",
+    lst.add_argument("--attr", dest="attrs", action="append", default=[], type=attribute, metavar="KEY=VALUE",
                      help="only runs whose search attribute KEY is VALUE (a JSON value, else text); repeatable")
     lst.add_argument("--since", type=_moment, metavar="WHEN", help="only runs started at or after WHEN (ISO 8601)")
     lst.add_argument("--until", type=_moment, metavar="WHEN", help="only runs started before WHEN (ISO 8601)")
@@ -106,16 +107,6 @@ def _run_id(text: str) -> str:
         return str(uuid.UUID(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a run id (a UUID, as `continuum runs list` shows)") from None
-
-
-def _attribute(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not KEY=VALUE (e.g. --attr customer=acme)")
-    try:
-        return key, json.loads(value, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        return key, value  # plain text
 
 
 def _moment(text: str) -> datetime:

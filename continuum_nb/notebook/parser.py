@@ -99,20 +99,28 @@ def json_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def attribute(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE``: VALUE is read as JSON when it is JSON (``n=3``, ``vip=true``), else as text."""
-    key, sep, value = text.partition("=")
+def split_attribute(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` (a search attribute as typed in a magic, the CLI or the observer): VALUE is
+    read as JSON when it is JSON (``n=3``, ``vip=true``), else as text. ValueError/TypeError
+    when it is not KEY=VALUE or cannot be stored."""
+    key, sep, value = text.strip().partition("=")
+    key, value = key.strip(), value.strip()
     if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not KEY=VALUE (e.g. --attr customer=acme)")
+        raise ValueError(f"{text[:80]!r} is not KEY=VALUE (e.g. customer=acme)")
     try:
         parsed = json.loads(value, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         parsed = value
+    check_json({key: parsed}, "the search attribute")
+    return key, parsed
+
+
+def attribute(text: str) -> tuple[str, Any]:
+    """``split_attribute`` as an argparse type (one line on bad input)."""
     try:
-        check_json({key: parsed}, "the search attribute")
+        return split_attribute(text)
     except (TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return key, parsed
 
 
 def _refuse_constant(name: str) -> Any:

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
+from ..notebook.parser import split_attribute
+
 __all__ = [
     "ACTIONS",
     "STATES",
@@ -124,18 +126,7 @@ def decode_trace_id(trace_context: bytes | memoryview | str | None) -> str | Non
 def parse_attributes(text: str) -> dict[str, Any]:
     """``customer=acme, tier=2`` -> ``{"customer": "acme", "tier": 2}``: the attributes filter as
     typed in the observer (values are JSON when they read as JSON, else text)."""
-    found: dict[str, Any] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{part[:60]!r} is not key=value (e.g. customer=acme)")
-        try:
-            found[key.strip()] = json.loads(value.strip())
-        except ValueError:
-            found[key.strip()] = value.strip()
-    return found
+    return dict(split_attribute(part) for part in text.split(",") if part.strip())
 
 
 def short_id(run_id: UUID | str) -> str:

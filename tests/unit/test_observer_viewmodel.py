@@ -74,7 +74,7 @@ def test_changing_filters_restarts_paging_and_validates_state() -> None:
         p.set_filters(state="done")
     p.set_filters(attributes=" customer=acme , tier=2,vip=true ")
     assert p.query()["attributes"] == {"customer": "acme", "tier": 2, "vip": True}
-    with pytest.raises(ValueError, match="is not key=value"):
+    with pytest.raises(ValueError, match="is not KEY=VALUE"):
         p.set_filters(attributes="customer")
     p.set_filters(attributes="")
     assert p.query()["attributes"] is None
