@@ -291,7 +291,7 @@ def test_the_values_the_test_suite_uses_are_accepted(settings: dict[str, Any]) -
 
 
 def test_the_fault_workers_environment_is_accepted() -> None:
-    # tests/integration/fault_workflows.py: --lease-ttl 2 with these variables
+    # tests/faults/fault_workflows.py: --lease-ttl 2 with these variables
     cfg = load_config(environ={"CONTINUUM_HEARTBEAT": "0.5", "CONTINUUM_POLL_INTERVAL": "0.25"}, lease_ttl=2.0)
     assert (cfg.lease_ttl, cfg.heartbeat, cfg.poll_interval) == (2.0, 0.5, 0.25)
 
