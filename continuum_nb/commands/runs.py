@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import DriftError, RunCancelled, RunFailed
-from ..notebook.parser import attribute
+from ..notebook.parser import attribute, json_value, positive_int, run_id, seconds
 from ..store.base import RUN_STATES
 from ._common import add_database_options, database_from_args
 
@@ -59,14 +59,14 @@ def register(subparsers: Any) -> None:
                      help="only runs whose search attribute KEY is VALUE (a JSON value, else text); repeatable")
     lst.add_argument("--since", type=_moment, metavar="WHEN", help="only runs started at or after WHEN (ISO 8601)")
     lst.add_argument("--until", type=_moment, metavar="WHEN", help="only runs started before WHEN (ISO 8601)")
-    lst.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N runs (default 50)")
+    lst.add_argument("--limit", type=positive_int, default=50, metavar="N", help="at most N runs (default 50)")
     lst.add_argument("--cursor", metavar="CURSOR", help="the next page: the cursor the previous page printed")
 
     _run_action(sub, "show", "one run: state, input, result or error, lease, versions", _show)
     _run_action(sub, "events", "the run's journal, in seq order", _events)
     sig = _run_action(sub, "signal", "send a signal (durable, even before the run awaits it)", _signal)
     sig.add_argument("name", help="the signal's name")
-    sig.add_argument("payload", nargs="?", default="null", type=_json_text, metavar="JSON",
+    sig.add_argument("payload", nargs="?", default="null", type=json_value, metavar="JSON",
                      help="the payload, a JSON value (default: null)")
     sig.add_argument("--key", metavar="KEY", help="an idempotency key: the signal is delivered once per key")
     _run_action(sub, "cancel", "cancel the run", _cancel)
@@ -76,12 +76,12 @@ def register(subparsers: Any) -> None:
                      help="module defining the workflow's new version (repeatable)")
     upg.add_argument("--check", action="store_true", help="only say whether it would replay cleanly")
     wait = _run_action(sub, "wait", "wait until the run ends; print its result", _wait)
-    wait.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds (exit 3)")
+    wait.add_argument("--timeout", type=seconds, metavar="S", help="give up after S seconds (exit 3)")
     prune = _action(sub, "prune", "report (or with --execute delete) ended runs past their retention", _prune)
     prune.add_argument("--execute", action="store_true", help="really delete (default: report only)")
     prune.add_argument("--drop-keys", action="store_true",
                        help="delete the pruned runs' idempotency keys too (default: kept, so a key never starts twice)")
-    prune.add_argument("--batch-size", type=_positive_int, default=1000, metavar="N",
+    prune.add_argument("--batch-size", type=positive_int, default=1000, metavar="N",
                        help="runs per transaction (default 1000)")
 
 
@@ -95,18 +95,11 @@ def _action(sub: Any, name: str, text: str, func: Callable[[argparse.Namespace],
 
 def _run_action(sub: Any, name: str, text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
     p = _action(sub, name, text, func)
-    p.add_argument("run_id", type=_run_id, metavar="RUN_ID", help="the run's id (a UUID)")
+    p.add_argument("run_id", type=run_id, metavar="RUN_ID", help="the run's id (a UUID)")
     return p
 
 
 # --- argument types: one clear line on bad input ---------------------------------------------------
-
-
-def _run_id(text: str) -> str:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a run id (a UUID, as `continuum runs list` shows)") from None
 
 
 def _moment(text: str) -> datetime:
@@ -115,43 +108,6 @@ def _moment(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a time (ISO 8601, e.g. 2026-12-01 or 2026-12-01T08:00Z)") from None
     return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a count between 1 and 100000")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds (>= 0)")
-    return value
-
-
-def _json_text(text: str) -> Any:
-    from ..store.payloads import check_json
-
-    try:
-        value = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a JSON value ({exc}); quote it") from None
-    try:
-        return check_json(value, "the payload")
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 # --- the client instance ------------------------------------------------------------------------------

@@ -84,10 +84,10 @@ def test_wait_exit_codes(engine: cn.Instance, db_url: str, capsys: pytest.Captur
 
 @pytest.mark.parametrize(("argv", "says"), [
     (["show", "not-a-uuid"], "is not a run id"),
-    (["list", "--limit", "-1"], "is not a count between 1 and 100000"),
+    (["list", "--limit", "-1"], "is not a positive integer"),
     (["list", "--state", "sleeping"], "invalid choice: 'sleeping'"),
     (["wait", str(uuid.uuid4()), "--timeout", "soon"], "is not a number of seconds"),
-    (["signal", str(uuid.uuid4()), "go", "{bad"], "is not a JSON value"),
+    (["signal", str(uuid.uuid4()), "go", "{bad"], "is not valid JSON"),
     (["signal", str(uuid.uuid4()), "go", '"a\\u0000b"'], "NUL character"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], says: str, db_url: str,
@@ -171,3 +171,8 @@ def test_bad_list_filters_are_one_line_and_exit_2(argv: list[str], says: str, db
 def test_a_malformed_cursor_is_one_line_and_exit_2(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _run(capsys, db_url, "list", "--cursor", "garbage")
     assert rc == 2 and err.count("\n") == 1 and "cursor" in err
+
+
+def test_a_limit_beyond_the_api_s_is_one_line_and_exit_2(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _run(capsys, db_url, "list", "--limit", "100001")
+    assert rc == 2 and err.count("\n") == 1 and "limit must be an int between 1 and 100000" in err
