@@ -74,60 +74,31 @@ SELECT (SELECT count(*) FROM doomed),
 # The sweep of keys whose run is gone: ``limit`` keys after the last one seen, in primary-key
 # order (so each key is looked at once over the whole sweep), deleting the orphans among them.
 # Each returns (keys looked at, keys deleted, the last key's columns).
+def _sweep_sql(table: str, key: tuple[str, ...], after: bool) -> str:
+    """The sweep statement of ``table`` (primary key ``key``; fixed identifiers, never input),
+    from its first key or (``after``) past the last one seen, given as ``c0``, ``c1``, ..."""
+    cols = ", ".join(key)
+    scanned = cols if "run_id" in key else f"{cols}, run_id"
+    past = f" WHERE ({cols}) > ({', '.join(f'%(c{i})s' for i in range(len(key)))})" if after else ""
+    return f"""
+WITH scan AS (
+    SELECT {scanned} FROM {table}{past} ORDER BY {cols} LIMIT %(limit)s
+), del AS (
+    DELETE FROM {table} t USING scan s
+     WHERE {' AND '.join(f't.{c} = s.{c}' for c in key)}
+       AND NOT EXISTS (SELECT 1 FROM continuum_runs r WHERE r.id = s.run_id)
+    RETURNING 1
+), last AS (SELECT {cols} FROM scan ORDER BY {', '.join(f'{c} DESC' for c in key)} LIMIT 1)
+SELECT (SELECT count(*) FROM scan), (SELECT count(*) FROM del), last.*
+  FROM (SELECT 1) AS one LEFT JOIN last ON true
+"""  # noqa: S608 - fixed identifiers only
+
+
+_KEY_TABLES = {"ingress_keys": ("continuum_ingress_keys", ("workflow", "key")),
+               "signal_keys": ("continuum_signal_keys", ("run_id", "name", "key"))}
 #: (kind, first batch?) -> statement.
-SWEEP_SQL = {
-    ("ingress_keys", True): """
-WITH scan AS (
-    SELECT workflow, key, run_id FROM continuum_ingress_keys ORDER BY workflow, key LIMIT %(limit)s
-), del AS (
-    DELETE FROM continuum_ingress_keys t USING scan s
-     WHERE t.workflow = s.workflow AND t.key = s.key
-       AND NOT EXISTS (SELECT 1 FROM continuum_runs r WHERE r.id = s.run_id)
-    RETURNING 1
-), last AS (SELECT workflow, key FROM scan ORDER BY workflow DESC, key DESC LIMIT 1)
-SELECT (SELECT count(*) FROM scan), (SELECT count(*) FROM del), last.*
-  FROM (SELECT 1) AS one LEFT JOIN last ON true
-""",
-    ("ingress_keys", False): """
-WITH scan AS (
-    SELECT workflow, key, run_id FROM continuum_ingress_keys WHERE (workflow, key) > (%(c0)s, %(c1)s)
-     ORDER BY workflow, key LIMIT %(limit)s
-), del AS (
-    DELETE FROM continuum_ingress_keys t USING scan s
-     WHERE t.workflow = s.workflow AND t.key = s.key
-       AND NOT EXISTS (SELECT 1 FROM continuum_runs r WHERE r.id = s.run_id)
-    RETURNING 1
-), last AS (SELECT workflow, key FROM scan ORDER BY workflow DESC, key DESC LIMIT 1)
-SELECT (SELECT count(*) FROM scan), (SELECT count(*) FROM del), last.*
-  FROM (SELECT 1) AS one LEFT JOIN last ON true
-""",
-    ("signal_keys", True): """
-WITH scan AS (
-    SELECT run_id, name, key FROM continuum_signal_keys ORDER BY run_id, name, key LIMIT %(limit)s
-), del AS (
-    DELETE FROM continuum_signal_keys t USING scan s
-     WHERE t.run_id = s.run_id AND t.name = s.name AND t.key = s.key
-       AND NOT EXISTS (SELECT 1 FROM continuum_runs r WHERE r.id = s.run_id)
-    RETURNING 1
-), last AS (SELECT run_id, name, key FROM scan ORDER BY run_id DESC, name DESC, key DESC LIMIT 1)
-SELECT (SELECT count(*) FROM scan), (SELECT count(*) FROM del), last.*
-  FROM (SELECT 1) AS one LEFT JOIN last ON true
-""",
-    ("signal_keys", False): """
-WITH scan AS (
-    SELECT run_id, name, key FROM continuum_signal_keys
-     WHERE (run_id, name, key) > (%(c0)s, %(c1)s, %(c2)s)
-     ORDER BY run_id, name, key LIMIT %(limit)s
-), del AS (
-    DELETE FROM continuum_signal_keys t USING scan s
-     WHERE t.run_id = s.run_id AND t.name = s.name AND t.key = s.key
-       AND NOT EXISTS (SELECT 1 FROM continuum_runs r WHERE r.id = s.run_id)
-    RETURNING 1
-), last AS (SELECT run_id, name, key FROM scan ORDER BY run_id DESC, name DESC, key DESC LIMIT 1)
-SELECT (SELECT count(*) FROM scan), (SELECT count(*) FROM del), last.*
-  FROM (SELECT 1) AS one LEFT JOIN last ON true
-""",
-}
+SWEEP_SQL = {(kind, first): _sweep_sql(table, key, after=not first)
+             for kind, (table, key) in _KEY_TABLES.items() for first in (True, False)}
 
 _COUNTED = [f.name for f in fields(PruneReport) if f.name not in ("executed", "batches")]
 
