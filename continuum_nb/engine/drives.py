@@ -113,6 +113,10 @@ class Drives(Part):
         waking[run_id] = False
         self._submit(self._drive, held)
 
+    def forget(self, run_id: uuid.UUID) -> None:
+        """(loop) The run left this engine: its count of failed wakes goes with it."""
+        self._failures.pop(run_id, None)
+
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         fut = self._pool.submit(fn, *args)
         self.running.add(fut)

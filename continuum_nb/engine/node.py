@@ -116,6 +116,7 @@ class Engine:
                 if outcome.local and record is not None:
                     self.runtime.spawn(self.activities.write_outcome(record, seq, outcome))
         self.timers.cancel(run_id)
+        self.drives.forget(run_id)
         if tell_waiters:
             self.outcomes.notify(run_id)
 
