@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     # client API
     "Run": "continuum_nb.api",
     "start": "continuum_nb.api",
+    "start_many": "continuum_nb.bulk",
     "signal": "continuum_nb.api",
     "cancel": "continuum_nb.api",
     "wait": "continuum_nb.api",

@@ -279,6 +279,11 @@ class Store(Protocol):
         the lease expires); without: as ``create_run`` without an owner."""
         ...
 
+    def create_runs(self, runs: Sequence[NewRun]) -> list[UUID]:
+        """Insert runnable runs (as ``create_run`` without an owner) in one transaction; an id that
+        exists is skipped (ValueError, nothing written, if it is a run of another workflow); one
+        wake notification for all. Returns the ids inserted, in order."""
+
     def get_run(self, run_id: UUID) -> RunRecord | None: ...
 
     def list_runs(

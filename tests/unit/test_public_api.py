@@ -21,7 +21,7 @@ PUBLIC = [
     "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
     "activity", "analytics", "cancel", "configure", "days", "events", "gather", "get_run", "health", "hours", "instance",
     "list_runs", "minutes", "now", "observer", "otel", "partitions", "prune", "pure", "random", "resume", "runs",
-    "seconds", "set_attributes", "side_effect", "signal", "start", "telemetry", "testing", "timer", "today",
+    "seconds", "set_attributes", "side_effect", "signal", "start", "start_many", "telemetry", "testing", "timer", "today",
     "upgrade", "uuid4", "wait", "workflow",
 ]  # fmt: skip
 

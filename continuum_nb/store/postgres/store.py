@@ -51,6 +51,7 @@ from ..checks import (
 )
 from ..payloads import dumps
 from . import sql as q
+from .bulk import PgBulk
 from .ingress import PgIngress, duplicate_run, run_params
 from .listen import PgListener
 from .pool import Conn, PgPool, first_line
@@ -71,7 +72,7 @@ def _task(row: Sequence[Any]) -> TaskRecord:
     return TaskRecord(*row)
 
 
-class PostgresStore(PgIngress, PgPrune):
+class PostgresStore(PgIngress, PgPrune, PgBulk):
     """See ``store.base.Store`` for each method's contract (keyed starts and signals, attributes:
     ``ingress``; pruning: ``prune``)."""
 
