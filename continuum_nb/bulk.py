@@ -10,10 +10,12 @@ their handles say ``existing``, so a call retried after a lost connection starts
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from .api import Run, _resolve_workflow, _run_uuid
@@ -24,7 +26,7 @@ from .store.base import NewRun
 from .store.payloads import check_attributes, check_json
 from .telemetry import current_trace_context
 
-__all__ = ["MAX_START_MANY", "start_many"]
+__all__ = ["MAX_START_MANY", "read_inputs", "start_many"]
 
 #: Runs one call may start (one transaction; split larger backfills into several calls).
 MAX_START_MANY = 1_000_000
@@ -95,3 +97,35 @@ def _ids(run_ids: Sequence[str | uuid.UUID] | None, count: int) -> list[uuid.UUI
             raise ValueError(f"cn.start_many: run id {rid} is given twice; each run needs its own id")
         seen.add(rid)
     return ids
+
+
+def read_inputs(path: str | Path) -> list[dict[str, Any]]:
+    """The inputs of ``%continuum start WORKFLOW --many FILE``: a JSON array of objects, or JSON
+    Lines (one object per line; blank lines skipped). Errors name the file and the line."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read the inputs file {str(file)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"the inputs file {str(file)!r} is not UTF-8 text; write it as JSON") from None
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"the inputs file {str(file)!r} is not a JSON array: {exc}") from None
+        numbered = [(f"item {i}", item) for i, item in enumerate(items)]
+    else:
+        numbered = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((f"line {n}", json.loads(line)))
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise ValueError(f"{file}: line {n} is not JSON ({exc}); write one JSON object per line") from None
+    for where, item in numbered:
+        if not isinstance(item, dict):
+            raise ValueError(f"{file}: {where} is a {type(item).__name__}, not a JSON object of the "
+                             "workflow's arguments")
+    return [item for _, item in numbered]

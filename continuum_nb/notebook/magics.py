@@ -239,6 +239,8 @@ class ContinuumMagics(Magics, Configurable):
             raise MagicError(f"{prefix}: {_one_line(exc)}") from None
 
     def _cmd_start(self, args: argparse.Namespace, instance: str | None) -> Any:
+        if args.many is not None:
+            return self._start_many(args, instance)
         api = self._api()
         run = api.start(args.workflow, args.input, instance=instance, run_id=args.run_id,
                         idempotency_key=args.key, attributes=dict(args.attrs) or None)
@@ -249,6 +251,19 @@ class ContinuumMagics(Magics, Configurable):
         else:
             print(f"started run {run.id} of {args.workflow}")
         return run
+
+    def _start_many(self, args: argparse.Namespace, instance: str | None) -> Any:
+        given = [flag for flag, value in (("an input", args.input), ("--run-id", args.run_id), ("--key", args.key),
+                                          ("--wait", args.wait)) if value]
+        if given:
+            raise MagicError(f"%continuum start --many: {given[0]} cannot be combined with --many "
+                             "(each input of FILE is one run; wait on the returned runs)")
+        from ..bulk import read_inputs, start_many
+
+        runs = start_many(args.workflow, read_inputs(args.many), attributes=dict(args.attrs) or None,
+                          instance=instance)
+        print(f"started {len(runs)} runs of {args.workflow} from {args.many}")
+        return runs
 
     def _cmd_signal(self, args: argparse.Namespace, instance: str | None) -> None:
         self._api().signal(args.run_id, args.name, args.payload, instance=instance)

@@ -195,6 +195,9 @@ def build_continuum_parser() -> argparse.ArgumentParser:
                    help="an idempotency key: re-running the cell returns the run this key started")
     p.add_argument("--attr", dest="attrs", action="append", default=[], type=attribute, metavar="KEY=VALUE",
                    help="a search attribute of the run (a JSON value, else text); repeatable")
+    p.add_argument("--many", default=None, metavar="FILE",
+                   help="start one run per input in FILE (a JSON array of objects, or one object per "
+                        "line), all in one transaction; returns the runs")
     p.add_argument("--wait", action="store_true", help="wait for the result and return it")
     p.add_argument("--timeout", type=seconds, default=None, help="with --wait: seconds to wait")
     _instance(p)

@@ -341,3 +341,31 @@ def test_rerunning_a_cell_with_a_key_never_starts_twice(shell: Any, inst: cn.Ins
     result, out = run(shell, f"t = %continuum runs --attr customer=acme --instance {inst.name}")
     assert result.success, lines(out)
     assert [r.id for r in api.list_runs(attributes={"customer": "acme"}, instance=inst).runs] == [first]
+
+
+def test_start_many_from_a_file(shell: Any, inst: cn.Instance, tmp_path: Any) -> None:
+    quick = "import continuum_nb as cn\n\n@cn.activity\ndef double(x: int) -> int:\n    return 2 * x\n\nasync def twice(x: int) -> int:\n    return await double(x)\n"
+    assert run(shell, f"%%workflow --instance {inst.name}\n{quick}")[0].success
+    lines_file = tmp_path / "days.jsonl"
+    lines_file.write_text("".join(f'{{"x": {i}}}\n' for i in range(12)) + "\n")
+    result, out = run(shell, f"rs = %continuum start twice --many {lines_file} --attr batch=b7 --instance {inst.name}")
+    assert result.success and lines(out) == [f"started 12 runs of twice from {lines_file}"], lines(out)
+    assert [r.wait(30) for r in shell.user_ns["rs"]] == [2 * i for i in range(12)]
+    array_file = tmp_path / "more.json"
+    array_file.write_text('[{"x": 100}, {"x": 101}]')
+    result, out = run(shell, f"rs = %continuum start twice --many {array_file} --instance {inst.name}")
+    assert [r.wait(30) for r in shell.user_ns["rs"]] == [200, 202]
+    # bad files and combinations: one line, nothing started
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"x": 1}\n[2]\n')
+    before = len(cn.runs(workflow="twice", limit=100, instance=inst))
+    for line, expected in [
+        (f"twice --many {bad}", "line 2 is a list, not a JSON object"),
+        (f"twice --many {tmp_path / 'missing.json'}", "cannot read the inputs file"),
+        (f"twice '{{\"x\": 1}}' --many {array_file}", "an input cannot be combined with --many"),
+        (f"twice --many {array_file} --wait", "--wait cannot be combined with --many"),
+    ]:
+        with pytest.raises(MagicError) as info:
+            shell.run_line_magic("continuum", f"start {line} --instance {inst.name}")
+        assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
+    assert len(cn.runs(workflow="twice", limit=100, instance=inst)) == before
