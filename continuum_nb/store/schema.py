@@ -106,6 +106,11 @@ Index(
     runs.c.next_wakeup_at,
     postgresql_where=text("state IN ('running', 'suspended')"),
 )
+Index(
+    "continuum_runs_stranded_idx",
+    runs.c.workflow,
+    postgresql_where=text("state = 'running' AND next_wakeup_at IS NULL"),
+)
 Index("continuum_runs_state_started_idx", runs.c.state, runs.c.started_at.desc(), runs.c.id)
 Index("continuum_runs_workflow_started_idx", runs.c.workflow, runs.c.started_at.desc(), runs.c.id)
 Index("continuum_runs_started_idx", runs.c.started_at.desc(), runs.c.id)
