@@ -14,6 +14,7 @@ from typing import Any, TypeVar, overload
 
 from .definitions.activity import ActivityDef, Retry, define_activity
 from .definitions.commands import gather, signal, timer
+from .definitions.composing import Saga, deprecate_patch, first, log, patched, saga
 from .definitions.registry import GLOBAL, loading
 from .definitions.workflow import WorkflowDef
 from .engine.instance import Instance, default_config, resolve
@@ -21,10 +22,16 @@ from .engine.instance import Instance, default_config, resolve
 __all__ = [
     "ActivityDef",
     "Retry",
+    "Saga",
     "WorkflowDef",
     "activity",
+    "deprecate_patch",
+    "first",
     "gather",
+    "log",
+    "patched",
     "pure",
+    "saga",
     "signal",
     "timer",
     "workflow",
