@@ -85,8 +85,13 @@ def workflow(
     retention: timedelta | None = None,
     source: str | None = None,
     instance: Any = None,
+    signals: dict[str, Any] | None = None,
 ) -> Any:
     """Define a workflow: ``@cn.workflow`` or ``@cn.workflow(name=..., retention=cn.days(30))``.
+
+    ``signals={"approve": {"by": str, "ok": bool}, "poke": None}`` is its signal contract: a
+    signal of another name or payload shape is refused when sent, and ``await cn.signal(name)``
+    of an undeclared literal name is refused here, when the workflow is defined.
 
     ``source`` (used by ``%%workflow``) is the whole cell text: the version is its hash, and it is
     stored so any engine can load it. ``instance`` registers it in that instance only (default:
@@ -95,7 +100,8 @@ def workflow(
     def wrap(f: Callable[..., Any]) -> WorkflowDef:
         if isinstance(f, WorkflowDef):
             f = f.fn
-        return define(WorkflowDef(f, name=name, retention=retention, source=source), instance=instance)
+        return define(WorkflowDef(f, name=name, retention=retention, source=source, signals=signals),
+                      instance=instance)
 
     return wrap(fn) if fn is not None else wrap
 
@@ -127,5 +133,6 @@ def _scan(wf: WorkflowDef, inst: Instance | None) -> None:
             filename=f"<cell workflow {wf.name}>" if wf.origin == "cell" else None,
             trusted_modules=cfg.trusted_modules,
             severity=cfg.untrusted_call_severity,
+            signals=wf.signals,
         )
     )

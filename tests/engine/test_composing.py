@@ -244,3 +244,46 @@ def test_log_is_journaled_and_logged_once_despite_replays(make_instance: Any, cl
                     {"message": "after the timer", "level": "warning", "fields": {"n": 2}}]
     lines = [r.getMessage() for r in caplog.records if r.name == "continuum_nb.workflow" and str(run.id) in r.getMessage()]
     assert [line.rsplit("] ", 1)[1] for line in lines] == ["starting", "after the timer"]
+
+
+# --- signal contracts ---------------------------------------------------------------------------------
+async def contracted(key: str) -> Any:
+    decision = await cn.signal("approve")
+    return decision
+
+
+def _contracted_def(inst: Any) -> Any:
+    from continuum_nb.workflow import WorkflowDef
+
+    wf = WorkflowDef(contracted, name="contracted", signals={"approve": {"by": str, "ok": bool}, "poke": None})
+    inst.registry.register(wf)
+    return wf
+
+
+def test_signal_contract_refuses_before_the_mailbox_even_from_another_instance(make_instance: Any) -> None:
+    inst = make_instance()
+    run = cn.start(_contracted_def(inst), {"key": "k"}, instance=inst)
+    eventually(lambda: suspended_on(inst, run, "signal_awaited"), what="await")
+    sender = make_instance(run_engine=False)  # another instance (process) with the workflow defined
+    _contracted_def(sender)
+    with pytest.raises(ValueError, match="does not accept signal 'aprove'.*declares 'approve', 'poke'"):
+        cn.signal(run.id, "aprove", {"by": "ana", "ok": True}, instance=sender)
+    with pytest.raises(TypeError, match="field 'ok' must be bool, not str"):
+        cn.signal(run.id, "approve", {"by": "ana", "ok": "yes"}, instance=sender)
+    with pytest.raises(ValueError, match="field 'ok' is missing"):
+        cn.signal(run.id, "approve", {"by": "ana"}, instance=sender)
+    with pytest.raises(ValueError, match="field 'extra' is not declared"):
+        cn.signal(run.id, "approve", {"by": "ana", "ok": True, "extra": 1}, instance=sender)
+    with pytest.raises(TypeError, match="carries no payload"):
+        cn.signal(run.id, "poke", {"x": 1}, instance=sender)
+    assert inst.store.pending_signals(run.id) == []  # nothing reached the mailbox
+    assert types(inst, run) == ["signal_awaited"]  # nothing reached the run
+    assert cn.signal(run.id, "approve", {"by": "ana", "ok": True}, instance=sender) == "delivered"
+    assert cn.wait(run.id, timeout=30, instance=inst) == {"by": "ana", "ok": True}
+
+
+def test_a_bad_contract_is_refused_when_defined() -> None:
+    with pytest.raises(TypeError, match="signal 'approve' must map to None .* or a dict of field types"):
+        cn.workflow(contracted, signals={"approve": str}, instance=None)
+    with pytest.raises(TypeError, match="set.* is not a payload type"):
+        cn.workflow(contracted, signals={"approve": {"by": set}})
