@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ..store.payloads import check_json, check_name
-from .commands import CommandAwaitable, CompensationCommand, FirstCommand, GatherCommand, commands_of
+from .commands import (
+    CommandAwaitable,
+    CompensationCommand,
+    FirstCommand,
+    GatherCommand,
+    commands_of,
+)
 from .context import current, require
 
 if TYPE_CHECKING:

@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..definitions.commands import ActivityCommand, Command, CompensationCommand, SignalCommand, TimerCommand
+from ..definitions.commands import (
+    ActivityCommand,
+    Command,
+    CompensationCommand,
+    SignalCommand,
+    TimerCommand,
+)
 from ..store.base import Event
 from ..store.payloads import check_json
 from .journal import Answer, answer_of
