@@ -137,6 +137,8 @@ class JournalIndex:
         # a snapshot's compacted prefix fills it only when asked for (``resolved_at_of``)
         self.resolved_at: dict[int, int] = {}
         self.resolved_at_of: Callable[[], dict[int, int]] | None = None
+        # number of starts before a workflow_log -> how many logs the journal has there
+        self.logs_at: dict[int, int] = {}
         self.last_seq = 0
         self.events: list[Event] = []  # the journal's Events (after the compacted prefix, if any)
         self.start_event_of: Callable[[int], Event] | None = None  # builds a compacted start
@@ -161,6 +163,9 @@ class JournalIndex:
                 self.values.pop(seq, None)
                 self.answers[seq] = answer_of(ev)
                 self.resolved_at[seq] = seq
+            return
+        if t == "workflow_log":
+            self.logs_at[len(self.seqs)] = self.logs_at.get(len(self.seqs), 0) + 1
             return
         rs = resolved_seq(ev)
         if rs is not None and rs not in self.values and rs not in self.answers:

@@ -82,6 +82,7 @@ class Replayer:
         self._blocked: _Slot | None = None
         self._resolver: Resolver | None = None
         self._patches: dict[str, bool] = {}  # what cn.patched(name) decided in this run
+        self._logs_seen: dict[int, int] = {}  # cn.log calls per number of commands before them
         self.batch = Batch()
         self.finished = False
 
@@ -184,9 +185,15 @@ class Replayer:
     def log(self, message: str, fields: dict[str, Any], level: str) -> None:
         """``cn.log``: journaled as ``workflow_log`` at the live tail only (a replay re-runs the
         call and records nothing). Not a command: adding or removing a log line is never drift."""
+        # (self._logs_seen and JournalIndex.logs_at count the log lines at the journal's end)
         if self.replaying:
             return
-        self._record("workflow_log", {"message": storable_text(message), "level": level, "fields": fields})
+        # At the end of the journal's commands: the logs already journaled there were written by
+        # an earlier wake that ended here (its run completed, or its code has moved on since).
+        at = self._cursor
+        n = self._logs_seen[at] = self._logs_seen.get(at, 0) + 1
+        if n > self._ix.logs_at.get(at, 0):
+            self._record("workflow_log", {"message": storable_text(message), "level": level, "fields": fields})
 
     # --- drift ------------------------------------------------------------------------------
     drift: dict[str, Any] | None = None
