@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 import continuum_nb as cn
-
 from continuum_nb.replay import Blocked, Completed, Drifted, Replayer, snapshots
 from continuum_nb.store.base import Event
 from tests.replay.composing import COMPOSING_WORKFLOWS
@@ -52,12 +51,12 @@ def test_recorded_composing_journal_replays_to_its_result(journal: str, workflow
 @pytest.mark.parametrize("journal", ["composing_expedite_signal", "composing_trip"])
 def test_replay_from_a_snapshot_with_composing_events(journal: str) -> None:
     data = load(journal)
+    fn = COMPOSING_WORKFLOWS[data["workflow"]]
     for cut in range(1, len(data["events"]) + 1):
         snap = snapshots.build_snapshot(uuid.uuid4(), "v", data["events"][:cut])
         composing = any(e.event_type in ("patched", "workflow_log") or e.event_type.startswith("compensation")
                         or e.event_type.endswith("_cancelled") for e in data["events"][:cut])
         assert snap.payload["format"] == (snapshots.FORMAT_VERBATIM if composing else snapshots.FORMAT)
-        fn = COMPOSING_WORKFLOWS[data["workflow"]]
         rep = snapshots.replayer_from("run", data["workflow"], lambda: fn(**data["input"]), snap, data["events"][cut:])
         outcome = rep.advance(NothingLive())
         assert isinstance(outcome, Completed) and outcome.result == data["result"], (cut, outcome)
