@@ -287,3 +287,45 @@ def test_a_bad_contract_is_refused_when_defined() -> None:
         cn.workflow(contracted, signals={"approve": str}, instance=None)
     with pytest.raises(TypeError, match="set.* is not a payload type"):
         cn.workflow(contracted, signals={"approve": {"by": set}})
+
+
+# --- crash while compensating -----------------------------------------------------------------------------
+_gates: dict[str, threading.Event] = {}
+
+
+@cn.activity(name="compose.slow_undo", retry=cn.Retry(max_attempts=3))
+def slow_undo(tag: str) -> str:
+    gate = _gates.get(tag)
+    if gate is not None:
+        gate.wait(20)
+    _count(f"slow_undo:{tag}")
+    return f"undid {tag}"
+
+
+async def compensating(key: str) -> Any:
+    saga = cn.saga()
+    for part in ("a", "b", "c"):
+        await step(f"{key}-{part}")
+        saga.add(slow_undo, f"{key}-{part}")
+    return await saga.compensate()
+
+
+def test_an_engine_lost_while_compensating_resumes_from_the_first_not_done(make_instance: Any) -> None:
+    key = f"cr{uuid.uuid4().hex[:6]}"
+    _gates[f"{key}-b"] = threading.Event()  # "c" is undone, then the engine is lost during "b"
+    inst = make_instance(lease_ttl=1.0)
+    run = cn.start(define(inst, compensating, name="compensating"), {"key": key}, instance=inst)
+    eventually(lambda: types(inst, run).count("compensation_scheduled") == 2, what="second compensation")
+    inst.stop(timeout=0.1)
+    other = make_instance(lease_ttl=1.0)
+    define(other, compensating, name="compensating")
+    other.start_engine()
+    _gates[f"{key}-b"].set()
+    assert cn.wait(run.id, timeout=60, instance=other) == [f"undid {key}-c", f"undid {key}-b", f"undid {key}-a"]
+    evs = journal(other, run)
+    scheduled = [e for e in evs if e.event_type == "compensation_scheduled"]
+    assert [e.payload["args"][0] for e in scheduled] == [f"{key}-c", f"{key}-b", f"{key}-a"]  # none twice
+    done = [e.payload["scheduled_seq"] for e in evs if e.event_type == "compensation_completed"]
+    assert sorted(done) == [e.seq for e in scheduled]  # each resolved exactly once
+    assert _calls[f"slow_undo:{key}-c"] == 1 and _calls[f"slow_undo:{key}-a"] == 1  # the done one not redone
+    assert _calls[f"slow_undo:{key}-b"] >= 1  # the one in flight: at least once (an activity's guarantee)
