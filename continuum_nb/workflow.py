@@ -98,9 +98,11 @@ def workflow(
     every instance of this process)."""
 
     def wrap(f: Callable[..., Any]) -> WorkflowDef:
-        if isinstance(f, WorkflowDef):
+        contract = signals
+        if isinstance(f, WorkflowDef):  # (a %%workflow cell whose def is decorated: keep its contract)
+            contract = f.signals if contract is None else contract
             f = f.fn
-        return define(WorkflowDef(f, name=name, retention=retention, source=source, signals=signals),
+        return define(WorkflowDef(f, name=name, retention=retention, source=source, signals=contract),
                       instance=instance)
 
     return wrap(fn) if fn is not None else wrap
