@@ -35,7 +35,7 @@ def first(*awaitables: Awaitable[Any], cancel_others: bool = True) -> Awaitable[
     """``index, value = await cn.first(a(x), cn.signal("stop"), cn.timer(cn.hours(1)))``: the
     (argument index, value) of the one that finished first, decided by the journal. A failure of
     the winner is raised. ``cancel_others`` journals the others as cancelled (their timers are
-    dropped; an activity already running finishes, but its outcome is not used)."""
+    dropped; an activity's task is not withdrawn, but its outcome is never used)."""
     if not awaitables:
         raise ValueError("cn.first() needs at least one awaitable: cn.first(a(x), cn.timer(cn.minutes(5)))")
     children = commands_of("first", awaitables)

@@ -329,3 +329,31 @@ def test_an_engine_lost_while_compensating_resumes_from_the_first_not_done(make_
     assert sorted(done) == [e.seq for e in scheduled]  # each resolved exactly once
     assert _calls[f"slow_undo:{key}-c"] == 1 and _calls[f"slow_undo:{key}-a"] == 1  # the done one not redone
     assert _calls[f"slow_undo:{key}-b"] >= 1  # the one in flight: at least once (an activity's guarantee)
+
+
+# --- drift on the engine ------------------------------------------------------------------------------------
+async def race_v1(key: str) -> Any:
+    index, value = await cn.first(cn.signal("go"), cn.timer(cn.hours(1)))
+    return [index, value]
+
+
+async def race_swapped(key: str) -> Any:
+    index, value = await cn.first(cn.timer(cn.hours(1)), cn.signal("go"))  # the order inside first changed
+    return [index, value]
+
+
+def test_a_changed_order_inside_first_drifts_and_appends_nothing(make_instance: Any) -> None:
+    inst = make_instance()
+    run = cn.start(define(inst, race_v1, name="race"), {"key": "d"}, instance=inst)
+    eventually(lambda: suspended_on(inst, run, "timer_started"), what="both started")
+    eventually(lambda: cn.api.get_run(run.id, instance=inst).lease_owner is None, what="release")
+    inst.stop()
+    before = types(inst, run)
+    bad = make_instance()
+    define(bad, race_swapped, name="race")
+    cn.signal(run.id, "go", "now", instance=bad)
+    with pytest.raises(cn.DriftError) as info:
+        cn.wait(run.id, timeout=30, instance=bad)
+    err = info.value.error
+    assert (err["expected"]["kind"], err["actual"]["kind"]) == ("signal", "timer")
+    assert types(bad, run) == before
