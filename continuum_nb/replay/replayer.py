@@ -261,14 +261,17 @@ class Replayer:
         return True
 
     def _resolve_first(self, slot: _Slot, cmd: FirstCommand) -> bool:
-        """``cn.first``: the child whose resolution comes first in the journal wins (ties, all
-        resolved in one wake, go to the earlier argument). Once the journal has decided, no other
-        child is resolved (a loser's signal stays in the mailbox)."""
+        """``cn.first``: the child whose resolution comes first in the journal wins. At the live
+        tail the children are tried in argument order and the first that resolves wins; the
+        others resolve nothing (a loser's signal stays in the mailbox)."""
         kids = slot.children
         decided = any(c.done or c.resolution is not None for c in kids)
         for c in kids:
-            if not decided or c.resolution is not None:
-                self._resolve(c)
+            if decided:
+                if c.resolution is not None:
+                    self._resolve(c)
+            elif self._resolve(c):
+                break  # the first to resolve now wins: the others take nothing (no signal consumed)
         ix = self._ix
         done = [i for i, c in enumerate(kids) if c.done]
         if not done:

@@ -276,7 +276,7 @@ def test_signal_contract_refuses_before_the_mailbox_even_from_another_instance(m
         cn.signal(run.id, "approve", {"by": "ana", "ok": True, "extra": 1}, instance=sender)
     with pytest.raises(TypeError, match="carries no payload"):
         cn.signal(run.id, "poke", {"x": 1}, instance=sender)
-    assert inst.store.pending_signals(run.id) == []  # nothing reached the mailbox
+    assert inst.store.pending_signals(uuid.UUID(str(run.id))) == []  # nothing reached the mailbox
     assert types(inst, run) == ["signal_awaited"]  # nothing reached the run
     assert cn.signal(run.id, "approve", {"by": "ana", "ok": True}, instance=sender) == "delivered"
     assert cn.wait(run.id, timeout=30, instance=inst) == {"by": "ana", "ok": True}
@@ -357,3 +357,22 @@ def test_a_changed_order_inside_first_drifts_and_appends_nothing(make_instance: 
     err = info.value.error
     assert (err["expected"]["kind"], err["actual"]["kind"]) == ("signal", "timer")
     assert types(bad, run) == before
+
+
+def test_first_decided_by_another_engine_after_a_stop_loses_and_duplicates_nothing(make_instance: Any,
+                                                                                    clock: VirtualClock) -> None:
+    inst = make_instance()
+    run = cn.start(define(inst, race_v1, name="race2"), {"key": "x"}, instance=inst)
+    eventually(lambda: suspended_on(inst, run, "timer_started"), what="both started")
+    inst.stop()
+    sender = make_instance(run_engine=False)
+    cn.signal(run.id, "go", "first", instance=sender)
+    cn.signal(run.id, "go", "second", instance=sender)
+    clock.advance(cn.hours(2))  # the timer is due too: the signal, first in argument order, wins
+    other = make_instance()
+    define(other, race_v1, name="race2")
+    other.start_engine()
+    assert cn.wait(run.id, timeout=30, instance=other) == [0, "first"]
+    ts = types(other, run)
+    assert ts == ["signal_awaited", "timer_started", "signal_received", "timer_cancelled"]
+    assert [s.payload for s in other.store.pending_signals(uuid.UUID(str(run.id)))] == ["second"]  # still in the mailbox

@@ -166,3 +166,31 @@ def test_log_lines_are_journaled_once_per_place_at_the_live_tail() -> None:
     # and a replay of the whole journal (those lines included) journals nothing
     third = Replayer("run", "chatty", chatty, [*recorded, fired, *again.batch.events])
     assert isinstance(third.advance(NothingLive()), Completed) and third.batch.events == []
+
+
+class SignalWaiting(NothingLive):
+    """A signal ``go`` is in the mailbox, and the clock is past every timer."""
+
+    def now(self) -> Any:
+        from datetime import timedelta
+
+        return super().now() + timedelta(days=1)
+
+    def signal(self, name: str, skip: set[int]) -> Any:
+        from continuum_nb.store.base import SignalRecord
+
+        return SignalRecord(7, uuid.uuid4(), name, "payload", super().now()) if 7 not in skip else None
+
+
+def test_at_the_live_tail_the_earlier_argument_wins_and_a_losing_signal_is_not_consumed() -> None:
+    async def race() -> Any:
+        return list(await cn.first(cn.timer(60), cn.signal("go")))
+
+    rep = Replayer("run", "race", race, [])
+    assert isinstance(rep.advance(NothingLive()), Blocked)  # both started, nothing resolved yet
+    started = list(rep.batch.events)
+    again = Replayer("run", "race", race, started)
+    outcome = again.advance(SignalWaiting())
+    assert isinstance(outcome, Completed) and outcome.result == [0, None]
+    assert [e.event_type for e in again.batch.events] == ["timer_fired", "signal_cancelled"]
+    assert again.batch.consumed_signals == {}  # the signal stays in the mailbox
