@@ -68,7 +68,10 @@ def main() -> None:
         ("composing_trip", "trip", {"order_id": "T1"}),
     ):
         data = record(scenario, workflow, inp)
-        (HERE / f"{scenario}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+        # tracebacks name files relative to the repository, not to wherever it was checked out
+        text = text.replace(str(HERE.parent.parent) + "/", "")
+        (HERE / f"{scenario}.json").write_text(text)
         print(scenario, data["state"], len(data["journal"]), "events")
 
 
