@@ -45,6 +45,11 @@ _EXPORTS: dict[str, str] = {
     "Retry": "continuum_nb.workflow",
     "timer": "continuum_nb.workflow",
     "gather": "continuum_nb.workflow",
+    "first": "continuum_nb.workflow",
+    "saga": "continuum_nb.workflow",
+    "patched": "continuum_nb.workflow",
+    "deprecate_patch": "continuum_nb.workflow",
+    "log": "continuum_nb.workflow",
     # deterministic primitives
     "now": "continuum_nb.primitives",
     "today": "continuum_nb.primitives",

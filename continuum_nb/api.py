@@ -16,7 +16,7 @@ from typing import Any
 from .definitions.commands import signal as _workflow_signal
 from .definitions.context import current
 from .definitions.workflow import WorkflowDef
-from .engine import lifecycle
+from .engine import contracts, lifecycle
 from .engine.instance import Instance, resolve
 from .engine.instance import configure as configure
 from .errors import (
@@ -244,6 +244,7 @@ def signal(run_id: Any, name: Any = None, payload: Any = None, *, timeout: Any =
         check_name(idempotency_key, "the idempotency key of cn.signal", MAX_KEY_LENGTH)
     inst = resolve(instance)
     rid = _run_uuid(run_id)
+    contracts.check_signal_contract(inst, rid, name, payload)  # refused before the mailbox
     now = inst.clock.now()
     if idempotency_key is None:
         sig_id, delivered = inst.store.send_signal(rid, name, payload, now), True

@@ -70,6 +70,11 @@ EVENTS: tuple[EventName, ...] = (
     ("continuum", "snapshot", "taken"),
     ("continuum", "snapshot", "skipped"),
     ("continuum", "partition", "missing"),
+    ("continuum", "workflow", "log"),
+    ("continuum", "workflow", "patched"),
+    ("continuum", "compensation", "scheduled"),
+    ("continuum", "compensation", "completed"),
+    ("continuum", "compensation", "failed"),
 )
 
 _lock = threading.Lock()

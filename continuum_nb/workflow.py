@@ -14,6 +14,7 @@ from typing import Any, TypeVar, overload
 
 from .definitions.activity import ActivityDef, Retry, define_activity
 from .definitions.commands import gather, signal, timer
+from .definitions.composing import Saga, deprecate_patch, first, log, patched, saga
 from .definitions.registry import GLOBAL, loading
 from .definitions.workflow import WorkflowDef
 from .engine.instance import Instance, default_config, resolve
@@ -21,10 +22,16 @@ from .engine.instance import Instance, default_config, resolve
 __all__ = [
     "ActivityDef",
     "Retry",
+    "Saga",
     "WorkflowDef",
     "activity",
+    "deprecate_patch",
+    "first",
     "gather",
+    "log",
+    "patched",
     "pure",
+    "saga",
     "signal",
     "timer",
     "workflow",
@@ -78,17 +85,25 @@ def workflow(
     retention: timedelta | None = None,
     source: str | None = None,
     instance: Any = None,
+    signals: dict[str, Any] | None = None,
 ) -> Any:
     """Define a workflow: ``@cn.workflow`` or ``@cn.workflow(name=..., retention=cn.days(30))``.
+
+    ``signals={"approve": {"by": str, "ok": bool}, "poke": None}`` is its signal contract: a
+    signal of another name or payload shape is refused when sent, and ``await cn.signal(name)``
+    of an undeclared literal name is refused here, when the workflow is defined.
 
     ``source`` (used by ``%%workflow``) is the whole cell text: the version is its hash, and it is
     stored so any engine can load it. ``instance`` registers it in that instance only (default:
     every instance of this process)."""
 
     def wrap(f: Callable[..., Any]) -> WorkflowDef:
-        if isinstance(f, WorkflowDef):
+        contract = signals
+        if isinstance(f, WorkflowDef):  # (a %%workflow cell whose def is decorated: keep its contract)
+            contract = f.signals if contract is None else contract
             f = f.fn
-        return define(WorkflowDef(f, name=name, retention=retention, source=source), instance=instance)
+        return define(WorkflowDef(f, name=name, retention=retention, source=source, signals=contract),
+                      instance=instance)
 
     return wrap(fn) if fn is not None else wrap
 
@@ -120,5 +135,6 @@ def _scan(wf: WorkflowDef, inst: Instance | None) -> None:
             filename=f"<cell workflow {wf.name}>" if wf.origin == "cell" else None,
             trusted_modules=cfg.trusted_modules,
             severity=cfg.untrusted_call_severity,
+            signals=wf.signals,
         )
     )

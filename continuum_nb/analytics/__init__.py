@@ -28,7 +28,10 @@ from .plots import (
 )
 from .queries import (
     activity_latency,
+    compensations,
     events_by_type_and_month,
+    first_outcomes,
+    patches,
     run_durations,
     signal_wait_times,
     sql,
@@ -46,9 +49,12 @@ __all__ = [
     "ScannerUnavailable",
     "activity_latency",
     "close_shared",
+    "compensations",
     "connect",
     "events_by_type_and_month",
+    "first_outcomes",
     "mode_of",
+    "patches",
     "plot_activity_latency",
     "plot_events_by_type_and_month",
     "plot_run_durations",

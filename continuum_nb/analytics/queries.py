@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "activity_latency",
+    "compensations",
     "events_by_type_and_month",
+    "first_outcomes",
+    "patches",
     "run_durations",
     "signal_wait_times",
     "sql",
@@ -121,6 +124,30 @@ def signal_wait_times(
     ``unanswered``: awaits that timed out or are still waiting.
     """
     return _frame(q.SIGNAL_WAIT_TIMES, None, con, instance, database_url)
+
+
+def compensations(
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+) -> pandas.DataFrame:
+    """Per compensating activity (sagas): scheduled, runs, completed, failed, pending, p50_s, max_s
+    (from ``compensation_scheduled`` to its outcome)."""
+    return _frame(q.COMPENSATIONS, None, con, instance, database_url)
+
+
+def patches(
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+) -> pandas.DataFrame:
+    """Per ``cn.patched`` name: runs (that journaled it: took the new branch), deprecated (of
+    them, by ``cn.deprecate_patch``), first_at, last_at."""
+    return _frame(q.PATCHES, None, con, instance, database_url)
+
+
+def first_outcomes(
+    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+) -> pandas.DataFrame:
+    """The losers ``cn.first`` cancelled: per kind (activity, timer, signal) and target (activity
+    or signal name; None for timers), count and runs."""
+    return _frame(q.FIRST_OUTCOMES, None, con, instance, database_url)
 
 
 def throughput_per_minute(

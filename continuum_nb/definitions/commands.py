@@ -24,6 +24,8 @@ __all__ = [
     "ActivityCommand",
     "Command",
     "CommandAwaitable",
+    "CompensationCommand",
+    "FirstCommand",
     "GatherCommand",
     "SignalCommand",
     "TimerCommand",
@@ -39,7 +41,7 @@ class Command:
     """One effect a workflow asks for. ``kind`` + ``target`` (+ ordinal, assigned by the replayer)
     is its identity in the journal; line numbers never are."""
 
-    kind: str  # "activity" | "signal" | "timer" | "gather"
+    kind: str  # "activity" | "compensation" | "signal" | "timer" | "gather" | "first"
     target: str
 
 
@@ -48,6 +50,11 @@ class ActivityCommand(Command):
     activity: ActivityDef | None = None
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CompensationCommand(ActivityCommand):
+    """An activity run as a saga's compensation: journaled as ``compensation_scheduled``."""
 
 
 @dataclass
@@ -63,6 +70,14 @@ class TimerCommand(Command):
 @dataclass
 class GatherCommand(Command):
     children: list[Command] = field(default_factory=list)
+    return_exceptions: bool = False
+
+
+@dataclass
+class FirstCommand(GatherCommand):
+    """``cn.first``: the first of its children to finish, by journal order."""
+
+    cancel_others: bool = True
 
 
 class CommandAwaitable:
@@ -121,17 +136,28 @@ def timer(duration: timedelta | float) -> Awaitable[None]:
     return CommandAwaitable(TimerCommand("timer", "timer", seconds=as_seconds(duration, "timer duration")))
 
 
-def gather(*awaitables: Awaitable[Any]) -> Awaitable[list[Any]]:
-    """Run activities (or timers/signals) in parallel; returns their results in order. If any
-    fails, the first failure (in argument order) is raised once all have finished."""
+def gather(*awaitables: Awaitable[Any], return_exceptions: bool = False) -> Awaitable[list[Any]]:
+    """Run activities (or timers/signals) in parallel: all are journaled in one commit and the
+    workflow suspends once; returns their results in argument order. If any fails, the first
+    failure (in argument order) is raised once all have finished, unless ``return_exceptions``:
+    then each failure takes its place in the list."""
+    children = commands_of("gather", awaitables)
+    return CommandAwaitable(GatherCommand("gather", "gather", children=children,
+                                          return_exceptions=bool(return_exceptions)))
+
+
+def commands_of(what: str, awaitables: tuple[Any, ...]) -> list[Command]:
+    """The commands of ``cn.gather``/``cn.first``'s arguments, or one clear error (an awaited
+    call, a coroutine, anything else)."""
     children: list[Command] = []
     for i, aw in enumerate(awaitables):
-        if not isinstance(aw, CommandAwaitable):
-            if inspect.iscoroutine(aw):
-                aw.close()
+        if not isinstance(aw, CommandAwaitable) or (what == "first" and isinstance(aw.command, GatherCommand)):
+            for other in awaitables:
+                if inspect.iscoroutine(other):
+                    other.close()
             raise TypeError(
-                f"cn.gather argument {i} is {aw!r}; gather takes activity calls, cn.timer() and "
-                "cn.signal() awaitables (call the activity without awaiting it: cn.gather(a(x), b(y)))"
+                f"cn.{what} argument {i} is {aw!r}; {what} takes activity calls, cn.timer() and "
+                f"cn.signal() awaitables (call the activity without awaiting it: cn.{what}(a(x), b(y)))"
             )
         children.append(aw.command)
-    return CommandAwaitable(GatherCommand("gather", "gather", children=children))
+    return children

@@ -15,6 +15,10 @@ class WorkflowContext(Protocol):
 
     def now(self) -> Any: ...
 
+    def patched(self, name: str, deprecated: bool) -> bool: ...
+
+    def log(self, message: str, fields: dict[str, Any], level: str) -> None: ...
+
 
 _local = threading.local()
 

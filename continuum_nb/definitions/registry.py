@@ -84,8 +84,11 @@ def load_stored_source(name: str, version_hash: str, source: str) -> WorkflowDef
     finally:
         _loading.active = False
     candidates = []
+    contracts: dict[Any, Any] = {}  # fn -> the signals= contract its @cn.workflow declared
     for value in namespace.values():
         fn = value.fn if isinstance(value, WorkflowDef) else value
+        if isinstance(value, WorkflowDef):
+            contracts[fn] = value.signals
         if inspect.iscoroutinefunction(fn) and (
             getattr(value, "name", None) == name or getattr(fn, "__name__", None) == name
         ):
@@ -96,7 +99,7 @@ def load_stored_source(name: str, version_hash: str, source: str) -> WorkflowDef
             candidates = [getattr(asyncs[0], "fn", asyncs[0])]
     if not candidates:
         raise WorkflowNotFound(f"stored source of workflow {name!r} ({version_hash[:12]}) defines no async def {name}")
-    return WorkflowDef(candidates[0], name=name, source=source, origin="cell")
+    return WorkflowDef(candidates[0], name=name, source=source, origin="cell", signals=contracts.get(candidates[0]))
 
 
 def resolve_for_run(

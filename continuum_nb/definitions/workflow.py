@@ -11,6 +11,7 @@ from typing import Any
 
 from ..store.payloads import check_name
 from .activity import ActivityDef
+from .signals import SignalContract, normalise_contract
 
 __all__ = ["WorkflowDef", "source_hash"]
 
@@ -30,6 +31,7 @@ class WorkflowDef:
         retention: timedelta | None = None,
         source: str | None = None,
         origin: str | None = None,
+        signals: Any = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(
@@ -38,6 +40,8 @@ class WorkflowDef:
         self.fn = fn
         self.name = check_name(name or fn.__name__, "workflow name")
         self.retention = retention
+        #: the signal contract (``signals=``), or None: any signal is accepted
+        self.signals: SignalContract | None = normalise_contract(signals, self.name)
         if source is None:
             try:
                 source = textwrap.dedent(inspect.getsource(fn))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from ..errors import ConfigurationError, DeterminismError
@@ -24,6 +24,7 @@ def check_workflow(
     trusted_modules: Sequence[str] = (),
     severity: str = "warn",
     first_line: int = 1,
+    signals: Collection[str] | None = None,
 ) -> list[Finding]:
     """Scan a workflow's body; warn about (and return) every finding.
 
@@ -34,6 +35,9 @@ def check_workflow(
 
     With ``severity="error"``, calls into untrusted modules raise ``DeterminismError`` (after
     the other findings have been warned about) instead of warning.
+
+    ``signals`` (the workflow's signal contract) refuses, with ``ConfigurationError``, an
+    ``await cn.signal("name")`` of a literal name the contract does not declare.
     """
     if severity not in ("warn", "error"):
         raise ConfigurationError(f"severity must be 'warn' or 'error', not {severity!r}")
@@ -60,11 +64,20 @@ def check_workflow(
         "nondeterministic": NondeterministicCallWarning,
         "untrusted": UntrustedCallWarning,
         "bare_except": BareExceptWarning,
+        "output": NondeterministicCallWarning,
     }
     for finding in findings:
         if severity == "error" and finding.kind == "untrusted":
             continue
         warnings.warn_explicit(finding.message, category[finding.kind], finding.filename, finding.lineno)
+    undeclared = [(n, f, line) for n, f, line in scan.awaited_signals if signals is not None and n not in signals]
+    if undeclared:
+        sig, file, line = undeclared[0]
+        declared = ", ".join(repr(n) for n in signals or ()) or "none"
+        raise ConfigurationError(
+            f"workflow {name!r} awaits signal {sig!r} ({file}:{line}), which its signals= contract does "
+            f"not declare (it declares {declared}); add {sig!r} to signals= or fix the name"
+        )
     untrusted = [f for f in findings if f.kind == "untrusted"]
     if severity == "error" and untrusted:
         listed = ", ".join(f"{f.target} ({f.filename}:{f.lineno})" for f in untrusted)

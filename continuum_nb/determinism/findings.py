@@ -47,7 +47,7 @@ class BareExceptWarning(DeterminismWarning):
 class Finding:
     __module__ = _PUBLIC_MODULE
 
-    #: "nondeterministic" | "untrusted" | "bare_except"
+    #: "nondeterministic" | "untrusted" | "bare_except" | "output" (print/logging: use cn.log)
     kind: str
     message: str
     #: The file, or for a cell whatever the caller passed (e.g. "<cell workflow order>").

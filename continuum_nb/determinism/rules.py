@@ -47,7 +47,8 @@ _RULES: dict[str, str] = {prefix: repl for repl, prefixes in _REPLACEMENTS.items
 
 #: Standard-library modules whose functions are deterministic (the nondeterministic members of
 #: datetime and uuid are caught by the rules above first). logging and warnings are here too:
-#: their output repeats on replay, but they cannot change the path the workflow takes.
+#: they cannot change the path the workflow takes (the scan reports logging calls and print()
+#: separately, as output a replay repeats: use cn.log).
 STDLIB_TRUSTED: frozenset[str] = frozenset(
     {
         "abc", "array", "base64", "binascii", "bisect", "builtins", "calendar", "cmath",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +31,8 @@ class Scan:
         self.findings: list[Finding] = []
         self.untrusted: dict[str, Finding] = {}
         self.visited: set[tuple[str, int]] = set()
+        #: (name, filename, line) of every ``cn.signal("literal")`` awaited in the workflow
+        self.awaited_signals: list[tuple[str, str, int]] = []
 
     # -- scanning ---------------------------------------------------------------------------
     def function(
@@ -81,7 +84,21 @@ class Scan:
         r = resolve(call.func)
         if r is None:
             return
-        if prefix_match(r.dotted, ("continuum_nb",)) or is_activity(r.obj):
+        if prefix_match(r.dotted, ("continuum_nb",)):
+            if r.dotted.endswith(".signal") and call.args and isinstance(call.args[0], ast.Constant) \
+                    and isinstance(call.args[0].value, str):
+                self.awaited_signals.append((call.args[0].value, src.filename, call.lineno + src.first_line - 1))
+            return
+        if is_activity(r.obj):
+            return
+        if r.own is None and _is_output(r):
+            shown = r.dotted.removeprefix("builtins.")
+            self._add(
+                "output",
+                f"{shown}() in workflow code runs again on every replay (its output repeats); use cn.log(...), "
+                "which is journaled and logged once",
+                call, src, shown, "cn.log(...)", helper,
+            )
             return
         if r.own is None:
             replacement = replacement_for(r.dotted)
@@ -146,6 +163,20 @@ class Scan:
             f"`{shown}` can swallow the run's cancellation; catch Exception instead, or re-raise",
             handler, src, shown, "except Exception", helper,
         )
+
+
+def _is_output(r: Resolved) -> bool:
+    """``print``, ``logging.*`` and the methods of a ``logging.Logger``: output that a replay
+    repeats."""
+    if r.dotted == "builtins.print":
+        return True
+    if r.dotted.rpartition(".")[2] not in _LOG_METHODS:
+        return False  # logging.getLogger(...) and the like write nothing
+    owner = getattr(r.obj, "__self__", None)
+    return prefix_match(r.dotted, ("logging",)) or isinstance(owner, logging.Logger | logging.LoggerAdapter)
+
+
+_LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log"})
 
 
 def _decorated_activity(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

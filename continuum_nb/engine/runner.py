@@ -33,6 +33,7 @@ from ..store.base import (
 )
 from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
+from .announce import announce_committed
 from .clock import Clock, wall_now
 from .held import HeldRun
 
@@ -380,6 +381,7 @@ class Runner:
             held.replayer = None
         if report.released:
             report.state = "released"
+        announce_committed(wake.events, self._meta(held), telemetry_active())
         if not telemetry_active():
             return
         self._emit_events(held, wake)

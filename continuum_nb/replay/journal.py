@@ -12,6 +12,7 @@ from ..store.base import Event
 
 __all__ = [
     "START_TYPES",
+    "CANCELLED",
     "Answer",
     "JournalIndex",
     "StartsBySeq",
@@ -22,7 +23,11 @@ __all__ = [
     "resolved_seq",
 ]
 
-START_TYPES = frozenset({"activity_scheduled", "timer_started", "signal_awaited", "side_effect"})
+START_TYPES = frozenset({"activity_scheduled", "timer_started", "signal_awaited", "side_effect", "patched",
+                         "compensation_scheduled"})
+#: Resolutions that end a start without an outcome (``cn.first``'s losers): type -> seq field.
+CANCELLED = {"activity_cancelled": "scheduled_seq", "timer_cancelled": "started_seq",
+             "signal_cancelled": "awaited_seq"}
 
 
 def identity_of(ev: Event) -> tuple[str, str]:
@@ -37,6 +42,10 @@ def identity_of(ev: Event) -> tuple[str, str]:
         return ("signal", p["name"])
     if t == "side_effect":
         return ("side_effect", p["kind"])
+    if t == "patched":
+        return ("patched", p["name"])
+    if t == "compensation_scheduled":
+        return ("compensation", p["activity"])
     raise ValueError(f"{t} is not a command-start event")
 
 
@@ -48,8 +57,10 @@ def is_start(ev: Event) -> bool:
 
 def resolved_seq(ev: Event) -> int | None:
     p = ev.payload
-    if ev.event_type in ("activity_completed", "activity_failed"):
+    if ev.event_type in ("activity_completed", "activity_failed", "compensation_completed", "compensation_failed"):
         return int(p["scheduled_seq"])
+    if ev.event_type in CANCELLED:
+        return int(p[CANCELLED[ev.event_type]])
     if ev.event_type == "timer_fired":
         return int(p["started_seq"])
     if ev.event_type == "signal_received" and p.get("awaited_seq") is not None:
@@ -68,12 +79,13 @@ _MISSING: Any = object()
 def outcome_of(kind: str, target: str, answer: Answer) -> tuple[Any, BaseException | None]:
     """(value, exception) a command's await returns / raises, given its journaled answer."""
     t, d = answer
-    if t == "activity_completed" or t == "signal_received":
+    if t == "activity_completed" or t == "signal_received" or t == "compensation_completed" or t == "patched":
         return d, None
-    if t == "activity_failed":
+    if t == "activity_failed" or t == "compensation_failed":
         err = d.get("error") or {}
+        what = "activity" if t == "activity_failed" else "compensation"
         return None, ActivityFailed(
-            f"activity {d.get('activity')!r} failed after {d.get('attempts')} attempt(s): "
+            f"{what} {d.get('activity')!r} failed after {d.get('attempts')} attempt(s): "
             f"{err.get('type', 'error')}: {err.get('message', '')}",
             activity=d.get("activity"),
             error_type=err.get("type"),
@@ -87,10 +99,12 @@ def outcome_of(kind: str, target: str, answer: Answer) -> tuple[Any, BaseExcepti
 def answer_of(ev: Event) -> Answer:
     """The answer a resolution event (or a side_effect / signal_received start) stands for."""
     t, p = ev.event_type, ev.payload
-    if t == "activity_completed":
+    if t == "activity_completed" or t == "compensation_completed":
         return (t, p.get("result"))
-    if t == "activity_failed":
+    if t == "activity_failed" or t == "compensation_failed":
         return (t, p)
+    if t == "patched":
+        return (t, True)
     if t == "timer_fired":
         return (t, p.get("timeout_s"))
     if t == "signal_received":
@@ -119,6 +133,12 @@ class JournalIndex:
         self.start_events: list[Event | None] = []
         self.values: dict[int, Any] = {}  # start seq -> result of its activity_completed
         self.answers: dict[int, Answer] = {}  # start seq -> any other answer
+        # start seq -> seq of the event that resolved it (cn.first's winner is the earliest);
+        # a snapshot's compacted prefix fills it only when asked for (``resolved_at_of``)
+        self.resolved_at: dict[int, int] = {}
+        self.resolved_at_of: Callable[[], dict[int, int]] | None = None
+        # number of starts before a workflow_log -> how many logs the journal has there
+        self.logs_at: dict[int, int] = {}
         self.last_seq = 0
         self.events: list[Event] = []  # the journal's Events (after the compacted prefix, if any)
         self.start_event_of: Callable[[int], Event] | None = None  # builds a compacted start
@@ -138,13 +158,18 @@ class JournalIndex:
             self.ordinals.append(ev.payload.get("ordinal"))
             self.seqs.append(seq)
             self.start_events.append(ev)
-            if t == "side_effect" or t == "signal_received":
+            if t == "side_effect" or t == "signal_received" or t == "patched":
                 # These answer themselves (whatever a stray resolution event claims).
                 self.values.pop(seq, None)
                 self.answers[seq] = answer_of(ev)
+                self.resolved_at[seq] = seq
+            return
+        if t == "workflow_log":
+            self.logs_at[len(self.seqs)] = self.logs_at.get(len(self.seqs), 0) + 1
             return
         rs = resolved_seq(ev)
         if rs is not None and rs not in self.values and rs not in self.answers:
+            self.resolved_at[rs] = seq
             if t == "activity_completed":
                 self.values[rs] = ev.payload.get("result")
             else:
@@ -155,6 +180,13 @@ class JournalIndex:
         if value is not _MISSING:
             return ("activity_completed", value)
         return self.answers.get(seq)
+
+    def resolution_seq(self, start_seq: int) -> int | None:
+        """The seq of the event that resolved a start (None: not resolved)."""
+        if self.resolved_at_of is not None:
+            self.resolved_at = {**self.resolved_at_of(), **self.resolved_at}
+            self.resolved_at_of = None
+        return self.resolved_at.get(start_seq)
 
     def start_event(self, i: int) -> Event:
         ev = self.start_events[i]
@@ -174,7 +206,7 @@ class JournalIndex:
         values, answers = self.values, self.answers
         return [
             seq for kind, seq in zip(self.kinds, self.seqs, strict=True)
-            if kind == "activity" and seq not in values and seq not in answers
+            if (kind == "activity" or kind == "compensation") and seq not in values and seq not in answers
         ]
 
 

@@ -16,13 +16,23 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..definitions.commands import ActivityCommand, Command, SignalCommand, TimerCommand
+from ..definitions.commands import (
+    ActivityCommand,
+    Command,
+    CompensationCommand,
+    SignalCommand,
+    TimerCommand,
+)
 from ..store.base import Event
 from ..store.payloads import check_json
 from .journal import Answer, answer_of
 from .outcomes import Batch, Blocked, Resolver, ScheduledActivity, StartedTimer
 
-__all__ = ["Record", "blocked_on", "resolve_started", "start_command"]
+__all__ = ["Record", "blocked_on", "cancel_started", "resolve_started", "start_command"]
+
+#: What each scheduled kind journals: (start, completed, failed).
+_ACTIVITY_EVENTS = {"activity_scheduled": ("activity_completed", "activity_failed"),
+                    "compensation_scheduled": ("compensation_completed", "compensation_failed")}
 
 #: Appends one event at the live tail (to the journal index and the wake's batch).
 Record = Callable[[str, dict[str, Any]], Event]
@@ -47,7 +57,7 @@ def start_command(cmd: Command, ordinal: int, resolver: Resolver, batch: Batch,
                 f"the idempotency_key function of activity {cmd.target!r} raised {type(exc).__name__}: {exc}"
             ) from exc
         task_id = uuid.uuid4()
-        ev = record("activity_scheduled", {
+        ev = record("compensation_scheduled" if isinstance(cmd, CompensationCommand) else "activity_scheduled", {
             "activity": cmd.target, "ordinal": ordinal, "args": cmd.args, "kwargs": cmd.kwargs,
             "idempotency_key": key, "task_id": str(task_id),
         })
@@ -90,7 +100,8 @@ def _await_signal(cmd: SignalCommand, ordinal: int, now: datetime, resolver: Res
 def resolve_started(start: Event, resolver: Resolver, batch: Batch, record: Record) -> Event | None:
     """Journal the resolution of a started command if it is resolved now, else None."""
     now = resolver.now()
-    if start.event_type == "activity_scheduled":
+    names = _ACTIVITY_EVENTS.get(start.event_type)
+    if names is not None:
         out = resolver.task_outcome(start.seq)
         if out is None:
             return None
@@ -98,9 +109,8 @@ def resolve_started(start: Event, resolver: Resolver, batch: Batch, record: Reco
             batch.outcomes.append((start.seq, out))
         common = {"activity": start.payload["activity"], "scheduled_seq": start.seq, "attempts": out.attempts}
         if out.state == "completed":
-            return record("activity_completed",
-                          {**common, "result": out.result, "idempotency_hit": out.idempotency_hit})
-        return record("activity_failed", {**common, "error": out.error})
+            return record(names[0], {**common, "result": out.result, "idempotency_hit": out.idempotency_hit})
+        return record(names[1], {**common, "error": out.error})
     if start.event_type == "timer_started":
         fire_at = datetime.fromisoformat(start.payload["fire_at"])
         if now < fire_at:
@@ -132,6 +142,20 @@ def _signal_or_timeout(start: Event, now: datetime, resolver: Resolver, batch: B
     return None
 
 
+def cancel_started(start: Event, batch: Batch, record: Record) -> Event:
+    """Journal a start ``cn.first`` no longer waits for as cancelled: its timer (or signal
+    timeout) is dropped; an activity's task finishes, but its outcome is never journaled."""
+    p = start.payload
+    if start.event_type == "timer_started":
+        batch.fired_timers.append(uuid.UUID(p["timer_id"]))
+        return record("timer_cancelled", {"started_seq": start.seq})
+    if start.event_type == "signal_awaited":
+        if p.get("timer_id"):
+            batch.fired_timers.append(uuid.UUID(p["timer_id"]))
+        return record("signal_cancelled", {"awaited_seq": start.seq, "name": p["name"]})
+    return record("activity_cancelled", {"scheduled_seq": start.seq, "activity": p["activity"]})
+
+
 def blocked_on(starts: Iterable[Event]) -> Blocked:
     """What a workflow waiting on these unresolved starts waits for: the earliest timer or
     signal timeout, the signal names, the scheduled activities' seqs."""
@@ -146,7 +170,7 @@ def blocked_on(starts: Iterable[Event]) -> Blocked:
         elif start.event_type == "signal_awaited":
             names.append(p["name"])
             at = p.get("timeout_at")
-        elif start.event_type == "activity_scheduled":
+        elif start.event_type in _ACTIVITY_EVENTS:
             acts.append(start.seq)
         if at:
             t = datetime.fromisoformat(at)

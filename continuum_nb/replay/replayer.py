@@ -21,13 +21,13 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
-from ..definitions.commands import Command, GatherCommand
+from ..definitions.commands import Command, FirstCommand, GatherCommand
 from ..definitions.context import active
 from ..store.base import Event
-from ..store.payloads import check_json
+from ..store.payloads import check_json, storable_text
 from .drift import DriftSignal, drift_report, end_message, mismatch_message, waiting_message
 from .journal import Answer, JournalIndex, StartsBySeq, answer_of, outcome_of
-from .live import blocked_on, resolve_started, start_command
+from .live import blocked_on, cancel_started, resolve_started, start_command
 from .outcomes import Batch, Blocked, Completed, Drifted, Failed, Resolver, error_dict
 
 __all__ = ["Replayer"]
@@ -81,6 +81,8 @@ class Replayer:
         self._ordinals: dict[str, dict[str, int]] = {}
         self._blocked: _Slot | None = None
         self._resolver: Resolver | None = None
+        self._patches: dict[str, bool] = {}  # what cn.patched(name) decided in this run
+        self._logs_seen: dict[int, int] = {}  # cn.log calls per number of commands before them
         self.batch = Batch()
         self.finished = False
 
@@ -156,6 +158,43 @@ class Replayer:
         self._record("side_effect", {"kind": kind, "ordinal": ordinal, "value": value})
         return value
 
+    def patched(self, name: str, deprecated: bool) -> bool:
+        """``cn.patched`` (``deprecated``: ``cn.deprecate_patch``): decided once per run and name.
+        At the live tail a ``patched`` marker is journaled (True); while replaying, the marker at
+        the cursor is consumed (True), and a history without one for this name ahead of the
+        cursor was recorded before the patch (False, nothing consumed). A marker further ahead
+        means the patch moved: drift."""
+        known = self._patches.get(name)
+        if known is not None:
+            return known
+        ix, i = self._ix, self._cursor
+        if i >= len(ix.seqs):
+            self._record("patched", {"name": name, "ordinal": 0, "deprecated": deprecated})
+            decided = True
+        elif ix.kinds[i] == "patched" and ix.targets[i] == name:
+            self._cursor = i + 1
+            decided = True
+        else:
+            ahead = any(k == "patched" and t == name for k, t in zip(ix.kinds[i:], ix.targets[i:], strict=True))
+            if ahead and not deprecated:
+                self._match(i, "patched", name, 0)  # raises: the journal has another command here
+            decided = False
+        self._patches[name] = decided
+        return decided
+
+    def log(self, message: str, fields: dict[str, Any], level: str) -> None:
+        """``cn.log``: journaled as ``workflow_log`` at the live tail only (a replay re-runs the
+        call and records nothing). Not a command: adding or removing a log line is never drift."""
+        # (self._logs_seen and JournalIndex.logs_at count the log lines at the journal's end)
+        if self.replaying:
+            return
+        # At the end of the journal's commands: the logs already journaled there were written by
+        # an earlier wake that ended here (its run completed, or its code has moved on since).
+        at = self._cursor
+        n = self._logs_seen[at] = self._logs_seen.get(at, 0) + 1
+        if n > self._ix.logs_at.get(at, 0):
+            self._record("workflow_log", {"message": storable_text(message), "level": level, "fields": fields})
+
     # --- drift ------------------------------------------------------------------------------
     drift: dict[str, Any] | None = None
 
@@ -197,12 +236,17 @@ class Replayer:
         """Try to resolve a slot (recording resolution events at the live tail). True when done."""
         if slot.done:
             return True
+        if isinstance(slot.cmd, FirstCommand):
+            return self._resolve_first(slot, slot.cmd)
         if isinstance(slot.cmd, GatherCommand):
             # Resolve every child (each may record its resolution), then answer in order.
             states = [self._resolve(c) for c in slot.children]
             if not all(states):
                 return False
             slot.done = True
+            if slot.cmd.return_exceptions:
+                slot.value = [c.value if c.exc is None else c.exc for c in slot.children]
+                return True
             slot.value = [c.value for c in slot.children]
             slot.exc = next((c.exc for c in slot.children if c.exc is not None), None)
             return True
@@ -214,6 +258,33 @@ class Replayer:
             return False
         slot.done = True
         slot.value, slot.exc = outcome_of(slot.cmd.kind, slot.cmd.target, slot.resolution)
+        return True
+
+    def _resolve_first(self, slot: _Slot, cmd: FirstCommand) -> bool:
+        """``cn.first``: the child whose resolution comes first in the journal wins. At the live
+        tail the children are tried in argument order and the first that resolves wins; the
+        others resolve nothing (a loser's signal stays in the mailbox)."""
+        kids = slot.children
+        decided = any(c.done or c.resolution is not None for c in kids)
+        for c in kids:
+            if decided:
+                if c.resolution is not None:
+                    self._resolve(c)
+            elif self._resolve(c):
+                break  # the first to resolve now wins: the others take nothing (no signal consumed)
+        ix = self._ix
+        done = [i for i, c in enumerate(kids) if c.done]
+        if not done:
+            return False
+        win = min(done, key=lambda i: (ix.resolution_seq(ix.seqs[kids[i].start]) or 0, i))
+        if cmd.cancel_others and not self.replaying:
+            for c in kids:
+                if not c.done and c.start >= 0:
+                    cancel_started(ix.start_event(c.start), self.batch, self._record)
+                    c.done = True
+        slot.done = True
+        w = kids[win]
+        slot.value, slot.exc = (None if w.exc is not None else (win, w.value)), w.exc
         return True
 
     def _blocked_state(self, slot: _Slot) -> Blocked:
@@ -280,7 +351,7 @@ class Replayer:
             # (kind, target, ordinal) and the same answer as _resolve, without a slot; anything
             # else (gather, drift, no answer yet, live tail) takes _answer below.
             i = self._cursor
-            if i < len(seqs) and type(cmd) is not GatherCommand:
+            if i < len(seqs) and not isinstance(cmd, GatherCommand):
                 kind, target = cmd.kind, cmd.target
                 counts = ordinals.get(kind)
                 ordinal = 0 if counts is None else counts.get(target, 0)
@@ -374,6 +445,6 @@ class Replayer:
 def _not_awaitable(workflow: str, awaited: Any) -> TypeError:
     return TypeError(
         f"workflow {workflow!r} awaited {awaited!r}, which is not a continuum awaitable; "
-        "inside a workflow await only activities, cn.signal(), cn.timer() and cn.gather() "
+        "inside a workflow await only activities, cn.signal(), cn.timer(), cn.gather() and cn.first() "
         "(asyncio and other libraries cannot be awaited: move that code into an @cn.activity)"
     )

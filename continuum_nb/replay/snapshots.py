@@ -33,7 +33,11 @@ from .replayer import Replayer
 __all__ = ["FORMAT", "CompactSnapshot", "UnreadableSnapshot", "build_snapshot", "decode", "expand", "replayer_from"]
 
 FORMAT = 2
-READABLE_FORMATS = (1, 2)
+#: Format 3 is format 2 plus ``V``: the events of the composing commands (patched, workflow_log,
+#: compensations, cancellations) kept verbatim; written only when the prefix has any, so an
+#: engine that cannot read them replays the whole journal instead.
+FORMAT_VERBATIM = 3
+READABLE_FORMATS = (1, 2, 3)
 
 
 class UnreadableSnapshot(ValueError):
@@ -134,10 +138,12 @@ def _expected_ordinals(targets: list[Any]) -> list[int]:
 def build_snapshot(run_id: UUID, version_hash: str, events: list[Event]) -> CompactSnapshot:
     """Compact ``events`` (a journal prefix in seq order)."""
     by_code: dict[str, list[Event]] = {}
+    verbatim: list[list[Any]] = []
     for e in events:
         code = _CODE_OF.get(e.event_type)
-        if code is None:  # pragma: no cover - the journal has exactly eight event types
-            raise ValueError(f"unknown event type {e.event_type!r} in run {run_id}")
+        if code is None:
+            verbatim.append([e.seq, e.event_type, e.payload])
+            continue
         by_code.setdefault(code, []).append(e)
     resolved = {int(e.payload["scheduled_seq"]) for code in ("C", "F") for e in by_code.get(code, ())}
     seqs = {code: [e.seq for e in evs] for code, evs in by_code.items()}
@@ -180,6 +186,8 @@ def build_snapshot(run_id: UUID, version_hash: str, events: list[Event]) -> Comp
             else:
                 columns[key] = col
         payload[code] = columns
+    if verbatim:
+        payload["format"], payload["V"] = FORMAT_VERBATIM, verbatim
     through = events[-1].seq if events else 0
     return CompactSnapshot(through, payload)
 
@@ -196,6 +204,7 @@ class _Columns:
         self._cache: dict[tuple[str, str], list[Any]] = {}
         self._raw: dict[str, dict[str, Any]] = {}
         self.seqs: dict[str, list[int]] = {}
+        self.verbatim = [Event(int(v[0]), str(v[1]), v[2]) for v in payload.get("V", ())]
         if fmt == 1:
             self._read_v1(payload["steps"])
             return
@@ -257,6 +266,7 @@ class _Columns:
             event_type, keys = _FIELDS[code]
             rows = zip(seqs, zip(*(self.col(code, k) for k in keys), strict=True), strict=True)
             out += [_event(seq, event_type, keys, values) for seq, values in rows]
+        out += self.verbatim
         out.sort(key=lambda e: e.seq)
         return out
 
@@ -275,6 +285,10 @@ def decode(snapshot: Snapshot | CompactSnapshot) -> JournalIndex:
     building an Event per step: those are built on demand (drift messages, the live tail)."""
     cols = _Columns(snapshot.payload)
     ix = JournalIndex()
+    if cols.verbatim:  # composing commands: index every event in journal order (the plain way)
+        for ev in cols.events():
+            ix.add(ev)
+        return ix
     # Command starts, per code: the code, positions within the code, and their seqs/targets/ordinals.
     groups: list[tuple[str, list[int], list[int], list[Any], list[Any]]] = []
     for code, (_, target_key) in _IDENTITY.items():
@@ -309,7 +323,22 @@ def decode(snapshot: Snapshot | CompactSnapshot) -> JournalIndex:
     ix.prefix_events = cols.events
     ix.last_seq = max((max(seqs) for seqs in cols.seqs.values() if seqs), default=0)
     _answers(cols, ix)
+    ix.resolved_at_of = lambda: _resolved_at(cols)
     return ix
+
+
+def _resolved_at(cols: _Columns) -> dict[int, int]:
+    """Start seq -> seq of its first resolution (``JournalIndex.resolved_at``), for ``cn.first``."""
+    pairs: list[tuple[int, int]] = []
+    for code, key in (("C", "scheduled_seq"), ("F", "scheduled_seq"), ("X", "started_seq"), ("R", "awaited_seq")):
+        if code in cols.seqs:
+            pairs += [(s, s if r is None else r) for s, r in zip(cols.seqs[code], cols.col(code, key), strict=True)]
+    if "E" in cols.seqs:
+        pairs += [(s, s) for s in cols.seqs["E"]]
+    out: dict[int, int] = {}
+    for seq, start in sorted(pairs):
+        out.setdefault(start, seq)
+    return out
 
 
 def _answers(cols: _Columns, ix: JournalIndex) -> None:

@@ -19,11 +19,14 @@ from dataclasses import dataclass
 __all__ = [
     "ACTIVITY_LATENCY",
     "ATTACH",
+    "COMPENSATIONS",
     "COLUMN_TYPES",
     "CREATE_SECRET",
     "ESTIMATE_ROWS",
     "EVENTS_BY_TYPE_AND_MONTH",
     "FIND_SCHEMA",
+    "FIRST_OUTCOMES",
+    "PATCHES",
     "RUN_DURATIONS",
     "SECRET_NAME",
     "SIGNAL_WAIT_TIMES",
@@ -305,6 +308,62 @@ SELECT name,
        waits.p50_s, waits.p95_s, waits.max_s
   FROM a FULL JOIN r USING (name) FULL JOIN waits USING (name)
  ORDER BY name
+"""
+
+# A saga's compensations: compensation_completed/failed name their compensation_scheduled in
+# scheduled_seq, as activities do.
+COMPENSATIONS = """
+WITH c AS MATERIALIZED (
+    SELECT run_id, seq, event_type, inserted_at, payload ->> 'activity' AS activity,
+           TRY_CAST(payload ->> 'scheduled_seq' AS BIGINT) AS scheduled_seq
+      FROM events
+     WHERE event_type IN ('compensation_scheduled', 'compensation_completed', 'compensation_failed')
+), sched AS (
+    SELECT run_id, seq, activity, inserted_at FROM c WHERE event_type = 'compensation_scheduled'
+), outcome AS (
+    SELECT run_id, scheduled_seq, event_type, inserted_at FROM c WHERE event_type <> 'compensation_scheduled'
+), paired AS (
+    SELECT s.activity, s.run_id, o.event_type AS outcome, epoch(o.inserted_at - s.inserted_at) AS latency_s
+      FROM sched s LEFT JOIN outcome o ON o.run_id = s.run_id AND o.scheduled_seq = s.seq
+)
+SELECT activity,
+       count(*) AS scheduled,
+       count(DISTINCT run_id) AS runs,
+       count(*) FILTER (WHERE outcome = 'compensation_completed') AS completed,
+       count(*) FILTER (WHERE outcome = 'compensation_failed') AS failed,
+       count(*) FILTER (WHERE outcome IS NULL) AS pending,
+       quantile_cont(latency_s, 0.5) AS p50_s,
+       max(latency_s) AS max_s
+  FROM paired
+ GROUP BY activity
+ ORDER BY activity
+"""
+
+# Which runs took each cn.patched branch (a run journals a patch once).
+PATCHES = """
+SELECT payload ->> 'name' AS patch,
+       count(DISTINCT run_id) AS runs,
+       count(*) FILTER (WHERE payload ->> 'deprecated' = 'true') AS deprecated,
+       min(inserted_at) AS first_at,
+       max(inserted_at) AS last_at
+  FROM events
+ WHERE event_type = 'patched'
+ GROUP BY 1
+ ORDER BY 1
+"""
+
+# How cn.first's losers were cancelled, per kind: a timer that lost to a signal or an activity is
+# a timer_cancelled, a signal nobody sent in time a signal_cancelled.
+FIRST_OUTCOMES = """
+SELECT CASE event_type WHEN 'activity_cancelled' THEN 'activity'
+                       WHEN 'timer_cancelled' THEN 'timer' ELSE 'signal' END AS cancelled,
+       COALESCE(payload ->> 'activity', payload ->> 'name') AS target,
+       count(*) AS count,
+       count(DISTINCT run_id) AS runs
+  FROM events
+ WHERE event_type IN ('activity_cancelled', 'timer_cancelled', 'signal_cancelled')
+ GROUP BY 1, 2
+ ORDER BY 1, 2
 """
 
 #: $since / $until: a half-open window [since, until) on completed_at / inserted_at. Minutes with

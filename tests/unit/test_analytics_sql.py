@@ -99,3 +99,29 @@ def test_mode_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         pick_mode(None)
     with pytest.raises(ConfigurationError, match="mode='x'"):
         pick_mode("x")
+
+
+def test_composing_queries_over_recorded_journals() -> None:
+    """compensations(), patches() and first_outcomes() over the recorded composing journals."""
+    import json
+    from pathlib import Path
+
+    here = Path(__file__).parent.parent / "replay"
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE TABLE events (run_id UUID, seq BIGINT, event_type VARCHAR, payload JSON, "
+                "inserted_at TIMESTAMP WITH TIME ZONE)")
+    for i, name in enumerate(["composing_expedite_signal", "composing_expedite_timer", "composing_trip"]):
+        for e in json.loads((here / f"{name}.json").read_text())["journal"]:
+            con.execute("INSERT INTO events VALUES (?, ?, ?, ?, TIMESTAMPTZ '2026-03-01 09:00:00+00' + to_seconds(?))",
+                        [f"00000000-0000-4000-8000-00000000000{i}", e["seq"], e["event_type"],
+                         json.dumps(e["payload"]), e["seq"]])
+    comp = analytics.compensations(con).to_dict("records")
+    assert [(r["activity"], r["scheduled"], r["completed"], r["failed"], r["pending"]) for r in comp] == [
+        ("replay.refund", 1, 0, 1, 0), ("replay.unship", 1, 1, 0, 0)]
+    assert comp[0]["p50_s"] == 1.0  # scheduled at seq 9, failed at seq 10: one second later here
+    patches = analytics.patches(con).to_dict("records")
+    assert [(r["patch"], r["runs"], r["deprecated"]) for r in patches] == [("expedite-v2", 2, 0)]
+    first = analytics.first_outcomes(con).to_dict("records")
+    assert [(r["cancelled"], r["target"] if isinstance(r["target"], str) else None, r["count"]) for r in first] == [
+        ("signal", "approve", 1), ("timer", None, 1)]  # (a timer has no target: NULL, NaN in pandas)

@@ -281,8 +281,7 @@ def test_stdlib_trusted_modules_and_builtins_are_fine() -> None:
             c = Counter(itertools.chain(xs, xs))
             h = hashlib.sha256(base64.b64encode(d.encode())).hexdigest()
             when = datetime.datetime(2026, 1, 1) + datetime.timedelta(days=1)
-            log.info("scored %s", h)
-            logging.getLogger("wf").debug("done")
+            logging.getLogger("wf")  # (a logger is fine; writing to it is output: see below)
             return len(d), sorted(c), h, Decimal("1.5"), when.isoformat(), str(max(xs))
         """,
         env={"log": logging.getLogger("test")},
@@ -561,3 +560,40 @@ def test_no_source_means_no_findings() -> None:
     ns: dict[str, Any] = {}
     exec("import time\nasync def wf():\n    return time.time()\n", ns)
     assert check_workflow(ns["wf"]) == []
+
+
+def test_print_and_logging_in_a_workflow_body_are_flagged_with_use_cn_log() -> None:
+    import continuum_nb as cn
+
+    findings, caught = scan_cell(
+        """
+        import logging
+
+        async def wf(x):
+            print("starting", x)
+            logging.warning("careful")
+            log.info("scored %s", x)
+            cn.log("journaled once", x=x)
+            logging.getLogger("wf")
+            return x
+        """,
+        env={"log": logging.getLogger("test"), "cn": cn},
+    )
+    assert kinds(findings) == [("output", "print", 5), ("output", "logging.warning", 6),
+                               ("output", "logging.Logger.info", 7)]
+    assert all("use cn.log(...)" in f.message and f.replacement == "cn.log(...)" for f in findings)
+    assert len(caught) == 3
+
+
+def test_an_awaited_signal_outside_the_contract_is_refused_when_defined() -> None:
+    import continuum_nb as cn
+
+    text = """
+        async def wf(x):
+            ok = await cn.signal("approve", timeout=cn.hours(1))
+            return await cn.signal("aprove")
+        """
+    assert scan_cell(text, env={"cn": cn})[0] == []  # no contract: any name
+    with pytest.raises(ConfigurationError, match=r"awaits signal 'aprove' \(<cell workflow wf>:4\).*declares 'approve'"):
+        scan_cell(text, env={"cn": cn}, signals={"approve": None})
+    assert scan_cell(text, env={"cn": cn}, signals={"approve": None, "aprove": None})[0] == []

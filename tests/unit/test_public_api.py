@@ -19,9 +19,9 @@ PUBLIC = [
     "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
     "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
     "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
-    "activity", "analytics", "cancel", "configure", "days", "events", "gather", "get_run", "health", "hours", "instance",
-    "list_runs", "minutes", "now", "observer", "otel", "partitions", "prune", "pure", "random", "resume", "runs",
-    "seconds", "set_attributes", "side_effect", "signal", "start", "start_many", "telemetry", "testing", "timer", "today",
+    "activity", "analytics", "cancel", "configure", "days", "deprecate_patch", "events", "first", "gather", "get_run", "health", "hours", "instance",
+    "list_runs", "log", "minutes", "now", "observer", "otel", "partitions", "patched", "prune", "pure", "random", "resume", "runs",
+    "saga", "seconds", "set_attributes", "side_effect", "signal", "start", "start_many", "telemetry", "testing", "timer", "today",
     "upgrade", "uuid4", "wait", "workflow",
 ]  # fmt: skip
 
