@@ -34,6 +34,7 @@ from ..telemetry import emit
 from .clock import Clock, wall_now
 from .compaction import Compaction
 from .held import HeldRun
+from .history import HistoryGuard
 
 __all__ = ["HeldRun", "KeyTaken", "Runner", "WakeReport", "emit_run_started"]
 
@@ -95,8 +96,10 @@ class Runner:
         run_activities_locally: Callable[[str], bool],
         snapshot_threshold: int | None = None,
         snapshot_max_size_bytes: int = 1_000_000,
+        history: HistoryGuard | None = None,
     ) -> None:
         self.compaction = Compaction(store, snapshot_threshold, snapshot_max_size_bytes)
+        self.history = history or HistoryGuard()
         self.store = store
         self.clock = clock
         self.owner = owner
@@ -158,6 +161,7 @@ class Runner:
         self._begin_attempt(held)
         outcome = held.replayer.advance(_Resolver(self, held))
         wake, report = self._build(held, outcome)
+        self._guard(held, wake, report)
         compact = self._hold_for_snapshot(held, wake, report)
         if keyed:
             held.pending_trace_context = None  # _build put it in the wake
@@ -238,6 +242,7 @@ class Runner:
             return self._drift(held, outcome)
         wake, report = self._build(held, outcome)
         held.pending_trace_context = None  # _build put it in the wake (Wake.trace_context)
+        self._guard(held, wake, report)
         compact = self._hold_for_snapshot(held, wake, report)
         try:
             result = self.store.commit_wake(wake)
@@ -259,6 +264,13 @@ class Runner:
         the events after it, else the whole journal."""
         rep = self.compaction.load(held, self._factory(held))
         return rep if rep is not None else self._new_replayer(held, self.store.load_journal(held.run_id))
+
+    def _guard(self, held: HeldRun, wake: Wake, report: WakeReport) -> None:
+        """The history limits (engine/history.py): past one, the wake only fails the run."""
+        error = self.history.check(held, wake, self._meta(held))
+        if error is not None:
+            report.state, report.error, report.result, report.released = "failed", error, None, False
+            report.new_tasks, report.next_wakeup_at = [], None
 
     def _hold_for_snapshot(self, held: HeldRun, wake: Wake, report: WakeReport) -> bool:
         """Whether this wake (not committed yet) crosses the snapshot threshold. A snapshot is
