@@ -23,7 +23,8 @@ Then it measures (p50/p95 of ``--repeat`` calls after one warm-up, from call to 
 ``cn.list_runs`` first page, each filter, next page and a deep page; the observer's list (first
 page, run-id prefix search, next page); exact counts per state; the wake's seq check (the key
 probe it makes now against the max(seq) it made before) and a commit_wake on the big database
-against an empty one; ``continuum partitions list``; and, with ``--throughput``,
+against an empty one; ``continuum partitions list``; with ``--analytics``, the ready-made
+analytics queries through the postgres scanner (and this process's peak RSS); with ``--throughput``,
 benchmarks/throughput.py on an empty database and on the big one, alternated. ``--explain``
 prints the plans of the list queries. ``--keep`` keeps the databases (``--reuse`` measures an
 existing one without building it).
@@ -367,6 +368,36 @@ def throughput(url: str, workflows: int) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["workflows_per_s"])
 
 
+def peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # kB on Linux
+
+
+def measure_analytics(url: str, args: argparse.Namespace) -> None:
+    """The ready-made queries of docs/analytics.md through the postgres scanner (the journal is
+    read where it is); a fallback to COPY would time the wrong path, so it is an error here."""
+    import warnings
+
+    from continuum_nb import analytics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = time.perf_counter()
+        con = analytics.connect(database_url=url, mode="scanner")
+        emit("analytics", query="connect", mode="scanner", ms=round((time.perf_counter() - t) * 1000, 1))
+        try:
+            con.execute("SET enable_progress_bar = false")
+            for query in (analytics.events_by_type_and_month, analytics.run_durations, analytics.activity_latency,
+                          analytics.signal_wait_times, analytics.throughput_per_minute):
+                t = time.perf_counter()  # once each: a full scan of the journal can take minutes
+                frame = query(con)
+                emit("analytics", query=query.__name__, mode="scanner", rows=len(frame),
+                     ms=round((time.perf_counter() - t) * 1000, 1), peak_rss_mb=peak_rss_mb())
+        finally:
+            con.close()
+
+
 def explain(url: str, args: argparse.Namespace) -> None:
     from continuum_nb.store.postgres import sql as q
 
@@ -406,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throughput", type=int, default=0, metavar="WORKFLOWS",
                    help="also run benchmarks/throughput.py with this many workflows on an empty and on the big database")
     p.add_argument("--explain", action="store_true")
+    p.add_argument("--analytics", action="store_true", help="also time the ready-made analytics queries (scanner)")
     p.add_argument("--reuse", action="store_true", help="measure the existing database, do not build it")
     p.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     args = p.parse_args(argv)
@@ -430,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         measure_partitions(url, args)
         if args.explain:
             explain(url, args)
+        if args.analytics:
+            measure_analytics(url, args)
         if args.throughput:
             rates: dict[str, list[float]] = {"empty": [], "big": []}
             for name, target in (("empty", empty), ("big", url), ("empty", empty), ("big", url)):
