@@ -30,7 +30,7 @@ from .errors import (
 )
 from .store.base import FINISHED_STATES, RUN_STATES, Event, NewRun, PruneReport, RunRecord
 from .store.cursors import decode_cursor, encode_cursor, filter_fingerprint
-from .store.payloads import MAX_KEY_LENGTH, check_attributes, check_json, check_name
+from .store.payloads import MAX_KEY_LENGTH, check_attributes, check_json, check_name, check_size
 from .telemetry import current_trace_context, emit
 
 #: The most runs one ``cn.runs()`` call returns.
@@ -243,6 +243,7 @@ def signal(run_id: Any, name: Any = None, payload: Any = None, *, timeout: Any =
     if idempotency_key is not None:
         check_name(idempotency_key, "the idempotency key of cn.signal", MAX_KEY_LENGTH)
     inst = resolve(instance)
+    check_size(payload, f"payload of signal {name!r}", inst.config.max_payload_bytes)
     rid = _run_uuid(run_id)
     contracts.check_signal_contract(inst, rid, name, payload)  # refused before the mailbox
     now = inst.clock.now()

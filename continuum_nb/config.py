@@ -79,6 +79,15 @@ class Config:
     #: How long runs of workflows without their own ``retention=`` are kept after they end
     #: (``cn.prune`` deletes them after that); None keeps them forever.
     retention: timedelta | None = None
+    #: The wake that takes a run's journal past this many events warns (telemetry and a log
+    #: line, once per run); None: never.
+    history_warn_events: int | None = 10_000
+    #: A run whose journal would grow past this many events fails (continue-as-new is the fix);
+    #: None: no limit.
+    history_max_events: int | None = 200_000
+    #: A single value (a run's input or result, a signal payload, an activity's arguments or
+    #: result, a side effect) larger than this as JSON is refused before it is journaled.
+    max_payload_bytes: int | None = 2_000_000
     #: Extra settings a caller passed that no field knows (kept for error messages).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -212,9 +221,13 @@ def _parse_retention(text: str) -> float | None:
 
 
 def _parse_threshold(text: str) -> int | None:
-    if text.strip().lower() in ("", "none", "off", "infinity"):
+    if text.strip().lower() in _NO_LIMIT:
         return None
     return int(text)
+
+
+_NO_LIMIT = ("", "none", "off", "infinity")
+_LIMIT_TEXT = "or none/off/infinity/empty for no limit"
 
 
 def _number(x: float) -> str:
@@ -236,6 +249,12 @@ RULES: dict[str, Rule] = {r.name: r for r in (
          f"{_COUNT_FORM}, or None to disable snapshots", _or_none(_count), _parse_threshold,
          f"{_COUNT_FORM}, or none/off/infinity/empty to disable snapshots"),
     Rule("snapshot_max_size_bytes", "CONTINUUM_SNAPSHOT_MAX_SIZE_BYTES", _COUNT_FORM, _count, int),
+    Rule("history_warn_events", "CONTINUUM_HISTORY_WARN_EVENTS", f"{_COUNT_FORM}, or None for no warning",
+         _or_none(_count), _parse_threshold, f"{_COUNT_FORM}, {_LIMIT_TEXT}"),
+    Rule("history_max_events", "CONTINUUM_HISTORY_MAX_EVENTS", f"{_COUNT_FORM}, or None for no limit",
+         _or_none(_count), _parse_threshold, f"{_COUNT_FORM}, {_LIMIT_TEXT}"),
+    Rule("max_payload_bytes", "CONTINUUM_MAX_PAYLOAD_BYTES", f"{_COUNT_FORM}, or None for no limit",
+         _or_none(_count), _parse_threshold, f"{_COUNT_FORM}, {_LIMIT_TEXT}"),
     Rule("trusted_modules", "CONTINUUM_TRUSTED_MODULES",
          "a list or tuple of module names (dotted, like 'acme.pricing')", _modules, _parse_modules,
          "a comma-separated list of module names (dotted, like acme.pricing,numpy)"),
@@ -314,7 +333,15 @@ def setting_from_text(name: str, text: str, source: str) -> Any:
 
 
 def _check_together(values: Mapping[str, Any], where: Mapping[str, str]) -> None:
-    """The rules between settings: the heartbeat is below the lease TTL."""
+    """The rules between settings: the heartbeat is below the lease TTL; a run is warned about
+    before it fails (history_warn_events below history_max_events)."""
+    warn, hard = values.get("history_warn_events", Config.history_warn_events), values.get(
+        "history_max_events", Config.history_max_events)
+    if warn is not None and hard is not None and warn >= hard:
+        raise ConfigurationError(
+            f"history_warn_events must be below history_max_events ({hard}{_where(where.get('history_max_events'))}), "
+            f"not {warn}{_where(where.get('history_warn_events'))}; lower it, or set it to None for no warning"
+        )
     ttl = values.get("lease_ttl", Config.lease_ttl)
     heartbeat = values.get("heartbeat")
     if heartbeat is not None and heartbeat >= ttl:

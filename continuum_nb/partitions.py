@@ -73,7 +73,8 @@ def create(month: str | date | datetime | None = None, *, database_url: str | No
 
 
 def list_partitions(*, database_url: str | None = None) -> list[PartitionInfo]:
-    """Every partition, oldest first: name, range [start, end), exact row count, size in bytes."""
+    """Every partition, oldest first: name, range [start, end), row count (exact below 100,000
+    rows, else the statistics' estimate: ``estimated``), size in bytes."""
     with connect(resolve_url(database_url), autocommit=True) as conn:
         _sql.require_schema(conn)
         return _sql.list_partitions(conn)

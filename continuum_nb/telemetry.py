@@ -53,6 +53,7 @@ EVENTS: tuple[EventName, ...] = (
     ("continuum", "run", "drifted"),
     ("continuum", "run", "released"),
     ("continuum", "run", "upgraded"),
+    ("continuum", "run", "history_warning"),
     ("continuum", "replay", "stop"),
     ("continuum", "activity", "scheduled"),
     ("continuum", "activity", "started"),

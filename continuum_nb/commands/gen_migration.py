@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..store.schema import create_statements, drop_statements
 
 __all__ = ["alembic_revision", "register", "run", "sql_script"]
 
@@ -68,6 +67,9 @@ def downgrade() -> None:
 
 
 def sql_script() -> str:
+    # Imported here: store.schema loads SQLAlchemy (~0.5 s), which no other command needs.
+    from ..store.schema import create_statements
+
     body = "".join(f"{statement};\n\n" for statement in create_statements())
     return f"{_HEADER}\nBEGIN;\n\n{body}COMMIT;\n"
 
@@ -87,6 +89,8 @@ _REVISION_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
 def alembic_revision(revision: str | None = None, down_revision: str | None = None) -> str:
+    from ..store.schema import create_statements, drop_statements
+
     for flag, value in (("--revision-id", revision), ("--down-revision", down_revision)):
         if value is not None and not _REVISION_ID.match(value):
             raise ConfigurationError(

@@ -79,7 +79,10 @@ def _list(args: argparse.Namespace) -> int:
     width = max(len("partition"), *(len(p.name) for p in parts))
     print(f"{'partition':<{width}}  {'range (UTC)':<26}  {'rows':>10}  {'size':>10}")
     for p in parts:
-        print(f"{p.name:<{width}}  {_range(p):<26}  {p.rows:>10}  {format_size(p.size_bytes):>10}")
+        rows = f"~{p.rows}" if p.estimated else str(p.rows)
+        print(f"{p.name:<{width}}  {_range(p):<26}  {rows:>10}  {format_size(p.size_bytes):>10}")
+    if any(p.estimated for p in parts):
+        print("~ estimated from the statistics (ANALYZE): partitions of 100000 rows or more are not counted")
     missing = _partitions.next_month()
     if not any(p.month == missing for p in parts):
         month = f"{missing:%Y-%m}"

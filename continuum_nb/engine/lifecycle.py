@@ -18,6 +18,7 @@ from ..errors import RunNotActive
 from ..replay.outcomes import Drifted
 from ..replay.replayer import Replayer
 from ..store.base import NewRun, RunRecord, Wake
+from ..store.payloads import check_size
 from ..telemetry import emit
 from .runner import KeyTaken, emit_run_started
 
@@ -33,7 +34,9 @@ def start_run(inst: Instance, wf: WorkflowDef | None, run: NewRun) -> tuple[uuid
 
     Returns (the run's id, whether it existed already). With ``run.idempotency_key`` the key is
     inserted with the run, in one statement, before any workflow code runs: when the key names
-    a run already, nothing is written or run and that run's id is returned."""
+    a run already, nothing is written or run and that run's id is returned. An input larger
+    than ``max_payload_bytes`` is refused (``ValueError``) before anything is written."""
+    check_size(run.input, f"input of a run of {run.workflow!r}", inst.config.max_payload_bytes)
     t0 = time.perf_counter_ns()
     if wf is not None:
         inst.save_version(wf)

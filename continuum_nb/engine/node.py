@@ -27,6 +27,7 @@ from .activities import Activities
 from .dispatcher import Dispatcher
 from .drives import Drives
 from .held import ENDED, HeldRun, HeldRuns
+from .history import HistoryGuard
 from .leases import Leases
 from .loop import LoopThread
 from .part import Surroundings
@@ -68,6 +69,7 @@ class Engine:
         self.runner = Runner(
             self.store, self.clock, self.owner, instance.name, cfg.lease_ttl, cfg.release_after,
             self.activities.knows, cfg.snapshot_threshold, cfg.snapshot_max_size_bytes,
+            HistoryGuard(cfg.history_warn_events, cfg.history_max_events, cfg.max_payload_bytes),
         )
         self.timers = Timers(parts)
         self.drives = Drives(parts, runner=self.runner, activities=self.activities, timers=self.timers,

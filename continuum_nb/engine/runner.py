@@ -17,7 +17,6 @@ from uuid import UUID
 
 from ..definitions.workflow import WorkflowDef
 from ..errors import LeaseLost
-from ..replay import snapshots
 from ..replay.outcomes import Blocked, Completed, Drifted, Failed, LiveOutcome
 from ..replay.replayer import Replayer
 from ..store.base import (
@@ -26,7 +25,6 @@ from ..store.base import (
     NewTimer,
     RunRecord,
     SignalRecord,
-    Snapshot,
     Store,
     TaskOutcome,
     Wake,
@@ -35,7 +33,9 @@ from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
 from .announce import announce_committed
 from .clock import Clock, wall_now
+from .compaction import Compaction
 from .held import HeldRun
+from .history import HistoryGuard
 
 __all__ = ["HeldRun", "KeyTaken", "Runner", "WakeReport", "emit_run_started"]
 
@@ -97,9 +97,10 @@ class Runner:
         run_activities_locally: Callable[[str], bool],
         snapshot_threshold: int | None = None,
         snapshot_max_size_bytes: int = 1_000_000,
+        history: HistoryGuard | None = None,
     ) -> None:
-        self.snapshot_threshold = snapshot_threshold
-        self.snapshot_max_size_bytes = snapshot_max_size_bytes
+        self.compaction = Compaction(store, snapshot_threshold, snapshot_max_size_bytes)
+        self.history = history or HistoryGuard()
         self.store = store
         self.clock = clock
         self.owner = owner
@@ -161,6 +162,8 @@ class Runner:
         self._begin_attempt(held)
         outcome = held.replayer.advance(_Resolver(self, held))
         wake, report = self._build(held, outcome)
+        self._guard(held, wake, report)
+        compact = self._hold_for_snapshot(held, wake, report)
         if keyed:
             held.pending_trace_context = None  # _build put it in the wake
             try:
@@ -177,8 +180,9 @@ class Runner:
             assert created is not None
             held.token = token = created
         emit_run_started(run, self.instance, token, t0)
-        if report.state == "suspended":
-            self._maybe_snapshot(held)  # a long first wake is compacted like any other
+        if compact:  # a long first wake is compacted like any other (a signal that came meanwhile
+            # made the run due in the store: released, it is claimed at once)
+            self._snapshot_then_release(held, report, pending=False)
         self._after_commit(held, wake, report, t0)
         return held, report
 
@@ -239,14 +243,16 @@ class Runner:
             return self._drift(held, outcome)
         wake, report = self._build(held, outcome)
         held.pending_trace_context = None  # _build put it in the wake (Wake.trace_context)
+        self._guard(held, wake, report)
+        compact = self._hold_for_snapshot(held, wake, report)
         try:
             result = self.store.commit_wake(wake)
         except LeaseLost:
             emit(("continuum", "lease", "lost"), {}, self._meta(held))
             held.replayer = None
             return WakeReport("lost")
-        if report.state == "suspended":
-            self._maybe_snapshot(held)
+        if compact:
+            self._snapshot_then_release(held, report, pending=result.signal_pending)
         self._after_commit(held, wake, report, t0)
         if result.signal_pending and report.state == "suspended" and not report.released:
             return WakeReport("again")
@@ -257,41 +263,40 @@ class Runner:
     def _load(self, held: HeldRun) -> Replayer:
         """The run's history: the newest snapshot (when enabled and taken on this version) plus
         the events after it, else the whole journal."""
-        if self.snapshot_threshold is not None:
-            snap = self.store.load_snapshot(held.run_id)
-            if snap is not None and snap.version_hash == held.wf.version_hash:
-                rest = self.store.load_journal(held.run_id, after_seq=snap.through_seq)
-                try:
-                    rep = snapshots.replayer_from(str(held.run_id), held.record.workflow, self._factory(held), snap, rest)
-                except snapshots.UnreadableSnapshot as exc:
-                    # e.g. written by a newer engine: the journal is the truth, replay all of it
-                    log.warning("run %s: snapshot through seq %s ignored (%s); replaying the whole journal",
-                                held.run_id, snap.through_seq, exc)
-                else:
-                    held.snapshot_seq = snap.through_seq
-                    return rep
-        return self._new_replayer(held, self.store.load_journal(held.run_id))
+        rep = self.compaction.load(held, self._factory(held))
+        return rep if rep is not None else self._new_replayer(held, self.store.load_journal(held.run_id))
 
-    def _maybe_snapshot(self, held: HeldRun) -> None:
-        rep = held.replayer
-        threshold = self.snapshot_threshold
-        if threshold is None or rep is None or rep.last_seq - held.snapshot_seq < threshold:
+    def _guard(self, held: HeldRun, wake: Wake, report: WakeReport) -> None:
+        """The history limits (engine/history.py): past one, the wake only fails the run."""
+        error = self.history.check(held, wake, self._meta(held))
+        if error is not None:
+            report.state, report.error, report.result, report.released = "failed", error, None, False
+            report.new_tasks, report.next_wakeup_at = [], None
+
+    def _hold_for_snapshot(self, held: HeldRun, wake: Wake, report: WakeReport) -> bool:
+        """Whether this wake (not committed yet) crosses the snapshot threshold. A snapshot is
+        fenced by the lease, so a wake that would release its run keeps the lease through the
+        commit; ``_snapshot_then_release`` releases it once the snapshot is saved."""
+        if wake.state != "suspended" or not self.compaction.due(held):
+            return False
+        wake.release = False
+        return True
+
+    def _snapshot_then_release(self, held: HeldRun, report: WakeReport, pending: bool) -> None:
+        """(after the commit of a wake that crossed the threshold) Save the snapshot under the
+        lease, then release the run if the wake meant to; a signal or outcome that arrived
+        meanwhile (``pending``) keeps it here instead, to be woken again at once."""
+        self.compaction.take(held, self._meta(held))
+        if not report.released:
             return
-        snap = snapshots.build_snapshot(held.run_id, held.wf.version_hash, rep.events)
-        size = snap.size_bytes
-        meta = self._meta(held, through_seq=snap.through_seq)
-        held.snapshot_seq = snap.through_seq  # also when skipped: try again N events later
-        if size > self.snapshot_max_size_bytes:
-            emit(("continuum", "snapshot", "skipped"), {"size_bytes": size},
-                 {**meta, "reason": "too_large", "max_size_bytes": self.snapshot_max_size_bytes})
+        if pending:
+            report.released = False
             return
-        t0 = time.perf_counter_ns()
-        saved = self.store.save_snapshot(
-            Snapshot(held.run_id, snap.through_seq, held.wf.version_hash, snap.payload, size), held.token
-        )
-        if saved:
-            emit(("continuum", "snapshot", "taken"),
-                 {"size_bytes": size, "events": len(rep.events), "duration": time.perf_counter_ns() - t0}, meta)
+        try:
+            self.store.release_run(held.run_id, held.token)
+        except Exception:  # the commit is durable; the lease expires and any engine claims it
+            log.warning("run %s: release after its snapshot failed; its lease will expire", held.run_id,
+                        exc_info=True)
 
     def _unresolved_activity_seqs(self, held: HeldRun) -> list[int]:
         assert held.replayer is not None

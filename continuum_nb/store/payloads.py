@@ -21,8 +21,10 @@ __all__ = [
     "check_attributes",
     "check_json",
     "check_name",
+    "check_size",
     "dumps",
     "loads",
+    "payload_size",
     "storable_text",
 ]
 
@@ -205,3 +207,23 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     return json.loads(text)
+
+
+def payload_size(value: Any) -> int:
+    """The size in bytes of ``value`` as stored (compact JSON, UTF-8)."""
+    text = dumps(value)
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_size(value: Any, what: str, limit: int | None) -> int:
+    """The size of ``value`` as stored (``payload_size``), or ``ValueError`` when it is larger
+    than ``limit`` bytes (the ``max_payload_bytes`` setting; None: no limit), naming ``what``,
+    both sizes and the fix. Called before the value is journaled or written."""
+    size = payload_size(value)
+    if limit is not None and size > limit:
+        raise ValueError(
+            f"{what} is {size} bytes as JSON, over the max_payload_bytes limit of {limit}; keep large "
+            "data outside the run (a file, a table, object storage) and pass a reference to it, "
+            "or raise max_payload_bytes"
+        )
+    return size

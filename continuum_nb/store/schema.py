@@ -94,6 +94,8 @@ runs = Table(
     _tz("retention_until"),
     Column("attributes", JSONB),
     Column("retention", postgresql.INTERVAL),
+    # The journal's last seq (0: none), kept by continuum_commit_wake: its seq check reads it.
+    Column("last_seq", BigInteger, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("id", name="continuum_runs_pkey"),
     CheckConstraint(_in("state", RUN_STATES), name="continuum_runs_state_check"),
     # Runs are updated in place on every wake; free space on the page keeps those HOT updates.
@@ -296,7 +298,7 @@ def _sql(element: object) -> str:
 #: The server-side functions, by the migration that defines each (its text is the definition:
 #: one source for ``continuum migrate`` and the generated schema). A later migration that
 #: replaces a function must be named here instead.
-FUNCTIONS = {"continuum_commit_wake": "20261201000000"}
+FUNCTIONS = {"continuum_commit_wake": "20261207010000"}
 
 
 def function_statements() -> list[str]:

@@ -205,6 +205,11 @@ def test_v01_database_with_two_years_of_data(empty_db_url: str, capsys: pytest.C
             "SELECT mfa ->> 'function', activity FROM continuum_activity_tasks GROUP BY 1, 2"
         ).fetchall())
         assert activities == {"charge": "Elixir.Billing.charge", None: "ship"}
+        # Every run's last_seq is backfilled from its journal (the wake's seq check reads it).
+        assert conn.execute(
+            "SELECT count(*) FILTER (WHERE last_seq > 0), count(*) FILTER (WHERE r.last_seq <> "
+            "coalesce((SELECT max(seq) FROM continuum_events e WHERE e.run_id = r.id), 0)) FROM continuum_runs r"
+        ).fetchone() == (390, 0)
         # Sequences carry on where v0.1 left them.
         assert conn.execute("SELECT nextval('continuum_lease_token_seq')").fetchone() == (38,)
         max_id = conn.execute("SELECT max(id) FROM continuum_signals").fetchone()

@@ -108,6 +108,30 @@ def test_list_counts_rows_per_partition(db_url: str, capsys: pytest.CaptureFixtu
     assert rows[partition_name(old)] == "7" and rows[partition_name(this_month())] == "3"
 
 
+def test_a_big_partition_is_listed_with_its_estimate(db_url: str, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from continuum_nb.store import partitions as store_partitions
+
+    old = add_months(this_month(), -3)
+    partitions.create(old, database_url=db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        run = add_run(conn, None)
+        add_events(conn, run, old, 9)
+        add_events(conn, run, this_month(), 3, first_seq=100)
+        conn.execute(f"ANALYZE {partition_name(old)}")
+        conn.execute(f"ANALYZE {partition_name(this_month())}")
+        # the statistics say 900000 rows now: an estimate that a count(*) would contradict
+        conn.execute("UPDATE pg_class SET reltuples = 900000 WHERE relname = %s", (partition_name(old),))
+    monkeypatch.setattr(store_partitions, "ESTIMATE_FROM", 5)
+    listed = {p.name: p for p in partitions.list_partitions(database_url=db_url)}
+    assert (listed[partition_name(old)].rows, listed[partition_name(old)].estimated) == (900000, True)
+    assert (listed[partition_name(this_month())].rows, listed[partition_name(this_month())].estimated) == (3, False)
+    rc, out, _ = cli(capsys, "partitions", "list", "--database-url", db_url)
+    rows = {ln.split()[0]: ln.split()[3] for ln in out.splitlines()[1:] if ln.startswith("continuum_events")}
+    assert rc == 0 and rows[partition_name(old)] == "~900000" and rows[partition_name(this_month())] == "3"
+    assert "~ estimated from the statistics" in out
+
+
 @pytest.mark.parametrize("month", ["2026-13", "26-01", "2026-00", "x; drop table continuum_runs", "2026-1", ""])
 def test_malformed_month_is_refused_before_any_sql(
     db_url: str, capsys: pytest.CaptureFixture[str], month: str

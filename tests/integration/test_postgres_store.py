@@ -118,6 +118,34 @@ def test_retried_commit_cannot_duplicate_seqs(store: PostgresStore) -> None:
     assert [e.seq for e in store.load_journal(rid)] == [1, 2, 3, 4]
 
 
+def test_seq_check_reads_the_run_rows_last_seq(store: PostgresStore, db_url: str) -> None:
+    """The journal's end is the run row's last_seq, kept by every wake (not max(seq) over the
+    partitions): events gone from the journal (a dropped month) do not move it back."""
+    rid = uuid.uuid4()
+    first = Wake(run_id=rid, lease_token=0, now=now(), state="suspended",
+                 events=[Event(1, "side_effect", {"i": 1}), Event(2, "side_effect", {"i": 2})])
+    token = store.create_run(NewRun(rid, "wf", "v1", {}, now()), owner="e1", lease_ttl=30.0, first_wake=first)
+    assert token is not None
+
+    def last_seq() -> int:
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute("SELECT last_seq FROM continuum_runs WHERE id = %s", (rid,)).fetchone()
+            assert row is not None
+            return int(row[0])
+
+    assert last_seq() == 2
+    store.commit_wake(wake(rid, token, 3))
+    assert last_seq() == 4
+    store.commit_wake(Wake(run_id=rid, lease_token=token, now=now(), state="suspended"))  # no events
+    assert last_seq() == 4
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM continuum_events WHERE run_id = %s", (rid,))
+    with pytest.raises(LeaseLost, match="first seq is 1 but the journal ends at seq 4"):
+        store.commit_wake(wake(rid, token, 1))
+    store.commit_wake(wake(rid, token, 5))
+    assert last_seq() == 6 and [e.seq for e in store.load_journal(rid)] == [5, 6]
+
+
 def test_failure_late_in_a_wake_rolls_back_all_of_it(store: PostgresStore) -> None:
     rid, token = new_run(store)
     assert token is not None

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DURATIONS = ("lease_ttl", "heartbeat", "poll_interval", "release_after")
 COUNTS = ("pool_size", "activity_concurrency", "run_concurrency", "max_cached_runs", "snapshot_max_size_bytes")
 FLAGS = ("run_engine", "allow_stored_code", "auto_migrate")
+LIMITS = ("history_warn_events", "history_max_events", "max_payload_bytes")
 
 #: setting -> keyword values that are refused
 BAD_KEYWORDS: dict[str, list[Any]] = {
@@ -37,6 +38,7 @@ BAD_KEYWORDS: dict[str, list[Any]] = {
     "release_after": [NAN, INF, -5, -0.1, 31_536_001, True, "5", None],
     **{name: [0, -1, 2.5, 2.0, True, False, "4", None, 2**31] for name in COUNTS},
     "snapshot_threshold": [0, -1, 2.5, True, "10", 2**31],
+    **{name: [0, -1, 2.5, True, "10", 2**31] for name in LIMITS},
     **{name: ["false", "no", "true", 0, 1, None] for name in FLAGS},
     "trusted_modules": ["abc", None, [""], ["a b"], [1], ["acme."], {"acme"}, ["acme", None]],
     "untrusted_call_severity": ["fatal", "Error", "", None, 1],
@@ -53,6 +55,7 @@ BAD_TEXT: dict[str, list[str]] = {
     "release_after": ["-5", "inf", "x", "nan"],
     **{name: ["2.5", "0", "-1", "x", "", "true", "1e3"] for name in COUNTS},
     "snapshot_threshold": ["0", "2.5", "x", "-1"],
+    **{name: ["0", "2.5", "x", "-1", "1e3"] for name in LIMITS},
     **{name: ["maybe", "", "2", "truee", "-1"] for name in FLAGS},
     "trusted_modules": ["a b", "acme.,x", "1abc", "acme-pricing"],
     "untrusted_call_severity": ["fatal", "", "warning"],
@@ -67,6 +70,9 @@ GOOD_KEYWORDS: dict[str, list[tuple[Any, Any]]] = {
     "release_after": [(0, 0.0), (0.1, 0.1), (3_600, 3_600.0), (31_536_000, 31_536_000.0)],
     **{name: [(1, 1), (2, 2), (2**31 - 1, 2**31 - 1)] for name in COUNTS},
     "snapshot_threshold": [(None, None), (10, 10), (1, 1)],
+    "history_warn_events": [(None, None), (1, 1), (10_000, 10_000), (199_999, 199_999)],
+    "history_max_events": [(None, None), (10_001, 10_001), (2**31 - 1, 2**31 - 1)],
+    "max_payload_bytes": [(None, None), (1, 1), (2**31 - 1, 2**31 - 1)],
     **{name: [(True, True), (False, False)] for name in FLAGS},
     "trusted_modules": [([], ()), (["acme.pricing"], ("acme.pricing",)), (("numpy", "a._b"), ("numpy", "a._b"))],
     "untrusted_call_severity": [("warn", "warn"), ("error", "error")],
@@ -83,6 +89,9 @@ GOOD_TEXT: dict[str, list[tuple[str, Any]]] = {
     "release_after": [("0", 0.0), ("3600", 3_600.0)],
     **{name: [("1", 1), ("16", 16)] for name in COUNTS},
     "snapshot_threshold": [("200", 200), ("off", None), ("", None), ("None", None), ("infinity", None)],
+    "history_warn_events": [("200", 200), ("off", None), ("", None)],
+    "history_max_events": [("20000", 20_000), ("none", None)],
+    "max_payload_bytes": [("1000", 1000), ("infinity", None)],
     **{name: [("false", False), ("FALSE", False), ("0", False), ("no", False), ("Off", False),
               ("true", True), ("1", True), (" Yes ", True), ("ON", True)] for name in FLAGS},
     "trusted_modules": [("acme.pricing, numpy", ("acme.pricing", "numpy")), ("", ()), ("acme,", ("acme",))],
@@ -387,3 +396,15 @@ def test_docs_list_every_setting_with_its_variable() -> None:
     assert set(rows) == set(RULES)
     for name, rule in RULES.items():
         assert f"`{rule.env}`" in rows[name], name
+
+
+def test_history_warning_comes_before_the_limit() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_config(history_warn_events=500, history_max_events=500)
+    assert str(info.value) == (
+        "history_warn_events must be below history_max_events (500), not 500; "
+        "lower it, or set it to None for no warning")
+    with pytest.raises(ConfigurationError, match=r"below history_max_events \(100 \(CONTINUUM_HISTORY_MAX_EVENTS\)\)"):
+        load_config(environ={"CONTINUUM_HISTORY_MAX_EVENTS": "100"})  # the default warning is 10000
+    assert load_config(history_warn_events=None, history_max_events=100).history_max_events == 100
+    assert load_config(history_warn_events=50, history_max_events=None).history_warn_events == 50

@@ -75,3 +75,15 @@ def test_recorded_texts_keep_what_cannot_be_stored_visible() -> None:
     assert storable_text("a\x00b") == "a\\x00b"
     assert storable_text("x\ud800y") == "x\\ud800y"
     check_json(storable_text("a\x00\ud800"), "error")  # storable now
+
+
+def test_check_size_counts_stored_bytes_and_names_the_limit() -> None:
+    from continuum_nb.store.payloads import check_size, payload_size
+
+    assert payload_size({"a": [1, 2]}) == len('{"a":[1,2]}')
+    assert payload_size("é") == 4  # '"é"': two quotes and two UTF-8 bytes
+    assert check_size("x" * 10, "the value", 12) == 12
+    assert check_size("x" * 10**6, "the value", None) == 10**6 + 2  # None: no limit
+    with pytest.raises(ValueError, match=r"^input of a run is 13 bytes as JSON, over the max_payload_bytes "
+                                         r"limit of 12; keep large data outside the run .* or raise max_payload_bytes$"):
+        check_size("x" * 11, "input of a run", 12)

@@ -112,8 +112,7 @@ class MemoryJournal(MemoryTables):
             if run is None or run.lease_token != wake.lease_token:
                 raise lease_lost(wake.run_id, wake.lease_token)
             if wake.events:
-                journal = self._events[wake.run_id]
-                last = journal[-1].seq if journal else 0
+                last = self._last_seq.get(wake.run_id, 0)
                 if wake.events[0].seq != last + 1:
                     raise seq_conflict(wake.run_id, wake.events[0].seq, last)
             self._check_new_rows(wake)
@@ -127,6 +126,8 @@ class MemoryJournal(MemoryTables):
         notes: list[Notification] = []
         for e in wake.events:
             self._events[wake.run_id].append(Event(e.seq, e.event_type, copy_json(e.payload), now_db))
+        if wake.events:
+            self._last_seq[wake.run_id] = wake.events[-1].seq
         for t in wake.new_tasks:
             self._tasks[t.id] = TaskRecord(
                 id=t.id,

@@ -62,6 +62,7 @@ class MemoryPrune(MemoryTables):
     def _delete_run(self, run_id: UUID) -> None:
         del self._runs[run_id]
         self._events.pop(run_id, None)
+        self._last_seq.pop(run_id, None)
         self._snapshots.pop(run_id, None)
         for sig_id in [i for i, s in self._signals.items() if s.run_id == run_id]:
             del self._signals[sig_id]

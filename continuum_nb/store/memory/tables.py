@@ -25,6 +25,8 @@ class MemoryTables:
         self._lock = threading.RLock()
         self._runs: dict[UUID, RunRecord] = {}
         self._events: dict[UUID, list[Event]] = {}
+        #: Run id -> its journal's last seq (continuum_runs.last_seq): what the wake checks.
+        self._last_seq: dict[UUID, int] = {}
         self._signals: dict[int, SignalRow] = {}
         self._timers: dict[UUID, TimerRow] = {}
         self._tasks: dict[UUID, TaskRecord] = {}

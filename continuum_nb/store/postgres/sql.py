@@ -93,7 +93,9 @@ COMMIT_WAKE_NAME = b"continuum_commit_wake_v1"
 #: where the wake expects.
 WAKE_REFUSED = "CNW01"
 
-LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM continuum_events WHERE run_id = %(run)s"
+# The journal's end as the wake's seq check sees it (migration 20261207010000): the run row's
+# last_seq, a key probe, not max(seq) over every partition.
+LAST_SEQ = "SELECT last_seq FROM continuum_runs WHERE id = %(run)s"
 
 MARK_DRIFTED = """
 WITH upd AS (
