@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "DriftError": "continuum_nb.errors",
     "InstanceNotRegistered": "continuum_nb.errors",
     "MigrationError": "continuum_nb.errors",
+    "NonRetryableError": "continuum_nb.errors",
     "PartitionError": "continuum_nb.errors",
     "RunCancelled": "continuum_nb.errors",
     "RunFailed": "continuum_nb.errors",

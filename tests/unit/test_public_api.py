@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = [
     "ActivityFailed", "ConfigurationError", "ContinuumError", "DatabaseUnavailable",
     "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
-    "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
+    "NonRetryableError", "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
     "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
     "activity", "analytics", "cancel", "configure", "days", "events", "gather", "get_run", "health", "hours", "instance",
     "list_runs", "minutes", "now", "observer", "otel", "partitions", "prune", "pure", "random", "resume", "runs",

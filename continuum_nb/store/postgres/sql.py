@@ -237,6 +237,17 @@ SELECT id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner
  WHERE run_id = %(run)s AND seq = ANY(%(seqs)s::bigint[]) AND state IN ('completed', 'failed')
 """
 
+OPEN_TASKS = """
+SELECT id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner, lease_token, lease_expires_at, idempotency_key, result, error FROM continuum_activity_tasks
+ WHERE run_id = %(run)s AND state IN ('available', 'leased')
+"""
+
+# Tests only (cn.testing): the run's lease lapses now, as if its engine had stopped renewing it.
+EXPIRE_RUN_LEASE = """
+UPDATE continuum_runs SET lease_expires_at = now() - interval '1 millisecond'
+ WHERE id = %(run)s AND lease_owner IS NOT NULL
+"""
+
 # One statement: the task row (fenced by its lease token), the idempotency row, the run made
 # runnable, NOTIFY. If the task lease is lost, ``t`` is empty and nothing else happens.
 COMPLETE_TASK = """

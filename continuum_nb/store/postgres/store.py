@@ -278,6 +278,16 @@ class PostgresStore(PgIngress, PgPrune):
         params = {"run": run_id, "seqs": list(seqs)}
         return self._read(lambda conn: {r[2]: _task(r) for r in conn.execute(q.TASK_OUTCOMES, params)})
 
+    def open_tasks(self, run_id: UUID) -> list[TaskRecord]:
+        """Tasks of this run still waiting for an outcome (available or leased): what
+        ``cn.testing`` reads to know whether a retry backoff is all a run waits on."""
+        return self._read(lambda conn: [_task(r) for r in conn.execute(q.OPEN_TASKS, {"run": run_id})])
+
+    def expire_run_lease(self, run_id: UUID) -> None:
+        """Tests only (``cn.testing``): the run's lease lapses now."""
+        with self._connection() as conn:
+            conn.execute(q.EXPIRE_RUN_LEASE, {"run": run_id})
+
     def complete_task(self, task: TaskRecord, outcome: TaskOutcome, now: datetime) -> bool:
         if outcome.state not in ("completed", "failed"):
             raise ValueError(f"a task outcome is 'completed' or 'failed', not {outcome.state!r}")
