@@ -76,6 +76,8 @@ _EXPORTS: dict[str, str] = {
     "instance": "continuum_nb.engine.instance",
     "observer": "continuum_nb.observer",
     "health": "continuum_nb.health",
+    # recorded histories
+    "export_history": "continuum_nb.history",
     "UntrustedCallWarning": "continuum_nb.determinism",
     "NondeterministicCallWarning": "continuum_nb.determinism",
 }

@@ -19,7 +19,7 @@ PUBLIC = [
     "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
     "NonRetryableError", "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
     "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
-    "activity", "analytics", "cancel", "configure", "days", "events", "gather", "get_run", "health", "hours", "instance",
+    "activity", "analytics", "cancel", "configure", "days", "events", "export_history", "gather", "get_run", "health", "hours", "instance",
     "list_runs", "minutes", "now", "observer", "otel", "partitions", "prune", "pure", "random", "resume", "runs",
     "seconds", "set_attributes", "side_effect", "signal", "start", "telemetry", "testing", "timer", "today",
     "upgrade", "uuid4", "wait", "workflow",
