@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from .api import _record, _run_uuid
+from .definitions.registry import resolve_for_run
 from .definitions.workflow import WorkflowDef
 from .engine.instance import Instance, resolve
-from .errors import ConfigurationError, DriftError
+from .errors import ConfigurationError, DriftError, WorkflowNotFound
 from .replay import Blocked, Completed, Drifted, Replayer
 from .store.base import Event, SignalRecord
 from .store.payloads import check_json
 
-__all__ = ["HISTORY_FORMAT", "export_history", "load_history", "replay_history"]
+__all__ = ["HISTORY_FORMAT", "export_history", "load_history", "replay_history", "replay_run"]
 
 #: The ``format`` of an exported history; a history without one (tests/replay's) is read alike.
 HISTORY_FORMAT = "continuum-history/1"
@@ -91,8 +92,8 @@ def history_events(history: dict[str, Any]) -> list[Event]:
 
 
 class Offline:
-    """What the live tail may consult when there is no store: nothing past the journal. The
-    clock stands at the history's last moment (only code past the journal reads it)."""
+    """What the live tail may consult when there is no store: nothing past the journal, and a
+    clock that stands still (``offline_clock``)."""
 
     def __init__(self, at: datetime) -> None:
         self._at = at
@@ -129,14 +130,14 @@ def workflow_of(workflow: Any) -> tuple[str, Callable[..., Any]]:
     raise ConfigurationError(f"replay needs an @cn.workflow (or an async def), not {type(workflow).__name__}")
 
 
-def last_moment(history: dict[str, Any], events: list[Event]) -> datetime:
-    stamps = [e.inserted_at for e in events if e.inserted_at is not None]
-    if stamps:
-        return max(stamps)
-    for key in ("completed_at", "started_at"):
-        if history.get(key):
-            return datetime.fromisoformat(history[key])
-    return datetime.now(timezone.utc)
+def offline_clock(history: dict[str, Any]) -> datetime:
+    """The clock of an offline replay: the run's start (engine clock), so that nothing the
+    journal left pending (a timer, a signal's timeout) counts as due: offline, the run waits on
+    it, as it did when the history was taken. (``inserted_at`` is the database's clock, which a
+    test's virtual clock does not move: it says nothing of when timers are due.)"""
+    if history.get("started_at"):
+        return datetime.fromisoformat(history["started_at"])
+    return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def _drift(run_id: str | None, message: str, *, seq: int | None, expected: Any, actual: Any) -> DriftError:
@@ -159,7 +160,7 @@ def replay_history(workflow: Any, history: dict[str, Any] | str | Path) -> str:
     events = history_events(data)
     run_id = data.get("run_id")
     rep = Replayer(str(run_id or "offline"), name, coroutine_factory(fn, data.get("input")), events)
-    outcome = rep.advance(Offline(last_moment(data, events)))
+    outcome = rep.advance(Offline(offline_clock(data)))
     recorded = data.get("state")
     if isinstance(outcome, Drifted):
         err = outcome.error
@@ -188,3 +189,18 @@ def replay_history(workflow: Any, history: dict[str, Any] | str | Path) -> str:
             seq=first.seq if first else None, expected=recorded,
             actual=None if first is None else {"event_type": first.event_type, "payload": first.payload})
     return "continued" if new else "suspended"
+
+
+def replay_run(run_id: Any, *, workflow: Any = None, instance: Instance | str | None = None) -> str:
+    """Replay a stored run's history against ``workflow`` (default: the code this process has
+    for the run's version, else the stored ``%%workflow`` cell, else the newest version here),
+    reading only; as :func:`replay_history`."""
+    inst = resolve(instance)
+    history = export_history(run_id, instance=inst)
+    if workflow is None:
+        workflow, _exact = resolve_for_run(inst.registries, inst.store, history["workflow"],
+                                           history["version_hash"], inst.config.allow_stored_code)
+        if workflow is None:
+            raise WorkflowNotFound(
+                f"workflow {history['workflow']!r} is not defined here nor stored; import the module that defines it")
+    return replay_history(workflow, history)
