@@ -168,15 +168,21 @@ class Environment:
             engine.post(engine.adopt, claimed)
 
     def expire_lease(self, run: Run | str) -> None:
-        """The run's lease lapses, as when its engine stops renewing it: the engine forgets the
-        run and it is claimed anew (with a new lease token) when it is next due."""
+        """The run's lease lapses and another engine takes the run over, as when its engine
+        stalls: the engine that held it finds its lease lost at its next commit (nothing it
+        does is written) and the run is claimed anew, with a new lease token, and replayed from
+        its journal."""
         rid = _run_uuid(run)
         engine = self._engine()
-        self.instance.store.expire_run_lease(rid)  # type: ignore[attr-defined]
+        store = self.instance.store
+        store.expire_run_lease(rid)  # type: ignore[attr-defined]
+        taken = store.claim_run(rid, f"{self.instance.name}-takeover", self.instance.config.lease_ttl)
+        if taken is not None and taken.lease_token is not None:
+            store.release_run(rid, taken.lease_token)  # free for any engine, under a new token
         done = threading.Event()
 
         def forget() -> None:
-            if engine.held.idle(rid):
+            if engine.held.idle(rid):  # a wake in progress learns it at its commit
                 engine.let_go(rid, tell_waiters=True)
             done.set()
             engine.kick()
