@@ -72,6 +72,11 @@ _EXPORTS: dict[str, str] = {
     "set_attributes": "continuum_nb.api",
     "prune": "continuum_nb.api",
     "configure": "continuum_nb.api",
+    # the same calls for asyncio (never blocking the event loop)
+    "start_async": "continuum_nb.aio",
+    "wait_async": "continuum_nb.aio",
+    "signal_async": "continuum_nb.aio",
+    "cancel_async": "continuum_nb.aio",
     "Instance": "continuum_nb.engine.instance",
     "instance": "continuum_nb.engine.instance",
     "observer": "continuum_nb.observer",
