@@ -83,6 +83,7 @@ _EXPORTS: dict[str, str] = {
     "health": "continuum_nb.health",
     # recorded histories
     "export_history": "continuum_nb.history",
+    "fork": "continuum_nb.forks",
     "UntrustedCallWarning": "continuum_nb.determinism",
     "NondeterministicCallWarning": "continuum_nb.determinism",
 }

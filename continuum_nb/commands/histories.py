@@ -123,7 +123,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _fork(args: argparse.Namespace) -> int:
-    from ..history import fork
+    from ..forks import fork
 
     import_modules(args.against)
     inst = _instance(args, read_only=False)

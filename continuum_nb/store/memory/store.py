@@ -35,6 +35,7 @@ from ..base import (
 )
 from ..checks import lease_lost, run_not_active, run_not_found
 from ..payloads import dumps
+from .forks import MemoryForks
 from .journal import MemoryJournal
 from .leases import MemoryLeases
 from .listener import MemoryListener
@@ -44,7 +45,7 @@ from .rows import OPEN_TASK_STATES, SignalRow, VersionRow, contains, copy_json, 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryJournal, MemoryLeases, MemoryPrune):
+class MemoryStore(MemoryJournal, MemoryLeases, MemoryPrune, MemoryForks):
     """See ``store.base.Store`` for each method's contract."""
 
     # --- runs ------------------------------------------------------------------------------------
