@@ -39,6 +39,8 @@ def register(sub: Any, run_action: Action) -> None:
                       help="keep the journal up to and including event N")
     fork.add_argument("--against", dest="against", metavar="MODULE", action="append", default=[],
                       help="module (or .py file) defining the new code (repeatable)")
+    fork.add_argument("--version", default="newest", metavar="VERSION",
+                      help="the code the fork runs on: newest (default), original, or a version hash")
 
 
 def import_modules(modules: list[str]) -> None:
@@ -128,7 +130,7 @@ def _fork(args: argparse.Namespace) -> int:
     import_modules(args.against)
     inst = _instance(args, read_only=False)
     try:
-        run = fork(args.run_id, at_seq=args.at_seq, instance=inst)
+        run = fork(args.run_id, at_seq=args.at_seq, version=args.version, instance=inst)
     finally:
         inst.close()
     if args.json:
