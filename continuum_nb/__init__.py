@@ -13,9 +13,22 @@ from typing import Any
 
 __version__ = "0.2.0"
 
+# ``cn.replay`` is a function, and ``continuum_nb.replay`` a subpackage: the subpackage is loaded
+# first, so that loading it later cannot rebind the name, which then names the function (whose
+# module, timetravel, is imported on first call: it pulls in the API and the engine).
+from . import replay as _replay_package  # noqa: E402, F401
+
 # Imported eagerly: the submodule ``continuum_nb.workflow`` would otherwise shadow the
 # ``workflow`` decorator as a package attribute once anything imported it.
 from .workflow import workflow as workflow  # noqa: E402
+
+
+def replay(run_id: Any, upto: int | None = None, **kwargs: Any) -> Any:
+    """The run's state after event ``upto``, replayed offline (``continuum_nb.timetravel.replay``)."""
+    from .timetravel import replay as _replay
+
+    return _replay(run_id, upto, **kwargs)
+
 
 # A library never configures logging; the engine thread must never print into a notebook cell.
 logging.getLogger("continuum_nb").addHandler(logging.NullHandler())
@@ -84,6 +97,7 @@ _EXPORTS: dict[str, str] = {
     # recorded histories
     "export_history": "continuum_nb.history",
     "fork": "continuum_nb.forks",
+    "replay": "continuum_nb.timetravel",
     "UntrustedCallWarning": "continuum_nb.determinism",
     "NondeterministicCallWarning": "continuum_nb.determinism",
 }

@@ -20,7 +20,7 @@ PUBLIC = [
     "NonRetryableError", "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
     "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
     "activity", "analytics", "cancel", "cancel_async", "configure", "days", "events", "export_history", "fork", "gather", "get_run", "health", "hours", "instance",
-    "list_runs", "minutes", "now", "observer", "otel", "partitions", "prune", "pure", "random", "resume", "runs",
+    "list_runs", "minutes", "now", "observer", "otel", "partitions", "prune", "pure", "random", "replay", "resume", "runs",
     "seconds", "set_attributes", "side_effect", "signal", "signal_async", "start", "start_async", "telemetry", "testing", "timer", "today",
     "upgrade", "uuid4", "wait", "wait_async", "workflow",
 ]  # fmt: skip
