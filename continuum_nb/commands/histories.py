@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, DriftError
-from ..notebook.parser import positive_int
+from ..notebook.parser import event_number
 from ._common import EXIT_DONE, EXIT_RUN_FAILED, database_from_args
 
 __all__ = ["register"]
@@ -35,7 +35,7 @@ def register(sub: Any, run_action: Action) -> None:
                      help="module (or .py file) defining the workflow to check (repeatable; default: the run's "
                           "own version, stored or defined here)")
     fork = run_action(sub, "fork", "start a new run from the first N events of this one, on the newest code", _fork)
-    fork.add_argument("--at", dest="at_seq", type=positive_int, required=True, metavar="N",
+    fork.add_argument("--at", dest="at_seq", type=event_number, required=True, metavar="N",
                       help="keep the journal up to and including event N")
     fork.add_argument("--against", dest="against", metavar="MODULE", action="append", default=[],
                       help="module (or .py file) defining the new code (repeatable)")
