@@ -152,3 +152,10 @@ def test_errors_are_continuum_errors() -> None:
         assert issubclass(getattr(cn, name), cn.ContinuumError)
     assert issubclass(cn.DriftError, cn.RunFailed)
     assert issubclass(cn.SignalTimeout, TimeoutError)
+
+
+def test_replay_is_the_function_not_its_namesake_package() -> None:
+    import continuum_nb.replay.journal  # noqa: F401 - the subpackage cn.replay must not become
+
+    assert callable(cn.replay) and cn.replay.__module__ == "continuum_nb"
+    assert "upto" in cn.replay.__code__.co_varnames
