@@ -38,6 +38,8 @@ class RunState:
     commands: list[dict[str, Any]] = field(default_factory=list)
     #: The first command past event ``upto`` (``{"seq", "event_type", "payload"}``), if any.
     next_command: dict[str, Any] | None = None
+    #: The run's own event after ``upto`` in its journal (what happened next), if any.
+    next_event: dict[str, Any] | None = None
     #: The workflow frame's local variables (JSON values as they are, others as their repr).
     locals: dict[str, Any] = field(default_factory=dict)
     result: Any = None
@@ -47,9 +49,9 @@ class RunState:
         lines = [f"run {self.run_id} ({self.workflow}) after event {self.upto}: {self.outcome}"]
         for c in self.commands:
             lines.append(f"  {c['seq']:>4}  {c['event_type']:<20} {c['kind']} {c['target']}")
-        if self.next_command is not None:
-            n = self.next_command
-            lines.append(f"  next: {n['event_type']} {json.dumps(n['payload'], default=str)[:120]}")
+        for label, n in (("next command", self.next_command), ("next event", self.next_event)):
+            if n is not None:
+                lines.append(f"  {label}: {n['seq']} {n['event_type']} {json.dumps(n['payload'], default=str)[:120]}")
         if self.locals:
             lines.append("  locals: " + ", ".join(f"{k}={v!r:.60}" for k, v in self.locals.items()))
         if self.error is not None:
@@ -117,6 +119,9 @@ def replay(run_id: Any, upto: int | None = None, *, workflow: Any = None,
         if following is not None:
             state.next_command = {"seq": following.seq, "event_type": following.event_type,
                                   "payload": following.payload}
+    after = next((e for e in events if e.seq > upto), None)
+    if after is not None:
+        state.next_event = {"seq": after.seq, "event_type": after.event_type, "payload": after.payload}
     state.locals = _frame_locals(made[-1] if made else None)
     if isinstance(outcome, Drifted):
         state.outcome, state.error = "drifted", outcome.error

@@ -49,6 +49,7 @@ def test_the_state_after_each_event(make_instance: Any, upto: int, commands: int
     assert state.locals == {**state.locals, **known}
     assert "third" not in state.locals
     assert (state.next_command or {}).get("seq") == next_seq
+    assert state.next_event["seq"] == upto + 1  # what the run did next
     assert state.outcome in ("suspended", "continued")
     assert [(e.seq, e.event_type) for e in journal(inst, run)] == before  # nothing written
     assert cn.get_run(run.id, instance=inst).state == "completed"
