@@ -7,9 +7,10 @@ activities, replay of recorded histories, and a pytest plugin.
   ``cn.DriftError``.
 - ``fresh_database``/``drop_database``: a migrated PostgreSQL database for a test.
 
-Enable the fixtures with ``pytest_plugins = ["continuum_nb.testing"]`` (or
-``-p continuum_nb.testing``): ``continuum_env``, ``virtual_clock``, ``continuum_database_url``,
-``continuum_instance`` (plugin.py). docs/testing.md is the tutorial.
+The fixtures (``continuum_env``, ``virtual_clock``, ``continuum_database_url``,
+``continuum_instance``: plugin.py) load by themselves once the package is installed (a pytest11
+entry point); with plugin autoloading off, ``pytest_plugins = ["continuum_nb.testing"]`` or
+``-p continuum_nb.testing``. docs/testing.md is the tutorial.
 """
 
 from __future__ import annotations
