@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import telemetry
 from ..api import Run, cancel, events, get_run, signal, start, wait
 from ..definitions.activity import ActivityDef
 from ..definitions.workflow import WorkflowDef
@@ -73,6 +74,12 @@ class Environment:
                                  store=store, clock=self.clock, **settings)
         self.paranoid = paranoid
         self.auto_skip = auto_skip
+        #: paranoid: runs seen completing (telemetry), and those already replayed
+        self._completed: list[str] = []
+        self._checked: set[str] = set()
+        self._handler = f"{self.instance.name}-paranoid"
+        if paranoid:
+            telemetry.attach(self._handler, [("continuum", "run", "completed")], self._on_completed)
         self._stubs = Stubs()
         self._waiting = 0  # test threads inside env.wait (signal timeouts may be skipped)
         self._count_lock = threading.Lock()
@@ -100,6 +107,13 @@ class Environment:
             self.check_replay(run)
         return result
 
+    def _on_completed(self, event: Any, measurements: Any, metadata: dict[str, Any]) -> None:
+        """(engine thread) Remember a run of this instance that completed: checked by ``wait``
+        or, at the latest, by ``close``. Never replays here: the engine thread must go on."""
+        if metadata.get("instance") == self.instance.name and metadata.get("run_id"):
+            with self._count_lock:
+                self._completed.append(str(metadata["run_id"]))
+
     def run(self, wf: WorkflowDef | str, input: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
         """Start a run and wait for its result."""
         return self.wait(self.start(wf, input), timeout=timeout)
@@ -126,7 +140,10 @@ class Environment:
     def check_replay(self, run: Run | str) -> str:
         """Replay the run's recorded history offline against the current code (``cn.testing.replay``)
         and, for a completed run, compare the result; the outcome, or ``cn.DriftError``."""
-        history = export_history(run.id if isinstance(run, Run) else run, instance=self.instance)
+        rid = run.id if isinstance(run, Run) else str(run)
+        with self._count_lock:
+            self._checked.add(rid)
+        history = export_history(rid, instance=self.instance)
         wf = self.instance.find_workflow(history["workflow"])
         if wf is None:
             raise ConfigurationError(f"workflow {history['workflow']!r} is not defined here; define it before replaying")
@@ -192,10 +209,24 @@ class Environment:
 
     # --- life -----------------------------------------------------------------------------------
     def close(self) -> None:
+        """Stop the engine and undo the stubs. In paranoid mode, every run that completed and was
+        not checked yet is replayed first (``cn.DriftError`` for the first that does not match)."""
         self._stop.set()
         self._skipper.join(5.0)
+        failure: Exception | None = None
+        if self.paranoid:
+            telemetry.detach(self._handler)
+            with self._count_lock:
+                pending = [r for r in dict.fromkeys(self._completed) if r not in self._checked]
+            for rid in pending:
+                try:
+                    self.check_replay(rid)
+                except Exception as exc:  # reported once everything is closed
+                    failure = failure or exc
         self._stubs.restore()
         self.instance.close()
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> Environment:
         return self

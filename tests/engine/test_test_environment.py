@@ -268,3 +268,12 @@ def test_paranoid_replays_every_completed_run_and_compares_the_result() -> None:
         assert env.run(define(env, counted), {"key": uuid.uuid4().hex}) == "done"
         with pytest.raises(cn.DriftError, match="now returns"):
             env.run(define(env, nondeterministic))
+
+
+@pytest.mark.stores("memory")
+def test_paranoid_checks_at_close_the_runs_nobody_waited_for() -> None:
+    env = cn.testing.environment(paranoid=True)
+    run = env.start(define(env, nondeterministic))
+    eventually(lambda: env.get_run(run).state == "completed", what="the run to complete")
+    with pytest.raises(cn.DriftError, match="now returns"):
+        env.close()
