@@ -196,8 +196,14 @@ def _show(args: argparse.Namespace) -> int:
     from .. import api
 
     def go(inst: Any) -> int:
+        from ..forks import fork_links
+
         info = api.get_run(args.run_id, instance=inst)
         fields = asdict(info)
+        links = fork_links(args.run_id, instance=inst)
+        fields["forked_from_run_id"] = None if links.forked_from_run_id is None else str(links.forked_from_run_id)
+        fields["forked_at_seq"] = links.forked_at_seq
+        fields["forks"] = [str(rid) for rid, _ in links.forks] or None
         if args.json:
             _json_line(fields)
             return EXIT_DONE

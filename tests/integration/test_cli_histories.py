@@ -114,6 +114,11 @@ def test_fork_from_the_command_line(engine: cn.Instance, db_url: str, capsys: py
     assert rc == 0 and made["forked_from_run_id"] == run.id and made["forked_at_seq"] == 2
     assert cn.wait(made["run_id"], timeout=30, instance=engine) == "hello ivo!"
     assert fork_links(made["run_id"], instance=engine).forked_from_run_id == uuid.UUID(run.id)
+    rc, out, _ = _run(capsys, db_url, "show", made["run_id"], "--json")
+    shown = json.loads(out)
+    assert rc == 0 and (shown["forked_from_run_id"], shown["forked_at_seq"]) == (run.id, 2)
+    rc, out, _ = _run(capsys, db_url, "show", run.id)
+    assert rc == 0 and any(line.startswith("forks") and made["run_id"] in line for line in out.splitlines())
     rc, _, err = _run(capsys, db_url, "fork", run.id, "--at", "99")
     assert rc == 2 and "past the end" in err and len(err.strip().splitlines()) == 1
 
