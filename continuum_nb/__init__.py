@@ -13,9 +13,22 @@ from typing import Any
 
 __version__ = "0.2.0"
 
+# ``cn.replay`` is a function, and ``continuum_nb.replay`` a subpackage: the subpackage is loaded
+# first, so that loading it later cannot rebind the name, which then names the function (whose
+# module, timetravel, is imported on first call: it pulls in the API and the engine).
+from . import replay as _replay_package  # noqa: E402, F401
+
 # Imported eagerly: the submodule ``continuum_nb.workflow`` would otherwise shadow the
 # ``workflow`` decorator as a package attribute once anything imported it.
 from .workflow import workflow as workflow  # noqa: E402
+
+
+def replay(run_id: Any, upto: int | None = None, **kwargs: Any) -> Any:
+    """The run's state after event ``upto``, replayed offline (``continuum_nb.timetravel.replay``)."""
+    from .timetravel import replay as _replay
+
+    return _replay(run_id, upto, **kwargs)
+
 
 # A library never configures logging; the engine thread must never print into a notebook cell.
 logging.getLogger("continuum_nb").addHandler(logging.NullHandler())
@@ -31,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "DriftError": "continuum_nb.errors",
     "InstanceNotRegistered": "continuum_nb.errors",
     "MigrationError": "continuum_nb.errors",
+    "NonRetryableError": "continuum_nb.errors",
     "PartitionError": "continuum_nb.errors",
     "RunCancelled": "continuum_nb.errors",
     "RunFailed": "continuum_nb.errors",
@@ -77,10 +91,19 @@ _EXPORTS: dict[str, str] = {
     "set_attributes": "continuum_nb.api",
     "prune": "continuum_nb.api",
     "configure": "continuum_nb.api",
+    # the same calls for asyncio (never blocking the event loop)
+    "start_async": "continuum_nb.aio",
+    "wait_async": "continuum_nb.aio",
+    "signal_async": "continuum_nb.aio",
+    "cancel_async": "continuum_nb.aio",
     "Instance": "continuum_nb.engine.instance",
     "instance": "continuum_nb.engine.instance",
     "observer": "continuum_nb.observer",
     "health": "continuum_nb.health",
+    # recorded histories
+    "export_history": "continuum_nb.history",
+    "fork": "continuum_nb.forks",
+    "replay": "continuum_nb.timetravel",
     "UntrustedCallWarning": "continuum_nb.determinism",
     "NondeterministicCallWarning": "continuum_nb.determinism",
 }

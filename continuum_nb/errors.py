@@ -19,6 +19,7 @@ __all__ = [
     "InvalidRunId",
     "LeaseLost",
     "MigrationError",
+    "NonRetryableError",
     "PartitionError",
     "RunCancelled",
     "RunFailed",
@@ -106,13 +107,36 @@ class ActivityFailed(ContinuumError):
         self.attempts = attempts
 
 
+class NonRetryableError(ContinuumError):
+    """Raised by an activity body to fail the attempt for good: no retry follows, whatever the
+    activity's ``cn.Retry`` allows (a declined card, a malformed order)."""
+
+
 class SignalTimeout(ContinuumError, TimeoutError):
     """Raised inside a workflow when ``await cn.signal(name, timeout=...)`` timed out."""
 
 
 class DriftError(RunFailed):
     """The workflow code no longer replays its journal (see ``continuum_runs.error``).
-    A run in ``drifted`` can be retried with ``cn.resume(run_id)`` once the code is fixed."""
+    A run in ``drifted`` can be retried with ``cn.resume(run_id)`` once the code is fixed.
+    ``.seq`` is the journal position, ``.expected`` the journal's command and ``.actual`` what
+    the code asked for instead (from ``.error``, the recorded drift report)."""
+
+    def _part(self, key: str) -> Any:
+        return self.error.get(key) if isinstance(self.error, dict) else None
+
+    @property
+    def seq(self) -> int | None:
+        seq = self._part("seq")
+        return seq if isinstance(seq, int) else None
+
+    @property
+    def expected(self) -> Any:
+        return self._part("expected")
+
+    @property
+    def actual(self) -> Any:
+        return self._part("actual")
 
 
 class DeterminismError(ContinuumError):

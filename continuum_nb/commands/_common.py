@@ -1,10 +1,13 @@
-"""Options every database-touching command shares."""
+"""Options every database-touching command shares, and the exit codes of ``continuum runs``."""
 
 from __future__ import annotations
 
 import argparse
 
 from ..store.database import resolve_url
+
+#: Exit codes a script can rely on: done, the run failed/was cancelled/drifted, usage, timeout.
+EXIT_DONE, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
 def add_database_options(parser: argparse.ArgumentParser) -> None:

@@ -22,11 +22,17 @@ from typing import Any
 from ..errors import DriftError, RunCancelled, RunFailed
 from ..notebook.parser import attribute, json_value, positive_int, run_id, seconds
 from ..store.base import RUN_STATES
-from ._common import add_database_options, database_from_args
+from . import histories
+from ._common import (
+    EXIT_DONE,
+    EXIT_RUN_FAILED,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    add_database_options,
+    database_from_args,
+)
 
 __all__ = ["EXIT_DONE", "EXIT_RUN_FAILED", "EXIT_TIMEOUT", "EXIT_USAGE", "register"]
-
-EXIT_DONE, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 _DESCRIPTION = """\
 Find, inspect and operate runs from a shell (a client: nothing here runs workflows).
@@ -40,6 +46,9 @@ Find, inspect and operate runs from a shell (a client: nothing here runs workflo
   upgrade  move it to the newest version continuum runs upgrade 3f2b8c1e-... --import billing.flows
   wait     until it ends                 continuum runs wait 3f2b8c1e-... --timeout 60
   prune    ended runs past retention     continuum runs prune --execute
+  export   its history as JSON           continuum runs export 3f2b8c1e-... > run.json
+  replay   replay it on the code (r/o)   continuum runs replay 3f2b8c1e-... --against billing.flows
+  fork     a new run from its event N    continuum runs fork 3f2b8c1e-... --at 4 --against billing.flows
 
 Exit codes: 0 done, 1 the run failed, was cancelled or drifted, 2 usage, 3 timeout."""
 
@@ -77,6 +86,7 @@ def register(subparsers: Any) -> None:
     upg.add_argument("--check", action="store_true", help="only say whether it would replay cleanly")
     wait = _run_action(sub, "wait", "wait until the run ends; print its result", _wait)
     wait.add_argument("--timeout", type=seconds, metavar="S", help="give up after S seconds (exit 3)")
+    histories.register(sub, _run_action)
     prune = _action(sub, "prune", "report (or with --execute delete) ended runs past their retention", _prune)
     prune.add_argument("--execute", action="store_true", help="really delete (default: report only)")
     prune.add_argument("--drop-keys", action="store_true",
@@ -186,8 +196,14 @@ def _show(args: argparse.Namespace) -> int:
     from .. import api
 
     def go(inst: Any) -> int:
+        from ..forks import fork_links
+
         info = api.get_run(args.run_id, instance=inst)
         fields = asdict(info)
+        links = fork_links(args.run_id, instance=inst)
+        fields["forked_from_run_id"] = None if links.forked_from_run_id is None else str(links.forked_from_run_id)
+        fields["forked_at_seq"] = links.forked_at_seq
+        fields["forks"] = [str(rid) for rid, _ in links.forks] or None
         if args.json:
             _json_line(fields)
             return EXIT_DONE

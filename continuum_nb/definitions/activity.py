@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import inspect
 import math
+import random as _random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, NonRetryableError
 from ..store.payloads import MAX_KEY_LENGTH, check_name
 from .commands import ActivityCommand, CommandAwaitable, as_seconds
 from .context import current
@@ -25,13 +26,19 @@ __all__ = ["ACTIVITIES", "DEFAULT_RETRY", "ActivityDef", "Retry", "define_activi
 @dataclass(frozen=True)
 class Retry:
     """Activity retry policy: ``max_attempts`` in total, ``backoff`` "exponential" or "constant"
-    starting at ``base``, capped at ``max_delay``."""
+    starting at ``base``, capped at ``max_interval`` (``max_delay`` is its older name), each delay
+    spread by ``jitter`` (0.2: up to 20% shorter or longer, so a crowd of failures does not retry in
+    step). An exception matching ``non_retryable`` (an exception class, or a class name) ends the
+    retries at once, as does :class:`cn.NonRetryableError` raised by the body."""
 
     max_attempts: int = 3
     backoff: str = "exponential"
     base: timedelta = timedelta(seconds=1)
     max_delay: timedelta = timedelta(minutes=5)
     factor: float = 2.0
+    max_interval: timedelta | float | None = None
+    jitter: float = 0.0
+    non_retryable: tuple[type[BaseException] | str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
@@ -41,14 +48,35 @@ class Retry:
         if not isinstance(self.factor, (int, float)) or isinstance(self.factor, bool) \
                 or not (math.isfinite(self.factor) and self.factor >= 1):
             raise ConfigurationError(f"Retry.factor must be a finite number >= 1, not {self.factor!r}")
+        if not isinstance(self.jitter, (int, float)) or isinstance(self.jitter, bool) \
+                or not (0 <= self.jitter <= 1):
+            raise ConfigurationError(f"Retry.jitter must be a number from 0 to 1 (0.2: +/-20%), not {self.jitter!r}")
         try:
             as_seconds(self.base, "Retry.base")
             as_seconds(self.max_delay, "Retry.max_delay")
+            if self.max_interval is not None:
+                as_seconds(self.max_interval, "Retry.max_interval")
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
+        kinds = self.non_retryable
+        if isinstance(kinds, (type, str)):
+            kinds = (kinds,)
+        if not isinstance(kinds, (tuple, list)) or not all(
+                isinstance(k, str) or (isinstance(k, type) and issubclass(k, BaseException)) for k in kinds):
+            raise ConfigurationError(
+                "Retry.non_retryable must be a tuple of exception classes or class names, "
+                f"like (ValueError, 'KeyError'), not {self.non_retryable!r}")
+        object.__setattr__(self, "non_retryable", tuple(kinds))
 
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    def cap(self) -> float:
+        """The longest delay between two attempts, in seconds."""
+        if self.max_interval is not None:
+            return as_seconds(self.max_interval, "Retry.max_interval")
+        return as_seconds(self.max_delay, "Retry.max_delay")
+
+    def delay(self, attempt: int, rand: Callable[[], float] = _random.random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based). The delay is
+        operational scheduling, never journaled, so its jitter need not replay."""
         base = as_seconds(self.base, "Retry.base")
         if self.backoff == "constant":
             d = base
@@ -57,7 +85,23 @@ class Retry:
                 d = base * (self.factor ** max(attempt - 1, 0))
             except OverflowError:
                 d = math.inf
-        return min(d, as_seconds(self.max_delay, "Retry.max_delay"))
+        d = min(d, self.cap())
+        if self.jitter:
+            d *= 1 + self.jitter * (2 * rand() - 1)
+        return max(0.0, d)
+
+    def retries(self, exc: BaseException) -> bool:
+        """Whether an attempt that raised ``exc`` may be tried again (attempts left aside)."""
+        if isinstance(exc, NonRetryableError):
+            return False
+        for kind in self.non_retryable:
+            if isinstance(kind, str):
+                if any(k.__name__ == kind or f"{k.__module__}.{k.__qualname__}" == kind
+                       for k in type(exc).__mro__):
+                    return False
+            elif isinstance(exc, kind):
+                return False
+        return True
 
 
 #: Without ``retry=``, an activity is attempted once (Continuum's default: a retry is something

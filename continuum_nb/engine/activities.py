@@ -30,7 +30,6 @@ from ..replay.outcomes import LiveOutcome, error_dict
 from ..store.base import NewTask, TaskOutcome, TaskRecord
 from ..store.payloads import check_json
 from ..telemetry import _active as telemetry_active
-from .clock import wall_now
 from .held import HeldRun
 from .part import Part, Surroundings
 
@@ -69,9 +68,12 @@ def inline_eligible(act: ActivityDef | None) -> bool:
     return act is not None and not act.is_async and act.timeout is None
 
 
-def _retry_delay(act: ActivityDef | None, record: TaskRecord) -> float | None:
-    """Seconds until the next attempt, or None when this was the last one."""
+def _retry_delay(act: ActivityDef | None, record: TaskRecord, exc: BaseException) -> float | None:
+    """Seconds until the next attempt, or None when this was the last one (no attempts left, or
+    the error is one the policy does not retry: ``cn.NonRetryableError``, ``non_retryable``)."""
     if act is None or record.attempt >= act.retry.max_attempts:
+        return None
+    if not act.retry.retries(exc.original if isinstance(exc, BodyExited) else exc):
         return None
     return act.retry.delay(record.attempt)
 
@@ -211,7 +213,8 @@ class Activities(Part):
         h = self._held.get(record.run_id)
         if h is not None:
             h.inflight.discard(record.seq)
-        ok = self._store.retry_task(record, err, wall_now() + timedelta(seconds=delay))
+        # The engine's clock, so a virtual clock (tests) drives the backoff like any timer.
+        ok = self._store.retry_task(record, err, self._clock.now() + timedelta(seconds=delay))
         if meta is not None:
             self._emit(("continuum", "activity", "retried"),
                        {"duration": time.perf_counter_ns() - t0, "delay_s": delay},
@@ -242,7 +245,7 @@ class Activities(Part):
             outcome = _completed(record, result, hit)
         except BaseException as exc:  # user code: SystemExit etc. fail the attempt, never the thread
             err = error_dict(exc)
-            delay = _retry_delay(act, record)
+            delay = _retry_delay(act, record, exc)
             if delay is not None:
                 self._retry(record, err, delay, meta, t0)
                 return False
@@ -286,7 +289,7 @@ class Activities(Part):
             return
         except Exception as exc:
             err = _error_of(exc)
-            delay = _retry_delay(act, record)
+            delay = _retry_delay(act, record, exc)
             if delay is not None:
                 await self._runtime.db(self._retry, record, err, delay, meta, t0)
                 return

@@ -1,7 +1,8 @@
 """The engine clock: real time by default, a virtual clock in tests.
 
-Timers and ``next_wakeup_at`` use this clock; leases use the database clock (so engines on
-machines whose clocks disagree still fence each other correctly).
+Timers, ``next_wakeup_at``, activity task availability and retry backoff use this clock; leases
+use the database clock (so engines on machines whose clocks disagree still fence each other
+correctly).
 """
 
 from __future__ import annotations
@@ -10,13 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["Clock", "SystemClock", "VirtualClock", "wall_now"]
-
-
-def wall_now() -> datetime:
-    """Real time, for operational scheduling that workflows never see (activity task
-    availability and retry backoff): a virtual clock must not stall retries."""
-    return datetime.now(timezone.utc)
+__all__ = ["Clock", "SystemClock", "VirtualClock"]
 
 
 class Clock:

@@ -17,7 +17,6 @@ from ..definitions.activity import ACTIVITIES
 from ..errors import DatabaseUnavailable
 from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE, RunRecord
 from .activities import Activities
-from .clock import wall_now
 from .listening import Notifications
 from .part import Part, Surroundings
 
@@ -87,7 +86,7 @@ class Dispatcher(Part):
         acts = sorted(ACTIVITIES)
         if acts and free_tasks > 0:
             tasks = await self._runtime.db(
-                self._store.claim_tasks, self._owner, acts, wall_now(), cfg.lease_ttl, free_tasks
+                self._store.claim_tasks, self._owner, acts, self._clock.now(), cfg.lease_ttl, free_tasks
             )
             for task in tasks:
                 self._activities.start(self._held.get(task.run_id), task)

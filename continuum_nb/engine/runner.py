@@ -32,7 +32,7 @@ from ..store.base import (
 from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
 from .announce import announce_committed
-from .clock import Clock, wall_now
+from .clock import Clock
 from .compaction import Compaction
 from .held import HeldRun
 from .history import HistoryGuard
@@ -321,7 +321,7 @@ class Runner:
         new_tasks = [
             NewTask(
                 id=a.task_id, seq=a.seq, activity=a.activity,
-                args={"args": a.args, "kwargs": a.kwargs}, available_at=wall_now(),
+                args={"args": a.args, "kwargs": a.kwargs}, available_at=now,
                 idempotency_key=a.idempotency_key, lease_to_self=self._local(a.activity),
             )
             for a in batch.activities

@@ -296,6 +296,16 @@ class ContinuumMagics(Magics, Configurable):
         print(f"run {args.run_id} upgraded to version {views.short_hash(info.version_hash)}")
         return True
 
+    def _cmd_replay(self, args: argparse.Namespace, instance: str | None) -> Any:
+        travel = importlib.import_module("continuum_nb.timetravel")
+        return travel.replay(args.run_id, upto=args.upto, instance=instance)
+
+    def _cmd_fork(self, args: argparse.Namespace, instance: str | None) -> Any:
+        forks = importlib.import_module("continuum_nb.forks")
+        run = forks.fork(args.run_id, at_seq=args.at_seq, version=args.version, instance=instance)
+        print(f"forked run {run.id} from {args.run_id} at event {args.at_seq}")
+        return run
+
     def _cmd_runs(self, args: argparse.Namespace, instance: str | None) -> Any:
         limit = args.limit if args.limit is not None else self.runs_limit
         if args.attrs:

@@ -31,7 +31,7 @@ __all__ = [
 
 SUBCOMMANDS = (
     "start", "signal", "cancel", "wait", "resume", "upgrade", "runs", "show",
-    "observe", "events", "partitions", "analytics",
+    "observe", "events", "partitions", "analytics", "replay", "fork",
 )  # fmt: skip
 
 #: The ready-made queries of continuum_nb.analytics; each has a ``plot_<name>`` helper there.
@@ -152,6 +152,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def event_number(text: str) -> int:
+    """The seq of a journal event, or 0 (before the first)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an event number (0 or more: the seq of an event)")
+    return value
+
+
 def seconds(text: str) -> float:
     try:
         value = float(text)
@@ -255,6 +266,19 @@ def build_continuum_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("run_id", type=run_id, help="the run id")
         _instance(p)
+
+    p = sub.add_parser("replay", help="a run's state after event N, replayed offline (writes nothing)")
+    p.add_argument("run_id", type=run_id, help="the run id")
+    p.add_argument("--upto", type=event_number, default=None, metavar="N",
+                   help="after event N (default: the run's last)")
+    _instance(p)
+
+    p = sub.add_parser("fork", help="a new run from the first N events of a run, on the newest code")
+    p.add_argument("run_id", type=run_id, help="the run id")
+    p.add_argument("--at", dest="at_seq", type=event_number, required=True, metavar="N",
+                   help="keep the journal up to and including event N (0: from the start)")
+    p.add_argument("--version", default="newest", help="newest (default), original, or a version hash")
+    _instance(p)
 
     p = sub.add_parser("observe", help="open the observer (an ipywidgets app)")
     p.add_argument("--read-only", action="store_true", help="without operator actions")

@@ -63,6 +63,15 @@ def conninfo(url: str) -> str:
     return normalised
 
 
+def read_only(url: str) -> str:
+    """The same database, with every transaction read-only (``default_transaction_read_only``):
+    the server refuses any write, whatever code runs on the connection."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    options = conninfo_to_dict(conninfo(url)).get("options") or ""
+    return make_conninfo(conninfo(url), options=f"{options} -c default_transaction_read_only=on".strip())
+
+
 def sqlalchemy_url(url: str) -> str:
     """The same database as a SQLAlchemy URL with the psycopg 3 driver."""
     info = conninfo(url)

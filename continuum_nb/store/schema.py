@@ -96,6 +96,9 @@ runs = Table(
     Column("retention", postgresql.INTERVAL),
     # The journal's last seq (0: none), kept by continuum_commit_wake: its seq check reads it.
     Column("last_seq", BigInteger, nullable=False, server_default=text("0")),
+    # a fork's origin (migration 20261207020000): the run and the last seq copied from it
+    Column("forked_from_run_id", UUID(as_uuid=True)),
+    Column("forked_at_seq", BigInteger),
     PrimaryKeyConstraint("id", name="continuum_runs_pkey"),
     CheckConstraint(_in("state", RUN_STATES), name="continuum_runs_state_check"),
     # Runs are updated in place on every wake; free space on the page keeps those HOT updates.
@@ -121,6 +124,8 @@ Index(
     runs.c.retention_until,
     postgresql_where=text("retention_until IS NOT NULL"),
 )
+Index("continuum_runs_forked_from_idx", runs.c.forked_from_run_id,
+      postgresql_where=text("forked_from_run_id IS NOT NULL"))
 # Partial: runs without attributes never write to it (a run row is updated on most wakes).
 Index(
     "continuum_runs_attributes_idx",

@@ -32,6 +32,19 @@ def eventually(cond: Callable[[], Any], timeout: float = 20.0, what: str = "cond
         time.sleep(0.01)
 
 
+def through_backoff(inst: cn.Instance, clock: Any, run: cn.Run, step: float = 0.02) -> None:
+    """Wait for the run to end while moving the virtual clock in steps as short as these tests'
+    retry backoffs: a backoff runs on the engine clock, like a timer."""
+
+    def ended() -> bool:
+        if cn.api.get_run(run.id, instance=inst).state in ("completed", "failed", "cancelled", "drifted"):
+            return True
+        clock.advance(step)
+        return False
+
+    eventually(ended, what=f"run {run.id} to end through its retries")
+
+
 def types(inst: cn.Instance, run: cn.Run) -> list[str]:
     return [e.event_type for e in cn.api.events(run.id, instance=inst)]
 

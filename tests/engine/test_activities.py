@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import continuum_nb as cn
+from continuum_nb.engine.clock import VirtualClock
 from tests.engine.helpers import (
     Recorder,
     _charges,
@@ -21,6 +22,7 @@ from tests.engine.helpers import (
     eventually,
     flaky,
     journal,
+    through_backoff,
     types,
 )
 
@@ -36,7 +38,7 @@ def slow(done: list[Any] | None = None) -> str:
     return "late"
 
 
-def test_activity_retries_then_succeeds(make_instance: Any) -> None:
+def test_activity_retries_then_succeeds(make_instance: Any, clock: VirtualClock) -> None:
     inst = make_instance()
     key = uuid.uuid4().hex
 
@@ -46,6 +48,7 @@ def test_activity_retries_then_succeeds(make_instance: Any) -> None:
     rec = Recorder(("continuum", "activity", "retried"), ("continuum", "activity", "completed"))
     try:
         run = cn.start(define(inst, retrying), {"key": key}, instance=inst)
+        through_backoff(inst, clock, run)
         assert cn.wait(run.id, timeout=30, instance=inst) == {"key": key, "attempt": 3}
     finally:
         rec.close()
@@ -55,7 +58,7 @@ def test_activity_retries_then_succeeds(make_instance: Any) -> None:
     assert types(inst, run) == ["activity_scheduled", "activity_completed"]  # retries are not journaled
 
 
-def test_activity_failure_is_catchable_in_the_workflow(make_instance: Any) -> None:
+def test_activity_failure_is_catchable_in_the_workflow(make_instance: Any, clock: VirtualClock) -> None:
     inst = make_instance()
     key = uuid.uuid4().hex
 
@@ -67,6 +70,7 @@ def test_activity_failure_is_catchable_in_the_workflow(make_instance: Any) -> No
         return "not reached"
 
     run = cn.start(define(inst, catching), {"key": key}, instance=inst)
+    through_backoff(inst, clock, run)
     assert cn.wait(run.id, timeout=30, instance=inst) == "caught after 3: cases.flaky"
     failed = [e for e in journal(inst, run) if e.event_type == "activity_failed"][0]
     assert failed.payload["attempts"] == 3
@@ -125,7 +129,7 @@ def test_sync_and_async_activities_and_gather(make_instance: Any) -> None:
     assert types(inst, run)[:3] == ["activity_scheduled"] * 3
 
 
-def test_gather_raises_the_first_failure_after_all_finish(make_instance: Any) -> None:
+def test_gather_raises_the_first_failure_after_all_finish(make_instance: Any, clock: VirtualClock) -> None:
     inst = make_instance()
     key = uuid.uuid4().hex
 
@@ -137,6 +141,7 @@ def test_gather_raises_the_first_failure_after_all_finish(make_instance: Any) ->
         return "no"
 
     run = cn.start(define(inst, mixed), {"key": key}, instance=inst)
+    through_backoff(inst, clock, run)
     assert cn.wait(run.id, timeout=30, instance=inst) == "cases.flaky"
     assert sorted(types(inst, run)) == sorted(
         ["activity_scheduled", "activity_scheduled", "activity_completed", "activity_failed"]

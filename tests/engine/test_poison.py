@@ -12,7 +12,8 @@ import pytest
 
 import continuum_nb as cn
 from continuum_nb.definitions.workflow import source_hash
-from tests.engine.helpers import define, double
+from continuum_nb.engine.clock import VirtualClock
+from tests.engine.helpers import define, double, through_backoff
 
 _ONCE = cn.Retry(max_attempts=2, backoff="constant", base=cn.seconds(0.01))
 
@@ -92,7 +93,7 @@ def _still_serves(inst: cn.Instance) -> None:
 
 
 @pytest.mark.parametrize("how", ["exit", "interrupt", "custom"])
-def test_an_activity_that_exits_fails_its_attempts_not_the_engine(make_instance: Any, how: str) -> None:
+def test_an_activity_that_exits_fails_its_attempts_not_the_engine(make_instance: Any, clock: VirtualClock, how: str) -> None:
     inst = make_instance()
     key = f"{how}-{uuid.uuid4().hex[:6]}"
 
@@ -106,13 +107,14 @@ def test_an_activity_that_exits_fails_its_attempts_not_the_engine(make_instance:
     run = cn.start(define(inst, calls_it), instance=inst)
     expected = {"exit": "builtins.SystemExit", "interrupt": "builtins.KeyboardInterrupt",
                 "custom": f"{__name__}._Custom"}[how]
+    through_backoff(inst, clock, run)
     assert cn.wait(run.id, timeout=30, instance=inst) == [expected, 2]
     assert _calls[key] == 2  # max_attempts ended it
     _still_serves(inst)
 
 
 @pytest.mark.parametrize("activity", [exits_async, exits_timed], ids=["async", "timeout"])
-def test_an_activity_that_exits_on_the_activity_pool_fails_its_attempts(make_instance: Any, activity: Any) -> None:
+def test_an_activity_that_exits_on_the_activity_pool_fails_its_attempts(make_instance: Any, clock: VirtualClock, activity: Any) -> None:
     inst = make_instance()
     key = f"pool-{uuid.uuid4().hex[:6]}"
 
@@ -124,12 +126,13 @@ def test_an_activity_that_exits_on_the_activity_pool_fails_its_attempts(make_ins
         return "not raised"
 
     run = cn.start(define(inst, calls_it), instance=inst)
+    through_backoff(inst, clock, run)
     assert cn.wait(run.id, timeout=30, instance=inst) in ("builtins.SystemExit", "builtins.KeyboardInterrupt")
     assert _calls[key] == 2
     _still_serves(inst)
 
 
-def test_an_activity_result_that_cannot_be_stored_fails_the_attempt(make_instance: Any) -> None:
+def test_an_activity_result_that_cannot_be_stored_fails_the_attempt(make_instance: Any, clock: VirtualClock) -> None:
     inst = make_instance()
     key = f"nul-{uuid.uuid4().hex[:6]}"
 
@@ -140,6 +143,7 @@ def test_an_activity_result_that_cannot_be_stored_fails_the_attempt(make_instanc
             return [exc.error_type, exc.attempts]
 
     run = cn.start(define(inst, calls_it), instance=inst)
+    through_backoff(inst, clock, run)
     assert cn.wait(run.id, timeout=30, instance=inst) == ["builtins.ValueError", 2]
     assert _calls[key] == 2
 

@@ -28,7 +28,9 @@ def test_telemetry_covers_the_lifecycle(make_instance: Any, clock: VirtualClock)
 
     try:
         run = cn.start(define(inst, tour), {"key": key}, instance=inst)
-        eventually(lambda: suspended_on(inst, run, "timer_started"), what="timer")
+        # the first attempt's backoff runs on the virtual clock: move it in short steps
+        eventually(lambda: suspended_on(inst, run, "timer_started") or clock.advance(0.02) is None,
+                   what="timer")
         clock.advance(cn.seconds(6))
         eventually(lambda: suspended_on(inst, run, "signal_awaited"), what="signal wait")
         cn.signal(run.id, "go", 1, instance=inst)

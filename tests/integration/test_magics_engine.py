@@ -369,3 +369,28 @@ def test_start_many_from_a_file(shell: Any, inst: cn.Instance, tmp_path: Any) ->
             shell.run_line_magic("continuum", f"start {line} --instance {inst.name}")
         assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
     assert len(cn.runs(workflow="twice", limit=100, instance=inst)) == before
+
+
+def test_replay_and_fork_subcommands(shell: Any, inst: cn.Instance) -> None:
+    assert run(shell, f"%%workflow --instance {inst.name}\n{V1}")[0].success
+    rid = str(api.start("order", {"order_id": "F", "cents": 4}, instance=inst).id)
+    until(lambda: suspended_on_signal(inst, rid), "the run to await the signal")
+    api.signal(rid, "approve", "yes", instance=inst)
+    api.wait(rid, timeout=30, instance=inst)
+    result, out = run(shell, f"%continuum replay {rid} --upto 2 --instance {inst.name}")
+    state = result.result
+    assert result.success and state.upto == 2 and state.outcome == "continued"
+    assert [c["target"] for c in state.commands] == ["charge"]
+    assert state.locals["receipt"] == {"order_id": "F", "charged": 4}
+    assert state.next_command["event_type"] == "signal_awaited"
+    assert len(api.events(rid, instance=inst)) == 4  # nothing written
+    result, out = run(shell, f"%continuum fork {rid} --at 2 --instance {inst.name}")
+    forked = result.result
+    assert result.success and f"forked run {forked.id} from {rid} at event 2" in out.stdout
+    until(lambda: suspended_on_signal(inst, forked.id), "the fork to await the signal")
+    api.signal(forked.id, "approve", "again", instance=inst)
+    assert api.wait(forked.id, timeout=30, instance=inst)["decision"] == "again"
+    for line in (f"%continuum replay {rid} --upto -1", f"%continuum fork {rid} --at 99",
+                 f"%continuum replay {rid} --upto 99"):
+        result, out = run(shell, f"{line} --instance {inst.name}")
+        assert isinstance(result.error_in_exec, (MagicError, UsageError)) and len(lines(out)) == 1, lines(out)

@@ -17,12 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = [
     "ActivityFailed", "ConfigurationError", "ContinuumError", "DatabaseUnavailable",
     "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
-    "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
+    "NonRetryableError", "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
     "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
-    "activity", "analytics", "cancel", "configure", "days", "deprecate_patch", "events", "first", "gather", "get_run", "health", "hours", "instance",
-    "list_runs", "log", "minutes", "now", "observer", "otel", "partitions", "patched", "prune", "pure", "random", "resume", "runs",
-    "saga", "seconds", "set_attributes", "side_effect", "signal", "start", "start_many", "telemetry", "testing", "timer", "today",
-    "upgrade", "uuid4", "wait", "workflow",
+    "activity", "analytics", "cancel", "cancel_async", "configure", "days", "deprecate_patch", "events",
+    "export_history", "first", "fork", "gather", "get_run", "health", "hours", "instance", "list_runs", "log",
+    "minutes", "now", "observer", "otel", "partitions", "patched", "prune", "pure", "random", "replay",
+    "resume", "runs", "saga", "seconds", "set_attributes", "side_effect", "signal", "signal_async", "start",
+    "start_async", "start_many", "telemetry", "testing", "timer", "today", "upgrade", "uuid4", "wait",
+    "wait_async", "workflow",
 ]  # fmt: skip
 
 # `cn.<name>` and `cn.<name>.<attr>...` as the docs write them (names may end in digits: uuid4).
@@ -152,3 +154,10 @@ def test_errors_are_continuum_errors() -> None:
         assert issubclass(getattr(cn, name), cn.ContinuumError)
     assert issubclass(cn.DriftError, cn.RunFailed)
     assert issubclass(cn.SignalTimeout, TimeoutError)
+
+
+def test_replay_is_the_function_not_its_namesake_package() -> None:
+    import continuum_nb.replay.journal  # noqa: F401 - the subpackage cn.replay must not become
+
+    assert callable(cn.replay) and cn.replay.__module__ == "continuum_nb"
+    assert "upto" in cn.replay.__code__.co_varnames

@@ -26,6 +26,7 @@ from continuum_nb.store.base import (
     TaskOutcome,
     Wake,
 )
+from continuum_nb.store.forks import NewFork
 from continuum_nb.store.memory import MemoryStore
 from continuum_nb.store.postgres import PostgresStore
 
@@ -878,3 +879,35 @@ def test_prune_with_drop_keys_takes_the_keys_with_the_runs(store: Any, request: 
     assert _rows(store, request, later)["continuum_ingress_keys"] == 1
     with pytest.raises(ValueError, match="batch_size"):
         store.prune(T0, execute=True, drop_keys=False, batch_size=0)
+
+
+# --- forks (store/forks.py, migration 20261207020000) ---------------------------------------------
+
+def test_fork_run_inserts_the_prefix_open_tasks_and_timers_and_links_both_ways(store: Any) -> None:
+    origin, _ = new_run(store)
+    listener = store.listen([CHANNEL_WAKE, CHANNEL_TASKS])
+    fid = uuid.uuid4()
+    started = now()
+    open_task = task(3, "ship", available_at=started)
+    timer = NewTimer(uuid.uuid4(), 4, T0 + timedelta(hours=1))
+    events = [ev(1), ev(2, "activity_scheduled", activity="charge", task_id=str(uuid.uuid4())),
+              ev(3, "activity_scheduled", activity="ship", task_id=str(open_task.id)), ev(4, "timer_started")]
+    store.fork_run(NewFork(NewRun(fid, "order", "v2", {"order_id": "A1"}, started, attributes={"k": 1}),
+                           origin, 4, events, [open_task], [timer]))
+    got = wait_for(listener, lambda g: has(CHANNEL_WAKE, str(fid))(g) and has(CHANNEL_TASKS, "ship")(g))
+    assert has(CHANNEL_WAKE, str(fid))(got) and has(CHANNEL_TASKS, "ship")(got)
+    run = store.get_run(fid)
+    assert (run.state, run.version_hash, run.next_wakeup_at, run.lease_owner) == ("suspended", "v2", started, None)
+    assert run.attributes == {"k": 1}
+    assert [(e.seq, e.event_type, e.payload) for e in store.load_journal(fid)] == [
+        (e.seq, e.event_type, e.payload) for e in events]
+    [t] = store.open_tasks(fid)
+    assert (t.id, t.seq, t.activity, t.state, t.attempt, t.args) == (
+        open_task.id, 3, "ship", "available", 1, {"args": [3], "kwargs": {"x": "y"}})
+    assert [(x.id, x.seq, x.fires_at) for x in store.pending_timers(fid)] == [(timer.id, 4, timer.fires_at)]
+    links = store.fork_links(fid)
+    assert (links.forked_from_run_id, links.forked_at_seq, links.forks) == (origin, 4, [])
+    assert store.fork_links(origin).forks == [(fid, 4)]
+    assert store.fork_links(origin).forked_from_run_id is None
+    with pytest.raises(ValueError, match="already exists"):
+        store.fork_run(NewFork(NewRun(fid, "order", "v2", {}, started), origin, 0))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +36,7 @@ from ..base import (
 from ..checks import lease_lost, run_not_active, run_not_found
 from ..payloads import dumps
 from .bulk import MemoryBulk
+from .forks import MemoryForks
 from .journal import MemoryJournal
 from .leases import MemoryLeases
 from .listener import MemoryListener
@@ -45,7 +46,7 @@ from .rows import OPEN_TASK_STATES, SignalRow, VersionRow, contains, copy_json, 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryJournal, MemoryLeases, MemoryPrune, MemoryBulk):
+class MemoryStore(MemoryJournal, MemoryLeases, MemoryPrune, MemoryBulk, MemoryForks):
     """See ``store.base.Store`` for each method's contract."""
 
     # --- runs ------------------------------------------------------------------------------------
@@ -132,6 +133,17 @@ class MemoryStore(MemoryJournal, MemoryLeases, MemoryPrune, MemoryBulk):
                 for t in self._tasks.values()
                 if t.run_id == run_id and t.seq in wanted and t.state in ("completed", "failed")
             }
+
+    def open_tasks(self, run_id: UUID) -> list[TaskRecord]:
+        with self._lock:
+            return [self._task_copy(t) for t in self._tasks.values()
+                    if t.run_id == run_id and t.state in OPEN_TASK_STATES]
+
+    def expire_run_lease(self, run_id: UUID) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None and run.lease_owner is not None:
+                run.lease_expires_at = db_now() - timedelta(milliseconds=1)
 
     def _held(self, task: TaskRecord) -> TaskRecord | None:
         row = self._tasks.get(task.id)

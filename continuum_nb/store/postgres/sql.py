@@ -260,6 +260,52 @@ SELECT id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner
  WHERE run_id = %(run)s AND seq = ANY(%(seqs)s::bigint[]) AND state IN ('completed', 'failed')
 """
 
+OPEN_TASKS = """
+SELECT id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner, lease_token, lease_expires_at, idempotency_key, result, error FROM continuum_activity_tasks
+ WHERE run_id = %(run)s AND state IN ('available', 'leased')
+"""
+
+# cn.fork: the new run, its copied events, the tasks and timers its prefix left open, NOTIFY;
+# one statement, so one transaction (store/forks.py).
+INSERT_FORK = """
+WITH run AS (
+    INSERT INTO continuum_runs (id, workflow, version_hash, state, input, started_at, next_wakeup_at,
+                                attributes, retention, forked_from_run_id, forked_at_seq)
+    VALUES (%(id)s, %(workflow)s, %(version)s, 'suspended', %(input)s::jsonb, %(started)s, %(started)s,
+            %(attributes)s::jsonb, %(retention)s::interval, %(from)s, %(at)s)
+    RETURNING id
+), ev AS (
+    INSERT INTO continuum_events (run_id, seq, event_type, payload)
+    SELECT run.id, (e->>0)::bigint, e->>1, e->2 FROM run, jsonb_array_elements(%(events)s::jsonb) e
+    RETURNING 1
+), tk AS (
+    INSERT INTO continuum_activity_tasks (id, run_id, seq, mfa, activity, state, available_at, idempotency_key)
+    SELECT (t->>0)::uuid, run.id, (t->>1)::bigint, t->2, t->>3, 'available', (t->>4)::timestamptz, t->>5
+      FROM run, jsonb_array_elements(%(tasks)s::jsonb) t
+    RETURNING activity
+), tm AS (
+    INSERT INTO continuum_timers (id, run_id, seq, fires_at)
+    SELECT (x->>0)::uuid, run.id, (x->>1)::bigint, (x->>2)::timestamptz
+      FROM run, jsonb_array_elements(%(timers)s::jsonb) x
+    RETURNING 1
+)
+SELECT pg_notify('continuum_wake', run.id::text), (SELECT count(*) FROM ev), (SELECT count(*) FROM tm),
+       (SELECT count(pg_notify('continuum_tasks', a)) FROM (SELECT DISTINCT activity AS a FROM tk) d)
+  FROM run
+"""
+
+FORK_ORIGIN = "SELECT forked_from_run_id, forked_at_seq FROM continuum_runs WHERE id = %(id)s"
+
+FORKS_OF = """
+SELECT id, forked_at_seq FROM continuum_runs WHERE forked_from_run_id = %(id)s ORDER BY started_at, id
+"""
+
+# Tests only (cn.testing): the run's lease lapses now, as if its engine had stopped renewing it.
+EXPIRE_RUN_LEASE = """
+UPDATE continuum_runs SET lease_expires_at = now() - interval '1 millisecond'
+ WHERE id = %(run)s AND lease_owner IS NOT NULL
+"""
+
 # One statement: the task row (fenced by its lease token), the idempotency row, the run made
 # runnable, NOTIFY. If the task lease is lost, ``t`` is empty and nothing else happens.
 COMPLETE_TASK = """

@@ -49,9 +49,11 @@ from ..checks import (
     run_not_found,
     seq_conflict,
 )
+from ..forks import ForkLinks, NewFork
 from ..payloads import dumps
 from . import sql as q
 from .bulk import PgBulk
+from .forks import fork_params
 from .ingress import PgIngress, duplicate_run, run_params
 from .listen import PgListener
 from .pool import Conn, PgPool, first_line
@@ -278,6 +280,32 @@ class PostgresStore(PgIngress, PgPrune, PgBulk):
             return {}
         params = {"run": run_id, "seqs": list(seqs)}
         return self._read(lambda conn: {r[2]: _task(r) for r in conn.execute(q.TASK_OUTCOMES, params)})
+
+    def open_tasks(self, run_id: UUID) -> list[TaskRecord]:
+        """Tasks of this run still waiting for an outcome (available or leased): what
+        ``cn.testing`` reads to know whether a retry backoff is all a run waits on."""
+        return self._read(lambda conn: [_task(r) for r in conn.execute(q.OPEN_TASKS, {"run": run_id})])
+
+    def fork_run(self, fork: NewFork) -> None:
+        params = fork_params(fork)
+        try:
+            with self._connection() as conn:
+                conn.execute(q.INSERT_FORK, params)
+        except pgerrors.UniqueViolation as exc:
+            raise duplicate_run(fork.run.id, exc) from None
+
+    def fork_links(self, run_id: UUID) -> ForkLinks:
+        def fn(conn: Conn) -> ForkLinks:
+            row = conn.execute(q.FORK_ORIGIN, {"id": run_id}).fetchone()
+            forks = [(r[0], int(r[1])) for r in conn.execute(q.FORKS_OF, {"id": run_id})]
+            return ForkLinks(row[0] if row else None, int(row[1]) if row and row[1] is not None else None, forks)
+
+        return self._read(fn)
+
+    def expire_run_lease(self, run_id: UUID) -> None:
+        """Tests only (``cn.testing``): the run's lease lapses now."""
+        with self._connection() as conn:
+            conn.execute(q.EXPIRE_RUN_LEASE, {"run": run_id})
 
     def complete_task(self, task: TaskRecord, outcome: TaskOutcome, now: datetime) -> bool:
         if outcome.state not in ("completed", "failed"):

@@ -1,0 +1,51 @@
+"""The workflows whose recorded histories live in this folder (``record.py`` re-records them).
+
+``trip`` journals every event type: an activity that completes and one that fails (caught), a
+timer, a signal received and a signal wait that times out, and side effects (``cn.now``,
+``cn.uuid4``). ``trip_v0`` is an older version of ``trip`` (it books the hotel first): its
+recorded history must be rejected as drift by the current ``trip``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import continuum_nb as cn
+
+
+@cn.activity(name="histories.book")
+def book(what: str, city: str) -> str:
+    return f"{what} in {city}"
+
+
+@cn.activity(name="histories.pay")
+def pay(cents: int) -> dict[str, Any]:
+    if cents > 100_000:
+        raise ValueError(f"{cents} is over the card limit")
+    return {"paid": cents}
+
+
+async def trip(city: str, cents: int) -> dict[str, Any]:
+    flight = await book("flight", city)
+    try:
+        payment = await pay(cents * 1000)
+    except cn.ActivityFailed:
+        payment = await pay(cents)
+    ref = str(cn.uuid4())
+    booked_at = cn.now().isoformat()
+    await cn.timer(cn.hours(1))
+    approval = await cn.signal("approve", timeout=cn.days(1))
+    try:
+        extra = await cn.signal("upgrade", timeout=cn.hours(2))
+    except cn.SignalTimeout:
+        extra = None
+    hotel = await book("hotel", city)
+    return {"flight": flight, "hotel": hotel, "payment": payment, "approval": approval, "extra": extra,
+            "has_ref": len(ref) == 36, "booked": bool(booked_at)}
+
+
+async def trip_v0(city: str, cents: int) -> dict[str, Any]:
+    hotel = await book("hotel", city)
+    flight = await book("flight", city)
+    payment = await pay(cents)
+    return {"flight": flight, "hotel": hotel, "payment": payment}
