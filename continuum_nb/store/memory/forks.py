@@ -38,6 +38,7 @@ class MemoryForks(MemoryTables):
                 attributes=copy_json(run.attributes) or None, retention=run.retention,
             )
             self._events[run.id] = [Event(e.seq, e.event_type, copy_json(e.payload)) for e in fork.events]
+            self._last_seq[run.id] = fork.events[-1].seq if fork.events else 0
             for t in fork.tasks:
                 self._tasks[t.id] = TaskRecord(
                     id=t.id, run_id=run.id, seq=t.seq, activity=t.activity, args=copy_json(t.args), attempt=1,

@@ -23,6 +23,8 @@ def fork_params(fork: NewFork) -> dict[str, Any]:
         "retention": run.retention,
         "from": fork.forked_from,
         "at": fork.at_seq,
+        # the copied journal's last seq: the fork's first wake is checked against it (last_seq)
+        "last_seq": fork.events[-1].seq if fork.events else 0,
         "events": dumps([[e.seq, e.event_type, e.payload] for e in fork.events]),
         "tasks": dumps([[str(t.id), t.seq, t.args, t.activity, t.available_at.isoformat(), t.idempotency_key]
                         for t in fork.tasks]),

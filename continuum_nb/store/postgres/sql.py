@@ -270,9 +270,9 @@ SELECT id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner
 INSERT_FORK = """
 WITH run AS (
     INSERT INTO continuum_runs (id, workflow, version_hash, state, input, started_at, next_wakeup_at,
-                                attributes, retention, forked_from_run_id, forked_at_seq)
+                                attributes, retention, forked_from_run_id, forked_at_seq, last_seq)
     VALUES (%(id)s, %(workflow)s, %(version)s, 'suspended', %(input)s::jsonb, %(started)s, %(started)s,
-            %(attributes)s::jsonb, %(retention)s::interval, %(from)s, %(at)s)
+            %(attributes)s::jsonb, %(retention)s::interval, %(from)s, %(at)s, %(last_seq)s)
     RETURNING id
 ), ev AS (
     INSERT INTO continuum_events (run_id, seq, event_type, payload)
