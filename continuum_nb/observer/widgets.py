@@ -138,7 +138,11 @@ class EventsPanel(w.VBox):
         self.load()
 
     def select(self, seqs: list[int] | None) -> None:
+        """Show exactly these events (a timeline click), whatever the type filter was."""
         self.pager.select(seqs)
+        if seqs:
+            self.pager.event_type = None
+            self.type_filter.value = ""   # its observer sees no change of filter and does nothing
         self.load()
 
     def _on_type(self, change: Any) -> None:
