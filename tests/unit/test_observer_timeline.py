@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from continuum_nb.observer.journal_view import EventsPager, events_html, one_line
-from continuum_nb.observer.lanes import MAX_ACTIVITY_LANES, MAX_SEQS, PLOT_WIDTH, clamp_window, fmt_ms, timeline_view
+from continuum_nb.observer.lanes import (
+    MAX_ACTIVITY_LANES,
+    MAX_SEQS,
+    PLOT_WIDTH,
+    clamp_window,
+    fmt_ms,
+    timeline_view,
+)
 from continuum_nb.observer.timeline import EFFECTS_LANE, WAITS_LANE, journal_spans
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
