@@ -84,6 +84,25 @@ def _int(p: Mapping[str, Any], key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def _fields(ev: Mapping[str, Any], kind: str) -> tuple[str, int | None, int | None]:
+    """(name, the seq a resolution answers, attempts) of a full event or a slim row."""
+    if "payload" not in ev:    # ObserverQueries.timeline_events: already extracted by SQL
+        ref, tried = ev.get("ref"), ev.get("attempts")
+        return (ev.get("name") or "", ref if isinstance(ref, int) and not isinstance(ref, bool) else None,
+                tried if isinstance(tried, int) and not isinstance(tried, bool) else None)
+    p = _reader(ev)
+    if kind.startswith("activity_"):
+        ref = next((r for r in (_int(p, k) for k in _SCHEDULED_KEYS) if r is not None), None)
+        return _text(p, "activity", "name"), ref, _int(p, "attempts") or _int(p, "attempt")
+    if kind == "side_effect":
+        return _text(p, "kind"), None, None
+    if kind == "signal_received":
+        return _text(p, "name"), _int(p, "awaited_seq"), None
+    if kind == "timer_fired":
+        return "", _int(p, "started_seq"), None
+    return _text(p, "name"), None, None
+
+
 WAITS_LANE = "waits"
 EFFECTS_LANE = "side effects · failures"
 
@@ -110,24 +129,21 @@ def journal_spans(
         count += 1
         seq = int(ev["seq"])
         kind = str(ev["event_type"])
-        p = _reader(ev)
-        at = ev.get("inserted_at")
-        t = _ms(at, started_at) if at is not None else t_end
+        name, ref, tried = _fields(ev, kind)
+        if "t_ms" in ev:
+            t = round(float(ev["t_ms"]), 3)
+        else:
+            at = ev.get("inserted_at")
+            t = _ms(at, started_at) if at is not None else t_end
         t_end = max(t_end, t)
 
         if kind == "activity_scheduled":
-            name = _text(p, "activity", "name") or "activity"
+            name = name or "activity"
             span = Span("activity", name, name, t, t, "pending", [seq], attempts.get(seq, 1))
             spans.append(span)
             open_acts[seq] = span
         elif kind in ("activity_completed", "activity_failed"):
-            name = _text(p, "activity", "name")
-            target = None
-            for key in _SCHEDULED_KEYS:
-                ref = _int(p, key)
-                if ref is not None and ref in open_acts:
-                    target = open_acts.pop(ref)
-                    break
+            target = open_acts.pop(ref, None) if ref is not None else None
             if target is None:
                 same = [s for s in open_acts.values() if not name or s.lane == name]
                 if same:
@@ -137,7 +153,6 @@ def journal_spans(
                 target.end = t
                 target.status = "failed" if failed else "completed"
                 target.seqs.append(seq)
-                tried = _int(p, "attempts") or _int(p, "attempt")
                 if tried:
                     target.attempts = max(target.attempts, tried)
             if failed:
@@ -145,13 +160,12 @@ def journal_spans(
                 spans.append(Span("effect", EFFECTS_LANE, f"{who} failed", t, t, "failed", [seq]))
         elif kind in ("signal_awaited", "timer_started"):
             is_signal = kind == "signal_awaited"
-            name = _text(p, "name") if is_signal else ""
+            name = name if is_signal else ""
             label = (f"signal {name!r}" if name else "signal") if is_signal else "timer"
             span = Span("wait", WAITS_LANE, label, t, t, "waiting", [seq], name=name)
             spans.append(span)
             open_waits[seq] = span
         elif kind in ("signal_received", "timer_fired"):
-            ref = _int(p, "awaited_seq" if kind == "signal_received" else "started_seq")
             found = open_waits.pop(ref, None) if ref is not None else None
             if found is None and ref is None and kind == "timer_fired":
                 # an old journal without started_seq: the oldest open timer
@@ -169,11 +183,10 @@ def journal_spans(
                     found.status = "fired"
             elif kind == "signal_received":
                 # already pending at the await: no wait happened, only the event
-                name = _text(p, "name")
                 spans.append(Span("effect", EFFECTS_LANE, f"signal {name!r} (was pending)" if name else "signal",
                                   t, t, "effect", [seq]))
         elif kind == "side_effect":
-            spans.append(Span("effect", EFFECTS_LANE, _text(p, "kind") or "side effect", t, t, "effect", [seq]))
+            spans.append(Span("effect", EFFECTS_LANE, name or "side effect", t, t, "effect", [seq]))
 
     finished = completed_at is not None
     open_signals: list[str] = []

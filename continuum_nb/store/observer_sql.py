@@ -218,23 +218,23 @@ class ObserverQueries:
 
     # --- run detail -----------------------------------------------------------------------------
     def timeline_events(self, run_id: UUID, started_at: datetime, *, limit: int = 250_000) -> list[dict[str, Any]]:
-        """Every event of a run, slim: no payload, only the keys a timeline pairs and names by
-        (so 100,000 events cross the wire as a few megabytes, not their payloads)."""
+        """Every event of a run, slim: no payload and no timestamp objects — ``t_ms`` (ms since
+        ``started_at``), ``name`` (the activity, signal or side-effect kind), ``ref`` (the seq a
+        resolution answers) and ``attempts`` — so 100,000 events cost a fraction of their rows."""
         return self._fetch(
-            """SELECT seq, event_type, inserted_at,
-                      payload->>'activity' AS activity, payload->>'name' AS name, payload->>'kind' AS kind,
-                      CASE WHEN jsonb_typeof(payload->'scheduled_seq') = 'number'
-                           THEN (payload->>'scheduled_seq')::bigint END AS scheduled_seq,
-                      CASE WHEN jsonb_typeof(payload->'awaited_seq') = 'number'
-                           THEN (payload->>'awaited_seq')::bigint END AS awaited_seq,
-                      CASE WHEN jsonb_typeof(payload->'started_seq') = 'number'
-                           THEN (payload->>'started_seq')::bigint END AS started_seq,
-                      CASE WHEN jsonb_typeof(payload->'attempts') = 'number'
-                           THEN (payload->>'attempts')::int END AS attempts
+            """SELECT seq, event_type,
+                      (extract(epoch FROM inserted_at - %s::timestamptz) * 1000)::float8 AS t_ms,
+                      COALESCE(payload->>'activity', payload->>'name', payload->>'kind') AS name,
+                      CASE WHEN event_type IN ('activity_completed', 'activity_failed', 'signal_received',
+                                               'timer_fired')
+                           THEN COALESCE(payload->'scheduled_seq', payload->'awaited_seq', payload->'started_seq')
+                      END AS ref,
+                      CASE WHEN event_type IN ('activity_completed', 'activity_failed')
+                           THEN payload->'attempts' END AS attempts
                  FROM continuum_events
                 WHERE run_id = %s AND inserted_at >= %s::timestamptz - interval '1 day'
                 ORDER BY seq LIMIT %s""",
-            (run_id, started_at, limit),
+            (started_at, run_id, started_at, limit),
         )
 
     def event_counts(self, run_id: UUID, started_at: datetime) -> dict[str, int]:

@@ -26,7 +26,8 @@ def test_timeline_events_counts_and_pages(db_url: str) -> None:
         slim = q.timeline_events(run_id, started)
         assert len(slim) == 1199 and "payload" not in slim[0]
         completed = [r for r in slim if r["event_type"] == "activity_completed"]
-        assert completed[0]["scheduled_seq"] == 1 and completed[0]["activity"] == "fetch" and completed[0]["attempts"] == 1
+        assert (completed[0]["ref"], completed[0]["name"], completed[0]["attempts"]) == (1, "fetch", 1)
+        assert slim[0]["t_ms"] == 0.0 and slim[-1]["name"] == "approve" and slim[-1]["ref"] is None
         counts = q.event_counts(run_id, started)
         assert sum(counts.values()) == 1199 and counts["signal_awaited"] == 1 and counts["timer_started"] == 1
         first = q.events_page(run_id, started, limit=50)

@@ -93,12 +93,13 @@ def test_spans_timeout_pending_signal_open_waits_and_cancelled_runs() -> None:
 
 def test_slim_rows_read_like_full_events() -> None:
     """ObserverQueries.timeline_events gives the payload keys as columns, without payloads."""
-    slim = [{"seq": 1, "event_type": "activity_scheduled", "inserted_at": T0, "activity": "a", "name": None,
-             "kind": None, "scheduled_seq": None, "awaited_seq": None, "started_seq": None, "attempts": None},
-            {"seq": 2, "event_type": "activity_completed", "inserted_at": T0 + timedelta(seconds=1), "activity": "a",
-             "name": None, "kind": None, "scheduled_seq": 1, "awaited_seq": None, "started_seq": None, "attempts": 2}]
-    (span,) = journal_spans(slim, started_at=T0, now=T0 + timedelta(seconds=2)).spans
+    slim = [{"seq": 1, "event_type": "activity_scheduled", "t_ms": 0.0, "name": "a", "ref": None, "attempts": None},
+            {"seq": 2, "event_type": "activity_completed", "t_ms": 1000.0, "name": "a", "ref": 1, "attempts": 2},
+            {"seq": 3, "event_type": "signal_awaited", "t_ms": 1000.0, "name": "go", "ref": None, "attempts": None}]
+    sp = journal_spans(slim, started_at=T0, now=T0 + timedelta(seconds=2))
+    span, wait = sp.spans
     assert (span.lane, span.end, span.status, span.attempts) == ("a", 1000, "completed", 2)
+    assert (wait.label, wait.end, sp.open_signals) == ("signal 'go'", 2000, ["go"])
 
 
 def test_lanes_one_per_activity_name_then_waits_then_effects_with_totals() -> None:
