@@ -80,9 +80,8 @@ def _bench(url: str, sizes: list[int], repeat: int) -> None:
                               repeat)
             print(json.dumps({"benchmark": "zoom", "events": out["events"], "repeat": repeat, **stats}), flush=True)
             try:
-                from tests.integration.test_observer_queries import _Recorder
-
                 from continuum_nb.observer.app import ObserverApp
+                from tests.integration.test_observer_queries import _Recorder
             except ImportError:
                 continue
             app = ObserverApp(ObserverQueries(url), conninfo=url, actions=_Recorder(), live=False)
