@@ -128,7 +128,7 @@ def timeline_view(spans: Spans, *, window: Any = None, width: float = PLOT_WIDTH
     acts = sorted((k for k in firsts if k not in (WAITS_LANE, EFFECTS_LANE, OTHER_LANE)), key=lambda k: (firsts[k], k))
     order = acts + [k for k in (OTHER_LANE, WAITS_LANE, EFFECTS_LANE) if k in firsts]
     index = {k: i for i, k in enumerate(order)}
-    lanes = [{"key": k, "title": k, "kind": "activity" if k not in (WAITS_LANE, EFFECTS_LANE) else
+    lanes: list[dict[str, Any]] = [{"key": k, "title": k, "kind": "activity" if k not in (WAITS_LANE, EFFECTS_LANE) else
               ("wait" if k == WAITS_LANE else "effect"), "count": 0, "total_ms": 0.0, "failed": 0, "pending": 0,
               "in_view": 0} for k in order]
 
