@@ -292,7 +292,7 @@ class ContinuumMagics(Magics, Configurable):
             runs = self._api().runs(
                 state=args.state, workflow=args.workflow, limit=limit, instance=instance
             )
-        return views.table(views.run_rows(runs), views.RUN_COLUMNS, index="id")
+        return views.RunsTable(runs)
 
     def _cmd_show(self, args: argparse.Namespace, instance: str | None) -> Any:
         return views.RunDetail(self._api().get_run(args.run_id, instance=instance))
