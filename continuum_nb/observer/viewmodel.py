@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
+from ..notebook.formats import human_size
 from ..notebook.parser import split_attribute
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "allowed_actions",
     "decode_trace_id",
     "parse_json_input",
+    "partition_view",
     "row_view",
     "short_id",
 ]
@@ -240,3 +242,18 @@ def row_view(row: Any, now: datetime) -> dict[str, str]:
         "duration": _duration(max((end - started).total_seconds(), 0.0)) if started else "",
         "lease_owner": _get(row, "lease_owner") or "",
     }
+
+
+PARTITION_COLUMNS = ("partition", "months", "rows", "size")
+
+
+def partition_view(part: Any) -> dict[str, str]:
+    """One partition as the command line shows it: its month range, a counted row number and a
+    human size (``48.0 kB``), not raw bytes."""
+    start, end = _get(part, "start"), _get(part, "end")
+    if start is None or end is None:
+        months = "DEFAULT (outside every month)"
+    else:
+        months = f"{start:%Y-%m} → {end:%Y-%m}"
+    return {"partition": _get(part, "name"), "months": months, "rows": f"{int(_get(part, 'rows')):,}",
+            "size": human_size(_get(part, "size_bytes"))}

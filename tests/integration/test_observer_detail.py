@@ -91,3 +91,14 @@ def test_the_synthetic_journal_is_well_formed() -> None:
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
     assert all(a[3] <= b[3] for a, b in zip(rows, rows[1:], strict=False))
     assert uuid.UUID(int=0)  # ids in side effects are valid UUIDs
+
+
+def test_partitions_tab_shows_human_sizes(db_url: str) -> None:
+    app: Any = _app(db_url)
+    try:
+        app.partitions.load()
+        page = app.partitions.output.value
+        assert "<th>size</th>" in page and ("kB" in page or "bytes" in page)
+        assert "size_bytes" not in page
+    finally:
+        app.close()

@@ -61,3 +61,15 @@ def test_formats() -> None:
     assert formats.when(float("nan"), dt.timezone.utc) == ""
     assert formats.duration(0.004) == "4 ms" and formats.duration(7260) == "2.0 h" and formats.duration(None) == ""
     assert formats.short_id(RUN) == "3f2b8c1e"
+
+
+def test_partitions_read_like_the_command_line() -> None:
+    from continuum_nb.observer.viewmodel import partition_view
+    from continuum_nb.store.partitions import PartitionInfo
+
+    part = PartitionInfo("continuum_events_y2026_m12", dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc),
+                         dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc), 12345, 49152)
+    assert partition_view(part) == {"partition": "continuum_events_y2026_m12", "months": "2026-12 → 2027-01",
+                                    "rows": "12,345", "size": "48.0 kB"}
+    default = PartitionInfo("continuum_events_default", None, None, 0, 8192)
+    assert partition_view(default)["months"].startswith("DEFAULT") and partition_view(default)["size"] == "8.0 kB"
