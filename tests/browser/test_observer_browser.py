@@ -47,11 +47,15 @@ def test_custom_views_render_and_talk_back_to_the_kernel(start_lab: Any, page: A
             "'lease_owner': ''}])\n"
             "echo = w.HTML('nothing selected')\n"
             "table.observe(lambda ch: setattr(echo, 'value', 'selected ' + ch['new']), names='selected_id')\n"
-            "timeline = Timeline(run_id='x', layout={'t_end': 10000, 'lanes': 1, "
-            "'bars': [{'seq': 1, 'label': 'charge', 'start': 0, 'end': 4000, 'status': 'completed', 'attempts': 2, 'lane': 0}], "
-            "'gaps': [{'seq': 3, 'kind': 'signal', 'label': \"waiting for signal 'approve'\", 'name': 'approve', "
-            "'start': 4000, 'end': 10000, 'open': True, 'outcome': None}], "
-            "'markers': [{'t': 0, 'seq': 1, 'type': 'activity_scheduled', 'label': 'charge'}]})\n"
+            "from datetime import datetime, timedelta, timezone\n"
+            "from continuum_nb.observer.timeline import journal_spans\n"
+            "t0 = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)\n"
+            "ev = lambda seq, kind, s, **p: {'seq': seq, 'event_type': kind, 'payload': p, 'inserted_at': t0 + timedelta(seconds=s)}\n"
+            "spans = journal_spans([ev(1, 'activity_scheduled', 0, activity='charge'), "
+            "ev(2, 'activity_completed', 4, activity='charge', scheduled_seq=1, attempts=2), "
+            "ev(3, 'signal_awaited', 4, name='approve')], started_at=t0, now=t0 + timedelta(seconds=10))\n"
+            "timeline = Timeline()\n"
+            "timeline.show('x', spans)\n"
             "w.VBox([table, echo, timeline])"
         )
     ]
@@ -101,7 +105,8 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     expect(timeline).to_be_visible()
     expect(observer.locator("[data-testid=cn-timeline] .cn-bar-completed")).to_have_count(1)
     expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal.cn-gap-open")).to_have_count(1)
-    expect(observer.locator("td:text-is('signal_awaited')")).to_be_visible()   # the decoded journal
+    observer.get_by_text("events (3)").click()   # the decoded journal, collapsed until opened
+    expect(observer.locator(".cn-ev-type:text-is('signal_awaited')")).to_be_visible()
     _save_screenshot(page, observer, tmp_path, "observer_run_detail")
     _save_screenshot(page, observer.locator("[data-testid=cn-timeline]"), tmp_path, "observer_timeline")
 
