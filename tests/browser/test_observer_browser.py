@@ -79,6 +79,9 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     cancel the suspended run with the widget, see ``cancelled`` in the widget and the database."""
     from playwright.sync_api import expect
 
+    console: list[str] = []   # the notebook's widgets render without a console error
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     lab: Lab = start_lab(env={"CONTINUUM_DATABASE_URL": db_url})
     shutil.copy(REPO / "notebooks" / "03_observer.ipynb", lab.root / "03_observer.ipynb")
     open_and_run_all(page, lab, "03_observer.ipynb")
@@ -141,6 +144,7 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     observer.get_by_role("tab", name="Analytics").click()
     observer.get_by_role("button", name="Load analytics").click()
     expect(observer.get_by_text("Run durations by workflow", exact=False)).to_be_visible()
+    assert console == [], console
     _save_screenshot(page, observer, tmp_path, "observer_analytics")
     observer.get_by_role("tab", name="Partitions").click()
     expect(observer.locator("td:text-matches('continuum_events_y\\\\d{4}_m\\\\d{2}')").first).to_be_visible()
