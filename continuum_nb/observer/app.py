@@ -134,6 +134,7 @@ class ObserverApp(w.VBox):
             details.set_title(i, title)
         details.selected_index = None
         self._shown_run: str | None = None
+        self._detail_key: tuple[Any, ...] | None = None
         self.signal_name = w.Text(placeholder="signal name", description="signal", layout=w.Layout(width="260px"))
         self.signal_payload = w.Textarea(placeholder='JSON payload, e.g. {"approved": true}', rows=3,
                                          layout=w.Layout(width="420px"))
@@ -242,6 +243,12 @@ class ObserverApp(w.VBox):
         same_run = self._shown_run == self.selected
         self._shown_run = self.selected
         self.header.value = static.STYLE + static.header_html(run)
+        # A finished run shown already has nothing new: a live refresh must not re-read 100,000 events.
+        key = (self.selected, run["state"], run.get("completed_at"))
+        if same_run and run.get("completed_at") is not None and key == self._detail_key:
+            self._update_actions()
+            return
+        self._detail_key = key
         spans = journal_spans(self.queries.timeline_events(run_id, started), started_at=started, now=detail.db_now,
                               completed_at=run.get("completed_at"), tasks=detail.tasks)
         self.timeline.show(self.selected, spans)

@@ -102,3 +102,27 @@ def test_partitions_tab_shows_human_sizes(db_url: str) -> None:
         assert "size_bytes" not in page
     finally:
         app.close()
+
+
+def test_a_finished_run_is_not_reread_on_every_refresh(db_url: str) -> None:
+    import psycopg
+
+    run_id = insert_run(db_url, 200)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE continuum_runs SET state = 'completed', completed_at = now() WHERE id = %s", (run_id,))
+    app: Any = _app(db_url)
+    reads: list[uuid.UUID] = []
+    real = app.queries.timeline_events
+    app.queries.timeline_events = lambda rid, started, **kw: reads.append(rid) or real(rid, started, **kw)
+    try:
+        app.table.selected_id = str(run_id)
+        app.refresh()
+        app.refresh()
+        assert reads == [run_id] and "completed" in app.header.value
+        with psycopg.connect(db_url) as conn:   # it changes (e.g. resumed elsewhere): read again
+            conn.execute("UPDATE continuum_runs SET state = 'running', completed_at = NULL WHERE id = %s", (run_id,))
+        app.refresh()
+        app.refresh()
+        assert reads == [run_id] * 3
+    finally:
+        app.close()
