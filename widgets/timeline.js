@@ -165,7 +165,8 @@ function render({ model, el }) {
       const g = svg("g", { class: cls + (bar.count > 1 ? " cn-merged" : ""), "data-seq": bar.seqs[0],
         "data-count": bar.count }, plot);
       const rect = { x: x0, y, width: w, height: BAR_H, rx: 2 };
-      if (bar.kind === "wait") rect.fill = `url(#cn-hatch-${bar.wait})`;
+      // inline style: the hatch must win over the bars' CSS fill
+      if (bar.kind === "wait") rect.style = `fill: url(#cn-hatch-${bar.wait})`;
       svg("rect", rect, g);
       svg("title", {}, g).textContent = bar.tip;
       fitText(g, bar.label, x0 + 4, y + BAR_H - 5, x0 + 2, x0 + w - 2, "cn-bar-label cn-label");
