@@ -218,7 +218,17 @@ function render({ model, el }) {
   draw();
   model.on("change:view", draw);
   model.on("change:run_id", draw);
+  // Drawn while hidden (another tab, a collapsed output), labels were fitted by an estimate: draw
+  // again, measured, once the timeline is shown.
+  let shownWidth = box.clientWidth;
+  const resized = new ResizeObserver(() => {
+    const w = box.clientWidth;
+    if (w > 0 && shownWidth === 0) draw();
+    shownWidth = w;
+  });
+  resized.observe(box);
   return () => {
+    resized.disconnect();
     model.off("change:view", draw);
     model.off("change:run_id", draw);
   };
