@@ -84,6 +84,10 @@ def test_timeline_reads_at_every_size_and_after_a_reload(start_lab: Any, page: A
     observer = page.locator(".cn-observer")
     table = observer.locator("[data-testid=cn-runs-table]")
     expect(table.locator("tr[data-run-id]")).to_have_count(len(SIZES))
+    # a short id on screen, the full id on hover and in what is copied
+    first_id = table.locator(f"tr[data-run-id='{runs[60]}'] td").first
+    assert first_id.text_content() == str(runs[60])
+    assert first_id.locator(".cn-id-rest").bounding_box()["width"] < 2
 
     # one hint at a time: nothing selected yet, only the runs list says what to do
     expect(observer.get_by_text("Click a run", exact=False)).to_have_count(1)
