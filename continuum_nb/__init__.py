@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from typing import Any
 
 __version__ = "0.2.0"
@@ -107,6 +108,11 @@ _EXPORTS: dict[str, str] = {
     "UntrustedCallWarning": "continuum_nb.determinism",
     "NondeterministicCallWarning": "continuum_nb.determinism",
 }
+
+# Inside a Jupyter kernel, cn.wait is the same wait with a live progress line (drawn on the
+# waiting thread; continuum_nb.notebook.progress). Only the name's source changes: nothing is imported here.
+if "ipykernel" in sys.modules:
+    _EXPORTS["wait"] = "continuum_nb.notebook.progress"
 
 # submodules reachable as attributes: cn.telemetry, cn.analytics, cn.otel, cn.partitions, cn.testing
 _SUBMODULES = ("analytics", "otel", "partitions", "telemetry", "testing")

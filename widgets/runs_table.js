@@ -34,6 +34,13 @@ function render({ model, el }) {
       for (const [key] of COLUMNS) {
         const td = tr.insertCell();
         td.textContent = r[key] ?? "";
+        if (key === "short_id" && r.id) {
+          // the rest of the id at font-size 0: not seen, but selected and copied with the cell
+          const rest = document.createElement("span");
+          rest.className = "cn-id-rest";
+          rest.textContent = r.id.slice((r.short_id || "").length);
+          td.appendChild(rest);
+        }
         if (key === "state") {
           td.className = `cn-state cn-state-${r.state}`;
           td.dataset.state = r.state;

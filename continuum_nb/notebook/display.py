@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import formats
+
 __all__ = [
     "HtmlTable",
     "OutdatedRun",
     "RunDetail",
+    "RunsTable",
     "WorkflowSummary",
     "event_rows",
     "run_rows",
@@ -108,6 +111,84 @@ def run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
         d["version"] = short_hash(d.get("version_hash"))
         out.append(d)
     return out
+
+
+#: What ``%continuum runs`` shows (the full values stay in ``RunsTable.frame``).
+RUN_DISPLAY_COLUMNS = ("run", "workflow", "version", "state", "started", "duration", "next wakeup",
+                       "lease owner")  # fmt: skip
+_ACTIVE = ("running", "suspended")
+
+
+class RunsTable:
+    """``%continuum runs``: a table to read — run ids cut to 8 digits (the full id on hover, and in
+    what is copied), times to the second in one time zone stated once, human durations, empty
+    cells empty. ``.frame`` is the DataFrame of full values for code (``t.frame``, ``t.loc[...]``,
+    ``t.index`` reach it); ``cn.runs()`` returns full values too."""
+
+    def __init__(self, runs: Iterable[Any], *, zone: datetime.tzinfo | None = None,
+                 now: datetime.datetime | None = None) -> None:
+        self.rows = run_rows(runs)
+        self.zone = zone or formats.display_zone()
+        self.now = now or datetime.datetime.now(datetime.timezone.utc)
+
+    @property
+    def frame(self) -> Any:
+        return table(self.rows, RUN_COLUMNS, index="id")
+
+    def __getattr__(self, name: str) -> Any:
+        # Only public names: IPython probes _repr_*_ methods, which must not reach the frame.
+        if name.startswith("_") or name in ("rows", "zone", "now"):
+            raise AttributeError(name)
+        return getattr(self.frame, name)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def caption(self) -> str:
+        n = len(self.rows)
+        return f"{n} run{'' if n == 1 else 's'} · times in {formats.zone_label(self.zone)}"
+
+    def display_rows(self) -> list[dict[str, str]]:
+        out = []
+        for r in self.rows:
+            started, completed = r.get("started_at"), r.get("completed_at")
+            seconds = None
+            if isinstance(started, datetime.datetime):
+                end = completed if isinstance(completed, datetime.datetime) else self.now
+                if end.tzinfo is None or started.tzinfo is None:
+                    end, started = end.replace(tzinfo=None), started.replace(tzinfo=None)
+                seconds = (end - started).total_seconds()
+            running = r.get("state") in _ACTIVE and seconds is not None
+            out.append({
+                "id": r["id"],
+                "run": formats.short_id(r["id"]),
+                "workflow": _cell(r.get("workflow")),
+                "version": _cell(r.get("version")),
+                "state": _cell(r.get("state")),
+                "started": formats.when(r.get("started_at"), self.zone),
+                "duration": formats.duration(seconds) + (" so far" if running else ""),
+                "next wakeup": formats.when(r.get("next_wakeup_at"), self.zone),
+                "lease owner": _cell(r.get("lease_owner")),
+            })
+        return out
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in RUN_DISPLAY_COLUMNS)
+        body = []
+        for d in self.display_rows():
+            full = html.escape(d["id"])
+            # The rest of the id is in the cell at font-size 0: invisible, but selected and copied.
+            cells = [f"<td title='{full}' style='white-space:nowrap'><code>{html.escape(d['run'])}<span "
+                     f"style='font-size:0'>{full[len(d['run']):]}</span></code></td>"]
+            cells += [f"<td style='white-space:nowrap'>{html.escape(d[c])}</td>" for c in RUN_DISPLAY_COLUMNS[1:]]
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        cap = f"<caption style='text-align:left'>{html.escape(self.caption())}</caption>"
+        return (f"<table class='continuum-table continuum-runs'>{cap}<thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>")
+
+    def __repr__(self) -> str:
+        text = repr(HtmlTable(list(RUN_DISPLAY_COLUMNS), list(self.display_rows()), caption=self.caption()))
+        return text.replace("\n(no rows)", "\n(no runs)")
 
 
 def event_rows(events: Iterable[Any]) -> list[dict[str, Any]]:

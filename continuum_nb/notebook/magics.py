@@ -274,7 +274,10 @@ class ContinuumMagics(Magics, Configurable):
         print(f"cancelled run {args.run_id}")
 
     def _cmd_wait(self, args: argparse.Namespace, instance: str | None) -> Any:
-        return self._api().wait(args.run_id, timeout=self._timeout(args), instance=instance)
+        from . import progress
+
+        wait = progress.wait if progress.in_kernel_main_thread() else self._api().wait   # a live line in Jupyter
+        return wait(args.run_id, timeout=self._timeout(args), instance=instance)
 
     def _timeout(self, args: argparse.Namespace) -> float | None:
         return args.timeout if args.timeout is not None else self.wait_timeout
@@ -317,7 +320,7 @@ class ContinuumMagics(Magics, Configurable):
             runs = self._api().runs(
                 state=args.state, workflow=args.workflow, limit=limit, instance=instance
             )
-        return views.table(views.run_rows(runs), views.RUN_COLUMNS, index="id")
+        return views.RunsTable(runs)
 
     def _cmd_show(self, args: argparse.Namespace, instance: str | None) -> Any:
         return views.RunDetail(self._api().get_run(args.run_id, instance=instance))

@@ -19,6 +19,7 @@ from ..store.observer_sql import ObserverQueries, RunDetail
 from . import static
 from .bridge import LiveBridge
 from .tabs import AnalyticsTab, PartitionsTab
+from .timeline import journal_spans
 from .viewmodel import (
     STATES,
     RunsPager,
@@ -26,9 +27,8 @@ from .viewmodel import (
     parse_json_input,
     row_view,
     signal_name_error,
-    timeline_layout,
 )
-from .widgets import RunsTable, Timeline
+from .widgets import EventsPanel, RunsTable, Timeline
 
 __all__ = ["ApiActions", "Actions", "ObserverApp", "build_observer"]
 
@@ -122,13 +122,19 @@ class ObserverApp(w.VBox):
         # --- run detail ---
         self.header = w.HTML("<p><i>Click a run to see its timeline, journal and actions.</i></p>")
         self.timeline = Timeline()
-        self.events_html = w.HTML()
+        self.timeline.observe(self._on_pick, names="selected")
+        self.events = EventsPanel()
         self.data_html = w.HTML()
         self.pending_html = w.HTML()
-        details = w.Accordion(children=[self.events_html, self.data_html, self.pending_html])
-        for i, title in enumerate(("events (decoded payloads)", "input / result / error", "pending signals · tasks · timers")):
+        for part in (self.data_html, self.pending_html):
+            part.add_class("cn-events-list")   # scrolls inside its own box
+        # Collapsed: a run's journal can be 100,000 events; it opens on demand, a page at a time.
+        self.details = details = w.Accordion(children=[self.events, self.data_html, self.pending_html])
+        for i, title in enumerate(("events", "input / result / error", "pending signals · tasks · timers")):
             details.set_title(i, title)
-        details.selected_index = 0
+        details.selected_index = None
+        self._shown_run: str | None = None
+        self._detail_key: tuple[Any, ...] | None = None
         self.signal_name = w.Text(placeholder="signal name", description="signal", layout=w.Layout(width="260px"))
         self.signal_payload = w.Textarea(placeholder='JSON payload, e.g. {"approved": true}', rows=3,
                                          layout=w.Layout(width="420px"))
@@ -226,34 +232,41 @@ class ObserverApp(w.VBox):
 
     def _load_detail(self) -> None:
         assert self.selected is not None
-        detail = self.queries.run_detail(uuid.UUID(self.selected))
+        detail = self.queries.run_detail(uuid.UUID(self.selected), max_events=0)
         self.detail = detail
         if detail is None:
             self.header.value = _msg(f"run {self.selected} no longer exists", "warn")
             self._update_actions()
             return
         run = detail.run
+        run_id, started = detail.run["id"], run["started_at"]
+        same_run = self._shown_run == self.selected
+        self._shown_run = self.selected
         self.header.value = static.STYLE + static.header_html(run)
-        layout = timeline_layout(detail.events, started_at=run["started_at"], now=detail.db_now,
-                                 completed_at=run.get("completed_at"), tasks=detail.tasks)
-        self.timeline.layout = layout
-        self.timeline.run_id = self.selected
-        self.events_html.value = static.STYLE + static.table_html(
-            [{"seq": e["seq"], "event_type": e["event_type"], "inserted_at": e["inserted_at"], "payload": e["payload"]}
-             for e in detail.events],
-            ("seq", "event_type", "inserted_at", "payload"), empty="no events yet",
-        ) + ("<p><i>showing the first events only</i></p>" if detail.events_truncated else "")
+        # A finished run shown already has nothing new: a live refresh must not re-read 100,000 events.
+        key = (self.selected, run["state"], run.get("completed_at"))
+        if same_run and run.get("completed_at") is not None and key == self._detail_key:
+            self._update_actions()
+            return
+        self._detail_key = key
+        spans = journal_spans(self.queries.timeline_events(run_id, started), started_at=started, now=detail.db_now,
+                              completed_at=run.get("completed_at"), tasks=detail.tasks)
+        self.timeline.show(self.selected, spans)
+        counts = self.queries.event_counts(run_id, started)
+        self.details.set_title(0, f"events ({sum(counts.values()):,})")
+        self.events.show(counts, lambda **q: self.queries.events_page(run_id, started, **q), started,
+                         same_run=same_run)
         self.data_html.value = static.STYLE + "".join(
             f"<p><b>{k}</b></p><pre class='cn-obs-json'>{html.escape(static.pretty_json(run.get(k)))}</pre>"
             for k in ("input", "result", "error")
         )
         self.pending_html.value = static.STYLE + static.pending_html(detail.signals, detail.tasks, detail.timers)
         # Suggest the signal the run is waiting for.
-        waiting = [g["name"] for g in layout["gaps"] if g["kind"] == "signal" and g["open"] and g["name"]]
-        if waiting and not self.signal_name.value:
-            self.signal_name.value = waiting[0]
-        self._static_detail = static.detail_html(run, detail.events, detail.signals, detail.tasks, detail.timers,
-                                                 truncated=detail.events_truncated)
+        if spans.open_signals and not self.signal_name.value:
+            self.signal_name.value = spans.open_signals[0]
+        first = self.queries.events_page(run_id, started, limit=50)
+        self._static_detail = static.detail_html(run, first, detail.signals, detail.tasks, detail.timers,
+                                                 truncated=spans.events > len(first))
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -279,10 +292,20 @@ class ObserverApp(w.VBox):
 
     def _on_select(self, change: Any) -> None:
         self.selected = change["new"] or None
+        # What was typed for one run must never be sent to another by mistake.
         self.signal_name.value = ""
+        self.signal_payload.value = ""
         self.action_message.value = ""
         if self.selected:
             self._guard(self._load_detail)
+
+    def _on_pick(self, change: Any) -> None:
+        """A click on a timeline bar: its events, in the (opened) events list."""
+        seqs = (change["new"] or {}).get("seqs")
+        if not seqs:
+            return
+        self.events.select([int(s) for s in seqs])
+        self.details.selected_index = 0
 
     def _on_tab(self, change: Any) -> None:
         if change["new"] == 2:
@@ -350,7 +373,7 @@ class ObserverApp(w.VBox):
         """Stop live refresh, detach telemetry, close the database connection and the widgets."""
         self.bridge.stop()
         self.queries.close()
-        for child in (self.table, self.timeline, self.analytics, self.partitions):
+        for child in (self.table, self.timeline, self.events, self.analytics, self.partitions):
             child.close()
         super().close()
 

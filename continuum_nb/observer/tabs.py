@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import ipywidgets as w
 
 from ..errors import ContinuumError
 from .static import STYLE, table_html
+from .viewmodel import PARTITION_COLUMNS, partition_view
 
 __all__ = ["AnalyticsTab", "PartitionsTab", "ANALYTICS_FRAMES"]
 
@@ -114,6 +114,5 @@ class PartitionsTab(w.VBox):
         except (ImportError, ContinuumError, OSError) as exc:
             self.output.value = f"<p class='cn-obs-warn'>{html.escape(str(exc))}</p>"
             return
-        rows: list[dict[str, Any]] = [asdict(p) if is_dataclass(p) else dict(p) for p in parts]
-        cols = list(rows[0]) if rows else ["name"]
-        self.output.value = STYLE + table_html(rows, cols, empty="no partitions")
+        rows = [partition_view(p) for p in parts]
+        self.output.value = STYLE + table_html(rows, PARTITION_COLUMNS, empty="no partitions")

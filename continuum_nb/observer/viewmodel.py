@@ -1,7 +1,7 @@
 """The observer's view-model: plain Python, no ipywidgets, no database.
 
 Everything the observer decides — which page of runs to ask for, which actions a run allows, how
-a journal becomes a timeline, whether typed JSON is valid, what a trace id is — lives here so it
+whether typed JSON is valid, what a trace id is — lives here so it
 can be unit-tested without a browser or a kernel. The widget classes only copy these values into
 widgets; the SQL lives in ``continuum_nb.store.observer_sql``.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
+from ..notebook.formats import human_size
 from ..notebook.parser import split_attribute
 
 __all__ = [
@@ -26,9 +27,9 @@ __all__ = [
     "allowed_actions",
     "decode_trace_id",
     "parse_json_input",
+    "partition_view",
     "row_view",
     "short_id",
-    "timeline_layout",
 ]
 
 STATES = ("running", "suspended", "completed", "failed", "cancelled", "drifted")
@@ -243,133 +244,16 @@ def row_view(row: Any, now: datetime) -> dict[str, str]:
     }
 
 
-# --- timeline ------------------------------------------------------------------------------------------
-
-# Keys under which an outcome event may name the seq of the activity_scheduled it answers.
-_SCHEDULED_KEYS = ("scheduled_seq", "schedule_seq", "activity_seq", "for_seq")
+PARTITION_COLUMNS = ("partition", "months", "rows", "size")
 
 
-def _ms(t: datetime, t0: datetime) -> float:
-    return round((t - t0).total_seconds() * 1000.0, 3)
-
-
-def _name(payload: Mapping[str, Any], *keys: str) -> str:
-    for k in keys:
-        v = payload.get(k)
-        if isinstance(v, str) and v:
-            return v
-    return ""
-
-
-def _lanes(items: list[dict[str, Any]]) -> int:
-    """Greedy interval packing: each bar gets the first lane free at its start. Returns lane count."""
-    ends: list[float] = []
-    for it in sorted(items, key=lambda i: (i["start"], i["seq"])):
-        for lane, end in enumerate(ends):
-            if end <= it["start"]:
-                it["lane"] = lane
-                ends[lane] = it["end"]
-                break
-        else:
-            it["lane"] = len(ends)
-            ends.append(it["end"])
-    return len(ends)
-
-
-def timeline_layout(
-    events: Iterable[Mapping[str, Any]],
-    *,
-    started_at: datetime,
-    now: datetime,
-    completed_at: datetime | None = None,
-    tasks: Iterable[Mapping[str, Any]] = (),
-) -> dict[str, Any]:
-    """Turn a journal into what the timeline view draws, in milliseconds since ``started_at``.
-
-    - ``bars``: activity attempts, from ``activity_scheduled`` to its ``activity_completed`` /
-      ``activity_failed`` (still open: to ``now``, status ``pending``), packed into lanes so
-      parallel activities (gather) do not overlap; ``attempts`` comes from the task row.
-    - ``gaps``: waits, ``signal_awaited`` → ``signal_received`` (``awaited_seq``) or its timeout's
-      ``timer_fired`` (``started_seq``), and ``timer_started`` → ``timer_fired`` (still open: to ``now``).
-    - ``markers``: every event, a tick on the axis.
-    An outcome names its scheduled event by ``scheduled_seq`` (docs/events.md); a journal without
-    it (older rows) pairs it with the oldest open activity of the same name.
-    """
-    attempts = {int(t["seq"]): int(t.get("attempt") or 1) for t in tasks if t.get("seq") is not None}
-    end_t = completed_at or now
-    t_end = max(_ms(end_t, started_at), 0.0)
-    bars: list[dict[str, Any]] = []
-    gaps: list[dict[str, Any]] = []
-    markers: list[dict[str, Any]] = []
-    open_bars: dict[int, dict[str, Any]] = {}
-    open_gaps: dict[int, dict[str, Any]] = {}
-
-    for ev in events:
-        seq = int(ev["seq"])
-        kind = str(ev["event_type"])
-        payload = ev.get("payload") or {}
-        if not isinstance(payload, Mapping):
-            payload = {"value": payload}
-        at = ev.get("inserted_at")
-        t = _ms(at, started_at) if at is not None else t_end
-        t_end = max(t_end, t)
-        label = _name(payload, "activity", "name", "signal", "kind")
-        markers.append({"t": t, "seq": seq, "type": kind, "label": label})
-
-        if kind == "activity_scheduled":
-            bar = {"seq": seq, "label": label or "activity", "start": t, "end": None,
-                   "status": "pending", "attempts": attempts.get(seq, 1)}
-            bars.append(bar)
-            open_bars[seq] = bar
-        elif kind in ("activity_completed", "activity_failed"):
-            target = None
-            for key in _SCHEDULED_KEYS:
-                if isinstance(payload.get(key), int) and payload[key] in open_bars:
-                    target = open_bars.pop(payload[key])
-                    break
-            if target is None:
-                same = [b for b in open_bars.values() if not label or b["label"] == label]
-                if same:
-                    target = open_bars.pop(min(same, key=lambda b: b["seq"])["seq"])
-            if target is not None:
-                target["end"] = t
-                target["status"] = "completed" if kind == "activity_completed" else "failed"
-                for key in ("attempts", "attempt"):
-                    if isinstance(payload.get(key), int):
-                        target["attempts"] = max(target["attempts"], payload[key])
-        elif kind in ("signal_awaited", "timer_started"):
-            is_signal = kind == "signal_awaited"
-            gap: dict[str, Any] = {"seq": seq, "kind": "signal" if is_signal else "timer",
-                   "label": (f"waiting for signal {label!r}" if label else "waiting for a signal") if is_signal else "timer",
-                   "name": label, "start": t, "end": None, "open": True, "outcome": None}
-            gaps.append(gap)
-            open_gaps[seq] = gap
-        elif kind in ("signal_received", "timer_fired"):
-            # Resolutions name their start (awaited_seq / started_seq); a signal_received without
-            # awaited_seq was already in the mailbox at the await: no wait, just a marker.
-            ref = payload.get("awaited_seq" if kind == "signal_received" else "started_seq")
-            found = open_gaps.pop(ref, None) if isinstance(ref, int) else None
-            if found is None and ref is None and kind == "timer_fired":
-                found = next((g for g in gaps if g["open"] and g["kind"] == "timer" and g["end"] is None), None)
-                if found is not None:
-                    open_gaps.pop(found["seq"], None)
-            if found is not None:
-                found["end"], found["open"] = t, False
-                if kind == "signal_received":
-                    found["outcome"] = "received"
-                elif found["kind"] == "signal":
-                    found["outcome"] = "timed out"
-                    found["label"] = f"{found['label']} (timed out)"
-                else:
-                    found["outcome"] = "fired"
-
-    finished = completed_at is not None
-    for item in (*bars, *gaps):
-        if item["end"] is None:
-            item["end"] = t_end
-            if finished and "status" in item:
-                item["status"] = "abandoned"   # the run ended (e.g. cancelled) with this attempt open
-            if finished and "open" in item:
-                item["open"] = False
-    lanes = _lanes(bars)
-    return {"t_end": t_end, "lanes": lanes, "bars": bars, "gaps": gaps, "markers": markers}
+def partition_view(part: Any) -> dict[str, str]:
+    """One partition as the command line shows it: its month range, a counted row number and a
+    human size (``48.0 kB``), not raw bytes."""
+    start, end = _get(part, "start"), _get(part, "end")
+    if start is None or end is None:
+        months = "DEFAULT (outside every month)"
+    else:
+        months = f"{start:%Y-%m} → {end:%Y-%m}"
+    return {"partition": _get(part, "name"), "months": months, "rows": f"{int(_get(part, 'rows')):,}",
+            "size": human_size(_get(part, "size_bytes"))}

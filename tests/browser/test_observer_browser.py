@@ -20,6 +20,30 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS_IMG = REPO / "docs" / "img"
 
 
+def _notebook_db(db_url: str) -> str:
+    """notebooks/03_observer.ipynb works on a database of its own, named after the default one."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    return make_conninfo(db_url, dbname=conninfo_to_dict(db_url)["dbname"] + "_example_observer")
+
+
+def _drop_notebook_db(db_url: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(_notebook_db(db_url))["dbname"]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def observer_db(db_url: str) -> Any:
+    """(the kernel's default database, the database notebook 03 creates next to it and uses)."""
+    try:
+        yield db_url, _notebook_db(db_url)
+    finally:
+        _drop_notebook_db(db_url)
+
+
 def _save_screenshot(page: Any, target: Any, tmp_path: Path, name: str, *, docs: bool = True) -> Path:
     """Under the test's tmp dir; also into docs/img/ (for docs/observer.md) when
     CONTINUUM_DOCS_SCREENSHOTS=1."""
@@ -47,11 +71,15 @@ def test_custom_views_render_and_talk_back_to_the_kernel(start_lab: Any, page: A
             "'lease_owner': ''}])\n"
             "echo = w.HTML('nothing selected')\n"
             "table.observe(lambda ch: setattr(echo, 'value', 'selected ' + ch['new']), names='selected_id')\n"
-            "timeline = Timeline(run_id='x', layout={'t_end': 10000, 'lanes': 1, "
-            "'bars': [{'seq': 1, 'label': 'charge', 'start': 0, 'end': 4000, 'status': 'completed', 'attempts': 2, 'lane': 0}], "
-            "'gaps': [{'seq': 3, 'kind': 'signal', 'label': \"waiting for signal 'approve'\", 'name': 'approve', "
-            "'start': 4000, 'end': 10000, 'open': True, 'outcome': None}], "
-            "'markers': [{'t': 0, 'seq': 1, 'type': 'activity_scheduled', 'label': 'charge'}]})\n"
+            "from datetime import datetime, timedelta, timezone\n"
+            "from continuum_nb.observer.timeline import journal_spans\n"
+            "t0 = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)\n"
+            "ev = lambda seq, kind, s, **p: {'seq': seq, 'event_type': kind, 'payload': p, 'inserted_at': t0 + timedelta(seconds=s)}\n"
+            "spans = journal_spans([ev(1, 'activity_scheduled', 0, activity='charge'), "
+            "ev(2, 'activity_completed', 4, activity='charge', scheduled_seq=1, attempts=2), "
+            "ev(3, 'signal_awaited', 4, name='approve')], started_at=t0, now=t0 + timedelta(seconds=10))\n"
+            "timeline = Timeline()\n"
+            "timeline.show('x', spans)\n"
             "w.VBox([table, echo, timeline])"
         )
     ]
@@ -70,11 +98,16 @@ def test_custom_views_render_and_talk_back_to_the_kernel(start_lab: Any, page: A
     assert not cell_errors(page), cell_errors(page)
 
 
-def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp_path: Path, db_url: str) -> None:
+def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp_path: Path, observer_db: Any) -> None:
     """notebooks/03_observer.ipynb end to end: Run All, find the runs table and the timeline,
     cancel the suspended run with the widget, see ``cancelled`` in the widget and the database."""
     from playwright.sync_api import expect
 
+    db_url, nb_db = observer_db
+
+    console: list[str] = []   # the notebook's widgets render without a console error
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     lab: Lab = start_lab(env={"CONTINUUM_DATABASE_URL": db_url})
     shutil.copy(REPO / "notebooks" / "03_observer.ipynb", lab.root / "03_observer.ipynb")
     open_and_run_all(page, lab, "03_observer.ipynb")
@@ -91,7 +124,7 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     expect(suspended).to_have_count(1)
     run_id = suspended.get_attribute("data-run-id")
     assert run_id
-    with psycopg.connect(db_url) as conn:
+    with psycopg.connect(nb_db) as conn:
         row = conn.execute("SELECT state FROM continuum_runs WHERE id = %s", (run_id,)).fetchone()
     assert row == ("suspended",)
 
@@ -101,7 +134,8 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     expect(timeline).to_be_visible()
     expect(observer.locator("[data-testid=cn-timeline] .cn-bar-completed")).to_have_count(1)
     expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal.cn-gap-open")).to_have_count(1)
-    expect(observer.locator("td:text-is('signal_awaited')")).to_be_visible()   # the decoded journal
+    observer.get_by_text("events (3)").click()   # the decoded journal, collapsed until opened
+    expect(observer.locator(".cn-ev-type:text-is('signal_awaited')")).to_be_visible()
     _save_screenshot(page, observer, tmp_path, "observer_run_detail")
     _save_screenshot(page, observer.locator("[data-testid=cn-timeline]"), tmp_path, "observer_timeline")
 
@@ -109,14 +143,14 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     observer.get_by_placeholder("JSON payload", exact=False).fill('{"by": ana}')
     observer.get_by_role("button", name="send signal").click()
     expect(observer.get_by_text("is not valid JSON", exact=False)).to_be_visible()
-    with psycopg.connect(db_url) as conn:
+    with psycopg.connect(nb_db) as conn:
         assert conn.execute("SELECT count(*) FROM continuum_signals WHERE run_id = %s", (run_id,)).fetchone() == (0,)
     _save_screenshot(page, observer, tmp_path, "observer_bad_json")
 
     # Cancel it from the widget.
     observer.locator("button:text-is('cancel')").click()
     expect(table.locator(f"tr[data-run-id='{run_id}'] td.cn-state")).to_have_text("cancelled")
-    with psycopg.connect(db_url) as conn:
+    with psycopg.connect(nb_db) as conn:
         row = conn.execute("SELECT state FROM continuum_runs WHERE id = %s", (run_id,)).fetchone()
     assert row == ("cancelled",)
     expect(observer.locator("button:text-is('cancel')")).to_be_disabled()
@@ -136,19 +170,21 @@ def test_observer_notebook_cancel_a_suspended_run(start_lab: Any, page: Any, tmp
     observer.get_by_role("tab", name="Analytics").click()
     observer.get_by_role("button", name="Load analytics").click()
     expect(observer.get_by_text("Run durations by workflow", exact=False)).to_be_visible()
+    assert console == [], console
     _save_screenshot(page, observer, tmp_path, "observer_analytics")
     observer.get_by_role("tab", name="Partitions").click()
     expect(observer.locator("td:text-matches('continuum_events_y\\\\d{4}_m\\\\d{2}')").first).to_be_visible()
     _save_screenshot(page, observer, tmp_path, "observer_partitions")
 
 
-def test_static_html_export_shows_a_readable_runs_table(tmp_path: Path, db_url: str) -> None:
+def test_static_html_export_shows_a_readable_runs_table(tmp_path: Path, observer_db: Any) -> None:
     """`jupyter nbconvert --to html --execute` of notebook 03: without JavaScript, the observer's
     snapshot table is in the page, with the notebook's four runs."""
     import re
     import subprocess
     import sys
 
+    db_url, _ = observer_db
     nb = tmp_path / "03_observer.ipynb"
     shutil.copy(REPO / "notebooks" / "03_observer.ipynb", nb)
     env = {**os.environ, "CONTINUUM_DATABASE_URL": db_url, "IPYTHONDIR": str(tmp_path / "ipython"),
@@ -166,12 +202,13 @@ def test_static_html_export_shows_a_readable_runs_table(tmp_path: Path, db_url: 
     assert "observer_demo_order" in runs_table
 
 
-def test_observer_renders_in_notebook_7(start_lab: Any, page: Any, tmp_path: Path, db_url: str) -> None:
+def test_observer_renders_in_notebook_7(start_lab: Any, page: Any, tmp_path: Path, observer_db: Any) -> None:
     """The same notebook in Notebook 7: the runs table and the timeline render there too, and a
     valid JSON signal sent from the widget completes the waiting run."""
     from playwright.sync_api import expect
 
     pytest.importorskip("notebook", minversion="7")
+    db_url, nb_db = observer_db
     lab: Lab = start_lab(env={"CONTINUUM_DATABASE_URL": db_url}, app="notebook")
     shutil.copy(REPO / "notebooks" / "03_observer.ipynb", lab.root / "03_observer.ipynb")
     open_and_run_all(page, lab, "03_observer.ipynb")
@@ -194,6 +231,6 @@ def test_observer_renders_in_notebook_7(start_lab: Any, page: Any, tmp_path: Pat
     # the live refresh redraws the selected run: its signal wait is closed now
     expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal.cn-gap-open")).to_have_count(0)
     expect(observer.locator("[data-testid=cn-timeline] .cn-gap-signal")).to_have_count(1)
-    with psycopg.connect(db_url) as conn:
+    with psycopg.connect(nb_db) as conn:
         state, result = conn.execute("SELECT state, result FROM continuum_runs WHERE id = %s", (run_id,)).fetchone()
     assert state == "completed" and result["decision"] == {"by": "ana"}

@@ -393,8 +393,8 @@ def test_observer_on_a_real_instance_shows_trace_id_and_cancels_through_the_api(
             assert [r["id"] for r in app.table.rows] == [run.id]
             app.table.selected_id = run.id
             assert "4bf92f3577b34da6a3ce929d0e0e4736" in app.header.value
-            assert [b["status"] for b in app.timeline.layout["bars"]] == ["completed"]
-            assert [(g["kind"], g["open"]) for g in app.timeline.layout["gaps"]] == [("signal", True)]
+            assert [b["status"] for b in app.timeline.view["bars"] if b["kind"] == "activity"] == ["completed"]
+            assert [(b["wait"], b["status"]) for b in app.timeline.view["bars"] if b["kind"] == "wait"] == [("signal", "waiting")]
             assert app.signal_name.value == "go"
             assert app.act("cancel") is True
             assert app.table.rows[0]["state"] == "cancelled"

@@ -17,7 +17,6 @@ from continuum_nb.observer.viewmodel import (
     parse_json_input,
     row_view,
     signal_name_error,
-    timeline_layout,
 )
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -148,80 +147,6 @@ def test_trace_id_is_decoded_from_traceparent_bytes() -> None:
     assert decode_trace_id(bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")) == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert decode_trace_id(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01") is None
     assert decode_trace_id(b"garbage") is None and decode_trace_id(None) is None
-
-
-# --- timeline ------------------------------------------------------------------------------------------
-
-
-def test_timeline_bars_gaps_and_markers_from_a_journal() -> None:
-    events = [
-        _ev(1, "activity_scheduled", 0, activity="charge"),
-        _ev(2, "activity_completed", 2, activity="charge"),
-        _ev(3, "signal_awaited", 2, name="approve"),
-        _ev(4, "signal_received", 10, name="approve", awaited_seq=3),
-        _ev(5, "timer_started", 10),
-        _ev(6, "timer_fired", 70, started_seq=5),
-        _ev(7, "activity_scheduled", 70, activity="ship"),
-        _ev(8, "activity_scheduled", 70, activity="notify"),
-        _ev(9, "activity_failed", 75, activity="notify", scheduled_seq=8, attempts=5),
-        _ev(10, "activity_completed", 80, activity="ship"),
-    ]
-    tasks = [{"seq": 1, "attempt": 3}]
-    lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(seconds=500),
-                          completed_at=T0 + timedelta(seconds=81), tasks=tasks)
-    assert lay["t_end"] == 81000
-    bars = {b["label"]: b for b in lay["bars"]}
-    assert (bars["charge"]["start"], bars["charge"]["end"], bars["charge"]["status"], bars["charge"]["attempts"]) == (
-        0, 2000, "completed", 3)
-    assert (bars["notify"]["end"], bars["notify"]["status"], bars["notify"]["attempts"]) == (75000, "failed", 5)
-    assert bars["ship"]["end"] == 80000
-    # parallel activities get different lanes; a later one reuses a free lane
-    assert bars["ship"]["lane"] != bars["notify"]["lane"] and bars["charge"]["lane"] == 0
-    assert lay["lanes"] == 2
-    gaps = [(g["kind"], g["start"], g["end"], g["open"]) for g in lay["gaps"]]
-    assert gaps == [("signal", 2000, 10000, False), ("timer", 10000, 70000, False)]
-    assert [m["seq"] for m in lay["markers"]] == list(range(1, 11))
-    assert [g["outcome"] for g in lay["gaps"]] == ["received", "fired"]
-
-
-def test_timeline_signal_timeout_and_signal_already_pending() -> None:
-    events = [
-        _ev(1, "signal_received", 0, name="early"),            # was in the mailbox: no wait
-        _ev(2, "signal_awaited", 1, name="approve", timeout_s=5),
-        _ev(3, "timer_fired", 6, started_seq=2, signal="approve"),
-    ]
-    lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(seconds=9))
-    (gap,) = lay["gaps"]
-    assert (gap["start"], gap["end"], gap["outcome"]) == (1000, 6000, "timed out")
-    assert "timed out" in gap["label"] and len(lay["markers"]) == 3
-
-
-def test_timeline_open_wait_runs_to_now_and_outcome_can_name_its_seq() -> None:
-    events = [
-        _ev(1, "activity_scheduled", 0, activity="a"),
-        _ev(2, "activity_scheduled", 0, activity="a"),
-        _ev(3, "activity_completed", 4, activity="a", scheduled_seq=2),
-        _ev(4, "signal_awaited", 5, name="approve"),
-    ]
-    lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(seconds=30))
-    b1, b2 = lay["bars"]
-    assert (b2["end"], b2["status"]) == (4000, "completed")
-    assert (b1["end"], b1["status"]) == (30000, "pending")   # still running at `now`
-    (gap,) = lay["gaps"]
-    assert gap["open"] and gap["end"] == 30000 and "approve" in gap["label"]
-
-
-def test_timeline_of_a_cancelled_run_closes_open_items() -> None:
-    events = [_ev(1, "activity_scheduled", 0, activity="a"), _ev(2, "signal_awaited", 1, name="go")]
-    lay = timeline_layout(events, started_at=T0, now=T0 + timedelta(hours=1),
-                          completed_at=T0 + timedelta(seconds=20))
-    assert lay["bars"][0]["status"] == "abandoned" and lay["bars"][0]["end"] == 20000
-    assert lay["gaps"][0]["open"] is False and lay["t_end"] == 20000
-
-
-def test_timeline_of_an_empty_journal() -> None:
-    lay = timeline_layout([], started_at=T0, now=T0 + timedelta(seconds=3))
-    assert lay == {"t_end": 3000, "lanes": 0, "bars": [], "gaps": [], "markers": []}
 
 
 # --- static HTML --------------------------------------------------------------------------------------
