@@ -63,9 +63,9 @@ def insert_run(url: str, n_events: int, *, workflow: str = "pipeline_at_size") -
     rows = journal(n_events, started)
     with psycopg.connect(url) as conn:
         conn.execute(
-            "INSERT INTO continuum_runs (id, workflow, version_hash, state, input, started_at) "
-            "VALUES (%s, %s, 'v-synthetic', 'suspended', '{}', %s)",
-            (run_id, workflow, started),
+            "INSERT INTO continuum_runs (id, workflow, version_hash, state, input, started_at, last_seq) "
+            "VALUES (%s, %s, 'v-synthetic', 'suspended', '{}', %s, %s)",
+            (run_id, workflow, started, rows[-1][0] if rows else 0),
         )
         with conn.cursor() as cur, cur.copy(
             "COPY continuum_events (run_id, seq, event_type, payload, inserted_at) FROM STDIN"

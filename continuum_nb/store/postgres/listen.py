@@ -87,10 +87,15 @@ class PgListener:
             got = _drain(pgconn)
             if not got and sel.select(remaining):
                 if self._closed.is_set():
+                    self._close_selector()
                     return []
                 pgconn.consume_input()
                 got = _drain(pgconn)
-        except (psycopg.Error, OSError):
+        except (psycopg.Error, OSError, ValueError):
+            # ValueError: the selector or the connection was closed under this wait by close()
+            # on another thread (a race close() avoids, kept here as the last line).
+            if self._closed.is_set():
+                return []
             self._drop()
             return []
         encoding = conn.info.encoding
@@ -129,7 +134,14 @@ class PgListener:
             self._interrupter.send(b"x")
         except OSError:  # already sent (buffer full) or closed
             pass
-        self._drop()
+        # The selector is left to the thread that may be polling it (closing an epoll object
+        # under a select() raises there); a listener nobody waits on frees it when collected.
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
 
 
 def _drain(pgconn: pq.abc.PGconn) -> list[pq.PGnotify]:
