@@ -27,8 +27,11 @@ def listen_forever(
     *,
     max_backoff: float = 10.0,
     on_failure: Callable[[], None] | None = None,
+    on_listener: Callable[[Any], None] | None = None,
 ) -> None:
-    """Block until ``stop`` is set, delivering notifications; reconnect with backoff."""
+    """Block until ``stop`` is set, delivering notifications; reconnect with backoff.
+    ``on_listener`` is told of each listener it opens (so a stop can close it, which ends a
+    wait on it at once instead of at its next timeout)."""
     listener = None
     backoff = 0.2
     seen = 0
@@ -36,6 +39,8 @@ def listen_forever(
         try:
             if listener is None:
                 listener = store.listen(list(channels))
+                if on_listener is not None:
+                    on_listener(listener)
                 backoff = 0.2
                 seen = getattr(listener, "reconnects", 0)
                 on_gap()  # (re)connected: something may have been missed
@@ -122,7 +127,7 @@ class Notifications:
         returned to be joined outside the lock (it may be delivering, which takes the lock)."""
         old = self._halt()
         self._channels = channels
-        stop, connected = threading.Event(), threading.Event()
+        stop, connected = _Stop(), threading.Event()
         self._stop, self._connected = stop, connected
         self._thread = threading.Thread(
             target=self._run, args=(sorted(channels), stop, connected),
@@ -139,7 +144,7 @@ class Notifications:
         self._stop.set()
         return thread
 
-    def _run(self, channels: list[str], stop: threading.Event, connected: threading.Event) -> None:
+    def _run(self, channels: list[str], stop: _Stop, connected: threading.Event) -> None:
         def deliver(channel: str, payload: str) -> None:
             for sub in self._snapshot():
                 if channel in sub.channels:
@@ -156,11 +161,36 @@ class Notifications:
                 if sub.on_failure is not None:
                     _call(sub.on_failure)
 
-        listen_forever(self._store, channels, deliver, gap, stop, max_backoff=5.0, on_failure=failed)
+        listen_forever(self._store, channels, deliver, gap, stop, max_backoff=5.0, on_failure=failed,
+                       on_listener=stop.attach)
 
     def _snapshot(self) -> list[_Subscriber]:
         with self._lock:
             return list(self._subscribers.values())
+
+
+class _Stop(threading.Event):
+    """The stop request of one listening thread: setting it also closes the listener the thread
+    waits on, so the thread ends now rather than at the end of its wait (an instance's stop, and
+    every test's teardown, waited up to half a second for it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._guard = threading.Lock()
+        self._listener: Any = None
+
+    def attach(self, listener: Any) -> None:
+        with self._guard:
+            self._listener = listener
+        if self.is_set():  # stopped while the listener was being opened
+            listener.close()
+
+    def set(self) -> None:
+        super().set()
+        with self._guard:
+            listener = self._listener
+        if listener is not None:
+            listener.close()  # thread-safe, and closing twice is harmless
 
 
 class _Subscriber(NamedTuple):

@@ -66,6 +66,7 @@ class LoopThread:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._kicked: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None  # set once by wake_sleepers(): ends every sleep
         self._bg: set[asyncio.Task[Any]] = set()
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix=f"{name}-db")
 
@@ -80,6 +81,7 @@ class LoopThread:
         self.loop = loop
         asyncio.set_event_loop(loop)
         self._kicked = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._ready.set()
         try:
             loop.run_until_complete(main())
@@ -147,13 +149,21 @@ class LoopThread:
         assert self.loop is not None
         return self.loop.time()
 
+    def wake_sleepers(self) -> None:
+        """(on the loop) The engine is stopping: every ``sleep`` returns now, and at once from then
+        on (a stop used to wait for the next 0.2 s poll of each sleeping part)."""
+        if self._stopped is not None:
+            self._stopped.set()
+
     async def sleep(self, seconds: float, stopping: Callable[[], bool]) -> None:
-        """Sleep ``seconds``, waking early (within 0.2 s) once ``stopping()`` is true."""
-        step = 0.2
-        remaining = seconds
-        while remaining > 0 and not stopping():
-            await asyncio.sleep(min(step, remaining))
-            remaining -= step
+        """Sleep ``seconds``, or less: until ``wake_sleepers()``, or at once when ``stopping()``."""
+        assert self._stopped is not None
+        if stopping() or seconds <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
 
     async def drain(self, others: set[concurrent.futures.Future[None]], timeout: float) -> None:
         """Wait (bounded) for background tasks and ``others`` (futures of other threads)."""

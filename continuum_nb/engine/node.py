@@ -159,6 +159,7 @@ class Engine:
         self._drain_timeout = max(0.0, timeout)
         self._stopping = True
         self.runtime.post(self.kick)
+        self.runtime.post(self.runtime.wake_sleepers)
         self.runtime.join(timeout + 5)
         self.drives.shutdown()
         self.activities.shutdown()
