@@ -3,6 +3,8 @@ a finished run's state at an event, then "fork from here" and see the fork selec
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,17 @@ import pytest
 from .conftest import Lab, cell_errors, open_and_run_all
 
 pytestmark = pytest.mark.browser
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def _screenshot(target: Any, tmp_path: Path, name: str, *, docs: bool = True) -> None:
+    """Under the test's tmp dir; also into docs/img/ (docs/observer.md) when CONTINUUM_DOCS_SCREENSHOTS=1."""
+    path = tmp_path / f"{name}.png"
+    target.screenshot(path=str(path))
+    if docs and os.environ.get("CONTINUUM_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOCS_IMG / path.name)
 
 CODE = '''\
 import continuum_nb as cn
@@ -69,6 +82,7 @@ def test_fork_from_here_shows_the_new_run_selected(start_lab: Any, page: Any, tm
     expect(state.locator(".cn-state-local[data-name=second]")).to_have_text("second = 12")
     box = observer.locator(".cn-state-box").bounding_box()
     assert box is not None and box["height"] < 300           # a small box, not the whole replay
+    _screenshot(observer, tmp_path, "observer_state_at_event")
 
     observer.get_by_role("button", name="fork from here").click()
     selected = table.locator("tr.cn-selected")
@@ -82,5 +96,5 @@ def test_fork_from_here_shows_the_new_run_selected(start_lab: Any, page: Any, tm
         row = conn.execute("SELECT forked_from_run_id::text, forked_at_seq, state FROM continuum_runs WHERE id = %s",
                            (fork_id,)).fetchone()
     assert row == (original, 4, "completed")
-    page.screenshot(path=str(tmp_path / "observer_fork.png"))
+    _screenshot(page, tmp_path, "observer_fork", docs=False)
     assert console == [], console
