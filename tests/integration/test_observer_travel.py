@@ -126,7 +126,8 @@ def test_fork_from_here_starts_the_fork_selects_it_and_it_completes(inst: cn.Ins
         assert new_id is not None and new_id != run.id
         assert app.table.selected_id == new_id and new_id in {r["id"] for r in app.table.rows}
         assert f"new run {new_id[:8]} selected" in _text(app.action_message.value)
-        assert new_id in app.header.value        # the detail shows the fork
+        assert new_id in app.header.value        # the detail shows the fork, and where it comes from
+        assert f"{run.id} at event 4" in app.header.value and "forked from" in app.header.value
         links = fork_links(new_id, instance=inst)
         assert (str(links.forked_from_run_id), links.forked_at_seq) == (run.id, 4)
         assert cn.wait(new_id, timeout=60, instance=inst) == 112
