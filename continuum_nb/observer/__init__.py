@@ -19,7 +19,7 @@ __all__ = ["observer"]
 def observer(instance: Any = None, read_only: bool = False, **options: Any) -> ObserverApp:
     """Build the observer app for ``instance`` (None: the default instance; a name or an Instance).
 
-    ``read_only=True`` removes the operator actions (signal, cancel, resume, upgrade).
+    ``read_only=True`` removes the operator actions (signal, cancel, resume, upgrade, fork from here).
     Options: ``page_size`` (25), ``live`` (True: refresh on engine events and every few seconds).
     Needs the notebook extra (ipywidgets, anywidget).
     """

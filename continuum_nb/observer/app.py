@@ -18,6 +18,7 @@ from ..errors import ContinuumError
 from ..store.observer_sql import ObserverQueries, RunDetail
 from . import static
 from .bridge import LiveBridge
+from .event_actions import ApiTimeTravel, EventActions, TimeTravel
 from .tabs import AnalyticsTab, PartitionsTab
 from .timeline import journal_spans
 from .viewmodel import (
@@ -86,6 +87,7 @@ class ObserverApp(w.VBox):
         read_only: bool = False,
         page_size: int = 25,
         live: bool = True,
+        travel: TimeTravel | None = None,
     ) -> None:
         self.queries = queries
         self.read_only = read_only or actions is None
@@ -150,12 +152,14 @@ class ObserverApp(w.VBox):
         action_box = w.VBox([
             w.HBox([self.signal_name, self.signal_payload, self.action_buttons["signal"]]),
             w.HBox([self.action_buttons[n] for n in ("cancel", "resume", "upgrade")]),
-            self.action_message,
         ])
+        # "state at this event" only reads, so a read-only observer keeps it (fork disabled there)
+        self.event_actions = EventActions(travel, read_only=self.read_only, message=self.action_message,
+                                          on_forked=self.select_run)
         detail_children: list[Any] = [self.header, self.timeline]
         if not self.read_only:
             detail_children.append(action_box)
-        detail_children.append(details)
+        detail_children += [self.event_actions, self.action_message, details]
         self.detail_box = w.VBox(detail_children, layout=w.Layout(border="1px solid #ddd", padding="6px"))
 
         runs_tab = w.VBox([
@@ -236,6 +240,7 @@ class ObserverApp(w.VBox):
         self.detail = detail
         if detail is None:
             self.header.value = _msg(f"run {self.selected} no longer exists", "warn")
+            self.event_actions.show_run(None, None, None, same_run=False)
             self._update_actions()
             return
         run = detail.run
@@ -253,6 +258,7 @@ class ObserverApp(w.VBox):
                               completed_at=run.get("completed_at"), tasks=detail.tasks)
         self.timeline.show(self.selected, spans)
         counts = self.queries.event_counts(run_id, started)
+        self.event_actions.show_run(self.selected, run["state"], sum(counts.values()), same_run=same_run)
         self.details.set_title(0, f"events ({sum(counts.values()):,})")
         self.events.show(counts, lambda **q: self.queries.events_page(run_id, started, **q), started,
                          same_run=same_run)
@@ -274,6 +280,8 @@ class ObserverApp(w.VBox):
         for name, enabled in allowed_actions(state, self.read_only).items():
             self.action_buttons[name].disabled = not enabled
         self.signal_name.disabled = self.signal_payload.disabled = self.action_buttons["signal"].disabled
+        self.event_actions.run_state = state
+        self.event_actions.update()
 
     # --- events -------------------------------------------------------------------------------------
     def _on_filter(self, _change: Any) -> None:
@@ -305,7 +313,18 @@ class ObserverApp(w.VBox):
         if not seqs:
             return
         self.events.select([int(s) for s in seqs])
+        self.event_actions.pick(seqs)
         self.details.selected_index = 0
+
+    def select_run(self, run_id: str) -> None:
+        """Select ``run_id`` in the list (a fork just made): page one, filters that hide it cleared."""
+        self.pager.cursors = [None]
+        self.refresh()
+        if run_id not in {r["id"] for r in self.table.rows}:
+            for widget in (self.state_filter, self.workflow_filter, self.attributes):
+                widget.value = ""
+            self.search.value = run_id   # each change re-reads the page (see _on_filter)
+        self.table.selected_id = run_id
 
     def _on_tab(self, change: Any) -> None:
         if change["new"] == 2:
@@ -416,6 +435,7 @@ def build_observer(instance: Any = None, read_only: bool = False, *, page_size: 
         ObserverQueries(conninfo),
         conninfo=conninfo,
         actions=None if read_only else ApiActions(inst),
+        travel=ApiTimeTravel(inst),
         label=name,
         instance_name=name,
         read_only=read_only,

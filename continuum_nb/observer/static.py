@@ -81,6 +81,8 @@ def runs_table_html(rows: Sequence[Mapping[str, str]], *, caption: str = "") -> 
 def detail_view(run: Mapping[str, Any]) -> dict[str, str]:
     """The run header as label → display string."""
     token = run.get("lease_token")
+    forked = {} if run.get("forked_from_run_id") is None else {
+        "forked from": f"{run['forked_from_run_id']} at event {run.get('forked_at_seq')}"}
     return {
         "run id": str(run["id"]),
         "workflow": str(run["workflow"]),
@@ -94,6 +96,7 @@ def detail_view(run: Mapping[str, Any]) -> dict[str, str]:
         "lease expires": _iso(run.get("lease_expires_at")) or "—",
         "trace id": decode_trace_id(run.get("trace_context")) or "—",
         "retention until": _iso(run.get("retention_until")) or "—",
+        **forked,   # a fork (cn.fork, the observer's "fork from here") names its original
     }
 
 

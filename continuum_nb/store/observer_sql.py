@@ -284,7 +284,7 @@ class ObserverQueries:
         runs = self._fetch(
             """SELECT id, workflow, version_hash, state, input, result, error, trace_context,
                       started_at, completed_at, lease_owner, lease_token, lease_expires_at,
-                      next_wakeup_at, retention_until, now() AS db_now
+                      next_wakeup_at, retention_until, forked_from_run_id, forked_at_seq, now() AS db_now
                  FROM continuum_runs WHERE id = %s""",
             (run_id,),
         )
