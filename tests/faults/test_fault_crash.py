@@ -321,8 +321,9 @@ def test_outcome_delivered_while_the_run_is_released_is_not_lost(db_url: str) ->
     rid, tid = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(_SLOW_RELEASE)
-        conn.execute("INSERT INTO continuum_runs (id, workflow, version_hash, state, input, next_wakeup_at) "
-                     "VALUES (%s, 'fx_slow', 'older-version', 'suspended', %s, now())",
+        # last_seq 1: the journal below ends at seq 1, as the wake that wrote it would have left it
+        conn.execute("INSERT INTO continuum_runs (id, workflow, version_hash, state, input, next_wakeup_at, last_seq) "
+                     "VALUES (%s, 'fx_slow', 'older-version', 'suspended', %s, now(), 1)",
                      (rid, json.dumps({"tag": "race", "seconds": 1.5})))
         conn.execute("INSERT INTO continuum_events (run_id, seq, event_type, payload) "
                      "VALUES (%s, 1, 'activity_scheduled', %s)",
