@@ -46,12 +46,16 @@ def when(value: Any, zone: dt.tzinfo) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """``3 ms``, ``4.2 s``, ``12.5 min``, ``3.0 h``, ``2.0 d``; empty for nothing."""
+    """``0.4 ms``, ``3 ms``, ``4.2 s``, ``12.5 min``, ``3.0 h``, ``2.0 d``; empty for nothing.
+    The one duration format of the tables, the wait progress line and the observer."""
     if seconds is None:
         return ""
     seconds = max(seconds, 0.0)
-    if round(seconds * 1000) < 1000:
-        return f"{seconds * 1000:.0f} ms"
+    ms = seconds * 1000
+    if 0 < ms < 1:
+        return f"{ms:.1f} ms"
+    if round(ms) < 1000:
+        return f"{ms:.0f} ms"
     if seconds < 120:
         return f"{seconds:.1f} s"
     if seconds < 7200:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from ..notebook.formats import duration
 from .timeline import EFFECTS_LANE, WAITS_LANE, Span, Spans
 
 __all__ = ["MAX_ACTIVITY_LANES", "MAX_SEQS", "PLOT_WIDTH", "clamp_window", "fmt_ms", "timeline_view"]
@@ -33,16 +34,7 @@ OTHER_LANE = "other activities"
 
 def fmt_ms(ms: float) -> str:
     """A duration for a human: ``3 ms``, ``4.2 s``, ``12.5 min``, ``3.0 h``, ``2.0 d``."""
-    s = ms / 1000.0
-    if round(ms) < 1000:
-        return f"{ms:.0f} ms" if ms >= 1 or ms == 0 else f"{ms:.1f} ms"
-    if s < 120:
-        return f"{s:.1f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    if s < 172800:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
+    return duration(ms / 1000.0)
 
 
 def clamp_window(window: Any, t_end: float) -> tuple[float, float]:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from ..notebook.formats import human_size
+from ..notebook.formats import duration, human_size
 from ..notebook.parser import split_attribute
 
 __all__ = [
@@ -215,18 +215,6 @@ def _iso(t: datetime | None) -> str:
     return "" if t is None else t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _duration(seconds: float) -> str:
-    if round(seconds * 1000) < 1000:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
 def row_view(row: Any, now: datetime) -> dict[str, str]:
     """One runs-table row as display strings."""
     started = _get(row, "started_at")
@@ -239,7 +227,7 @@ def row_view(row: Any, now: datetime) -> dict[str, str]:
         "version": (_get(row, "version_hash") or "")[:12],
         "state": _get(row, "state"),
         "started": _iso(started),
-        "duration": _duration(max((end - started).total_seconds(), 0.0)) if started else "",
+        "duration": duration(max((end - started).total_seconds(), 0.0)) if started else "",
         "lease_owner": _get(row, "lease_owner") or "",
     }
 
