@@ -23,7 +23,8 @@ from .definitions.workflow import WorkflowDef
 from .engine.instance import Instance, resolve
 from .errors import ConfigurationError, DriftError, WorkflowNotFound
 from .replay import Blocked, Completed, Drifted, Replayer
-from .store.base import Event, SignalRecord
+from .replay.live import Offline
+from .store.base import Event
 from .store.payloads import check_json
 
 __all__ = ["HISTORY_FORMAT", "export_history", "load_history", "replay_history", "replay_run"]
@@ -89,23 +90,6 @@ def history_events(history: dict[str, Any]) -> list[Event]:
     journal = history.get("journal", history.get("events")) or []
     return [Event(e["seq"], e["event_type"], e["payload"],
                   datetime.fromisoformat(e["inserted_at"]) if e.get("inserted_at") else None) for e in journal]
-
-
-class Offline:
-    """What the live tail may consult when there is no store: nothing past the journal, and a
-    clock that stands still (``offline_clock``)."""
-
-    def __init__(self, at: datetime) -> None:
-        self._at = at
-
-    def now(self) -> datetime:
-        return self._at
-
-    def task_outcome(self, seq: int) -> None:
-        return None
-
-    def signal(self, name: str, skip: set[int]) -> SignalRecord | None:
-        return None
 
 
 def coroutine_factory(fn: Callable[..., Coroutine[Any, Any, Any]], inp: Any) -> Callable[[], Any]:

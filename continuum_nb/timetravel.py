@@ -17,9 +17,10 @@ from typing import Any
 from .definitions.registry import resolve_for_run
 from .engine.instance import Instance, resolve
 from .errors import ConfigurationError, WorkflowNotFound
-from .history import Offline, export_history, history_events, offline_clock, workflow_of
+from .history import export_history, history_events, offline_clock, workflow_of
 from .replay import Blocked, Completed, Drifted, Replayer
 from .replay.journal import identity_of, is_start
+from .replay.live import Offline
 
 __all__ = ["RunState", "replay"]
 

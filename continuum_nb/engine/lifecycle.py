@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..definitions.workflow import WorkflowDef
 from ..errors import RunNotActive
+from ..replay.live import Offline
 from ..replay.outcomes import Drifted
 from ..replay.replayer import Replayer
 from ..store.base import NewRun, RunRecord, Wake
@@ -58,29 +58,13 @@ def start_run(inst: Instance, wf: WorkflowDef | None, run: NewRun) -> tuple[uuid
     return run.id, False
 
 
-class _DryRun:
-    """The live tail of a read-only replay: nothing has an outcome, no signal is pending."""
-
-    def __init__(self, now: datetime) -> None:
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now
-
-    def task_outcome(self, seq: int) -> None:
-        return None
-
-    def signal(self, name: str, skip: set[int]) -> None:
-        return None
-
-
 def replay_check(inst: Instance, wf: WorkflowDef, rec: RunRecord) -> dict[str, Any] | None:
     """Replay the run's journal on ``wf`` without writing anything: None when it replays
     cleanly, else the drift (both sides of the mismatch)."""
     journal = inst.store.load_journal(rec.id)
     inp = rec.input if isinstance(rec.input, dict) else {}
     rep = Replayer(str(rec.id), rec.workflow, lambda: wf.fn(**inp), journal)
-    outcome = rep.advance(_DryRun(inst.clock.now()))
+    outcome = rep.advance(Offline(inst.clock.now()))
     return outcome.error if isinstance(outcome, Drifted) else None
 
 

@@ -23,12 +23,12 @@ from ..definitions.commands import (
     SignalCommand,
     TimerCommand,
 )
-from ..store.base import Event
+from ..store.base import Event, SignalRecord
 from ..store.payloads import check_json
 from .journal import Answer, answer_of
 from .outcomes import Batch, Blocked, Resolver, ScheduledActivity, StartedTimer
 
-__all__ = ["Record", "blocked_on", "cancel_started", "resolve_started", "start_command"]
+__all__ = ["Offline", "Record", "blocked_on", "cancel_started", "resolve_started", "start_command"]
 
 #: What each scheduled kind journals: (start, completed, failed).
 _ACTIVITY_EVENTS = {"activity_scheduled": ("activity_completed", "activity_failed"),
@@ -176,3 +176,21 @@ def blocked_on(starts: Iterable[Event]) -> Blocked:
             t = datetime.fromisoformat(at)
             wake = t if wake is None or t < wake else wake
     return Blocked(wake, names, acts)
+
+
+class Offline:
+    """The live tail of a replay that must write nothing and ask no store (a read-only check,
+    an exported history, time travel): no outcome past the journal, no pending signal, and a
+    clock that stands still at ``at``."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = at
+
+    def now(self) -> datetime:
+        return self._at
+
+    def task_outcome(self, seq: int) -> None:
+        return None
+
+    def signal(self, name: str, skip: set[int]) -> SignalRecord | None:
+        return None
