@@ -99,6 +99,11 @@ runs = Table(
     # a fork's origin (migration 20261207020000): the run and the last seq copied from it
     Column("forked_from_run_id", UUID(as_uuid=True)),
     Column("forked_at_seq", BigInteger),
+    # links between runs (migration 20261207050000): a child's parent, the run a continued
+    # run continues, and the id every run of one chain or family shares
+    Column("parent_run_id", UUID(as_uuid=True)),
+    Column("correlation_id", UUID(as_uuid=True)),
+    Column("continued_from_run_id", UUID(as_uuid=True)),
     PrimaryKeyConstraint("id", name="continuum_runs_pkey"),
     CheckConstraint(_in("state", RUN_STATES), name="continuum_runs_state_check"),
     # Runs are updated in place on every wake; free space on the page keeps those HOT updates.
@@ -126,6 +131,12 @@ Index(
 )
 Index("continuum_runs_forked_from_idx", runs.c.forked_from_run_id,
       postgresql_where=text("forked_from_run_id IS NOT NULL"))
+Index("continuum_runs_parent_idx", runs.c.parent_run_id,
+      postgresql_where=text("parent_run_id IS NOT NULL"))
+Index("continuum_runs_continued_from_idx", runs.c.continued_from_run_id,
+      postgresql_where=text("continued_from_run_id IS NOT NULL"))
+Index("continuum_runs_correlation_idx", runs.c.correlation_id,
+      postgresql_where=text("correlation_id IS NOT NULL"))
 # Partial: runs without attributes never write to it (a run row is updated on most wakes).
 Index(
     "continuum_runs_attributes_idx",
