@@ -88,7 +88,7 @@ def settled_commits(conninfo: str, timeout: float = 3.0) -> int:
 class Counting:
     """Wraps the store to count the run's own commits and all store calls."""
 
-    COMMITS = ("create_run", "commit_wake", "complete_task", "retry_task", "mark_drifted")
+    COMMITS = ("create_run", "commit_wake", "commit_wakes", "complete_task", "retry_task", "mark_drifted")
     RUN_CALLS = COMMITS + ("load_journal", "task_outcomes", "pending_signals", "get_run",
                            "get_activity_result", "claim_runs", "claim_tasks", "claim_run")
 
@@ -110,10 +110,11 @@ class Counting:
             return dict(self.counts)
 
 
-def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup: int) -> dict[str, Any]:
+def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup: int,
+             wake_batch_size: int = 64) -> dict[str, Any]:
     inst = cn.Instance(f"bench-{uuid.uuid4().hex[:6]}", database_url=conninfo,
                        pool_size=max(4, concurrency + 2), activity_concurrency=max(8, concurrency * 2),
-                       run_concurrency=max(64, concurrency * 4), lease_ttl=30.0)
+                       run_concurrency=max(64, concurrency * 4), lease_ttl=30.0, wake_batch_size=wake_batch_size)
     wf = make_workflow(steps)
     inst.registry.register(wf)
     counting = Counting(inst.store)
@@ -170,6 +171,7 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
         "scenario": f"{steps}-step workflows, {concurrency} in flight",
         "engine": "continuum_nb",
         "concurrency": concurrency,
+        "wake_batch_size": wake_batch_size,
         "workflows": workflows,
         "steps": steps,
         "elapsed_s": round(elapsed, 3),
@@ -191,9 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1])
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--wake-batch-size", type=int, nargs="+", default=[64],
+                   help="group commit sizes to compare, alternated per concurrency (1: every wake alone)")
     args = p.parse_args(argv)
     for c in args.concurrency:
-        print(json.dumps(scenario(args.database_url, args.workflows, args.steps, c, args.warmup)), flush=True)
+        for size in args.wake_batch_size:
+            print(json.dumps(scenario(args.database_url, args.workflows, args.steps, c, args.warmup, size)), flush=True)
     return 0
 
 

@@ -66,6 +66,9 @@ class Config:
     activity_concurrency: int = 8
     #: Runs driven at once on this engine.
     run_concurrency: int = 64
+    #: Wakes of different runs that one group commit takes at most (one round trip, one
+    #: transaction); 1 commits every wake on its own.
+    wake_batch_size: int = 64
     #: Fallback poll when no NOTIFY arrives (seconds).
     poll_interval: float = 1.0
     #: Coroutines of suspended runs kept in memory (beyond this, they are replayed on wake).
@@ -270,6 +273,7 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("pool_size", "CONTINUUM_POOL_SIZE", _COUNT_FORM, _count, int),
     Rule("activity_concurrency", "CONTINUUM_ACTIVITY_CONCURRENCY", _COUNT_FORM, _count, int),
     Rule("run_concurrency", "CONTINUUM_RUN_CONCURRENCY", _COUNT_FORM, _count, int),
+    Rule("wake_batch_size", "CONTINUUM_WAKE_BATCH_SIZE", _COUNT_FORM, _count, int),
     Rule("poll_interval", "CONTINUUM_POLL_INTERVAL", _seconds_form(*POLL_INTERVAL_RANGE),
          _seconds(*POLL_INTERVAL_RANGE), float),
     Rule("max_cached_runs", "CONTINUUM_MAX_CACHED_RUNS", _COUNT_FORM, _count, int),

@@ -26,6 +26,7 @@ from ..telemetry import emit
 from .activities import Activities
 from .dispatcher import Dispatcher
 from .drives import Drives
+from .group_commit import GroupCommit
 from .held import ENDED, HeldRun, HeldRuns
 from .history import HistoryGuard
 from .leases import Leases
@@ -66,10 +67,13 @@ class Engine:
         parts = Surroundings(owner=self.owner, config=cfg, store=self.store, clock=self.clock,
                              runtime=self.runtime, loop=self, held=self.held, emit=self.emit)
         self.activities = Activities(parts)
+        self.group_commit = GroupCommit(self.store, cfg.wake_batch_size,
+                                        lambda event, measurements: self.emit(event, measurements, {}))
         self.runner = Runner(
             self.store, self.clock, self.owner, instance.name, cfg.lease_ttl, cfg.release_after,
             self.activities.knows, cfg.snapshot_threshold, cfg.snapshot_max_size_bytes,
             HistoryGuard(cfg.history_warn_events, cfg.history_max_events, cfg.max_payload_bytes),
+            commit=self.group_commit.commit,
         )
         self.timers = Timers(parts)
         self.drives = Drives(parts, runner=self.runner, activities=self.activities, timers=self.timers,

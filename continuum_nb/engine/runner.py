@@ -28,6 +28,7 @@ from ..store.base import (
     Store,
     TaskOutcome,
     Wake,
+    WakeResult,
 )
 from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
@@ -98,6 +99,7 @@ class Runner:
         snapshot_threshold: int | None = None,
         snapshot_max_size_bytes: int = 1_000_000,
         history: HistoryGuard | None = None,
+        commit: Callable[[Wake], WakeResult] | None = None,
     ) -> None:
         self.compaction = Compaction(store, snapshot_threshold, snapshot_max_size_bytes)
         self.history = history or HistoryGuard()
@@ -108,6 +110,7 @@ class Runner:
         self.lease_ttl = lease_ttl
         self.release_after = release_after
         self._local = run_activities_locally
+        self._commit = commit or (lambda wake: store.commit_wake(wake))  # the group commit
 
     # --- telemetry helpers ---------------------------------------------------------------------
     def _meta(self, held: HeldRun, **extra: Any) -> dict[str, Any]:
@@ -246,7 +249,7 @@ class Runner:
         self._guard(held, wake, report)
         compact = self._hold_for_snapshot(held, wake, report)
         try:
-            result = self.store.commit_wake(wake)
+            result = self._commit(wake)
         except LeaseLost:
             emit(("continuum", "lease", "lost"), {}, self._meta(held))
             held.replayer = None

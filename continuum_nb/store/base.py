@@ -131,6 +131,15 @@ class Store(Protocol):
         ``PartitionError`` when an event's month has no partition."""
         ...
 
+    def commit_wakes(self, wakes: Sequence[Wake]) -> list[WakeResult | Exception]:
+        """Several runs' wakes (group commit): one round trip and one transaction, each wake
+        exactly as ``commit_wake`` commits it, fenced by its own run's lease token. A wake that
+        is refused (``LeaseLost``, a seq conflict, a value the database refuses) writes nothing
+        and is reported in its place, and the others commit: the result has one entry per wake,
+        in order. An error of the call as a whole (the database unavailable, the connection lost
+        mid-commit) is raised: then each wake is as ``commit_wake`` would leave it on that error."""
+        ...
+
     def mark_drifted(self, run_id: UUID, lease_token: int, error: dict[str, Any]) -> None:
         """Fenced: state ``drifted``, ``error`` recorded, lease released; no event appended."""
         ...

@@ -314,7 +314,10 @@ def _sql(element: object) -> str:
 #: The server-side functions, by the migration that defines each (its text is the definition:
 #: one source for ``continuum migrate`` and the generated schema). A later migration that
 #: replaces a function must be named here instead.
-FUNCTIONS = {"continuum_commit_wake": "20261207010000"}
+FUNCTIONS = {
+    "continuum_commit_wake": "20261207010000",
+    "continuum_commit_wakes": "20261207060000",
+}
 
 
 def function_statements() -> list[str]:

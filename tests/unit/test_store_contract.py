@@ -25,6 +25,7 @@ from continuum_nb.store.base import (
     Snapshot,
     TaskOutcome,
     Wake,
+    WakeResult,
 )
 from continuum_nb.store.forks import NewFork
 from continuum_nb.store.memory import MemoryStore
@@ -911,3 +912,66 @@ def test_fork_run_inserts_the_prefix_open_tasks_and_timers_and_links_both_ways(s
     assert store.fork_links(origin).forked_from_run_id is None
     with pytest.raises(ValueError, match="already exists"):
         store.fork_run(NewFork(NewRun(fid, "order", "v2", {}, started), origin, 0))
+
+
+# --- commit_wakes (group commit) -----------------------------------------------------------------
+
+def test_each_wake_is_fenced_alone_and_the_others_commit(store: Any) -> None:
+    (a, ta), (b, tb), (c, tc), (d, td) = (new_run(store) for _ in range(4))
+    store.commit_wake(Wake(run_id=c, lease_token=tc, now=T0, state="running", events=[ev(1), ev(2)]))
+    listener = store.listen([CHANNEL_TASKS])
+    results = store.commit_wakes([
+        Wake(run_id=a, lease_token=ta, now=T0, state="suspended",
+             events=[ev(1), ev(2, "activity_scheduled")], new_tasks=[task(2, "ship_a")]),
+        Wake(run_id=b, lease_token=tb + 1000, now=T0, state="completed", result={"b": 1},  # stale token
+             events=[ev(1)], new_tasks=[task(1, "ship_b")], release=True),
+        Wake(run_id=c, lease_token=tc, now=T0, state="running", events=[ev(2)]),  # seq 2 is taken
+        Wake(run_id=d, lease_token=td, now=T0, state="completed", result={"d": 4}, events=[ev(1)], release=True),
+    ])
+    assert [type(r) for r in results] == [WakeResult, LeaseLost, LeaseLost, WakeResult]
+    assert "not leased" in str(results[1]) or "lease" in str(results[1])
+    assert "journal ends at seq 2" in str(results[2])
+    assert [e.seq for e in store.load_journal(a)] == [1, 2]
+    assert store.load_journal(b) == [] and store.get_run(b).state == "running"
+    assert [e.payload["value"] for e in store.load_journal(c)] == [1, 2]
+    assert store.get_run(d).state == "completed" and store.get_run(d).result == {"d": 4}
+    # the committed wake's NOTIFY is sent, the refused one's is not
+    got = wait_for(listener, has(CHANNEL_TASKS, "ship_a"))
+    assert has(CHANNEL_TASKS, "ship_a")(got)
+    got.extend(listener.wait(0.3))
+    assert Notification(CHANNEL_TASKS, "ship_b") not in got
+    assert [t.activity for t in store.claim_tasks("e2", ["ship_a", "ship_b"], now(), 30, 10)] == ["ship_a"]
+
+
+def test_a_wake_with_a_bad_value_is_refused_alone(store: Any) -> None:
+    (a, ta), (b, tb) = new_run(store), new_run(store)
+    results = store.commit_wakes([
+        # consecutive seqs are the engine's promise: a wake breaking it is refused before sending
+        Wake(run_id=a, lease_token=ta, now=T0, state="running", events=[ev(1), ev(3)]),
+        Wake(run_id=b, lease_token=tb, now=T0, state="running", events=[ev(1)]),
+    ])
+    assert isinstance(results[0], ValueError) and "not consecutive" in str(results[0])
+    assert isinstance(results[1], WakeResult)
+    assert store.load_journal(a) == [] and [e.seq for e in store.load_journal(b)] == [1]
+
+
+def test_postgres_refuses_one_value_and_commits_the_rest(pg_server: str, request: pytest.FixtureRequest) -> None:
+    """A value PostgreSQL itself refuses (jsonb has no \\u0000) fails only its own wake."""
+    store = PostgresStore(request.getfixturevalue("db_url"), pool_size=2)
+    try:
+        (a, ta), (b, tb) = new_run(store), new_run(store)
+        results = store.commit_wakes([
+            Wake(run_id=a, lease_token=ta, now=T0, state="running", events=[ev(1, value="a\x00b")]),
+            Wake(run_id=b, lease_token=tb, now=T0, state="running", events=[ev(1)]),
+        ])
+        assert isinstance(results[0], ValueError) and "PostgreSQL refused a value" in str(results[0])
+        assert isinstance(results[1], WakeResult)
+        assert store.load_journal(a) == [] and [e.seq for e in store.load_journal(b)] == [1]
+        # nothing of it moved the journal's end: its seq 1 is still free
+        store.commit_wake(Wake(run_id=a, lease_token=ta, now=T0, state="running", events=[ev(1)]))
+    finally:
+        store.close()
+
+
+def test_an_empty_batch_commits_nothing(store: Any) -> None:
+    assert store.commit_wakes([]) == []

@@ -118,6 +118,17 @@ class MemoryJournal(MemoryTables):
             self._check_new_rows(wake)
             return self._apply_wake(wake)
 
+    def commit_wakes(self, wakes: Sequence[Wake]) -> list[WakeResult | Exception]:
+        # Under the one lock: no other writer sees some of them committed and not the others.
+        out: list[WakeResult | Exception] = []
+        with self._lock:
+            for wake in wakes:
+                try:
+                    out.append(self.commit_wake(wake))
+                except Exception as exc:
+                    out.append(exc)
+        return out
+
     def _apply_wake(self, wake: Wake) -> WakeResult:
         """Apply a validated wake (caller holds the lock)."""
         now_db = db_now()

@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -134,24 +133,7 @@ class PgPool:
             # with the same server restart, so the next calls get fresh ones.
             self._check()
             return BrokenConnection(str(self.unavailable(exc)))
-        if state.startswith(("22", "54")):
-            # data exceptions and program limits (an index entry too large, say): the value was
-            # refused, the database is fine
-            return ValueError(f"PostgreSQL refused a value ({first_line(exc)}); see docs/semantics.md, "
-                              "\"What may be stored\"")
-        if isinstance(exc, pgerrors.CheckViolation):
-            primary = exc.diag.message_primary or ""
-            if primary.startswith("no partition of relation"):
-                match = _PARTITION_MONTH.search(exc.diag.message_detail or "")
-                # The month of the failing row's key; else (a detail we cannot read) this month.
-                month = f"{match.group(1)}-{match.group(2)}" if match else datetime.now(timezone.utc)
-                return PartitionError(partition_error_message(month))
-            return None
-        if isinstance(exc, (pgerrors.UndefinedTable, pgerrors.UndefinedFunction, pgerrors.UndefinedColumn)):
-            return MigrationError(
-                f"the continuum tables are missing or out of date ({first_line(exc)}); run `continuum migrate`"
-            )
-        return None
+        return server_error(state, first_line(exc), exc.diag.message_primary or "", exc.diag.message_detail or "")
 
     def read(self, fn: Callable[[Conn], T]) -> T:
         """Run a read; retried once on a fresh connection if the first one was broken."""
@@ -181,6 +163,27 @@ class PgPool:
             opened, self._opened = self._opened, False
         if opened:
             self.pool.close()
+
+
+def server_error(state: str, line: str, primary: str, detail: str) -> Exception | None:
+    """The continuum error for an error the server raised in a statement (SQLSTATE, its first
+    line, primary message and detail); None: no mapping, raise the database's own. Serves a
+    failed call and a wake refused inside a group commit alike."""
+    if state.startswith(("22", "54")):
+        # data exceptions and program limits (an index entry too large, say): the value was
+        # refused, the database is fine
+        return ValueError(f"PostgreSQL refused a value ({line}); see docs/semantics.md, "
+                          "\"What may be stored\"")
+    if state == "23514":  # check_violation
+        if primary.startswith("no partition of relation"):
+            match = _PARTITION_MONTH.search(detail)
+            # The month of the failing row's key; else (a detail we cannot read) this month.
+            month = f"{match.group(1)}-{match.group(2)}" if match else datetime.now(timezone.utc)
+            return PartitionError(partition_error_message(month))
+        return None
+    if state in ("42P01", "42883", "42703"):  # undefined table, function, column
+        return MigrationError(f"the continuum tables are missing or out of date ({line}); run `continuum migrate`")
+    return None
 
 
 def _connection_failed(sqlstate: str) -> bool:

@@ -54,6 +54,7 @@ from ..payloads import dumps
 from . import sql as q
 from .bulk import PgBulk
 from .forks import fork_params
+from .group import commit_wakes
 from .ingress import PgIngress, duplicate_run, run_params
 from .listen import PgListener
 from .pool import Conn, PgPool, first_line
@@ -148,6 +149,9 @@ class PostgresStore(PgIngress, PgPrune, PgBulk):
     def commit_wake(self, wake: Wake) -> WakeResult:
         check_wake(wake)
         return WakeResult(signal_pending=self._commit(wake, wake.run_id)[0])
+
+    def commit_wakes(self, wakes: Sequence[Wake]) -> list[WakeResult | Exception]:
+        return commit_wakes(self._db, wakes, self._fence_failure, self.commit_wake)
 
     def _commit(self, wake: Wake, run_id: UUID, *, new_run: str | None = None,
                 lease_ttl: float | None = None) -> tuple[bool, int]:

@@ -22,7 +22,7 @@ from ..payloads import dumps
 from . import sql as q
 from .pool import Conn
 
-__all__ = ["exec_commit_wake", "jsonb_or_null", "new_run_json", "wake_args"]
+__all__ = ["WakeRow", "exec_commit_wake", "exec_commit_wakes", "jsonb_or_null", "new_run_json", "wake_args"]
 
 
 def jsonb_or_null(value: Any) -> str | None:
@@ -105,33 +105,65 @@ def wake_args(wake: Wake, run_id: UUID, new_run: str | None = None,
     ]
 
 
-# The hot path: the wake statement is prepared once per pooled connection and executed through
+# The hot path: the wake statements are prepared once per pooled connection and executed through
 # libpq directly (one prepared execution with text parameters, the GIL released while it waits),
 # which costs the client far less than the general cursor path for its 24 parameters.
-_wake_prepared: weakref.WeakSet[Conn] = weakref.WeakSet()
+_prepared: dict[bytes, weakref.WeakSet[Conn]] = {q.COMMIT_WAKE_NAME: weakref.WeakSet(),
+                                                 q.COMMIT_WAKES_NAME: weakref.WeakSet()}
+
+
+def _exec_prepared(conn: Conn, name: bytes, sql: str, args: list[bytes | None]) -> Any:
+    """The result of the prepared statement ``name`` (prepared on ``conn`` first if needed).
+    Errors are raised as the cursor path raises them: server errors as psycopg's classes by
+    SQLSTATE, a lost connection as OperationalError."""
+    pgconn = conn.pgconn
+    prepared = _prepared[name]
+    for attempt in (1, 2):
+        if conn not in prepared:
+            res = pgconn.prepare(name, sql.encode())
+            if res.status != ExecStatus.COMMAND_OK:
+                raise _error(conn, res)
+            prepared.add(conn)
+        res = pgconn.exec_prepared(name, cast(Any, args))  # None = SQL NULL
+        if res.status == ExecStatus.TUPLES_OK:
+            return res
+        exc = _error(conn, res)
+        if isinstance(exc, pgerrors.InvalidSqlStatementName) and attempt == 1:
+            prepared.discard(conn)  # deallocated behind our back (DISCARD ALL): prepare again
+            continue
+        raise exc
+    raise AssertionError("unreachable")
 
 
 def exec_commit_wake(conn: Conn, args: list[bytes | None]) -> tuple[bool, int]:
     """Run COMMIT_WAKE on ``conn`` (autocommit: the call is its own transaction); its result,
-    (signal_pending, lease token). Errors are raised as the cursor path raises them: server
-    errors as psycopg's classes by SQLSTATE, a lost connection as OperationalError."""
-    pgconn = conn.pgconn
-    for attempt in (1, 2):
-        if conn not in _wake_prepared:
-            res = pgconn.prepare(q.COMMIT_WAKE_NAME, q.COMMIT_WAKE.encode())
-            if res.status != ExecStatus.COMMAND_OK:
-                raise _error(conn, res)
-            _wake_prepared.add(conn)
-        res = pgconn.exec_prepared(q.COMMIT_WAKE_NAME, cast(Any, args))  # None = SQL NULL
-        if res.status == ExecStatus.TUPLES_OK:
-            token = res.get_value(0, 1)
-            return res.get_value(0, 0) == b"t", int(token) if token is not None else 0
-        exc = _error(conn, res)
-        if isinstance(exc, pgerrors.InvalidSqlStatementName) and attempt == 1:
-            _wake_prepared.discard(conn)  # deallocated behind our back (DISCARD ALL): prepare again
-            continue
-        raise exc
-    raise AssertionError("unreachable")
+    (signal_pending, lease token)."""
+    res = _exec_prepared(conn, q.COMMIT_WAKE_NAME, q.COMMIT_WAKE, args)
+    token = res.get_value(0, 1)
+    return res.get_value(0, 0) == b"t", int(token) if token is not None else 0
+
+
+#: One wake's row from continuum_commit_wakes: (signal_pending, lease token, SQLSTATE, message,
+#: detail); the last three are None unless that wake was refused.
+WakeRow = tuple[bool, int, "str | None", "str | None", "str | None"]
+
+
+def exec_commit_wakes(conn: Conn, wakes_json: bytes) -> list[WakeRow]:
+    """Run COMMIT_WAKES on ``conn`` (autocommit: one transaction for every wake in it): a row per
+    wake, in order. A wake the server refused is reported in its row (nothing of it written);
+    an error of the call itself (a lost connection) is raised, and then nothing is known of any."""
+    res = _exec_prepared(conn, q.COMMIT_WAKES_NAME, q.COMMIT_WAKES, [wakes_json])
+    rows: list[WakeRow] = []
+    for i in range(res.ntuples):
+        token, state = res.get_value(i, 1), res.get_value(i, 2)
+        rows.append((res.get_value(i, 0) == b"t", int(token) if token is not None else 0,
+                     None if state is None else state.decode(), _text(res.get_value(i, 3)),
+                     _text(res.get_value(i, 4))))
+    return rows
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode(errors="replace")
 
 
 def _error(conn: Conn, res: Any) -> psycopg.Error:

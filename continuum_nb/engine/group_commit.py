@@ -1,0 +1,134 @@
+"""Group commit: wakes of several runs that are ready at the same moment share one commit.
+
+The drive threads call ``GroupCommit.commit(wake)``. At most one commit of this engine is in
+flight at a time:
+
+- nothing in flight: the wake is committed at once, alone, through ``Store.commit_wake`` (a
+  lone run pays no wait for a batch to fill, and one after another every wake is still its own
+  single-statement commit);
+- a commit in flight: the wake queues. When the commit in flight returns, its thread hands the
+  queue (up to ``batch_size`` wakes) to the first thread waiting in it, which commits them all
+  with ``Store.commit_wakes`` (one round trip, one transaction) while the next batch forms.
+
+Each wake is still fenced by its own run's lease token (the store checks each one); a wake that
+is refused gets its own exception, and the others commit. An error of the whole call (the
+database unavailable, the connection lost mid-commit) goes to every wake of that batch, each
+of which is then retried on its own by its drive (``Drives._drive_failed``).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from ..store.base import Store, Wake, WakeResult
+
+__all__ = ["GroupCommit"]
+
+#: Telemetry of a group commit: ``{"wakes": n, "duration": ns}``.
+BATCH_EVENT = ("continuum", "wake", "batch")
+
+
+class _Waiter:
+    """One wake waiting in the queue, and what became of it."""
+
+    __slots__ = ("batch", "done", "error", "result", "wake")
+
+    def __init__(self, wake: Wake) -> None:
+        self.wake = wake
+        self.done = threading.Event()
+        self.result: WakeResult | None = None
+        self.error: BaseException | None = None
+        #: Set for the waiter that is to lead the next batch (its own wake first).
+        self.batch: list[_Waiter] | None = None
+
+
+class GroupCommit:
+    """``commit(wake)``: as ``Store.commit_wake``, from any thread, sharing commits."""
+
+    def __init__(
+        self,
+        store: Store,
+        batch_size: int,
+        emit: Callable[[tuple[str, ...], dict[str, int]], None] | None = None,
+    ) -> None:
+        # The store's methods are looked up at each call (a wrapped store method is honoured).
+        self._commit_one: Callable[[Wake], WakeResult] = lambda wake: store.commit_wake(wake)
+        self._commit_many: Callable[[Sequence[Wake]], list[WakeResult | Exception]] = (
+            lambda wakes: store.commit_wakes(wakes))
+        self._batch_size = max(1, batch_size)
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._queue: list[_Waiter] = []
+        self._busy = False  # a commit of this engine is in flight
+
+    def commit(self, wake: Wake) -> WakeResult:
+        if self._batch_size == 1:
+            return self._commit_one(wake)
+        with self._lock:
+            lead = not self._busy
+            if lead:
+                self._busy = True
+            else:
+                waiter = _Waiter(wake)
+                self._queue.append(waiter)
+        if lead:
+            try:
+                return self._commit_one(wake)
+            finally:
+                self._hand_off()
+        waiter.done.wait()
+        if waiter.batch is not None:
+            try:
+                self._run(waiter.batch)
+            finally:
+                self._hand_off()
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.result is not None
+        return waiter.result
+
+    def _hand_off(self) -> None:
+        """(the thread whose commit just returned) The queue to its first waiter, or idle."""
+        with self._lock:
+            if not self._queue:
+                self._busy = False
+                return
+            batch = self._queue[:self._batch_size]
+            del self._queue[:self._batch_size]
+        leader = batch[0]
+        leader.batch = batch
+        leader.done.set()
+
+    def _run(self, batch: list[_Waiter]) -> None:
+        """(the leader's thread) Commit ``batch`` and tell each of its other waiters."""
+        t0 = time.perf_counter_ns()
+        try:
+            if len(batch) == 1:
+                batch[0].result = self._commit_one(batch[0].wake)
+            else:
+                outcomes = self._commit_many([w.wake for w in batch])
+                for w, outcome in zip(batch, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
+                        w.error = outcome
+                    else:
+                        w.result = outcome
+        except BaseException as exc:
+            for i, w in enumerate(batch):
+                # Each thread raises its own copy: one exception object raised in several
+                # threads at once would mix their tracebacks.
+                w.error = exc if i == 0 else _copy(exc)
+        finally:
+            for w in batch[1:]:
+                w.done.set()
+        if self._emit is not None and len(batch) > 1:
+            self._emit(BATCH_EVENT, {"wakes": len(batch), "duration": time.perf_counter_ns() - t0})
+
+
+def _copy(exc: BaseException) -> BaseException:
+    try:
+        return copy.copy(exc)
+    except Exception:
+        return exc

@@ -1,0 +1,77 @@
+"""Group commit on PostgreSQL (``commit_wakes``): several runs' wakes in one call of
+``continuum_commit_wakes`` (migration 20261207060000), one round trip and one transaction.
+
+The server runs each wake as one ``continuum_commit_wake`` call in its own subtransaction, so a
+wake that is refused (its run's lease lost, its seq taken, a value PostgreSQL refuses) is rolled
+back alone and reported in its row; the others commit together. A wake that lost a deadlock
+with another engine's transaction (possible only across engines: the runs of one batch are all
+held here) is committed again on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..base import Wake, WakeResult
+from ..checks import check_wake
+from ..payloads import dumps
+from . import sql as q
+from .pool import Conn, PgPool, server_error
+from .wake import WakeRow, exec_commit_wakes, wake_args
+
+__all__ = ["commit_wakes"]
+
+#: SQLSTATEs of a transient conflict with another transaction: the wake is sent again alone.
+_CONFLICTS = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+Outcome = WakeResult | Exception
+
+
+def commit_wakes(db: PgPool, wakes: Sequence[Wake], fence_failure: Callable[[Conn, Wake], Exception],
+                 commit_wake: Callable[[Wake], WakeResult]) -> list[Outcome]:
+    """``Store.commit_wakes``: one entry per wake, in order. ``fence_failure`` tells why the
+    fence refused a wake (read on the same connection); ``commit_wake`` commits one alone."""
+    out: list[Outcome | None] = [None] * len(wakes)
+    sent: list[int] = []
+    args: list[list[str | None]] = []
+    for i, wake in enumerate(wakes):
+        try:
+            check_wake(wake)
+            args.append(wake_args(wake, wake.run_id))
+        except ValueError as exc:  # a value that cannot be sent: nothing of this wake is
+            out[i] = exc
+            continue
+        sent.append(i)
+    if sent:
+        payload = dumps(args).encode()
+
+        def call(conn: Conn) -> list[int]:
+            return _read_rows(conn, wakes, sent, exec_commit_wakes(conn, payload), out, fence_failure)
+
+        for i in db.call(call):
+            try:
+                out[i] = commit_wake(wakes[i])
+            except Exception as exc:
+                out[i] = exc
+    return [r if r is not None else RuntimeError(f"run {w.run_id}: the group commit returned no row for it")
+            for r, w in zip(out, wakes, strict=True)]
+
+
+def _read_rows(conn: Conn, wakes: Sequence[Wake], sent: list[int], rows: list[WakeRow],
+               out: list[Outcome | None], fence_failure: Callable[[Conn, Wake], Exception]) -> list[int]:
+    """(on the call's connection) Each sent wake's outcome into ``out``; returns the wakes that
+    lost a transient conflict (nothing of them written), to be committed again alone."""
+    again = []
+    for i, (pending, _token, state, message, detail) in zip(sent, rows, strict=False):
+        wake = wakes[i]
+        if state is None:
+            out[i] = WakeResult(signal_pending=pending)
+        elif state == q.WAKE_REFUSED:
+            out[i] = fence_failure(conn, wake)
+        elif state in _CONFLICTS:
+            again.append(i)
+        else:
+            line = (message or state).splitlines()[0]
+            out[i] = server_error(state, line, message or "", detail or "") or ValueError(
+                f"run {wake.run_id}: PostgreSQL refused the wake ({state}: {line})")
+    return again
