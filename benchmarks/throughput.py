@@ -111,15 +111,19 @@ class Counting:
 
 
 def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup: int,
-             wake_batch_size: int = 64) -> dict[str, Any]:
+             wake_batch_size: int = 64, commits_in_flight: int | None = None) -> dict[str, Any]:
     inst = cn.Instance(f"bench-{uuid.uuid4().hex[:6]}", database_url=conninfo,
-                       pool_size=max(4, concurrency + 2), activity_concurrency=max(8, concurrency * 2),
+                       pool_size=max(4, min(concurrency + 2, 20)), activity_concurrency=max(8, concurrency * 2),
                        run_concurrency=max(64, concurrency * 4), lease_ttl=30.0, wake_batch_size=wake_batch_size)
     wf = make_workflow(steps)
     inst.registry.register(wf)
     counting = Counting(inst.store)
     for i in range(warmup):
         cn.wait(cn.start(wf, {"n": i}, instance=inst).id, timeout=60, instance=inst)
+    engine = inst.engine
+    assert engine is not None
+    if commits_in_flight is not None:  # an experiment's knob, not a setting (group_commit.MAX_IN_FLIGHT)
+        engine.group_commit._max_in_flight = commits_in_flight
 
     latencies: list[float] = []
     lat_lock = threading.Lock()
@@ -172,6 +176,7 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
         "engine": "continuum_nb",
         "concurrency": concurrency,
         "wake_batch_size": wake_batch_size,
+        "commits_in_flight": engine.group_commit._max_in_flight,
         "workflows": workflows,
         "steps": steps,
         "elapsed_s": round(elapsed, 3),
@@ -195,10 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--wake-batch-size", type=int, nargs="+", default=[64],
                    help="group commit sizes to compare, alternated per concurrency (1: every wake alone)")
+    p.add_argument("--commits-in-flight", type=int, nargs="+", default=[None],
+                   help="group commit: commits of the engine in flight at once (default: the engine's)")
     args = p.parse_args(argv)
     for c in args.concurrency:
         for size in args.wake_batch_size:
-            print(json.dumps(scenario(args.database_url, args.workflows, args.steps, c, args.warmup, size)), flush=True)
+            for flight in args.commits_in_flight:
+                print(json.dumps(scenario(args.database_url, args.workflows, args.steps, c, args.warmup, size, flight)),
+                      flush=True)
     return 0
 
 

@@ -1,14 +1,17 @@
 """Group commit: wakes of several runs that are ready at the same moment share one commit.
 
-The drive threads call ``GroupCommit.commit(wake)``. At most one commit of this engine is in
-flight at a time:
+The drive threads call ``GroupCommit.commit(wake)``. At most ``MAX_IN_FLIGHT`` commits of this
+engine are in flight at a time:
 
-- nothing in flight: the wake is committed at once, alone, through ``Store.commit_wake`` (a
-  lone run pays no wait for a batch to fill, and one after another every wake is still its own
+- fewer in flight: the wake is committed at once, alone, through ``Store.commit_wake`` (a lone
+  run pays no wait for a batch to fill, and one after another every wake is still its own
   single-statement commit);
-- a commit in flight: the wake queues. When the commit in flight returns, its thread hands the
-  queue (up to ``batch_size`` wakes) to the first thread waiting in it, which commits them all
-  with ``Store.commit_wakes`` (one round trip, one transaction) while the next batch forms.
+- all slots busy: the wake queues. When a commit in flight returns, its thread hands the queue
+  (up to ``batch_size`` wakes) to the first thread waiting in it, which commits them all with
+  ``Store.commit_wakes`` (one round trip, one transaction) while the next batch forms.
+
+Two commits in flight, not one: the server works on one while the other's reply travels and
+the client builds the next, so a 2-core machine keeps both cores busy.
 
 Each wake is still fenced by its own run's lease token (the store checks each one); a wake that
 is refused gets its own exception, and the others commit. An error of the whole call (the
@@ -26,6 +29,9 @@ from collections.abc import Callable, Sequence
 from ..store.base import Store, Wake, WakeResult
 
 __all__ = ["GroupCommit"]
+
+#: Commits of one engine in flight at once (each alone or a batch).
+MAX_IN_FLIGHT = 2
 
 #: Telemetry of a group commit: ``{"wakes": n, "duration": ns}``.
 BATCH_EVENT = ("continuum", "wake", "batch")
@@ -53,6 +59,7 @@ class GroupCommit:
         store: Store,
         batch_size: int,
         emit: Callable[[tuple[str, ...], dict[str, int]], None] | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         # The store's methods are looked up at each call (a wrapped store method is honoured).
         self._commit_one: Callable[[Wake], WakeResult] = lambda wake: store.commit_wake(wake)
@@ -62,15 +69,16 @@ class GroupCommit:
         self._emit = emit
         self._lock = threading.Lock()
         self._queue: list[_Waiter] = []
-        self._busy = False  # a commit of this engine is in flight
+        self._max_in_flight = max(1, max_in_flight)
+        self._in_flight = 0  # commits of this engine in flight (alone or batches)
 
     def commit(self, wake: Wake) -> WakeResult:
         if self._batch_size == 1:
             return self._commit_one(wake)
         with self._lock:
-            lead = not self._busy
+            lead = self._in_flight < self._max_in_flight
             if lead:
-                self._busy = True
+                self._in_flight += 1
             else:
                 waiter = _Waiter(wake)
                 self._queue.append(waiter)
@@ -91,10 +99,10 @@ class GroupCommit:
         return waiter.result
 
     def _hand_off(self) -> None:
-        """(the thread whose commit just returned) The queue to its first waiter, or idle."""
+        """(the thread whose commit just returned) The queue to its first waiter, or a slot freed."""
         with self._lock:
             if not self._queue:
-                self._busy = False
+                self._in_flight -= 1
                 return
             batch = self._queue[:self._batch_size]
             del self._queue[:self._batch_size]

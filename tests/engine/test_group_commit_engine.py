@@ -34,6 +34,7 @@ class HeldCommit:
         engine = inst.start_engine()
         assert engine is not None
         self.gc = gc = engine.group_commit
+        gc._max_in_flight = 1  # one commit in flight: the others queue behind the held one
         self._one, self._many = gc._commit_one, gc._commit_many
         self.entered, self._release = threading.Event(), threading.Event()
         self.batches: list[list[str]] = []

@@ -70,7 +70,7 @@ def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
 def test_a_lone_wake_commits_at_once_and_alone() -> None:
     store = FakeStore()
     store.hold_first.set()
-    gc = GroupCommit(store, 64)
+    gc = GroupCommit(store, max_in_flight=1, batch_size=64)
     w = wake()
     assert gc.commit(w) == WakeResult(signal_pending=False)
     assert gc.commit(wake()).signal_pending is False
@@ -92,7 +92,7 @@ def run_concurrently(gc: GroupCommit, store: FakeStore, queued: list[Wake]) -> t
 def test_wakes_arriving_during_a_commit_share_the_next_one() -> None:
     store = FakeStore()
     emitted: list[tuple[tuple[str, ...], dict[str, int]]] = []
-    gc = GroupCommit(store, 64, lambda e, m: emitted.append((e, m)))
+    gc = GroupCommit(store, 64, lambda e, m: emitted.append((e, m)), max_in_flight=1)
     queued = [wake() for _ in range(5)]
     first, others = run_concurrently(gc, store, queued)
     assert first.result() == WakeResult(signal_pending=False)
@@ -100,12 +100,12 @@ def test_wakes_arriving_during_a_commit_share_the_next_one() -> None:
     assert store.calls[0][0] == "one"
     assert store.calls[1:] == [("many", [w.run_id for w in queued])]  # one call, in arrival order
     assert [(e, m["wakes"]) for e, m in emitted] == [(BATCH_EVENT, 5)]
-    assert not gc._busy and queue_length(gc) == 0
+    assert gc._in_flight == 0 and queue_length(gc) == 0
 
 
 def test_the_batch_size_bounds_a_commit() -> None:
     store = FakeStore()
-    gc = GroupCommit(store, 2)
+    gc = GroupCommit(store, max_in_flight=1, batch_size=2)
     queued = [wake() for _ in range(5)]
     _, others = run_concurrently(gc, store, queued)
     assert all(f.result().signal_pending for f in others[:4])
@@ -116,7 +116,7 @@ def test_the_batch_size_bounds_a_commit() -> None:
 def test_a_refused_wake_fails_alone() -> None:
     queued = [wake() for _ in range(3)]
     store = FakeStore(refuse={queued[1].run_id})
-    gc = GroupCommit(store, 64)
+    gc = GroupCommit(store, max_in_flight=1, batch_size=64)
     _, others = run_concurrently(gc, store, queued)
     assert others[0].result().signal_pending and others[2].result().signal_pending
     with pytest.raises(LeaseLost, match="refused"):
@@ -125,7 +125,7 @@ def test_a_refused_wake_fails_alone() -> None:
 
 def test_an_error_of_the_whole_call_reaches_every_wake_of_the_batch() -> None:
     store = FakeStore(fail_batch=DatabaseUnavailable("the connection was lost"))
-    gc = GroupCommit(store, 64)
+    gc = GroupCommit(store, max_in_flight=1, batch_size=64)
     first, others = run_concurrently(gc, store, [wake() for _ in range(3)])
     assert first.result() == WakeResult(signal_pending=False)
     errors = [f.exception() for f in others]
@@ -139,8 +139,36 @@ def test_an_error_of_the_whole_call_reaches_every_wake_of_the_batch() -> None:
 def test_batch_size_one_never_batches() -> None:
     store = FakeStore()
     store.hold_first.set()
-    gc = GroupCommit(store, 1)
+    gc = GroupCommit(store, max_in_flight=1, batch_size=1)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: gc.commit(wake()), range(20)))
     assert results == [WakeResult(signal_pending=False)] * 20
     assert {kind for kind, _ in store.calls} == {"one"}
+
+
+def test_two_commits_may_be_in_flight_before_wakes_queue() -> None:
+    store = FakeStore()
+    second_started, hold_second = threading.Event(), threading.Event()
+    real = store.commit_wake
+
+    def commit_wake(w: Wake) -> WakeResult:
+        if len(store.calls) == 1:  # the second single commit (the first is held by FakeStore)
+            second_started.set()
+            assert hold_second.wait(10)
+        return real(w)
+
+    store.commit_wake = commit_wake  # type: ignore[method-assign]
+    gc = GroupCommit(store, batch_size=64, max_in_flight=2)
+    pool = ThreadPoolExecutor(4)
+    first = pool.submit(gc.commit, wake())
+    assert store.first_started.wait(10)
+    second = pool.submit(gc.commit, wake())  # a second slot: committed at once, alone
+    assert second_started.wait(10)
+    third, fourth = pool.submit(gc.commit, wake()), pool.submit(gc.commit, wake())
+    wait_until(lambda: queue_length(gc) == 2)
+    store.hold_first.set()
+    hold_second.set()
+    pool.shutdown(wait=True)
+    assert all(f.result() is not None for f in (first, second, third, fourth))
+    assert [kind for kind, _ in store.calls[:2]] == ["one", "one"]
+    assert sum(len(ids) for _, ids in store.calls[2:]) == 2 and gc._in_flight == 0
