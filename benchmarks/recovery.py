@@ -1,0 +1,166 @@
+"""Recovery after kill -9: N runs held by one worker, taken over by the others. JSON lines.
+
+    python benchmarks/recovery.py --admin-url postgresql://postgres@/postgres?host=/var/run/postgresql \
+        [--runs 10000] [--workers 2] [--lease-ttl 10]
+
+On a scratch database (created and dropped here): worker A (`continuum worker`, holding every
+run it drives: `release_after` and `max_cached_runs` raised) drives the first wake of N runs
+started by `cn.start_many`; each run then sleeps on a timer until one common instant. Once A
+holds all N, `--workers` more workers start; A is killed with SIGKILL a moment before that
+instant. Its leases lapse after `--lease-ttl`; the others claim the runs (their timers are due
+by then), replay each from its journal and complete it. Figures, in seconds from the kill:
+
+- ``all_claimed_s``: every run is held by a surviving worker or completed (what the target
+  "recovered within lease TTL + 5 s" measures);
+- ``all_completed_s``: every run completed;
+- ``lease_ttl_s`` beside them, and the runs' final state counts (nothing lost, no duplicate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from psycopg.conninfo import make_conninfo  # noqa: E402
+
+import continuum_nb as cn  # noqa: E402
+
+WORKFLOW = "bench_recovery"
+
+
+@cn.workflow(name=WORKFLOW)
+async def bench_recovery(i: int, until: str) -> int:
+    left = (datetime.fromisoformat(until) - cn.now()).total_seconds()
+    if left > 0:
+        await cn.timer(cn.seconds(left))
+    return i
+
+
+def _one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+class Worker:
+    """``continuum worker`` importing this module, as its own process."""
+
+    def __init__(self, url: str, name: str, lease_ttl: float, extra_env: dict[str, str]) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")} | extra_env
+        # Its log goes to a file: a pipe nobody reads after "ready" would fill and block it.
+        self._log = tempfile.NamedTemporaryFile(prefix=f"recovery-{name}-", suffix=".log")  # noqa: SIM115
+        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "continuum_nb", "worker", "--database-url", url, "--import", "benchmarks.recovery",
+             "--instance", name, "--lease-ttl", str(lease_ttl), "--concurrency", "16", "--quiet"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if b" ready " in Path(self._log.name).read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker did not start: {Path(self._log.name).read_bytes().decode(errors='replace')[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+def _until(what: str, check: Any, timeout: float, every: float = 0.1) -> float:
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+    return time.monotonic() - t0
+
+
+def run(admin: str, runs: int, workers: int, lease_ttl: float, timeout: float) -> None:
+    name = f"continuum_bench_recovery_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # generated above, not user input
+    url = make_conninfo(admin, dbname=name)
+    procs: list[Worker] = []
+    try:
+        holder = Worker(url, "holder", lease_ttl, {"CONTINUUM_RELEASE_AFTER": "86400",
+                                                    "CONTINUUM_MAX_CACHED_RUNS": str(runs * 2),
+                                                    "CONTINUUM_RUN_CONCURRENCY": "256"})
+        procs.append(holder)
+        holder.wait_ready()
+        client = cn.Instance("bench-recovery-client", database_url=url, run_engine=False)
+        # the instant: far ahead enough for every first wake on the holder
+        due = datetime.fromtimestamp(time.time() + 3600, timezone.utc)
+        t0 = time.monotonic()
+        cn.start_many(WORKFLOW, [{"i": i, "until": due.isoformat()} for i in range(runs)], instance=client)
+        held_sql = ("SELECT count(*) FROM continuum_runs WHERE workflow = %s AND state = 'suspended' "
+                    "AND lease_owner IS NOT NULL AND next_wakeup_at IS NOT NULL AND last_seq > 0")
+        _until("the holder to hold every run", lambda: _one(url, held_sql, (WORKFLOW,)) >= runs, timeout, 0.5)
+        took = time.monotonic() - t0
+        print(json.dumps({"benchmark": "recovery_setup", "runs": runs, "all_held_s": round(took, 1),
+                          "first_wakes_per_s": round(runs / took)}), flush=True)
+        for k in range(workers):
+            w = Worker(url, f"survivor{k}", lease_ttl, {})
+            procs.append(w)
+            w.wait_ready()
+        holder.stop(signal.SIGKILL)
+        # The timers fall due now: moved in the database once the holder is dead (its own timers
+        # would have fired only at the original instant).
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE continuum_runs SET next_wakeup_at = now() WHERE workflow = %s", (WORKFLOW,))
+            conn.execute("UPDATE continuum_timers SET fires_at = now()")
+        recovered_sql = ("SELECT count(*) FROM continuum_runs WHERE workflow = %s AND "
+                         "(state = 'completed' OR lease_owner LIKE 'survivor%%')")
+        claimed = _until("every run claimed by a survivor", lambda: _one(url, recovered_sql, (WORKFLOW,)) >= runs, timeout)
+        done_sql = "SELECT count(*) FROM continuum_runs WHERE workflow = %s AND state = 'completed'"
+        completed = _until("every run completed", lambda: _one(url, done_sql, (WORKFLOW,)) >= runs, timeout) + claimed
+        with psycopg.connect(url, autocommit=True) as conn:
+            states = dict(conn.execute("SELECT state, count(*) FROM continuum_runs GROUP BY state").fetchall())
+            dup = conn.execute("SELECT count(*) FROM (SELECT run_id, seq FROM continuum_events GROUP BY run_id, seq "
+                               "HAVING count(*) > 1) d").fetchone()
+        print(json.dumps({"benchmark": "recovery", "runs": runs, "survivors": workers, "lease_ttl_s": lease_ttl,
+                          "all_claimed_s": round(claimed, 2), "all_completed_s": round(completed, 2),
+                          "target_s": lease_ttl + 5, "states": states, "duplicate_seqs": dup[0] if dup else None}), flush=True)
+        client.close()
+    finally:
+        for p in procs:
+            p.stop()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--admin-url", required=True)
+    ap.add_argument("--runs", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=2, help="survivors started before the kill")
+    ap.add_argument("--lease-ttl", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=1800.0)
+    args = ap.parse_args()
+    run(args.admin_url, args.runs, args.workers, args.lease_ttl, args.timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
