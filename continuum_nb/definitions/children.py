@@ -28,6 +28,7 @@ __all__ = [
     "StartChildCommand",
     "child",
     "child_run_id",
+    "child_target",
     "start_child",
 ]
 
@@ -40,8 +41,10 @@ _NAMESPACE = uuid.UUID("6b1d0c52-3f7e-4c55-9d0e-0c1a5d2f7a11")
 
 @dataclass
 class ChildCommand(Command):
-    """``cn.child``: start a child workflow and wait for its outcome."""
+    """``cn.child``: start a child workflow and wait for its outcome. Its target is the
+    workflow's name, or ``name/run_id`` when ``run_id=`` is given (``child_target``)."""
 
+    workflow: str = ""
     input: Any = None
     run_key: str | None = None  # the ``run_id=`` given to cn.child / cn.start_child
     on_parent_cancel: str = "cancel"
@@ -61,13 +64,15 @@ class ChildResultCommand(Command):
     child_run_id: str = ""
 
 
+def child_target(workflow: str, run_key: str | None) -> str:
+    """The target of a child's command identity: the workflow, and ``run_id=`` when given."""
+    return workflow if run_key is None else f"{workflow}/{run_key}"
+
+
 def child_run_id(parent_run_id: str, workflow: str, ordinal: int, run_key: str | None) -> uuid.UUID:
     """The child's run id: derived from the parent's id and the command identity (kind
-    ``child``, the workflow name, the ordinal) and ``run_id=`` when given."""
-    name = f"{parent_run_id}/child/{workflow}/{ordinal}"
-    if run_key is not None:
-        name += f"/{run_key}"
-    return uuid.uuid5(_NAMESPACE, name)
+    ``child``, the workflow name and ``run_id=`` when given, the ordinal)."""
+    return uuid.uuid5(_NAMESPACE, f"{parent_run_id}/child/{child_target(workflow, run_key)}/{ordinal}")
 
 
 def _command(cls: type[ChildCommand], what: str, workflow: Any, input: Any, run_id: Any,
@@ -85,7 +90,8 @@ def _command(cls: type[ChildCommand], what: str, workflow: Any, input: Any, run_
             f"the input of child workflow {name!r} is a JSON object (a dict of its keyword arguments), "
             f"not {type(input).__name__}"
         )
-    return cls("child", name, input=input, run_key=None if run_id is None else str(run_id),
+    key = None if run_id is None else str(run_id)
+    return cls("child", child_target(name, key), workflow=name, input=input, run_key=key,
                on_parent_cancel=on_parent_cancel)
 
 
@@ -113,7 +119,8 @@ class _StartChild(CommandAwaitable):
         if current() is None:
             require("await cn.start_child(...)")
         answer = yield self.command
-        return ChildHandle(self.command.target, str(answer["run_id"]), int(answer["seq"]))
+        assert isinstance(self.command, ChildCommand)
+        return ChildHandle(self.command.workflow, str(answer["run_id"]), int(answer["seq"]))
 
 
 class ChildHandle(CommandAwaitable):

@@ -28,25 +28,26 @@ CHILD_ENDS = {"completed": "child_completed", "failed": "child_failed", "cancell
 def start_child(cmd: ChildCommand, ordinal: int, parent_run_id: str, resolver: Resolver, batch: Batch,
                 record: Any) -> Answer | None:
     """Journal ``child_started`` (and the child's run for the commit), or a refused start."""
-    check_json(cmd.input, f"input of child workflow {cmd.target!r}")  # raised at the await, nothing journaled
+    wf = cmd.workflow
+    check_json(cmd.input, f"input of child workflow {wf!r}")  # raised at the await, nothing journaled
     ask = getattr(resolver, "child_target", None)
-    target = ask(cmd.target) if ask is not None else ChildTarget(refused="no engine to start it (an offline replay)")
+    target = ask(wf) if ask is not None else ChildTarget(refused="no engine to start it (an offline replay)")
     payload: dict[str, Any] = {
-        "workflow": cmd.target, "ordinal": ordinal, "child_run_id": None, "run_id": cmd.run_key,
+        "workflow": wf, "ordinal": ordinal, "child_run_id": None, "run_id": cmd.run_key,
         "input": cmd.input, "version_hash": target.version_hash or None, "on_parent_cancel": cmd.on_parent_cancel,
     }
     if target.refused is not None:
         ev = record("child_started", payload)
         failed = record("child_failed", {
-            "started_seq": ev.seq, "workflow": cmd.target, "child_run_id": None, "state": "refused",
+            "started_seq": ev.seq, "workflow": wf, "child_run_id": None, "state": "refused",
             "error": {"type": "continuum_nb.errors.ChildFailed", "message": target.refused},
         })
         return answer_of(failed)
-    rid = child_run_id(parent_run_id, cmd.target, ordinal, cmd.run_key)
+    rid = child_run_id(parent_run_id, wf, ordinal, cmd.run_key)
     payload["child_run_id"] = str(rid)
     ev = record("child_started", payload)
     batch.children.append(StartedChild(
-        rid, ev.seq, cmd.target, target.version_hash, cmd.input, uuid.UUID(target.correlation_id),
+        rid, ev.seq, wf, target.version_hash, cmd.input, uuid.UUID(target.correlation_id),
         cmd.on_parent_cancel, target.retention_s,
     ))
     return None

@@ -13,7 +13,7 @@ from typing import Any
 from ..store.base import Event
 from .journal import identity_of
 
-__all__ = ["DriftSignal", "drift_report", "end_message", "mismatch_message", "not_awaitable", "waiting_message"]
+__all__ = ["DriftSignal", "drift_report", "end_message", "mismatch_message", "waiting_message"]
 
 
 class DriftSignal(BaseException):
@@ -62,10 +62,3 @@ def end_message(what: str, remaining: int, next_event: Event) -> str:
     return (f"the workflow {what} but the journal has {remaining} more command(s), "
             f"starting with {next_event.event_type} (seq {next_event.seq})")
 
-
-def not_awaitable(workflow: str, awaited: Any) -> TypeError:
-    return TypeError(
-        f"workflow {workflow!r} awaited {awaited!r}, which is not a continuum awaitable; "
-        "inside a workflow await only activities, cn.signal(), cn.timer(), cn.child(), cn.gather() and cn.first() "
-        "(asyncio and other libraries cannot be awaited: move that code into an @cn.activity)"
-    )

@@ -50,8 +50,8 @@ def identity_of(ev: Event) -> tuple[str, str]:
         return ("patched", p["name"])
     if t == "compensation_scheduled":
         return ("compensation", p["activity"])
-    if t == "child_started":
-        return ("child", p["workflow"])
+    if t == "child_started":  # (definitions/children.child_target)
+        return ("child", p["workflow"] if p.get("run_id") is None else f"{p['workflow']}/{p['run_id']}")
     raise ValueError(f"{t} is not a command-start event")
 
 

@@ -30,7 +30,7 @@ from .children import cancel_child, resolve_child, start_child
 from .journal import Answer, answer_of
 from .outcomes import Batch, Blocked, Resolver, ScheduledActivity, StartedTimer
 
-__all__ = ["Offline", "Record", "blocked_on", "cancel_started", "resolve_started", "start_command"]
+__all__ = ["Offline", "Record", "blocked_on", "cancel_started", "not_awaitable", "resolve_started", "start_command"]
 
 #: What each scheduled kind journals: (start, completed, failed).
 _ACTIVITY_EVENTS = {"activity_scheduled": ("activity_completed", "activity_failed"),
@@ -206,3 +206,12 @@ class Offline:
 
     def signal(self, name: str, skip: set[int]) -> SignalRecord | None:
         return None
+
+
+def not_awaitable(workflow: str, awaited: Any) -> TypeError:
+    """The error a workflow that awaited something else than a command gets."""
+    return TypeError(
+        f"workflow {workflow!r} awaited {awaited!r}, which is not a continuum awaitable; "
+        "inside a workflow await only activities, cn.signal(), cn.timer(), cn.child(), cn.gather() and cn.first() "
+        "(asyncio and other libraries cannot be awaited: move that code into an @cn.activity)"
+    )

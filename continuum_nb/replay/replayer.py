@@ -23,16 +23,9 @@ from ..definitions.commands import Command, FirstCommand, GatherCommand
 from ..definitions.context import active
 from ..store.base import Event
 from ..store.payloads import check_json, storable_text
-from .drift import (
-    DriftSignal,
-    drift_report,
-    end_message,
-    mismatch_message,
-    not_awaitable,
-    waiting_message,
-)
+from .drift import DriftSignal, drift_report, end_message, mismatch_message, waiting_message
 from .journal import Answer, JournalIndex, StartsBySeq, answer_of, outcome_of
-from .live import blocked_on, cancel_started, resolve_started, start_command
+from .live import blocked_on, cancel_started, not_awaitable, resolve_started, start_command
 from .outcomes import Batch, Blocked, Completed, Drifted, Failed, Resolver, error_dict
 
 __all__ = ["Replayer"]
