@@ -289,10 +289,12 @@ BEGIN
     IF p_finished OR p_state = 'drifted' THEN
         PERFORM pg_notify('continuum_run_done', p_run::text);
         -- A child's end wakes its parent, in this transaction; the parent journals the outcome.
+        -- Always an update (never skipped because the parent looks due already): a wake of the
+        -- parent in progress holds its row, and this must wait for it, or that wake, which did
+        -- not see this child end, would clear the wakeup after this check.
         IF p_finished AND v_parent IS NOT NULL THEN
-            UPDATE continuum_runs SET next_wakeup_at = p_now
-             WHERE id = v_parent AND state IN ('running', 'suspended')
-               AND (next_wakeup_at IS NULL OR next_wakeup_at > p_now);
+            UPDATE continuum_runs SET next_wakeup_at = least(coalesce(next_wakeup_at, p_now), p_now)
+             WHERE id = v_parent AND state IN ('running', 'suspended');
             PERFORM pg_notify('continuum_wake', v_parent::text);
         END IF;
     ELSIF p_release AND v_next <= p_now THEN

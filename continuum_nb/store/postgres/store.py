@@ -188,10 +188,18 @@ class PostgresStore(PgIngress, PgPrune, PgBulk):
 
     def cancel_run(self, run_id: UUID, now: datetime) -> RunRecord:
         with self._connection() as conn:
-            with conn.transaction():
-                row = conn.execute(q.CANCEL_RUN, {"run": run_id, "now": now}).fetchone()
-                if row is not None:  # its children that follow it, and its parent woken
-                    conn.execute(q.CANCEL_TREE, {"run": run_id, "now": now})
+            for attempt in (1, 2, 3):
+                try:
+                    with conn.transaction():
+                        row = conn.execute(q.CANCEL_RUN, {"run": run_id, "now": now}).fetchone()
+                        if row is not None:  # its children that follow it, and its parent woken
+                            conn.execute(q.CANCEL_TREE, {"run": run_id, "now": now})
+                    break
+                except pgerrors.DeadlockDetected:
+                    # A child's final commit locks the child, then its parent; this locks the
+                    # parent, then its children: PostgreSQL aborted one of the two. Again.
+                    if attempt == 3:
+                        raise
             if row is None:
                 raise self._state_error(conn, run_id, "cancel")
         return _run(row)
