@@ -239,3 +239,20 @@ def test_a_child_cancelled_on_its_own_raises_in_the_parent(make_instance: Any) -
     cn.cancel(child.id, instance=inst)
     assert cn.wait(run.id, timeout=30, instance=inst) == "cancelled"
     assert types(inst, run) == ["child_started", "child_cancelled"]
+
+
+def test_a_parent_loaded_from_a_snapshot_replays_its_children(make_instance: Any) -> None:
+    inst = make_instance(snapshot_threshold=2, release_after=0)
+    define(inst, kid)
+
+    async def parent(n: int) -> Any:
+        out = []
+        for i in range(n):
+            out.append(await cn.child("kid", {"x": i}))
+        return out
+
+    run = cn.start(define(inst, parent), {"n": 4}, instance=inst)
+    assert cn.wait(run.id, timeout=30, instance=inst) == [0, 2, 4, 6]
+    assert inst.store.load_snapshot(__import__("uuid").UUID(run.id)) is not None
+    assert types(inst, run) == ["child_started", "child_completed"] * 4
+    assert len(_runs(inst, "kid")) == 4
