@@ -256,3 +256,31 @@ def test_a_parent_loaded_from_a_snapshot_replays_its_children(make_instance: Any
     assert inst.store.load_snapshot(__import__("uuid").UUID(run.id)) is not None
     assert types(inst, run) == ["child_started", "child_completed"] * 4
     assert len(_runs(inst, "kid")) == 4
+
+
+async def with_child(order_id: str) -> Any:
+    shipped = await cn.child("kid", {"x": 1})
+    return [shipped, await cn.signal("go")]
+
+
+async def child_removed(order_id: str) -> Any:
+    return [2, await cn.signal("go")]
+
+
+def test_a_run_in_flight_whose_child_was_removed_drifts_and_starts_nothing(make_instance: Any) -> None:
+    old = make_instance()
+    define(old, kid)
+    run = cn.start(define(old, with_child, "family_flow"), {"order_id": "A"}, instance=old)
+    eventually(lambda: types(old, run) == ["child_started", "child_completed", "signal_awaited"]
+               and cn.get_run(run.id, instance=old).lease_owner is None, what="parent waits, released")
+    old.stop()
+    new = make_instance()
+    define(new, kid)
+    define(new, child_removed, "family_flow")
+    cn.signal(run.id, "go", "yes", instance=new)
+    with pytest.raises(cn.DriftError) as info:
+        cn.wait(run.id, timeout=30, instance=new)
+    assert info.value.expected["kind"] == "child" and info.value.expected["seq"] == 1
+    assert info.value.actual["kind"] == "signal"
+    assert types(new, run) == ["child_started", "child_completed", "signal_awaited"]  # nothing appended
+    assert len(_runs(new, "kid")) == 1
