@@ -31,7 +31,9 @@ def start_child(cmd: ChildCommand, ordinal: int, parent_run_id: str, resolver: R
     wf = cmd.workflow
     check_json(cmd.input, f"input of child workflow {wf!r}")  # raised at the await, nothing journaled
     ask = getattr(resolver, "child_target", None)
-    target = ask(wf) if ask is not None else ChildTarget(refused="no engine to start it (an offline replay)")
+    if ask is None:  # an offline replay (time travel, a history): the child starts, nothing resolves it
+        ask = _offline_target
+    target = ask(wf)
     payload: dict[str, Any] = {
         "workflow": wf, "ordinal": ordinal, "child_run_id": None, "run_id": cmd.run_key,
         "input": cmd.input, "version_hash": target.version_hash or None, "on_parent_cancel": cmd.on_parent_cancel,
@@ -46,11 +48,17 @@ def start_child(cmd: ChildCommand, ordinal: int, parent_run_id: str, resolver: R
     rid = child_run_id(parent_run_id, wf, ordinal, cmd.run_key)
     payload["child_run_id"] = str(rid)
     ev = record("child_started", payload)
-    batch.children.append(StartedChild(
-        rid, ev.seq, wf, target.version_hash, cmd.input, uuid.UUID(target.correlation_id),
-        cmd.on_parent_cancel, target.retention_s,
-    ))
+    if target.correlation_id:
+        batch.children.append(StartedChild(
+            rid, ev.seq, wf, target.version_hash, cmd.input, uuid.UUID(target.correlation_id),
+            cmd.on_parent_cancel, target.retention_s,
+        ))
     return None
+
+
+def _offline_target(workflow: str) -> ChildTarget:
+    """What a replay that writes nothing starts a child on: nothing to insert."""
+    return ChildTarget()
 
 
 def resolve_child(start: Event, resolver: Resolver, record: Any) -> Event | None:

@@ -116,3 +116,13 @@ def test_another_child_identity_is_drift(changed: dict[str, Any]) -> None:
     journal[0] = Event(1, "child_started", {**journal[0].payload, **changed})
     _, out = _run(journal, Live())
     assert out.error["type"] == "drift" and out.error["expected"]["kind"] == "child"
+
+
+def test_an_offline_replay_past_the_journal_starts_the_child_and_waits() -> None:
+    from continuum_nb.replay.live import Offline
+
+    rep = Replayer(PARENT, "parent", parent, [])
+    out = rep.advance(Offline(NOW))
+    assert isinstance(out, Blocked) and out.waiting_on_children
+    assert [e.event_type for e in rep.batch.events] == ["child_started", "child_started"]
+    assert rep.batch.children == []  # nothing to insert: an offline replay writes nothing
