@@ -104,7 +104,7 @@ runs = Table(
     Column("parent_run_id", UUID(as_uuid=True)),
     Column("correlation_id", UUID(as_uuid=True)),
     Column("continued_from_run_id", UUID(as_uuid=True)),
-    # a child's answer to its parent's cancel (migration 20261207060000): 'cancel' or 'abandon'
+    # a child's answer to its parent's cancel (migration 20261207070000): 'cancel' or 'abandon'
     Column("on_parent_cancel", Text),
     PrimaryKeyConstraint("id", name="continuum_runs_pkey"),
     CheckConstraint(_in("state", RUN_STATES), name="continuum_runs_state_check"),
@@ -316,7 +316,7 @@ def _sql(element: object) -> str:
 #: The server-side functions, by the migration that defines each (its text is the definition:
 #: one source for ``continuum migrate`` and the generated schema). A later migration that
 #: replaces a function must be named here instead.
-FUNCTIONS = {"continuum_cancel_tree": "20261207060000", "continuum_commit_wake": "20261207060000"}
+FUNCTIONS = {"continuum_cancel_tree": "20261207070000", "continuum_commit_wake": "20261207070000"}
 
 
 def function_statements() -> list[str]:

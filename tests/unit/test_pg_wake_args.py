@@ -69,7 +69,7 @@ def test_a_new_run_travels_as_one_json_object() -> None:
 
 def test_the_current_definition_extends_the_signature_at_its_end() -> None:
     """The migration that replaced the function last (store/schema.py's FUNCTIONS) declares the
-    first one's parameters, in the same order, then the three of child runs (20261207060000);
+    first one's parameters, in the same order, then the three of child runs (20261207070000);
     the OUT parameters are unchanged."""
 
     def params(sql: str) -> list[str]:

@@ -126,7 +126,7 @@ WITH upd AS (
 SELECT upd.*, pg_notify('continuum_run_done', upd.id::text) FROM upd
 """
 
-#: After CANCEL_RUN, in its transaction (migration 20261207060000): the run's children that
+#: After CANCEL_RUN, in its transaction (migration 20261207070000): the run's children that
 #: follow their parent's cancel, and theirs, are cancelled; its parent, if any, is woken.
 CANCEL_TREE = "SELECT continuum_cancel_tree(ARRAY[%(run)s::uuid], %(now)s, NULL)"
 

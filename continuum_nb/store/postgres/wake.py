@@ -1,6 +1,6 @@
 """One wake on PostgreSQL: one call of the ``continuum_commit_wake`` function (migration
 20260701000003, replaced by 20261207010000: the journal's end is checked against
-``continuum_runs.last_seq``; and by 20261207060000: child runs), for ``PostgresStore.commit_wake`` and ``create_run(first_wake=...)``.
+``continuum_runs.last_seq``; and by 20261207070000: child runs), for ``PostgresStore.commit_wake`` and ``create_run(first_wake=...)``.
 
 ``wake_args`` builds the call's values (pure Python: a bad value fails before anything is sent);
 ``exec_commit_wake`` runs the prepared call straight on libpq (the hot path).
