@@ -5,7 +5,6 @@ and answers from the journal."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -15,27 +14,18 @@ from continuum_nb.definitions.children import child_run_id
 from continuum_nb.replay.outcomes import Blocked, ChildOutcome, ChildTarget, Completed
 from continuum_nb.replay.replayer import Replayer
 from continuum_nb.store.base import Event
+from tests.replay.workflows import NOW, NothingLive
 
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 PARENT = str(uuid.UUID(int=7))
 FAMILY = str(uuid.UUID(int=1))
 
 
-class Live:
+class Live(NothingLive):
     """A resolver that knows the workflow ``kid`` (and what its children ended in)."""
 
     def __init__(self, ended: dict[str, ChildOutcome] | None = None) -> None:
         self.ended = ended or {}
         self.asked: list[str] = []
-
-    def now(self) -> datetime:
-        return NOW
-
-    def task_outcome(self, seq: int) -> None:
-        return None
-
-    def signal(self, name: str, skip: set[int]) -> None:
-        return None
 
     def child_target(self, workflow: str) -> ChildTarget:
         self.asked.append(workflow)
