@@ -38,6 +38,7 @@ logging.getLogger("continuum_nb").addHandler(logging.NullHandler())
 _EXPORTS: dict[str, str] = {
     # errors
     "ActivityFailed": "continuum_nb.errors",
+    "ChildFailed": "continuum_nb.errors",
     "ConfigurationError": "continuum_nb.errors",
     "ContinuumError": "continuum_nb.errors",
     "DatabaseUnavailable": "continuum_nb.errors",
@@ -61,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "timer": "continuum_nb.workflow",
     "gather": "continuum_nb.workflow",
     "first": "continuum_nb.workflow",
+    "child": "continuum_nb.workflow",
+    "start_child": "continuum_nb.workflow",
     "saga": "continuum_nb.workflow",
     "patched": "continuum_nb.workflow",
     "deprecate_patch": "continuum_nb.workflow",

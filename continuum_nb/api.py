@@ -1,9 +1,6 @@
 """The client API: start / signal / cancel / wait / resume / upgrade / runs / list_runs /
-set_attributes / prune.
-
-Thin on purpose: each call resolves the instance, validates its input (JSON only, nothing written
-on bad input) and delegates to the store or to this process's engine.
-"""
+set_attributes / prune. Thin on purpose: each call resolves the instance, validates its input
+(JSON only, nothing written on bad input) and delegates to the store or to this process's engine."""
 
 from __future__ import annotations
 
@@ -78,11 +75,14 @@ class RunInfo:
     retention_until: datetime | None = None
     #: Search attributes (``cn.set_attributes``); {} when none.
     attributes: dict[str, Any] = field(default_factory=dict)
+    parent_run_id: str | None = None  # a child's parent run (None: not a child)
+    correlation_id: str | None = None  # a child's family: the root run's id
 
     @classmethod
     def from_record(cls, rec: RunRecord) -> RunInfo:
         values = {f.name: getattr(rec, f.name) for f in fields(cls)}
         values["id"] = str(rec.id)
+        values.update({k: str(values[k]) for k in ("parent_run_id", "correlation_id") if values[k] is not None})
         values["attributes"] = dict(rec.attributes or {})
         return cls(**values)
 

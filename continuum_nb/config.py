@@ -91,6 +91,9 @@ class Config:
     #: A single value (a run's input or result, a signal payload, an activity's arguments or
     #: result, a side effect) larger than this as JSON is refused before it is journaled.
     max_payload_bytes: int | None = 2_000_000
+    #: How deep children may nest: a run started by ``cn.child`` in a run at this depth is
+    #: refused (``cn.ChildFailed`` in the parent).
+    max_child_depth: int = 10
     #: Extra settings a caller passed that no field knows (kept for error messages).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -258,6 +261,7 @@ RULES: dict[str, Rule] = {r.name: r for r in (
          _or_none(_count), _parse_threshold, f"{_COUNT_FORM}, {_LIMIT_TEXT}"),
     Rule("max_payload_bytes", "CONTINUUM_MAX_PAYLOAD_BYTES", f"{_COUNT_FORM}, or None for no limit",
          _or_none(_count), _parse_threshold, f"{_COUNT_FORM}, {_LIMIT_TEXT}"),
+    Rule("max_child_depth", "CONTINUUM_MAX_CHILD_DEPTH", _COUNT_FORM, _count, int),
     Rule("trusted_modules", "CONTINUUM_TRUSTED_MODULES",
          "a list or tuple of module names (dotted, like 'acme.pricing')", _modules, _parse_modules,
          "a comma-separated list of module names (dotted, like acme.pricing,numpy)"),

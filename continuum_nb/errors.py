@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = [
     "ActivityFailed",
+    "ChildFailed",
     "ConfigurationError",
     "ContinuumError",
     "DatabaseUnavailable",
@@ -105,6 +106,27 @@ class ActivityFailed(ContinuumError):
         self.activity = activity
         self.error_type = error_type
         self.attempts = attempts
+
+
+class ChildFailed(ContinuumError):
+    """Raised inside a workflow when a child workflow (``cn.child`` / a ``cn.start_child``
+    handle) failed, was cancelled, or could not be started (catchable). ``state`` is
+    ``failed``, ``cancelled`` or ``refused``; ``error`` the child's recorded error."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        child_run_id: str | None = None,
+        workflow: str | None = None,
+        state: str = "failed",
+        error: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.child_run_id = child_run_id
+        self.workflow = workflow
+        self.state = state
+        self.error = error
 
 
 class NonRetryableError(ContinuumError):

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from .definitions.activity import ActivityDef, Retry, define_activity
+from .definitions.children import ChildHandle, child, start_child
 from .definitions.commands import gather, signal, timer
 from .definitions.composing import Saga, deprecate_patch, first, log, patched, saga
 from .definitions.registry import GLOBAL, loading
@@ -27,6 +28,9 @@ __all__ = [
     "activity",
     "deprecate_patch",
     "first",
+    "ChildHandle",
+    "child",
+    "start_child",
     "gather",
     "log",
     "patched",

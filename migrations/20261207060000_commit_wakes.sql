@@ -6,7 +6,7 @@
 -- back alone and reported in its place, and the others still commit.
 --
 -- p_wakes: a JSON array with one element per wake, each the array of continuum_commit_wake's 24
--- arguments in order, every one in its text form as a JSON string (JSON null: SQL NULL), so a
+-- arguments in order (24 here; 27 since 20261207080000), every one in its text form as a JSON string (JSON null: SQL NULL), so a
 -- jsonb argument that is SQL NULL stays distinct from one that is the JSON value null.
 -- One row per wake, in order: out_pending and out_token as continuum_commit_wake returns them,
 -- or out_sqlstate/out_message/out_detail when that wake was refused (NULL otherwise).

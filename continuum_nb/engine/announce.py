@@ -6,13 +6,13 @@ is replayed, and replay journals (and logs) nothing it already journaled."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..store.base import Event
 from ..telemetry import emit
 
-__all__ = ["announce_committed"]
+__all__ = ["announce_committed", "emit_events"]
 
 log = logging.getLogger("continuum_nb.workflow")
 
@@ -38,3 +38,32 @@ def announce_committed(events: Iterable[Event], meta: dict[str, Any], telemetry:
                      {**meta, "seq": ev.seq, "message": p.get("message"), "level": p.get("level"), "fields": fields})
         elif telemetry and t in _TELEMETRY:
             emit(_TELEMETRY[t], {}, {**meta, "seq": ev.seq, "name": p.get("name") or p.get("activity")})
+
+
+def emit_events(events: Iterable[Event], meta: Callable[..., dict[str, Any]]) -> None:
+    """Telemetry of a committed wake's activity, timer, signal and child events (``meta(**extra)``:
+    the run's metadata plus ``extra``)."""
+    for ev in events:
+        p = ev.payload
+        t = ev.event_type
+        if t == "activity_scheduled":
+            emit(("continuum", "activity", "scheduled"), {}, meta(activity=p["activity"], seq=ev.seq))
+        elif t == "timer_started":
+            emit(("continuum", "timer", "scheduled"), {"duration_s": p["duration_s"]}, meta(seq=ev.seq))
+        elif t == "timer_fired":
+            emit(("continuum", "timer", "fired"), {}, meta(seq=ev.seq, started_seq=p["started_seq"]))
+        elif t == "signal_awaited":
+            emit(("continuum", "signal", "awaited"), {}, meta(name=p["name"], seq=ev.seq))
+        elif t == "signal_received":
+            emit(("continuum", "signal", "received"), {}, meta(name=p["name"], seq=ev.seq))
+        elif t in _CHILD_TELEMETRY:
+            emit(_CHILD_TELEMETRY[t], {}, meta(child_workflow=p["workflow"], child_run_id=p.get("child_run_id"),
+                                               seq=ev.seq))
+
+
+_CHILD_TELEMETRY = {
+    "child_started": ("continuum", "child", "started"),
+    "child_completed": ("continuum", "child", "completed"),
+    "child_failed": ("continuum", "child", "failed"),
+    "child_cancelled": ("continuum", "child", "cancelled"),
+}

@@ -24,6 +24,7 @@ from ..definitions.workflow import WorkflowDef
 from ..store.base import NewRun, RunRecord
 from ..telemetry import emit
 from .activities import Activities
+from .children import ChildRuns
 from .dispatcher import Dispatcher
 from .drives import Drives
 from .group_commit import GroupCommit
@@ -73,6 +74,8 @@ class Engine:
             self.store, self.clock, self.owner, instance.name, cfg.lease_ttl, cfg.release_after,
             self.activities.knows, cfg.snapshot_threshold, cfg.snapshot_max_size_bytes,
             HistoryGuard(cfg.history_warn_events, cfg.history_max_events, cfg.max_payload_bytes),
+            ChildRuns(self.store, lambda: instance.registries, cfg.allow_stored_code, cfg.max_child_depth,
+                      cfg.retention),
             commit=self.group_commit.commit,
         )
         self.timers = Timers(parts)

@@ -17,7 +17,15 @@ from uuid import UUID
 
 from ..definitions.workflow import WorkflowDef
 from ..errors import LeaseLost
-from ..replay.outcomes import Blocked, Completed, Drifted, Failed, LiveOutcome
+from ..replay.outcomes import (
+    Blocked,
+    ChildOutcome,
+    ChildTarget,
+    Completed,
+    Drifted,
+    Failed,
+    LiveOutcome,
+)
 from ..replay.replayer import Replayer
 from ..store.base import (
     NewRun,
@@ -32,7 +40,8 @@ from ..store.base import (
 )
 from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
-from .announce import announce_committed
+from .announce import announce_committed, emit_events
+from .children import ChildRuns, new_children
 from .clock import Clock
 from .compaction import Compaction
 from .held import HeldRun
@@ -77,6 +86,12 @@ class _Resolver:
     def task_outcome(self, seq: int) -> LiveOutcome | None:
         return self._held.outcomes.get(seq)
 
+    def child_target(self, workflow: str) -> ChildTarget:
+        return self._runner.children.target(self._held.record, workflow)
+
+    def child_outcome(self, child_run_id: str) -> ChildOutcome | None:
+        return self._runner.children.outcome(child_run_id)
+
     def signal(self, name: str, skip: set[int]) -> SignalRecord | None:
         if name not in self._signals:
             self._signals[name] = self._runner.store.pending_signals(self._held.run_id, [name])
@@ -99,8 +114,10 @@ class Runner:
         snapshot_threshold: int | None = None,
         snapshot_max_size_bytes: int = 1_000_000,
         history: HistoryGuard | None = None,
+        children: ChildRuns | None = None,
         commit: Callable[[Wake], WakeResult] | None = None,
     ) -> None:
+        self.children = children or ChildRuns(store)
         self.compaction = Compaction(store, snapshot_threshold, snapshot_max_size_bytes)
         self.history = history or HistoryGuard()
         self.store = store
@@ -344,7 +361,8 @@ class Runner:
             events=list(batch.events), new_tasks=new_tasks,
             new_timers=[NewTimer(t.timer_id, t.seq, t.fires_at) for t in batch.timers],
             fired_timers=list(batch.fired_timers), consumed_signals=dict(batch.consumed_signals),
-            task_outcomes=outcomes, lease_ttl=self.lease_ttl,
+            task_outcomes=outcomes, lease_ttl=self.lease_ttl, new_children=new_children(batch, now),
+            cancelled_children=list(batch.cancelled_children),
         )
         if not held.exact_version:
             wake.version_hash = held.wf.version_hash
@@ -364,6 +382,7 @@ class Runner:
             # this wake creates cannot, so the commit need not look them up.
             created = {t.seq for t in new_tasks}
             wake.awaiting_tasks = [s for s in outcome.waiting_on_activities if s not in created]
+            wake.awaiting_children = [UUID(c) for c in outcome.waiting_on_children]
             held.waiting_on = outcome.waiting_on_activities
             report.next_wakeup_at = outcome.next_wakeup_at
             local_work = bool(report.new_tasks) or any(s in held.inflight for s in outcome.waiting_on_activities)
@@ -392,7 +411,7 @@ class Runner:
         announce_committed(wake.events, self._meta(held), telemetry_active())
         if not telemetry_active():
             return
-        self._emit_events(held, wake)
+        emit_events(wake.events, lambda **extra: self._meta(held, **extra))
         duration = {"duration": time.perf_counter_ns() - t0}
         if report.state == "completed":
             emit(("continuum", "run", "completed"), duration, self._meta(held))
@@ -401,23 +420,6 @@ class Runner:
         else:
             emit(("continuum", "run", "suspended"), duration,
                  self._meta(held, next_wakeup_at=wake.next_wakeup_at, released=report.released))
-
-    def _emit_events(self, held: HeldRun, wake: Wake) -> None:
-        if not telemetry_active():
-            return
-        for ev in wake.events:
-            p = ev.payload
-            t = ev.event_type
-            if t == "activity_scheduled":
-                emit(("continuum", "activity", "scheduled"), {}, self._meta(held, activity=p["activity"], seq=ev.seq))
-            elif t == "timer_started":
-                emit(("continuum", "timer", "scheduled"), {"duration_s": p["duration_s"]}, self._meta(held, seq=ev.seq))
-            elif t == "timer_fired":
-                emit(("continuum", "timer", "fired"), {}, self._meta(held, seq=ev.seq, started_seq=p["started_seq"]))
-            elif t == "signal_awaited":
-                emit(("continuum", "signal", "awaited"), {}, self._meta(held, name=p["name"], seq=ev.seq))
-            elif t == "signal_received":
-                emit(("continuum", "signal", "received"), {}, self._meta(held, name=p["name"], seq=ev.seq))
 
     def park(self, record: RunRecord, token: int, error: dict[str, Any]) -> bool:
         """Stop a run that cannot go on here for a reason outside its workflow (its stored code

@@ -211,6 +211,8 @@ class RunDetail:
         d = _as_dict(self.info)
         out = []
         for key, value in d.items():
+            if key in ("parent_run_id", "correlation_id") and value is None:
+                continue  # a run's links to its family: shown for children only
             if key == "trace_context" and isinstance(value, (bytes, bytearray)):
                 value = bytes(value).decode("ascii", "replace")
             if key in ("input", "result", "error") and value is not None:

@@ -30,7 +30,8 @@ __all__ = ["WaitProgress", "for_wait", "in_kernel_main_thread", "wait"]
 REDRAW_EVERY = 0.5
 #: What a resolution event closes, by the key naming its command-start.
 _RESOLVES = {"activity_completed": "scheduled_seq", "activity_failed": "scheduled_seq",
-             "signal_received": "awaited_seq", "timer_fired": "started_seq"}
+             "signal_received": "awaited_seq", "timer_fired": "started_seq", "child_completed": "started_seq",
+             "child_failed": "started_seq", "child_cancelled": "started_seq"}
 
 
 class _Line:
@@ -75,6 +76,8 @@ class WaitProgress:
                 self._open[seq] = f"activity {payload.get('activity') or '?'}"
             elif kind == "signal_awaited":
                 self._open[seq] = f"signal {payload.get('name')!r}"
+            elif kind == "child_started" and payload.get("child_run_id"):
+                self._open[seq] = f"child {payload.get('workflow') or '?'}"
             elif kind == "timer_started":
                 self._open[seq] = f"timer ({duration(payload.get('duration_s'))})"
             elif kind in _RESOLVES:

@@ -8,6 +8,9 @@ needs, already extracted by SQL); both read the same.
   ``activity_failed`` (still open: to now, ``pending``; open when the run ended: ``abandoned``).
 - **wait** spans: ``signal_awaited`` → ``signal_received`` (``awaited_seq``) or its timeout's
   ``timer_fired`` (``started_seq``), and ``timer_started`` → ``timer_fired``.
+- **child** spans (kind ``activity``, lane ``child NAME``): ``child_started`` → its
+  ``child_completed`` / ``child_failed`` / ``child_cancelled`` (``started_seq``); a failed or
+  cancelled child is also an effect point.
 - **effect** points: each ``side_effect``, and each ``activity_failed`` again (failures get a lane
   of their own so a failure among 10,000 successes is still seen), and a ``signal_received`` that
   found its signal already pending (no wait happened).
@@ -96,12 +99,17 @@ def _fields(ev: Mapping[str, Any], kind: str) -> tuple[str, int | None, int | No
         return _text(p, "activity", "name"), ref, _int(p, "attempts") or _int(p, "attempt")
     if kind == "side_effect":
         return _text(p, "kind"), None, None
+    if kind.startswith("child_"):
+        return _text(p, "workflow"), _int(p, "started_seq"), None
     if kind == "signal_received":
         return _text(p, "name"), _int(p, "awaited_seq"), None
     if kind == "timer_fired":
         return "", _int(p, "started_seq"), None
     return _text(p, "name"), None, None
 
+
+#: A child's end -> what its span and effect point say.
+_CHILD_ENDS = {"child_completed": "completed", "child_failed": "failed", "child_cancelled": "cancelled"}
 
 WAITS_LANE = "waits"
 EFFECTS_LANE = "side effects · failures"
@@ -187,6 +195,19 @@ def journal_spans(
                                   t, t, "effect", [seq]))
         elif kind == "side_effect":
             spans.append(Span("effect", EFFECTS_LANE, name or "side effect", t, t, "effect", [seq]))
+        elif kind == "child_started":
+            label = f"child {name}" if name else "child"
+            span = Span("activity", label, label, t, t, "pending", [seq])
+            spans.append(span)
+            open_acts[seq] = span
+        elif kind in _CHILD_ENDS:
+            target = open_acts.pop(ref, None) if ref is not None else None
+            status = _CHILD_ENDS[kind]
+            if target is not None:
+                target.end, target.status = t, "completed" if status == "completed" else "failed"
+                target.seqs.append(seq)
+            if status != "completed":
+                spans.append(Span("effect", EFFECTS_LANE, f"child {name} {status}", t, t, "failed", [seq]))
 
     finished = completed_at is not None
     open_signals: list[str] = []

@@ -61,3 +61,4 @@ def end_message(what: str, remaining: int, next_event: Event) -> str:
     """The code returned or raised, yet the journal holds more commands."""
     return (f"the workflow {what} but the journal has {remaining} more command(s), "
             f"starting with {next_event.event_type} (seq {next_event.seq})")
+

@@ -7,16 +7,18 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..errors import ActivityFailed, SignalTimeout
+from ..errors import ActivityFailed, ChildFailed, SignalTimeout
 from ..store.base import Event
 
 __all__ = [
     "START_TYPES",
     "CANCELLED",
+    "CHILD_RESOLUTIONS",
     "Answer",
     "JournalIndex",
     "StartsBySeq",
     "answer_of",
+    "child_failure",
     "identity_of",
     "is_start",
     "outcome_of",
@@ -24,7 +26,9 @@ __all__ = [
 ]
 
 START_TYPES = frozenset({"activity_scheduled", "timer_started", "signal_awaited", "side_effect", "patched",
-                         "compensation_scheduled"})
+                         "compensation_scheduled", "child_started"})
+#: The resolutions of a child_started (``started_seq``).
+CHILD_RESOLUTIONS = frozenset({"child_completed", "child_failed", "child_cancelled"})
 #: Resolutions that end a start without an outcome (``cn.first``'s losers): type -> seq field.
 CANCELLED = {"activity_cancelled": "scheduled_seq", "timer_cancelled": "started_seq",
              "signal_cancelled": "awaited_seq"}
@@ -46,6 +50,8 @@ def identity_of(ev: Event) -> tuple[str, str]:
         return ("patched", p["name"])
     if t == "compensation_scheduled":
         return ("compensation", p["activity"])
+    if t == "child_started":  # (definitions/children.child_target)
+        return ("child", p["workflow"] if p.get("run_id") is None else f"{p['workflow']}/{p['run_id']}")
     raise ValueError(f"{t} is not a command-start event")
 
 
@@ -61,7 +67,7 @@ def resolved_seq(ev: Event) -> int | None:
         return int(p["scheduled_seq"])
     if ev.event_type in CANCELLED:
         return int(p[CANCELLED[ev.event_type]])
-    if ev.event_type == "timer_fired":
+    if ev.event_type == "timer_fired" or ev.event_type in CHILD_RESOLUTIONS:
         return int(p["started_seq"])
     if ev.event_type == "signal_received" and p.get("awaited_seq") is not None:
         return int(p["awaited_seq"])
@@ -93,7 +99,27 @@ def outcome_of(kind: str, target: str, answer: Answer) -> tuple[Any, BaseExcepti
         )
     if t == "timer_fired" and kind == "signal":
         return None, SignalTimeout(f"signal {target!r} did not arrive within {d}s")
+    if t == "child_completed":
+        return d, None
+    if t == "child_failed" or (t == "child_cancelled" and d.get("reason") != "first"):
+        return None, child_failure(answer)
     return None, None
+
+
+def child_failure(answer: Answer) -> ChildFailed:
+    """The ``cn.ChildFailed`` a child_failed / child_cancelled answer raises in the parent."""
+    t, p = answer
+    wf, rid = p.get("workflow"), p.get("child_run_id")
+    if t == "child_cancelled":
+        return ChildFailed(f"child workflow {wf!r} ({rid}) was cancelled", child_run_id=rid, workflow=wf,
+                           state="cancelled")
+    err = p.get("error") or {}
+    state = p.get("state") or "failed"
+    if state == "refused":
+        return ChildFailed(f"child workflow {wf!r} was not started: {err.get('message', '')}",
+                           child_run_id=None, workflow=wf, state="refused", error=err)
+    return ChildFailed(f"child workflow {wf!r} ({rid}) failed: {err.get('type', 'error')}: {err.get('message', '')}",
+                       child_run_id=rid, workflow=wf, state="failed", error=err)
 
 
 def answer_of(ev: Event) -> Answer:
@@ -111,6 +137,10 @@ def answer_of(ev: Event) -> Answer:
         return (t, p.get("payload"))
     if t == "side_effect":
         return (t, p.get("value"))
+    if t == "child_completed":
+        return (t, p.get("result"))
+    if t in CHILD_RESOLUTIONS:
+        return (t, p)
     return (t, None)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..definitions.children import ChildCommand
 from ..definitions.commands import (
     ActivityCommand,
     Command,
@@ -25,10 +26,11 @@ from ..definitions.commands import (
 )
 from ..store.base import Event, SignalRecord
 from ..store.payloads import check_json
+from .children import cancel_child, resolve_child, start_child
 from .journal import Answer, answer_of
 from .outcomes import Batch, Blocked, Resolver, ScheduledActivity, StartedTimer
 
-__all__ = ["Offline", "Record", "blocked_on", "cancel_started", "resolve_started", "start_command"]
+__all__ = ["Offline", "Record", "blocked_on", "cancel_started", "not_awaitable", "resolve_started", "start_command"]
 
 #: What each scheduled kind journals: (start, completed, failed).
 _ACTIVITY_EVENTS = {"activity_scheduled": ("activity_completed", "activity_failed"),
@@ -39,9 +41,12 @@ Record = Callable[[str, dict[str, Any]], Event]
 
 
 def start_command(cmd: Command, ordinal: int, resolver: Resolver, batch: Batch,
-                  record: Record) -> Answer | None:
+                  record: Record, run_id: str = "") -> Answer | None:
     """Journal the start of ``cmd``; returns its answer when the start answers itself (a signal
-    already in the mailbox), else None."""
+    already in the mailbox, a refused child), else None. ``run_id``: the run's (children's ids
+    derive from it)."""
+    if isinstance(cmd, ChildCommand):
+        return start_child(cmd, ordinal, run_id, resolver, batch, record)
     now = resolver.now()
     if isinstance(cmd, ActivityCommand):
         assert cmd.activity is not None
@@ -119,6 +124,8 @@ def resolve_started(start: Event, resolver: Resolver, batch: Batch, record: Reco
         return record("timer_fired", {"started_seq": start.seq, "fire_at": start.payload["fire_at"]})
     if start.event_type == "signal_awaited":
         return _signal_or_timeout(start, now, resolver, batch, record)
+    if start.event_type == "child_started":
+        return resolve_child(start, resolver, record)
     return None
 
 
@@ -153,6 +160,8 @@ def cancel_started(start: Event, batch: Batch, record: Record) -> Event:
         if p.get("timer_id"):
             batch.fired_timers.append(uuid.UUID(p["timer_id"]))
         return record("signal_cancelled", {"awaited_seq": start.seq, "name": p["name"]})
+    if start.event_type == "child_started":
+        return cancel_child(start, batch, record)
     return record("activity_cancelled", {"scheduled_seq": start.seq, "activity": p["activity"]})
 
 
@@ -162,6 +171,7 @@ def blocked_on(starts: Iterable[Event]) -> Blocked:
     wake: datetime | None = None
     names: list[str] = []
     acts: list[int] = []
+    kids: list[str] = []
     for start in starts:
         p = start.payload
         at = None
@@ -172,10 +182,12 @@ def blocked_on(starts: Iterable[Event]) -> Blocked:
             at = p.get("timeout_at")
         elif start.event_type in _ACTIVITY_EVENTS:
             acts.append(start.seq)
+        elif start.event_type == "child_started" and p.get("child_run_id"):
+            kids.append(p["child_run_id"])
         if at:
             t = datetime.fromisoformat(at)
             wake = t if wake is None or t < wake else wake
-    return Blocked(wake, names, acts)
+    return Blocked(wake, names, acts, kids)
 
 
 class Offline:
@@ -194,3 +206,12 @@ class Offline:
 
     def signal(self, name: str, skip: set[int]) -> SignalRecord | None:
         return None
+
+
+def not_awaitable(workflow: str, awaited: Any) -> TypeError:
+    """The error a workflow that awaited something else than a command gets."""
+    return TypeError(
+        f"workflow {workflow!r} awaited {awaited!r}, which is not a continuum awaitable; "
+        "inside a workflow await only activities, cn.signal(), cn.timer(), cn.child(), cn.gather() and cn.first() "
+        "(asyncio and other libraries cannot be awaited: move that code into an @cn.activity)"
+    )

@@ -15,12 +15,15 @@ from ..store.payloads import storable_text
 __all__ = [
     "Batch",
     "Blocked",
+    "ChildOutcome",
+    "ChildTarget",
     "Completed",
     "Drifted",
     "Failed",
     "LiveOutcome",
     "Resolver",
     "ScheduledActivity",
+    "StartedChild",
     "StartedTimer",
     "error_dict",
 ]
@@ -53,6 +56,7 @@ class Blocked:
     next_wakeup_at: datetime | None
     awaiting_signals: list[str]
     waiting_on_activities: list[int]  # scheduled seqs
+    waiting_on_children: list[str] = field(default_factory=list)  # child run ids
 
 
 @dataclass(frozen=True)
@@ -79,10 +83,45 @@ class ScheduledActivity:
 
 
 @dataclass(frozen=True)
+class StartedChild:
+    """A child run a wake starts (inserted with the wake's commit)."""
+
+    run_id: uuid.UUID
+    seq: int
+    workflow: str
+    version_hash: str
+    input: Any
+    correlation_id: uuid.UUID
+    on_parent_cancel: str
+    retention_s: float | None = None
+
+
+@dataclass(frozen=True)
 class StartedTimer:
     timer_id: uuid.UUID
     seq: int
     fires_at: datetime
+
+
+@dataclass(frozen=True)
+class ChildTarget:
+    """What a child run starts on (the parent's engine decides it at the live tail): the
+    workflow's version, the family's correlation id, the workflow's retention (seconds);
+    ``refused``: the one-line reason it cannot start (unknown workflow, too deep)."""
+
+    version_hash: str = ""
+    correlation_id: str = ""
+    retention_s: float | None = None
+    refused: str | None = None
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    """A child run's end, as its parent reads it when woken (not yet journaled)."""
+
+    state: str  # completed | failed | cancelled
+    result: Any = None
+    error: Any = None
 
 
 class Resolver(Protocol):
@@ -93,6 +132,11 @@ class Resolver(Protocol):
     def task_outcome(self, seq: int) -> LiveOutcome | None: ...
 
     def signal(self, name: str, skip: set[int]) -> SignalRecord | None: ...
+
+    # A resolver for runs that start children also has (replay/children.py asks with getattr:
+    # an offline replay, without them, starts and resolves no child past its journal):
+    #   child_target(workflow: str) -> ChildTarget
+    #   child_outcome(child_run_id: str) -> ChildOutcome | None
 
 
 @dataclass
@@ -105,6 +149,8 @@ class Batch:
     fired_timers: list[uuid.UUID] = field(default_factory=list)
     consumed_signals: dict[int, int] = field(default_factory=dict)
     outcomes: list[tuple[int, LiveOutcome]] = field(default_factory=list)  # (scheduled seq, outcome)
+    children: list[StartedChild] = field(default_factory=list)
+    cancelled_children: list[uuid.UUID] = field(default_factory=list)
 
 
 def error_dict(exc: BaseException) -> dict[str, Any]:

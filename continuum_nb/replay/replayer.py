@@ -7,27 +7,25 @@ targets. A mismatch is drift: nothing is recorded, and the caller marks the run 
 both sides of the mismatch. Past the end of the journal (the live tail) commands are recorded as
 new events into the current batch, which the caller commits in one transaction.
 
-Journal shape (docs/events.md):
-- command-start events: activity_scheduled, timer_started, signal_awaited, side_effect, and
-  signal_received *without* ``awaited_seq`` (the signal was already in the mailbox at the await);
-- resolution events, which name their start by seq: activity_completed / activity_failed
-  (``scheduled_seq``), timer_fired (``started_seq``: a timer_started, or the signal_awaited it
-  times out), signal_received with ``awaited_seq``.
+Journal shape (docs/events.md): command-start events, matched by identity at the cursor, and
+resolution events, which name their start by seq (replay/journal.py indexes both).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
+from ..definitions.children import ChildResultCommand, StartChildCommand
 from ..definitions.commands import Command, FirstCommand, GatherCommand
 from ..definitions.context import active
 from ..store.base import Event
 from ..store.payloads import check_json, storable_text
 from .drift import DriftSignal, drift_report, end_message, mismatch_message, waiting_message
 from .journal import Answer, JournalIndex, StartsBySeq, answer_of, outcome_of
-from .live import blocked_on, cancel_started, resolve_started, start_command
+from .live import blocked_on, cancel_started, not_awaitable, resolve_started, start_command
 from .outcomes import Batch, Blocked, Completed, Drifted, Failed, Resolver, error_dict
 
 __all__ = ["Replayer"]
@@ -217,6 +215,11 @@ class Replayer:
             slot = _Slot(cmd, 0)
             slot.children = [self._open(c) for c in cmd.children]
             return slot
+        if isinstance(cmd, ChildResultCommand):  # ``await handle``: the child's start, no new one
+            slot = _Slot(cmd, 0)
+            slot.start = bisect_left(self._ix.seqs, cmd.started_seq)
+            slot.resolution = self._ix.answer(cmd.started_seq)
+            return slot
         ordinal = self._next_ordinal(cmd.kind, cmd.target)
         slot = _Slot(cmd, ordinal)
         i = self._cursor
@@ -228,7 +231,7 @@ class Replayer:
             slot.resolution = self._ix.answer(self._ix.seqs[i])
             return slot
         assert self._resolver is not None
-        slot.resolution = start_command(cmd, ordinal, self._resolver, self.batch, self._record)
+        slot.resolution = start_command(cmd, ordinal, self._resolver, self.batch, self._record, self.run_id)
         slot.start = len(self._ix.seqs) - 1
         return slot
 
@@ -238,6 +241,10 @@ class Replayer:
             return True
         if isinstance(slot.cmd, FirstCommand):
             return self._resolve_first(slot, slot.cmd)
+        if isinstance(slot.cmd, StartChildCommand):  # answered at once with the child's handle
+            start = self._ix.start_event(slot.start)
+            slot.done, slot.value = True, {"run_id": start.payload["child_run_id"], "seq": start.seq}
+            return True
         if isinstance(slot.cmd, GatherCommand):
             # Resolve every child (each may record its resolution), then answer in order.
             states = [self._resolve(c) for c in slot.children]
@@ -344,14 +351,14 @@ class Replayer:
             if self.drift:  # workflow code swallowed the drift signal (bare except)
                 return self._finish(Drifted(self.drift))
             if not isinstance(cmd, Command):
-                send, throw = None, _not_awaitable(self.workflow, cmd)
+                send, throw = None, not_awaitable(self.workflow, cmd)
                 continue
             # Fast path, the bulk of any replay: a single command whose start is at the cursor
             # with the same identity and whose answer is journaled. The same checks as _open
             # (kind, target, ordinal) and the same answer as _resolve, without a slot; anything
             # else (gather, drift, no answer yet, live tail) takes _answer below.
             i = self._cursor
-            if i < len(seqs) and not isinstance(cmd, GatherCommand):
+            if i < len(seqs) and not isinstance(cmd, (GatherCommand, StartChildCommand)):
                 kind, target = cmd.kind, cmd.target
                 counts = ordinals.get(kind)
                 ordinal = 0 if counts is None else counts.get(target, 0)
@@ -441,10 +448,3 @@ class Replayer:
     def reset_batch(self) -> None:
         self.batch = Batch()
 
-
-def _not_awaitable(workflow: str, awaited: Any) -> TypeError:
-    return TypeError(
-        f"workflow {workflow!r} awaited {awaited!r}, which is not a continuum awaitable; "
-        "inside a workflow await only activities, cn.signal(), cn.timer(), cn.gather() and cn.first() "
-        "(asyncio and other libraries cannot be awaited: move that code into an @cn.activity)"
-    )

@@ -32,6 +32,7 @@ __all__ = [
     "RUN_STATES",
     "Event",
     "KeyedStart",
+    "NewChild",
     "NewRun",
     "NewTask",
     "NewTimer",
@@ -56,6 +57,7 @@ from .records import (
     RUN_STATES,
     Event,
     KeyedStart,
+    NewChild,
     NewRun,
     NewTask,
     NewTimer,
@@ -147,7 +149,13 @@ class Store(Protocol):
     def cancel_run(self, run_id: UUID, now: datetime) -> RunRecord:
         """State ``cancelled`` (from running/suspended/drifted), tasks not finished → cancelled,
         timers → fired, lease cleared (so a holder's next commit is fenced out), NOTIFY
-        CHANNEL_DONE. ``RunNotFound`` / ``RunNotActive`` otherwise."""
+        CHANNEL_DONE; in the same transaction its children started with
+        ``on_parent_cancel='cancel'`` are cancelled (and theirs), and its parent, if any, is made
+        runnable (NOTIFY CHANNEL_WAKE). ``RunNotFound`` / ``RunNotActive`` otherwise."""
+        ...
+
+    def run_depth(self, run_id: UUID) -> int:
+        """How many ancestors the run has (0: not a child), following ``parent_run_id``."""
         ...
 
     def resume_run(self, run_id: UUID, now: datetime) -> RunRecord:

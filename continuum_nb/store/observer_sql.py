@@ -219,14 +219,16 @@ class ObserverQueries:
     # --- run detail -----------------------------------------------------------------------------
     def timeline_events(self, run_id: UUID, started_at: datetime, *, limit: int = 250_000) -> list[dict[str, Any]]:
         """Every event of a run, slim: no payload and no timestamp objects — ``t_ms`` (ms since
-        ``started_at``), ``name`` (the activity, signal or side-effect kind), ``ref`` (the seq a
+        ``started_at``), ``name`` (the activity, signal, side-effect kind or child workflow), ``ref`` (the seq a
         resolution answers) and ``attempts`` — so 100,000 events cost a fraction of their rows."""
         return self._fetch(
             """SELECT seq, event_type,
                       (extract(epoch FROM inserted_at - %s::timestamptz) * 1000)::float8 AS t_ms,
-                      COALESCE(payload->>'activity', payload->>'name', payload->>'kind') AS name,
+                      COALESCE(payload->>'activity', payload->>'name', payload->>'kind',
+                               payload->>'workflow') AS name,
                       CASE WHEN event_type IN ('activity_completed', 'activity_failed', 'signal_received',
-                                               'timer_fired')
+                                               'timer_fired', 'child_completed', 'child_failed',
+                                               'child_cancelled')
                            THEN COALESCE(payload->'scheduled_seq', payload->'awaited_seq', payload->'started_seq')
                       END AS ref,
                       CASE WHEN event_type IN ('activity_completed', 'activity_failed')

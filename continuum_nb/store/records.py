@@ -21,6 +21,7 @@ __all__ = [
     "RUN_STATES",
     "Event",
     "KeyedStart",
+    "NewChild",
     "NewRun",
     "NewTask",
     "NewTimer",
@@ -75,6 +76,28 @@ class RunRecord:
     #: Search attributes (a JSON object of scalars), never shown to workflow code.
     attributes: dict[str, Any] | None = None
     #: Kept this long after the run ends (retention_until = completed_at + retention); None: forever.
+    retention: timedelta | None = None
+    #: The run that started this one as a child (``cn.child``), else None.
+    parent_run_id: UUID | None = None
+    #: Shared by a parent and all its descendants (the root's id); None for a run of its own.
+    correlation_id: UUID | None = None
+    #: The run this one continues (continue-as-new), else None.
+    continued_from_run_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class NewChild:
+    """A child run a wake starts (``cn.child``): inserted runnable, unleased, in the parent's
+    wake transaction, with ``parent_run_id`` the waking run; an id that exists is left alone (a
+    replayed start never makes a second child)."""
+
+    id: UUID
+    workflow: str
+    version_hash: str
+    input: Any
+    started_at: datetime
+    correlation_id: UUID
+    on_parent_cancel: str = "cancel"   # cancel | abandon
     retention: timedelta | None = None
 
 
@@ -170,6 +193,9 @@ class Wake:
     If ``awaiting_signals`` is non-empty and an undelivered signal of one of those names is in
     the mailbox after the lock was taken, ``next_wakeup_at`` is set to ``now`` and
     ``WakeResult.signal_pending`` is True: the caller must wake the run again.
+    ``new_children`` are inserted runnable (children), ``cancelled_children`` cancelled, and a
+    finished run that has a parent makes that parent runnable now (CHANNEL_WAKE): the child's
+    end wakes its parent in the child's final transaction.
     Finally it NOTIFYs: CHANNEL_TASKS for available tasks, CHANNEL_DONE for a finished/drifted run.
     """
 
@@ -197,6 +223,14 @@ class Wake:
     lease_ttl: float = 30.0
     version_hash: str | None = None   # set to move the run to another version (upgrade)
     trace_context: bytes | None = None  # set once: the first attempt's W3C traceparent
+    #: Child runs to insert (``cn.child``), runnable at once (NOTIFY CHANNEL_WAKE each).
+    new_children: list[NewChild] = field(default_factory=list)
+    #: Child run ids the run is blocked on: if one of them has ended (completed, failed,
+    #: cancelled) after the lock was taken, as for ``awaiting_tasks``.
+    awaiting_children: Sequence[UUID] = ()
+    #: Child runs to cancel (``cn.first``'s losing children), with their descendants that
+    #: follow their parent's cancel; the waking run itself is not woken by their end.
+    cancelled_children: list[UUID] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,8 @@ runs = Table(
     Column("parent_run_id", UUID(as_uuid=True)),
     Column("correlation_id", UUID(as_uuid=True)),
     Column("continued_from_run_id", UUID(as_uuid=True)),
+    # a child's answer to its parent's cancel (migration 20261207070000): 'cancel' or 'abandon'
+    Column("on_parent_cancel", Text),
     PrimaryKeyConstraint("id", name="continuum_runs_pkey"),
     CheckConstraint(_in("state", RUN_STATES), name="continuum_runs_state_check"),
     # Runs are updated in place on every wake; free space on the page keeps those HOT updates.
@@ -315,8 +317,9 @@ def _sql(element: object) -> str:
 #: one source for ``continuum migrate`` and the generated schema). A later migration that
 #: replaces a function must be named here instead.
 FUNCTIONS = {
-    "continuum_commit_wake": "20261207010000",
-    "continuum_commit_wakes": "20261207060000",
+    "continuum_cancel_tree": "20261207070000",
+    "continuum_commit_wake": "20261207070000",
+    "continuum_commit_wakes": "20261207080000",
 }
 
 
@@ -326,9 +329,10 @@ def function_statements() -> list[str]:
     out = []
     for name, version in FUNCTIONS.items():
         sql = by_version[version].sql
-        marker = f"FUNCTION {name}("
-        start = sql.rindex("CREATE ", 0, sql.index(marker))  # CREATE or CREATE OR REPLACE
-        out.append(sql[start:].strip().rstrip(";"))
+        at = min(i for i in (sql.find(f"CREATE FUNCTION {name}("), sql.find(f"CREATE OR REPLACE FUNCTION {name}("))
+                 if i >= 0)
+        end = sql.index("\n$$;", at) + len("\n$$")  # the statement ends with its body
+        out.append(sql[at:end].strip())
     return out
 
 

@@ -161,6 +161,18 @@ async def fx_chain(tag: str, n: int) -> int:
     return total
 
 
+@cn.workflow(name="fx_kid")
+async def fx_kid(tag: str, i: int) -> int:
+    return await fx_step(f"{tag}-kid", i)
+
+
+@cn.workflow(name="fx_parent")
+async def fx_parent(tag: str) -> list[int]:
+    """A step, then three children started in one commit (the crash test of child starts)."""
+    await fx_step(tag, 0)
+    return await cn.gather(*(cn.child("fx_kid", {"tag": tag, "i": i}) for i in range(1, 4)))
+
+
 @cn.workflow(name="fx_doomed")
 async def fx_doomed(tag: str) -> str:
     await fx_step(tag, 0)

@@ -3,8 +3,9 @@
     python -m tests.histories.record
 
 ``trip_completed.json`` (every event type), ``trip_in_flight.json`` (suspended on its signal),
-and ``trip_v0_completed.json`` (an older version of ``trip``, recorded under the same name:
-the current code must reject it as drift).
+``trip_v0_completed.json`` (an older version of ``trip``, recorded under the same name:
+the current code must reject it as drift), and ``family_completed.json`` (a parent of child
+workflows: ``child_*`` events).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import continuum_nb as cn
 from continuum_nb.workflow import WorkflowDef
 
-from .workflows import trip, trip_v0
+from .workflows import family, family_kid, trip, trip_v0
 
 HERE = Path(__file__).parent
 START = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
@@ -51,6 +52,13 @@ def record() -> dict[str, dict[str, Any]]:
         run = env.start(old, {"city": "Porto", "cents": 300})
         env.wait(run)
         out["trip_v0_completed"] = cn.export_history(run.id, instance=env.instance)
+    with cn.testing.environment(start_at=START) as env:
+        env.instance.registry.register(WorkflowDef(family_kid, name="family_kid"))
+        parent = WorkflowDef(family, name="family")
+        env.instance.registry.register(parent)
+        run = env.start(parent, {"cities": ["Lisbon", "Porto", "Faro", "Braga"]})
+        env.wait(run)
+        out["family_completed"] = cn.export_history(run.id, instance=env.instance)
     return out
 
 

@@ -49,3 +49,28 @@ async def trip_v0(city: str, cents: int) -> dict[str, Any]:
     flight = await book("flight", city)
     payment = await pay(cents)
     return {"flight": flight, "hotel": hotel, "payment": payment}
+
+
+async def family_kid(city: str) -> str:
+    """A child of ``family``: one activity."""
+    return await book("room", city)
+
+
+async def family(cities: list[str]) -> dict[str, Any]:
+    """A parent: a child awaited at once, children in one gather, a handle awaited later, and a
+    child of an unknown workflow (refused, caught)."""
+    first = await cn.child("family_kid", {"city": cities[0]})
+    handle = await cn.start_child("family_kid", {"city": cities[1]}, run_id="later")
+    both = await cn.gather(*(cn.child("family_kid", {"city": c}) for c in cities[2:4]))
+    try:
+        await cn.child("no_such_kid", {})
+    except cn.ChildFailed as exc:
+        refused = exc.state
+    return {"first": first, "later": await handle, "both": both, "refused": refused}
+
+
+async def family_without_a_child(cities: list[str]) -> dict[str, Any]:
+    """``family`` with its first child removed: its recorded history must be rejected as drift."""
+    handle = await cn.start_child("family_kid", {"city": cities[1]}, run_id="later")
+    both = await cn.gather(*(cn.child("family_kid", {"city": c}) for c in cities[2:4]))
+    return {"later": await handle, "both": both}

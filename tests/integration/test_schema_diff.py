@@ -131,7 +131,8 @@ def test_generated_sql_equals_migrations(empty_db_url: str, other_db_url: str) -
     assert any(s[0] == "continuum_lease_token_seq" for s in migrated["sequences"])
     assert any(c[2] == "c" for c in migrated["constraints"])  # CHECKs compared
     assert any("WHERE" in i[2] for i in migrated["indexes"])  # partial indexes compared
-    assert [f[0] for f in migrated["functions"]] == ["continuum_commit_wake", "continuum_commit_wakes"]  # functions compared
+    assert [f[0] for f in migrated["functions"]] == [
+        "continuum_cancel_tree", "continuum_commit_wake", "continuum_commit_wakes"]  # compared
     # Every migration is marked applied, so `continuum migrate` afterwards does nothing.
     assert [m[0] for m in generated["migrations"]] == [m.version for m in available()]
     assert pending(other_db_url) == []

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 DURATIONS = ("lease_ttl", "heartbeat", "poll_interval", "release_after")
 COUNTS = ("pool_size", "activity_concurrency", "run_concurrency", "wake_batch_size", "max_cached_runs",
-          "snapshot_max_size_bytes")
+          "snapshot_max_size_bytes", "max_child_depth")
 FLAGS = ("run_engine", "allow_stored_code", "auto_migrate")
 LIMITS = ("history_warn_events", "history_max_events", "max_payload_bytes")
 

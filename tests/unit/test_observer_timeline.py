@@ -206,3 +206,17 @@ def test_event_rows_are_one_line_until_opened_and_escaped() -> None:
     assert "+2.0 s" in summary and "…" in summary and len(summary) < 800
     assert "more characters" in page
     assert one_line({"a": [1, 2]}) == '{"a": [1, 2]}'
+
+
+def test_children_get_a_lane_each_workflow_and_their_failures_an_effect_point() -> None:
+    evs = [_ev(1, "child_started", 0, workflow="ship"), _ev(2, "child_started", 0, workflow="pack"),
+           _ev(3, "child_completed", 2, workflow="ship", started_seq=1),
+           _ev(4, "child_cancelled", 3, workflow="pack", started_seq=2, reason="cancelled")]
+    spans = journal_spans(evs, started_at=T0, now=T0 + timedelta(seconds=5)).spans
+    kids = {s.lane: (s.start, s.end, s.status, s.seqs) for s in spans if s.kind == "activity"}
+    assert kids == {"child ship": (0.0, 2000.0, "completed", [1, 3]), "child pack": (0.0, 3000.0, "failed", [2, 4])}
+    assert [(s.lane, s.label) for s in spans if s.kind == "effect"] == [(EFFECTS_LANE, "child pack cancelled")]
+    slim = [{"seq": 1, "event_type": "child_started", "t_ms": 0.0, "name": "ship", "ref": None},
+            {"seq": 2, "event_type": "child_failed", "t_ms": 10.0, "name": "ship", "ref": 1}]
+    (bar, point) = journal_spans(slim, started_at=T0, now=T0).spans
+    assert (bar.label, bar.status, bar.end, point.label) == ("child ship", "failed", 10.0, "child ship failed")

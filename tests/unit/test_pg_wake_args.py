@@ -33,9 +33,16 @@ def test_one_value_per_placeholder_of_the_statement() -> None:
     assert placeholders == list(range(1, len(args) + 1))
 
 
+def _current_wake_function() -> str:
+    from continuum_nb.store.schema import function_statements
+
+    (current,) = [s for s in function_statements() if "FUNCTION continuum_commit_wake(" in s]
+    return current
+
+
 def test_the_migration_declares_as_many_input_parameters() -> None:
-    sql = next((Path(__file__).resolve().parents[2] / "migrations").glob("*_commit_wake_function.sql")).read_text()
-    signature = sql[sql.index("CREATE FUNCTION continuum_commit_wake("):sql.index(")\nLANGUAGE")]
+    sql = _current_wake_function()
+    signature = sql[sql.index("FUNCTION continuum_commit_wake("):sql.index(")\nLANGUAGE")]
     inputs = [line for line in signature.splitlines()[1:] if re.match(r"\s+p_\w+ ", line)]
     assert len(inputs) == len(wake_args(_full_wake(uuid.uuid4()), uuid.uuid4()))
 
@@ -56,13 +63,14 @@ def test_a_new_run_travels_as_one_json_object() -> None:
     text = new_run_json(run, "engine-1")
     assert '"owner":"engine-1"' in text and '"trace":"01"' in text and '"input":{"x":1}' in text
     args = wake_args(_full_wake(run.id), run.id, text, lease_ttl=12.5)
-    assert args[2] == text and args[-1] == "12.5"
+    assert args[2] == text and args[23] == "12.5"
+    assert args[24:] == [None, None, None]  # no children started, awaited or cancelled
 
 
-def test_the_current_definition_keeps_the_signature() -> None:
-    """The migration that replaced the function (store/schema.py's FUNCTIONS) declares the same
-    parameters, in the same order, as the first one: callers prepared against either still work."""
-    from continuum_nb.store.schema import function_statements
+def test_the_current_definition_extends_the_signature_at_its_end() -> None:
+    """The migration that replaced the function last (store/schema.py's FUNCTIONS) declares the
+    first one's parameters, in the same order, then the three of child runs (20261207070000);
+    the OUT parameters are unchanged."""
 
     def params(sql: str) -> list[str]:
         start = sql.index("FUNCTION continuum_commit_wake(")
@@ -70,6 +78,8 @@ def test_the_current_definition_keeps_the_signature() -> None:
         return [m.group(1) + " " + m.group(2) for m in re.finditer(r"^\s+(p_\w+|OUT \w+) (\w+)", signature, re.M)]
 
     first = next((Path(__file__).resolve().parents[2] / "migrations").glob("*_commit_wake_function.sql")).read_text()
-    (current,) = [s for s in function_statements() if "FUNCTION continuum_commit_wake(" in s]
-    assert current.startswith("CREATE OR REPLACE FUNCTION continuum_commit_wake(")
-    assert params(current) == params(first) and len(params(first)) == 26
+    current = _current_wake_function()
+    assert current.startswith("CREATE FUNCTION continuum_commit_wake(")
+    before, after = params(first), params(current)
+    assert len(before) == 26
+    assert after == before[:24] + ["p_children jsonb", "p_await_children jsonb", "p_cancel_children jsonb"] + before[24:]

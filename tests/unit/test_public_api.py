@@ -15,15 +15,15 @@ ROOT = Path(__file__).resolve().parents[2]
 # Exactly the public names; a name added to or dropped from the package must be added or
 # dropped here too.
 PUBLIC = [
-    "ActivityFailed", "ConfigurationError", "ContinuumError", "DatabaseUnavailable",
+    "ActivityFailed", "ChildFailed", "ConfigurationError", "ContinuumError", "DatabaseUnavailable",
     "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
     "NonRetryableError", "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
     "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
-    "activity", "analytics", "cancel", "cancel_async", "configure", "days", "deprecate_patch", "events",
+    "activity", "analytics", "cancel", "cancel_async", "child", "configure", "days", "deprecate_patch", "events",
     "export_history", "first", "fork", "gather", "get_run", "health", "hours", "instance", "list_runs", "log",
     "minutes", "now", "observer", "otel", "partitions", "patched", "prune", "pure", "random", "replay",
     "resume", "runs", "saga", "seconds", "set_attributes", "side_effect", "signal", "signal_async", "start",
-    "start_async", "start_many", "telemetry", "testing", "timer", "today", "upgrade", "uuid4", "wait",
+    "start_async", "start_child", "start_many", "telemetry", "testing", "timer", "today", "upgrade", "uuid4", "wait",
     "wait_async", "workflow",
 ]  # fmt: skip
 

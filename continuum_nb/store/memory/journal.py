@@ -25,13 +25,13 @@ from ..base import (
     WakeResult,
 )
 from ..checks import check_first_wake, check_wake, lease_lost, seq_conflict
+from .children import MemoryChildren
 from .rows import OPEN_TASK_STATES, TimerRow, copy_json, db_now
-from .tables import MemoryTables
 
 __all__ = ["MemoryJournal"]
 
 
-class MemoryJournal(MemoryTables):
+class MemoryJournal(MemoryChildren):
     """Creating runs, committing wakes, loading the journal."""
 
     def create_run(
@@ -174,7 +174,12 @@ class MemoryJournal(MemoryTables):
                 task.state = "cancelled"
                 task.lease_owner = task.lease_token = task.lease_expires_at = None
 
-        pending = self._signal_pending(wake.run_id, wake.awaiting_signals) or self._task_ready(wake)
+        if wake.new_children:
+            self._insert_children(wake, notes)
+        if wake.cancelled_children:
+            self._cancel_tree(list(wake.cancelled_children), wake.now, wake.run_id, notes)
+        pending = (self._signal_pending(wake.run_id, wake.awaiting_signals) or self._task_ready(wake)
+                   or any(self._child_ended(c, wake.now) for c in wake.awaiting_children))
         run.state = wake.state
         run.result = copy_json(wake.result)
         run.error = copy_json(wake.error)
@@ -193,6 +198,8 @@ class MemoryJournal(MemoryTables):
             run.lease_expires_at = now_db + timedelta(seconds=wake.lease_ttl)
         if wake.state in FINISHED_STATES or wake.state == "drifted":
             notes.append(Notification(CHANNEL_DONE, str(wake.run_id)))
+            if wake.state in FINISHED_STATES and run.parent_run_id is not None:
+                self._wake_parent(run, wake.now, notes)  # the child's end wakes its parent
         elif wake.release and run.next_wakeup_at is not None and run.next_wakeup_at <= wake.now:
             # Runnable now and nobody holds it: tell the other engines.
             notes.append(Notification(CHANNEL_WAKE, str(wake.run_id)))

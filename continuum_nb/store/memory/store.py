@@ -94,20 +94,9 @@ class MemoryStore(MemoryJournal, MemoryLeases, MemoryPrune, MemoryBulk, MemoryFo
                 raise run_not_found(run_id)
             if run.state in FINISHED_STATES:
                 raise run_not_active(run_id, run.state, "cancel")
-            run.state = "cancelled"
-            run.completed_at = now
-            if run.retention is not None:
-                run.retention_until = now + run.retention
-            run.next_wakeup_at = None
-            run.lease_owner = run.lease_token = run.lease_expires_at = None
-            for task in self._tasks.values():
-                if task.run_id == run_id and task.state in OPEN_TASK_STATES:
-                    task.state = "cancelled"
-                    task.lease_owner = task.lease_token = task.lease_expires_at = None
-            for timer in self._timers.values():
-                if timer.run_id == run_id:
-                    timer.fired = True
-            self._notify([Notification(CHANNEL_DONE, str(run_id))])
+            notes: list[Notification] = []
+            self._cancel_tree([run_id], now, None, notes)  # its children follow (on_parent_cancel)
+            self._notify(notes)
             return self._run_copy(run)
 
     def resume_run(self, run_id: UUID, now: datetime) -> RunRecord:

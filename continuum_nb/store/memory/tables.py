@@ -36,6 +36,8 @@ class MemoryTables:
         #: (workflow, key) -> run id; (run id, signal name, key) -> signal id.
         self._ingress_keys: dict[tuple[str, str], UUID] = {}
         self._signal_keys: dict[tuple[UUID, str, str], int] = {}
+        #: child run id -> 'cancel' | 'abandon' (continuum_runs.on_parent_cancel)
+        self._on_parent_cancel: dict[UUID, str] = {}
         self._tokens = itertools.count(1)  # one sequence for run and task leases, as in PostgreSQL
         self._signal_ids = itertools.count(1)
         self._order = itertools.count(1)  # the order versions were saved in (latest_version)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 RUN_COLS = (
     "id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, "
-    "lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention"
+    "lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention, "
+    "parent_run_id, correlation_id, continued_from_run_id"
 )
 TASK_COLS = (
     "id, run_id, seq, activity, mfa, attempt, state, available_at, lease_owner, lease_token, "
@@ -40,13 +41,13 @@ VALUES (%(id)s, %(workflow)s, %(version)s, 'running', %(input)s::jsonb, %(trace)
 RETURNING lease_token
 """
 
-GET_RUN = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention FROM continuum_runs WHERE id = %(id)s"
+GET_RUN = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention, parent_run_id, correlation_id, continued_from_run_id FROM continuum_runs WHERE id = %(id)s"
 
 RUN_STATE = "SELECT state, lease_token FROM continuum_runs WHERE id = %(id)s"
 
 # list_runs: each filter adds a fixed fragment (values stay parameters), so every combination is
 # still a constant statement, prepared once.
-_LIST_BASE = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention FROM continuum_runs WHERE true"
+_LIST_BASE = "SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention, parent_run_id, correlation_id, continued_from_run_id FROM continuum_runs WHERE true"
 _LIST_ORDER = " ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
 
 
@@ -85,9 +86,9 @@ COMMIT_WAKE = """SELECT out_pending, out_token FROM continuum_commit_wake(
     $1::uuid, $2::bigint, $3::jsonb, $4::bigint, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb,
     $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13::jsonb, $14::jsonb, $15::text, $16::jsonb,
     $17::jsonb, $18::timestamptz, $19::timestamptz, $20::boolean, $21::text, $22::bytea,
-    $23::boolean, $24::float8)"""
+    $23::boolean, $24::float8, $25::jsonb, $26::jsonb, $27::jsonb)"""
 #: Its prepared statement's name on every pooled connection (versioned with the statement).
-COMMIT_WAKE_NAME = b"continuum_commit_wake_v1"
+COMMIT_WAKE_NAME = b"continuum_commit_wake_v2"
 
 # Wakes of several runs in one transaction (migration 20261207060000): a row per wake, in order.
 COMMIT_WAKES = """SELECT out_pending, out_token, out_sqlstate, out_message, out_detail
@@ -119,7 +120,7 @@ WITH upd AS (
            lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
            retention_until = CASE WHEN retention IS NOT NULL THEN %(now)s + retention ELSE retention_until END
      WHERE id = %(run)s AND state IN ('running', 'suspended', 'drifted')
-    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention
+    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention, parent_run_id, correlation_id, continued_from_run_id
 ), tasks AS (
     UPDATE continuum_activity_tasks
        SET state = 'cancelled', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -130,13 +131,27 @@ WITH upd AS (
 SELECT upd.*, pg_notify('continuum_run_done', upd.id::text) FROM upd
 """
 
+#: After CANCEL_RUN, in its transaction (migration 20261207070000): the run's children that
+#: follow their parent's cancel, and theirs, are cancelled; its parent, if any, is woken.
+CANCEL_TREE = "SELECT continuum_cancel_tree(ARRAY[%(run)s::uuid], %(now)s, NULL)"
+
+#: How many ancestors a run has (its parent_run_id chain; a cycle cannot arise: a child's id is new).
+RUN_DEPTH = """
+WITH RECURSIVE up(id, parent, depth) AS (
+    SELECT id, parent_run_id, 0 FROM continuum_runs WHERE id = %(run)s
+    UNION ALL
+    SELECT r.id, r.parent_run_id, up.depth + 1 FROM continuum_runs AS r JOIN up ON r.id = up.parent
+     WHERE up.depth < 1000)
+SELECT max(depth) FROM up
+"""
+
 RESUME_RUN = """
 WITH upd AS (
     UPDATE continuum_runs
        SET state = 'running', error = NULL, next_wakeup_at = %(now)s,
            lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
      WHERE id = %(run)s AND state = 'drifted'
-    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention)
+    RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention, parent_run_id, correlation_id, continued_from_run_id)
 SELECT upd.*, pg_notify('continuum_wake', upd.id::text) FROM upd
 """
 
@@ -176,7 +191,7 @@ UPDATE continuum_runs AS r
    SET lease_owner = %(owner)s, lease_token = nextval('continuum_lease_token_seq'),
        lease_expires_at = now() + make_interval(secs => %(ttl)s::float8)
   FROM c WHERE r.id = c.id
-RETURNING r.id, r.workflow, r.version_hash, r.state, r.input, r.result, r.error, r.trace_context, r.started_at, r.completed_at, r.lease_owner, r.lease_token, r.lease_expires_at, r.next_wakeup_at, r.retention_until, r.attributes, r.retention
+RETURNING r.id, r.workflow, r.version_hash, r.state, r.input, r.result, r.error, r.trace_context, r.started_at, r.completed_at, r.lease_owner, r.lease_token, r.lease_expires_at, r.next_wakeup_at, r.retention_until, r.attributes, r.retention, r.parent_run_id, r.correlation_id, r.continued_from_run_id
 """
 
 CLAIM_RUN = """
@@ -186,7 +201,7 @@ UPDATE continuum_runs
  WHERE id = %(run)s AND state IN ('running', 'suspended', 'drifted')
    AND (lease_owner IS NULL OR lease_owner = %(owner)s OR lease_expires_at IS NULL
         OR lease_expires_at <= now())
-RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention
+RETURNING id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention, parent_run_id, correlation_id, continued_from_run_id
 """
 
 RENEW_RUNS = """
@@ -411,7 +426,7 @@ SELECT version_hash, source, origin FROM continuum_workflow_versions
 STORED_NAMES = "SELECT DISTINCT name FROM continuum_workflow_versions WHERE origin = 'cell' ORDER BY name"
 
 RUNS_ON_OTHER_VERSIONS = """
-SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention FROM continuum_runs
+SELECT id, workflow, version_hash, state, input, result, error, trace_context, started_at, completed_at, lease_owner, lease_token, lease_expires_at, next_wakeup_at, retention_until, attributes, retention, parent_run_id, correlation_id, continued_from_run_id FROM continuum_runs
  WHERE workflow = %(name)s AND version_hash <> %(version)s AND state IN ('running', 'suspended', 'drifted')
  ORDER BY started_at, id
 """

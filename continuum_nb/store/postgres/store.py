@@ -64,7 +64,7 @@ from .wake import jsonb_or_null as _j
 
 __all__ = ["PostgresStore"]
 
-_N_RUN_COLS = 17
+_N_RUN_COLS = 20
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
@@ -192,10 +192,26 @@ class PostgresStore(PgIngress, PgPrune, PgBulk):
 
     def cancel_run(self, run_id: UUID, now: datetime) -> RunRecord:
         with self._connection() as conn:
-            row = conn.execute(q.CANCEL_RUN, {"run": run_id, "now": now}).fetchone()
+            for attempt in (1, 2, 3):
+                try:
+                    with conn.transaction():
+                        row = conn.execute(q.CANCEL_RUN, {"run": run_id, "now": now}).fetchone()
+                        if row is not None:  # its children that follow it, and its parent woken
+                            conn.execute(q.CANCEL_TREE, {"run": run_id, "now": now})
+                    break
+                except pgerrors.DeadlockDetected:
+                    # A child's final commit locks the child, then its parent; this locks the
+                    # parent, then its children: PostgreSQL aborted one of the two. Again.
+                    if attempt == 3:
+                        raise
             if row is None:
                 raise self._state_error(conn, run_id, "cancel")
         return _run(row)
+
+    def run_depth(self, run_id: UUID) -> int:
+        with self._connection() as conn:
+            row = conn.execute(q.RUN_DEPTH, {"run": run_id}).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
 
     def resume_run(self, run_id: UUID, now: datetime) -> RunRecord:
         with self._connection() as conn:

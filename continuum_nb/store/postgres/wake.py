@@ -1,6 +1,6 @@
 """One wake on PostgreSQL: one call of the ``continuum_commit_wake`` function (migration
-20260701000003, last replaced by 20261207010000: the journal's end is checked against
-``continuum_runs.last_seq``), for ``PostgresStore.commit_wake`` and ``create_run(first_wake=...)``.
+20260701000003, replaced by 20261207010000: the journal's end is checked against
+``continuum_runs.last_seq``; and by 20261207070000: child runs), for ``PostgresStore.commit_wake`` and ``create_run(first_wake=...)``.
 
 ``wake_args`` builds the call's values (pure Python: a bad value fails before anything is sent);
 ``exec_commit_wake`` runs the prepared call straight on libpq (the hot path).
@@ -102,12 +102,19 @@ def wake_args(wake: Wake, run_id: UUID, new_run: str | None = None,
         None if trace is None else "\\x" + bytes(trace).hex(),
         _bool(wake.release),
         repr(float(wake.lease_ttl if lease_ttl is None else lease_ttl)),
+        _rows_or_null([
+            [str(c.id), c.workflow, c.version_hash, c.input, _ts(c.started_at), str(c.correlation_id),
+             c.on_parent_cancel, None if c.retention is None else c.retention.total_seconds()]
+            for c in wake.new_children
+        ]),
+        _rows_or_null([str(c) for c in wake.awaiting_children]),
+        _rows_or_null([str(c) for c in wake.cancelled_children]),
     ]
 
 
 # The hot path: the wake statements are prepared once per pooled connection and executed through
 # libpq directly (one prepared execution with text parameters, the GIL released while it waits),
-# which costs the client far less than the general cursor path for its 24 parameters.
+# which costs the client far less than the general cursor path for its 27 parameters.
 _prepared: dict[bytes, weakref.WeakSet[Conn]] = {q.COMMIT_WAKE_NAME: weakref.WeakSet(),
                                                  q.COMMIT_WAKES_NAME: weakref.WeakSet()}
 
