@@ -17,7 +17,7 @@ from uuid import UUID
 
 from ..definitions.workflow import WorkflowDef
 from ..errors import LeaseLost
-from ..replay.outcomes import Blocked, Completed, Drifted, Failed, LiveOutcome
+from ..replay.outcomes import Blocked, Completed, Continued, Drifted, Failed, LiveOutcome
 from ..replay.replayer import Replayer
 from ..store.base import (
     NewRun,
@@ -34,6 +34,7 @@ from ..telemetry import emit
 from .announce import announce_committed
 from .clock import Clock
 from .compaction import Compaction
+from .continuing import continuing_wake
 from .held import HeldRun
 from .history import HistoryGuard
 
@@ -351,6 +352,8 @@ class Runner:
         if isinstance(outcome, Completed):
             wake.state, wake.result = "completed", outcome.result
             report.state, report.result = "completed", outcome.result
+            if isinstance(outcome, Continued):  # cn.continue_as_new: the successor, in this commit
+                wake = continuing_wake(wake, outcome)
         elif isinstance(outcome, Failed):
             wake.state, wake.error = "failed", outcome.error
             report.state, report.error = "failed", outcome.error
@@ -386,7 +389,7 @@ class Runner:
             held.replayer = None
         if report.released:
             report.state = "released"
-        announce_committed(wake.events, self._meta(held), telemetry_active())
+        announce_committed(wake.events, self._meta(held), telemetry_active(), self.store)
         if not telemetry_active():
             return
         self._emit_events(held, wake)

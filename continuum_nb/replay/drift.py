@@ -13,7 +13,7 @@ from typing import Any
 from ..store.base import Event
 from .journal import identity_of
 
-__all__ = ["DriftSignal", "drift_report", "end_message", "mismatch_message", "waiting_message"]
+__all__ = ["DriftSignal", "drift_report", "end_message", "mismatch_message", "not_awaitable", "waiting_message"]
 
 
 class DriftSignal(BaseException):
@@ -61,3 +61,12 @@ def end_message(what: str, remaining: int, next_event: Event) -> str:
     """The code returned or raised, yet the journal holds more commands."""
     return (f"the workflow {what} but the journal has {remaining} more command(s), "
             f"starting with {next_event.event_type} (seq {next_event.seq})")
+
+
+def not_awaitable(workflow: str, awaited: Any) -> TypeError:
+    """The workflow awaited something that is not a continuum awaitable (raised into it)."""
+    return TypeError(
+        f"workflow {workflow!r} awaited {awaited!r}, which is not a continuum awaitable; "
+        "inside a workflow await only activities, cn.signal(), cn.timer(), cn.gather() and cn.first() "
+        "(asyncio and other libraries cannot be awaited: move that code into an @cn.activity)"
+    )

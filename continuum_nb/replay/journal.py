@@ -24,7 +24,9 @@ __all__ = [
 ]
 
 START_TYPES = frozenset({"activity_scheduled", "timer_started", "signal_awaited", "side_effect", "patched",
-                         "compensation_scheduled"})
+                         "compensation_scheduled", "run_continued_as_new"})
+#: Starts that answer themselves (no resolution event ever names them).
+_SELF_ANSWERED = frozenset({"side_effect", "signal_received", "patched", "run_continued_as_new"})
 #: Resolutions that end a start without an outcome (``cn.first``'s losers): type -> seq field.
 CANCELLED = {"activity_cancelled": "scheduled_seq", "timer_cancelled": "started_seq",
              "signal_cancelled": "awaited_seq"}
@@ -46,6 +48,8 @@ def identity_of(ev: Event) -> tuple[str, str]:
         return ("patched", p["name"])
     if t == "compensation_scheduled":
         return ("compensation", p["activity"])
+    if t == "run_continued_as_new":
+        return ("continue_as_new", p["workflow"])
     raise ValueError(f"{t} is not a command-start event")
 
 
@@ -158,7 +162,7 @@ class JournalIndex:
             self.ordinals.append(ev.payload.get("ordinal"))
             self.seqs.append(seq)
             self.start_events.append(ev)
-            if t == "side_effect" or t == "signal_received" or t == "patched":
+            if t in _SELF_ANSWERED:
                 # These answer themselves (whatever a stray resolution event claims).
                 self.values.pop(seq, None)
                 self.answers[seq] = answer_of(ev)

@@ -25,10 +25,11 @@ from ..definitions.commands import Command, FirstCommand, GatherCommand
 from ..definitions.context import active
 from ..store.base import Event
 from ..store.payloads import check_json, storable_text
+from . import continuation, drift
 from .drift import DriftSignal, drift_report, end_message, mismatch_message, waiting_message
 from .journal import Answer, JournalIndex, StartsBySeq, answer_of, outcome_of
 from .live import blocked_on, cancel_started, resolve_started, start_command
-from .outcomes import Batch, Blocked, Completed, Drifted, Failed, Resolver, error_dict
+from .outcomes import Batch, Blocked, Completed, Continued, Drifted, Failed, Resolver, error_dict
 
 __all__ = ["Replayer"]
 
@@ -60,13 +61,8 @@ class Replayer:
     commit fails (its batch was never written).
     """
 
-    def __init__(
-        self,
-        run_id: str,
-        workflow: str,
-        coro_factory: Callable[[], Coroutine[Any, Any, Any]],
-        journal: list[Event],
-    ) -> None:
+    def __init__(self, run_id: str, workflow: str, coro_factory: Callable[[], Coroutine[Any, Any, Any]],
+                 journal: list[Event]) -> None:
         self.run_id = run_id
         self.workflow = workflow
         self._factory = coro_factory
@@ -95,8 +91,8 @@ class Replayer:
         index: JournalIndex,
         rest: list[Event],
     ) -> Replayer:
-        """A replayer over an already indexed prefix (a decoded snapshot) plus the events after
-        it. Every start of the prefix is still matched against the workflow's commands."""
+        """A replayer over an indexed prefix (a decoded snapshot) plus the events after it; every
+        start of the prefix is still matched against the workflow's commands."""
         rep = cls(run_id, workflow, coro_factory, [])
         rep._ix = index
         rep.start_by_seq = StartsBySeq(index)
@@ -195,8 +191,12 @@ class Replayer:
         if n > self._ix.logs_at.get(at, 0):
             self._record("workflow_log", {"message": storable_text(message), "level": level, "fields": fields})
 
+    def continue_as_new(self, input: dict[str, Any], version: str) -> BaseException:
+        return continuation.request(self, input, version)  # cn.continue_as_new: its journaling
+
     # --- drift ------------------------------------------------------------------------------
     drift: dict[str, Any] | None = None
+    continued: Continued | None = None  # cn.continue_as_new was called: how the run ends
 
     def _drift(self, message: str, expected_index: int | None, actual: dict[str, Any]) -> DriftSignal:
         expected = None if expected_index is None else self._ix.start_event(expected_index)
@@ -344,7 +344,7 @@ class Replayer:
             if self.drift:  # workflow code swallowed the drift signal (bare except)
                 return self._finish(Drifted(self.drift))
             if not isinstance(cmd, Command):
-                send, throw = None, _not_awaitable(self.workflow, cmd)
+                send, throw = None, drift.not_awaitable(self.workflow, cmd)
                 continue
             # Fast path, the bulk of any replay: a single command whose start is at the cursor
             # with the same identity and whose answer is journaled. The same checks as _open
@@ -389,6 +389,8 @@ class Replayer:
         is not JSON (failed)."""
         if self.drift:
             return self._finish(Drifted(self.drift))
+        if self.continued is not None:
+            return continuation.ended(self)
         if self.replaying:
             return self._drift_end(f"returned {value!r:.80}")
         try:
@@ -397,11 +399,13 @@ class Replayer:
             return self._finish(Failed(error_dict(exc)))
         return self._finish(Completed(value))
 
-    def _raised(self, exc: BaseException) -> Failed | Drifted:
+    def _raised(self, exc: BaseException) -> Completed | Failed | Drifted:
         """The workflow raised (anything, SystemExit and KeyboardInterrupt too: recorded, not
         obeyed): failed, unless the journal goes on (drift)."""
         if self.drift:
             return self._finish(Drifted(self.drift))
+        if self.continued is not None:  # (raised ContinueAsNew, or swallowed it and raised another)
+            return continuation.ended(self)
         if self.replaying:
             return self._drift_end(f"raised {type(exc).__name__}: {exc}")
         if isinstance(exc, RuntimeError) and "no running event loop" in str(exc):
@@ -440,11 +444,3 @@ class Replayer:
 
     def reset_batch(self) -> None:
         self.batch = Batch()
-
-
-def _not_awaitable(workflow: str, awaited: Any) -> TypeError:
-    return TypeError(
-        f"workflow {workflow!r} awaited {awaited!r}, which is not a continuum awaitable; "
-        "inside a workflow await only activities, cn.signal(), cn.timer(), cn.gather() and cn.first() "
-        "(asyncio and other libraries cannot be awaited: move that code into an @cn.activity)"
-    )

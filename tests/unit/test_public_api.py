@@ -19,7 +19,7 @@ PUBLIC = [
     "DeterminismError", "DriftError", "Instance", "InstanceNotRegistered", "MigrationError",
     "NonRetryableError", "NondeterministicCallWarning", "PartitionError", "Retry", "Run", "RunCancelled", "RunFailed",
     "RunNotActive", "RunNotFound", "RunsPage", "SignalTimeout", "UntrustedCallWarning", "WorkflowNotFound",
-    "activity", "analytics", "cancel", "cancel_async", "configure", "days", "deprecate_patch", "events",
+    "activity", "analytics", "cancel", "cancel_async", "configure", "continue_as_new", "days", "deprecate_patch", "events",
     "export_history", "first", "fork", "gather", "get_run", "health", "hours", "instance", "list_runs", "log",
     "minutes", "now", "observer", "otel", "partitions", "patched", "prune", "pure", "random", "replay",
     "resume", "runs", "saga", "seconds", "set_attributes", "side_effect", "signal", "signal_async", "start",

@@ -41,6 +41,7 @@ from ..base import (
     Wake,
     WakeResult,
 )
+from ..chains import ContinuingWake
 from ..checks import (
     check_first_wake,
     check_wake,
@@ -53,6 +54,7 @@ from ..forks import ForkLinks, NewFork
 from ..payloads import dumps
 from . import sql as q
 from .bulk import PgBulk
+from .chains import PgChains, commit_continuing
 from .forks import fork_params
 from .ingress import PgIngress, duplicate_run, run_params
 from .listen import PgListener
@@ -74,7 +76,7 @@ def _task(row: Sequence[Any]) -> TaskRecord:
     return TaskRecord(*row)
 
 
-class PostgresStore(PgIngress, PgPrune, PgBulk):
+class PostgresStore(PgIngress, PgPrune, PgBulk, PgChains):
     """See ``store.base.Store`` for each method's contract (keyed starts and signals, attributes:
     ``ingress``; pruning: ``prune``)."""
 
@@ -153,8 +155,12 @@ class PostgresStore(PgIngress, PgPrune, PgBulk):
                 lease_ttl: float | None = None) -> tuple[bool, int]:
         """One call of continuum_commit_wake: (signal_pending, lease token)."""
         args = [None if a is None else a.encode() for a in wake_args(wake, run_id, new_run, lease_ttl)]
+        cont = wake.continuation if isinstance(wake, ContinuingWake) else None
+
         def call(conn: Conn) -> tuple[bool, int]:
             try:
+                if cont is not None:  # the successor in the same transaction (store/chains.py)
+                    return commit_continuing(conn, args, run_id, cont, wake.now)
                 return exec_commit_wake(conn, args)
             except psycopg.Error as exc:
                 if exc.sqlstate != q.WAKE_REFUSED:
