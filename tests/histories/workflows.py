@@ -49,3 +49,19 @@ async def trip_v0(city: str, cents: int) -> dict[str, Any]:
     flight = await book("flight", city)
     payment = await pay(cents)
     return {"flight": flight, "hotel": hotel, "payment": payment}
+
+
+# --- a chain of runs: cn.continue_as_new (record_chain.py) ---------------------------------------
+@cn.activity(name="histories.bill")
+def bill(customer: str, cycle: int) -> dict[str, Any]:
+    return {"customer": customer, "cycle": cycle, "cents": 990}
+
+
+async def subscription(customer: str, cycle: int = 1, billed: int = 0) -> dict[str, Any]:
+    """Bills a cycle, sleeps a month, and continues as new until its third cycle."""
+    receipt = await bill(customer, cycle)
+    await cn.timer(cn.days(30))
+    billed += receipt["cents"]
+    if cycle >= 3:
+        return {"customer": customer, "cycles": cycle, "billed": billed}
+    cn.continue_as_new({"customer": customer, "cycle": cycle + 1, "billed": billed})

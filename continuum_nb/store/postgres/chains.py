@@ -10,7 +10,7 @@ from ...errors import LeaseLost
 from ..chains import ChainLinks, Continuation
 from ..payloads import dumps
 from .pool import Conn, PgPool
-from .wake import exec_commit_wake
+from .wake import exec_commit_wake_once
 
 __all__ = ["CHAIN_CURRENT", "CHAIN_LINKS", "CONTINUE_AS_NEW", "PgChains", "commit_continuing"]
 
@@ -75,7 +75,7 @@ def commit_continuing(conn: Conn, args: list[bytes | None], run_id: UUID, cont: 
     params = {"run": run_id, "next": cont.next_run_id, "next_text": str(cont.next_run_id),
               "newest": cont.version == "newest", "input": dumps(cont.input), "now": now}
     with conn.transaction():
-        out = exec_commit_wake(conn, args)
+        out = exec_commit_wake_once(conn, args)
         if conn.execute(CONTINUE_AS_NEW, params).fetchone() is None:
             # The wake did not leave the run completed as continued: write nothing.
             raise LeaseLost(f"run {run_id} did not end continued as new by this wake; nothing was written")

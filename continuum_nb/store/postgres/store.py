@@ -170,8 +170,8 @@ class PostgresStore(PgIngress, PgPrune, PgBulk, PgChains):
         try:
             return self._db.call(call)
         except pgerrors.UniqueViolation as exc:
-            if new_run is not None:
-                raise duplicate_run(run_id, exc) from None
+            if new_run is not None or cont is not None:
+                raise duplicate_run(run_id if cont is None else cont.next_run_id, exc) from None
             raise ValueError(f"run {run_id}: {first_line(exc)}") from None
 
     def _fence_failure(self, conn: Conn, wake: Wake) -> Exception:
