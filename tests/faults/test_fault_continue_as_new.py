@@ -1,0 +1,75 @@
+"""kill -9 during continue-as-new: a worker process driving chains of runs that continue as new
+is killed mid-load; a second worker finishes them. Each link of each chain has exactly one
+successor, no run is orphaned or doubled, each step ran its body once per stored result, and the
+signals sent to the chains' first ids (in the mailboxes of runs in flight, moved along the chain
+by each continuation) are each delivered exactly once."""
+
+from __future__ import annotations
+
+import pytest
+
+import continuum_nb as cn
+from tests.faults import fault_workflows as fx
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+TTL = 2.0
+CHAINS, CYCLES = 30, 5
+
+
+def test_kill_9_during_continue_as_new_leaves_one_successor_per_link(db_url: str) -> None:
+    fx.install(db_url)
+    env = {"FX_ACTIVITY_SECONDS": "0.05"}
+    a = fx.Worker(db_url, "A", lease_ttl=TTL, concurrency=4, env=env)
+    with fx.workers(a) as procs, fx.client(db_url) as inst:
+        owner_a = a.wait_ready()
+        firsts = {cn.start("fx_cycles", {"tag": f"c{i:02d}", "cycle": 1, "n": CYCLES}, instance=inst).id: f"c{i:02d}"
+                  for i in range(CHAINS)}
+        continued = "SELECT count(*) FROM continuum_events WHERE event_type = 'run_continued_as_new'"
+        fx.wait_until("some chains to continue", lambda: fx.scalar(db_url, continued) >= CHAINS, 60)
+        # The signals go to each chain's first id: some land in the mailbox of a run that is
+        # about to continue (they move with it), some reach a later run directly.
+        for first, tag in firsts.items():
+            assert cn.signal(first, "done", tag, instance=inst) == "delivered"
+        a.kill()
+        fx.wait_disconnected(db_url, a.app)
+        at_kill = fx.scalar(db_url, continued)
+        assert at_kill < CHAINS * (CYCLES - 1), "worker A continued every chain before it was killed"
+        b = fx.Worker(db_url, "B", lease_ttl=TTL, concurrency=4, env=env)
+        procs.append(b)
+        owner_b = b.wait_ready()
+        for first, tag in firsts.items():
+            result = cn.wait(first, timeout=120, instance=inst)  # follows the chain to its last run
+            assert result == {"tag": tag, "total": sum(range(1, CYCLES + 1)), "done": tag}
+
+        # Exactly one successor per link: CHAINS chains of CYCLES runs, nothing else.
+        runs = fx.query(db_url, "SELECT id, state, result, continued_from_run_id, correlation_id FROM continuum_runs")
+        assert len(runs) == CHAINS * CYCLES
+        assert fx.query(db_url, """SELECT continued_from_run_id FROM continuum_runs
+                                    WHERE continued_from_run_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1""") == []
+        by_id = {r[0]: r for r in runs}
+        for first in firsts:
+            ids = [r for r in by_id if str(r) == first]
+            while (nxt := [r[0] for r in runs if r[3] == ids[-1]]):
+                ids.append(nxt[0])
+            assert len(ids) == CYCLES
+            assert {by_id[r][4] for r in ids} == {ids[0]}  # one correlation_id: the first run's
+            for prev, nxt_id in zip(ids, ids[1:], strict=False):
+                assert by_id[prev][1:3] == ("completed", {"continued": str(nxt_id)})
+        # Each run's journal is whole; each link journaled one continuation and one step.
+        assert fx.journal_problems(db_url) == []
+        assert fx.fencing_problems(db_url, {a.app: owner_a, b.app: owner_b}) == []
+        assert fx.scalar(db_url, continued) == CHAINS * (CYCLES - 1)
+        stored = fx.scalar(db_url, "SELECT count(*) FROM continuum_activity_results WHERE activity_module = 'fx_link'")
+        assert stored == CHAINS * CYCLES
+        # Every "done" delivered once, to the last run of its chain; no signal left behind.
+        assert fx.query(db_url, "SELECT count(*), count(*) FILTER (WHERE delivered) FROM continuum_signals") == [
+            (CHAINS, CHAINS)]
+        received = fx.query(db_url, """
+            SELECT e.run_id FROM continuum_events e JOIN continuum_runs r ON r.id = e.run_id
+             WHERE e.event_type = 'signal_received' AND r.input->>'cycle' = %s""", (str(CYCLES),))
+        assert len(received) == CHAINS
+        # A link's step body ran again only if A was killed between its effect and its stored result.
+        repeated = fx.query(db_url, "SELECT key FROM fx_effects WHERE activity = 'fx_link' GROUP BY key HAVING count(*) > 1")
+        assert len(repeated) <= 4, repeated  # at most A's activity concurrency
+        print(f"kill -9 after {at_kill}/{CHAINS * (CYCLES - 1)} continuations; {len(repeated)} step bodies ran twice")
