@@ -43,9 +43,8 @@ def test_a_loop_continues_as_new_each_day_and_wait_on_the_first_id_returns_the_l
     inst = make_instance()
     first = cn.start(define(inst, ticker), {"day": 1}, attributes={"team": "ops"}, instance=inst)
     for day in range(1, 5):
-        current = eventually(lambda: (c := chain(inst, first.id)[-1]) if len(chain(inst, first.id)) == day else None,
-                             what=f"day {day}'s run")
-        eventually(lambda c=current: suspended_on_tick(inst, c), what=f"day {day} waiting")
+        ids = eventually(lambda n=day: (c := chain(inst, first.id)) if len(c) == n else None, what=f"day {day}'s run")
+        eventually(lambda c=ids[-1]: suspended_on_tick(inst, c), what=f"day {day} waiting")
         assert cn.signal(first.id, "tick", day, instance=inst) == "delivered"  # the first id: the current run
     assert cn.wait(first.id, timeout=30, instance=inst) == {"day": 4, "total": 10}
     ids = chain(inst, first.id)
