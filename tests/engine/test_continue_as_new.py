@@ -33,6 +33,11 @@ async def ticker(day: int, total: int = 0, until: int = 4) -> dict[str, Any]:
     cn.continue_as_new({"day": day + 1, "total": total, "until": until})
 
 
+def chain_of_length(inst: cn.Instance, first: str, n: int) -> list[uuid.UUID] | None:
+    ids = chain(inst, first)
+    return ids if len(ids) == n else None
+
+
 def suspended_on_tick(inst: cn.Instance, run_id: uuid.UUID) -> bool:
     info = cn.get_run(str(run_id), instance=inst)
     return info.state == "suspended" and types(inst, cn.Run(str(run_id), "", inst.name)) == ["signal_awaited"]
@@ -43,7 +48,7 @@ def test_a_loop_continues_as_new_each_day_and_wait_on_the_first_id_returns_the_l
     inst = make_instance()
     first = cn.start(define(inst, ticker), {"day": 1}, attributes={"team": "ops"}, instance=inst)
     for day in range(1, 5):
-        ids = eventually(lambda n=day: (c := chain(inst, first.id)) if len(c) == n else None, what=f"day {day}'s run")
+        ids = eventually(lambda n=day: chain_of_length(inst, first.id, n), what=f"day {day}'s run")
         eventually(lambda c=ids[-1]: suspended_on_tick(inst, c), what=f"day {day} waiting")
         assert cn.signal(first.id, "tick", day, instance=inst) == "delivered"  # the first id: the current run
     assert cn.wait(first.id, timeout=30, instance=inst) == {"day": 4, "total": 10}
