@@ -9,17 +9,17 @@ returned its result).
 
 from __future__ import annotations
 
-import json
 import uuid
+from typing import Any
 
 import continuum_nb as cn
 from continuum_nb.workflow import WorkflowDef
 
-from .record import HERE, START
+from .record import START, save
 from .workflows import subscription
 
 
-def record() -> dict[str, dict]:
+def record() -> dict[str, dict[str, Any]]:
     with cn.testing.environment(start_at=START) as env:
         wf = WorkflowDef(subscription, name="subscription")
         env.instance.registry.register(wf)
@@ -31,9 +31,7 @@ def record() -> dict[str, dict]:
 
 
 def main() -> None:
-    for name, history in record().items():
-        (HERE / f"{name}.json").write_text(json.dumps(history, indent=1, sort_keys=True) + "\n")
-        print(name, history["state"], len(history["journal"]), "events")
+    save(record())
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ neither."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,20 +16,6 @@ from continuum_nb.errors import LeaseLost
 from continuum_nb.store.base import CHANNEL_WAKE, Event, NewRun
 from continuum_nb.store.chains import ChainLinks, Continuation, ContinuingWake
 from continuum_nb.store.memory import MemoryStore
-from continuum_nb.store.postgres import PostgresStore
-
-
-@pytest.fixture(params=["memory", "postgres"])
-def store(request: pytest.FixtureRequest, pg_server: str) -> Iterator[Any]:
-    if request.param == "memory":
-        s: Any = MemoryStore()
-    else:
-        s = PostgresStore(request.getfixturevalue("db_url"), pool_size=2)
-        s.db_url = request.getfixturevalue("db_url")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def now() -> datetime:
