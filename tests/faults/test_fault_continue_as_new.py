@@ -6,6 +6,7 @@ by each continuation) are each delivered exactly once."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 import continuum_nb as cn
@@ -78,3 +79,52 @@ def test_kill_9_during_continue_as_new_leaves_one_successor_per_link(db_url: str
             db_url, "SELECT key FROM fx_effects WHERE activity = 'fx_link' GROUP BY key HAVING count(*) > 1")}
         assert repeated <= unstored, f"a step ran twice although its result was stored: {repeated - unstored}"
         print(f"kill -9 after {at_kill}/{CHAINS * (CYCLES - 1)} continuations; {len(repeated)} step bodies ran twice")
+
+
+#: Holds worker A inside the transaction of its first continuing wake: the successor's insert
+#: sleeps (only for A's sessions, only once), so A can be killed with that transaction open.
+HOLD_DDL = """
+CREATE TABLE IF NOT EXISTS fx_held (run_id uuid PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
+CREATE OR REPLACE FUNCTION fx_hold_successor() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('application_name') = 'fx-A' AND NOT EXISTS (SELECT 1 FROM fx_held) THEN
+        INSERT INTO fx_held (run_id) VALUES (NEW.continued_from_run_id);
+        PERFORM pg_sleep(6);  -- (the server notices its client is gone only after it)
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fx_hold_successor BEFORE INSERT ON continuum_runs FOR EACH ROW
+    WHEN (NEW.continued_from_run_id IS NOT NULL) EXECUTE FUNCTION fx_hold_successor();
+"""
+
+
+def test_kill_9_inside_the_continuing_transaction_writes_none_of_it(db_url: str) -> None:
+    """A worker killed with its continuing wake's transaction open (the successor being inserted)
+    leaves the run as it was: not completed, no successor, its mailbox in place; another worker
+    replays it and continues it once."""
+    fx.install(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(HOLD_DDL)
+    a = fx.Worker(db_url, "A", lease_ttl=TTL, concurrency=2)
+    with fx.workers(a) as procs, fx.client(db_url) as inst:
+        owner_a = a.wait_ready()
+        first = cn.start("fx_cycles", {"tag": "held", "cycle": 1, "n": 3}, instance=inst).id
+        cn.signal(first, "done", "held", instance=inst)  # waits in the first run's mailbox
+        fx.wait_until("A to be inside the continuing transaction", lambda: fx.scalar(db_url, """
+            SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fx-A' AND wait_event = 'PgSleep'"""), 60)
+        a.kill()
+        fx.wait_disconnected(db_url, a.app)
+        # Nothing of that wake was written: no successor, the run not completed, the signal kept.
+        assert fx.query(db_url, "SELECT count(*) FROM continuum_runs") == [(1,)]
+        assert fx.query(db_url, "SELECT state <> 'completed', result FROM continuum_runs") == [(True, None)]
+        assert fx.query(db_url, "SELECT count(*) FROM continuum_events WHERE event_type = 'run_continued_as_new'") == [(0,)]
+        assert fx.query(db_url, "SELECT run_id::text, delivered FROM continuum_signals") == [(first, False)]
+        b = fx.Worker(db_url, "B", lease_ttl=TTL, concurrency=2)
+        procs.append(b)
+        owner_b = b.wait_ready()
+        assert cn.wait(first, timeout=120, instance=inst) == {"tag": "held", "total": 6, "done": "held"}
+        assert fx.query(db_url, "SELECT count(*), count(DISTINCT continued_from_run_id) FROM continuum_runs") == [(3, 2)]
+        assert fx.query(db_url, "SELECT count(*) FROM continuum_events WHERE event_type = 'run_continued_as_new'") == [(2,)]
+        assert fx.query(db_url, "SELECT count(*) FROM continuum_signals WHERE delivered") == [(1,)]
+        assert fx.journal_problems(db_url) == []
+        assert fx.fencing_problems(db_url, {a.app: owner_a, b.app: owner_b}) == []
