@@ -194,3 +194,33 @@ def test_continue_as_new_outside_a_workflow_is_refused_in_one_line(clock: Virtua
     with pytest.raises(RuntimeError, match=r"cn.continue_as_new\(\) only works inside a workflow") as err:
         cn.continue_as_new({"day": 2})
     assert "\n" not in str(err.value) and "cn.start(workflow, input)" in str(err.value)
+
+
+@pytest.mark.stores("memory")
+def test_the_magics_follow_the_chain_from_the_first_id(make_instance: Any) -> None:
+    from IPython.testing import globalipapp
+    from IPython.utils.capture import capture_output
+
+    from continuum_nb.notebook.magics import MagicError
+
+    inst = make_instance()
+    first = cn.start(define(inst, ticker), {"day": 1, "until": 3}, instance=inst)
+    globalipapp.start_ipython()
+    shell = globalipapp.get_ipython()
+    shell.run_line_magic("load_ext", "continuum_nb")
+    try:
+        eventually(lambda: suspended_on_tick(inst, uuid.UUID(first.id)), what="day 1 waiting")
+        with capture_output():
+            shell.run_line_magic("continuum", f"signal {first.id} tick 2 --instance {inst.name}")
+        second = eventually(lambda: chain_of_length(inst, first.id, 2), what="day 2")[-1]
+        eventually(lambda: suspended_on_tick(inst, second), what="day 2 waiting")
+        with capture_output():
+            shell.run_line_magic("continuum", f"signal {first.id} tick 3 --instance {inst.name}")
+            third = eventually(lambda: chain_of_length(inst, first.id, 3), what="day 3")[-1]
+            eventually(lambda: suspended_on_tick(inst, third), what="day 3 waiting")
+            shell.run_line_magic("continuum", f"cancel {first.id} --instance {inst.name}")
+        assert cn.get_run(str(third), instance=inst).state == "cancelled"
+        with pytest.raises(MagicError, match=f"%continuum wait: run {third} was cancelled"):
+            shell.run_line_magic("continuum", f"wait {first.id} --timeout 10 --instance {inst.name}")
+    finally:
+        shell.run_line_magic("unload_ext", "continuum_nb")
