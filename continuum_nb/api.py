@@ -264,6 +264,8 @@ def wait(run_id: Any, timeout: float | None = None, *, instance: Instance | str 
         raise TypeError(f"timeout must be None or a number of seconds, not {timeout!r}")
     if timeout is not None and not 0 <= timeout < float("inf"):
         raise ValueError(f"timeout must be None or a finite number of seconds >= 0, not {timeout!r}")
+    if not isinstance(follow_runs, bool):
+        raise TypeError(f"follow_runs must be True or False, not {follow_runs!r:.80}")
     inst = resolve(instance)
     return chains.wait_run(inst, _run_uuid(run_id), timeout, follow_runs)
 

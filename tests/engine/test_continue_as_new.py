@@ -224,3 +224,9 @@ def test_the_magics_follow_the_chain_from_the_first_id(make_instance: Any) -> No
             shell.run_line_magic("continuum", f"wait {first.id} --timeout 10 --instance {inst.name}")
     finally:
         shell.run_line_magic("unload_ext", "continuum_nb")
+
+
+def test_wait_refuses_a_follow_runs_that_is_not_a_bool(make_instance: Any) -> None:
+    inst = make_instance()
+    with pytest.raises(TypeError, match="follow_runs must be True or False, not 'no'"):
+        cn.api.wait(str(uuid.uuid4()), 1, instance=inst, follow_runs="no")  # type: ignore[arg-type]
