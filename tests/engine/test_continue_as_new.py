@@ -230,3 +230,19 @@ def test_wait_refuses_a_follow_runs_that_is_not_a_bool(make_instance: Any) -> No
     inst = make_instance()
     with pytest.raises(TypeError, match="follow_runs must be True or False, not 'no'"):
         cn.api.wait(str(uuid.uuid4()), 1, instance=inst, follow_runs="no")  # type: ignore[arg-type]
+
+
+def test_a_fork_of_a_run_that_continued_continues_into_a_successor_of_its_own(make_instance: Any) -> None:
+    inst = make_instance()
+    first = cn.start(define(inst, ticker), {"day": 1, "until": 2}, instance=inst)
+    eventually(lambda: suspended_on_tick(inst, uuid.UUID(first.id)), what="day 1 waiting")
+    cn.signal(first.id, "tick", 4, instance=inst)
+    second = eventually(lambda: chain_of_length(inst, first.id, 2), what="day 2")[-1]
+    fork = cn.fork(first.id, at_seq=3, instance=inst)  # the whole journal, its continuation included
+    cn.signal(str(second), "tick", 1, instance=inst)
+    assert cn.wait(first.id, timeout=30, instance=inst) == {"day": 2, "total": 5}
+    forked_chain = eventually(lambda: chain_of_length(inst, fork.id, 2), what="the fork's successor")
+    assert forked_chain[1] != second  # its own successor, not the original's
+    cn.signal(fork.id, "tick", 10, instance=inst)  # to the fork's chain
+    assert cn.wait(fork.id, timeout=30, instance=inst) == {"day": 2, "total": 14}
+    assert chain(inst, first.id) == [uuid.UUID(first.id), second]
