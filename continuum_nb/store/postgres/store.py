@@ -8,6 +8,8 @@ Performance shape (see ``benchmarks/store_commit.py``):
   included) rolls the whole call back; every parameter is built before anything is sent
   (``wake``);
 - a new run with its first wake is that same one call (its ``p_new_run`` argument inserts the run);
+- a wake that continues as new is the one exception: that call and the successor's statement in
+  one explicit transaction (``chains``);
 - single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
 
 Failures (mapped in ``pool``): a stale lease token raises ``LeaseLost``; an event month
