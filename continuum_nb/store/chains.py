@@ -7,8 +7,8 @@ it as any wake (the fence, the journal with its ``run_continued_as_new``, the ru
 with ``{"continued": next_run_id}``) and, in the same transaction, inserts the successor (same
 workflow; the run's version, or with ``version="newest"`` the newest stored one; its attributes,
 retention, trace context and parent; ``continued_from_run_id`` = the run; ``correlation_id`` =
-the run's, else the run's id, written on the run too), moves the run's undelivered signals and
-its children that have not ended to it, and makes it runnable by any engine (NOTIFY
+the run's, else the run's id, written on the run too), moves the run's undelivered signals, its
+signal keys and its children that have not ended to it, and makes it runnable by any engine (NOTIFY
 CHANNEL_WAKE). Both stores implement it in ``commit_wake`` (and ``create_run(first_wake=...)``),
 plus ``chain_links`` and ``chain_current``."""
 

@@ -246,3 +246,21 @@ def test_a_fork_of_a_run_that_continued_continues_into_a_successor_of_its_own(ma
     cn.signal(fork.id, "tick", 10, instance=inst)  # to the fork's chain
     assert cn.wait(fork.id, timeout=30, instance=inst) == {"day": 2, "total": 14}
     assert chain(inst, first.id) == [uuid.UUID(first.id), second]
+
+
+def test_a_signal_key_is_known_to_the_whole_chain(make_instance: Any) -> None:
+    inst = make_instance()
+    first = cn.start(define(inst, ticker), {"day": 1, "until": 3}, instance=inst)
+    eventually(lambda: suspended_on_tick(inst, uuid.UUID(first.id)), what="day 1 waiting")
+    assert cn.signal(first.id, "tick", 1, idempotency_key="k1", instance=inst) == "delivered"
+    second = eventually(lambda: chain_of_length(inst, first.id, 2), what="day 2")[-1]
+    eventually(lambda: suspended_on_tick(inst, second), what="day 2 waiting")
+    assert cn.signal(first.id, "tick", 1, idempotency_key="k1", instance=inst) == "duplicate"
+    assert cn.signal(first.id, "tick", 2, idempotency_key="k2", instance=inst) == "delivered"  # on day 2
+    third = eventually(lambda: chain_of_length(inst, first.id, 3), what="day 3")[-1]
+    eventually(lambda: suspended_on_tick(inst, third), what="day 3 waiting")
+    for key in ("k1", "k2"):  # whichever run each key was first sent to
+        assert cn.signal(first.id, "tick", 9, idempotency_key=key, instance=inst) == "duplicate"
+        assert cn.signal(str(second), "tick", 9, idempotency_key=key, instance=inst) == "duplicate"
+    cn.signal(first.id, "tick", 4, idempotency_key="k3", instance=inst)
+    assert cn.wait(first.id, timeout=30, instance=inst) == {"day": 3, "total": 7}

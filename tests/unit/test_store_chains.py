@@ -1,6 +1,6 @@
 """The store side of continue-as-new (store/chains.py), on MemoryStore and PostgresStore: a
 ``ContinuingWake`` commits the end of the run and its successor in one transaction, moves the
-undelivered signals and the children that have not ended, links the chain; a refused wake writes
+undelivered signals, the signal keys and the children that have not ended, links the chain; a refused wake writes
 neither."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def test_undelivered_signals_and_live_children_move_to_the_successor(store: Any)
     rid, token = leased_run(store)
     kept = store.send_signal(rid, "tick", 1, now())
     moved_a = store.send_signal(rid, "tick", 2, now())
-    moved_b = store.send_signal(rid, "other", 3, now())
+    moved_b, _ = store.send_signal_once(rid, "other", "k-1", 3, now())
     live = child_of(store, rid, "suspended")
     drifted = child_of(store, rid, "drifted")
     ended = child_of(store, rid, "completed")
@@ -101,6 +101,8 @@ def test_undelivered_signals_and_live_children_move_to_the_successor(store: Any)
     assert [(s.id, s.payload) for s in store.pending_signals(nxt)] == [(moved_a, 2), (moved_b, 3)]
     assert parent_of(store, live) == nxt and parent_of(store, drifted) == nxt
     assert parent_of(store, ended) == rid  # it ended: it stays the old run's
+    # its signal key went with it: the same key sent to the successor is a duplicate
+    assert store.send_signal_once(nxt, "other", "k-1", 4, now()) == (moved_b, False)
 
 
 def test_a_chain_of_three_shares_the_first_runs_id(store: Any) -> None:

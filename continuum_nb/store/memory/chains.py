@@ -44,8 +44,8 @@ class MemoryChains(MemoryTables):
             raise ValueError(f"run {cont.next_run_id} already exists; a successor needs a new run id")
 
     def _continue(self, wake: ContinuingWake, notes: list[Notification]) -> None:
-        """(lock held, after the wake was applied) Insert the successor, move the mailbox and
-        the children that have not ended, link the chain."""
+        """(lock held, after the wake was applied) Insert the successor, move the mailbox, the
+        signal keys and the children that have not ended, link the chain."""
         cont = wake.continuation
         if cont is None:  # (the history limits failed the run instead)
             return
@@ -68,6 +68,8 @@ class MemoryChains(MemoryTables):
         for sig in self._signals.values():
             if sig.run_id == old.id and not sig.delivered:
                 sig.run_id = nxt
+        for skey in [k for k in self._signal_keys if k[0] == old.id]:  # the chain's keys go with it
+            self._signal_keys[(nxt, skey[1], skey[2])] = self._signal_keys.pop(skey)
         for rid, link in links.items():
             child = self._runs.get(rid)
             if link.parent_run_id == old.id and child is not None and child.state in ACTIVE_CHILD_STATES:

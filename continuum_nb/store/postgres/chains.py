@@ -17,8 +17,9 @@ __all__ = ["CHAIN_CURRENT", "CHAIN_LINKS", "CONTINUE_AS_NEW", "PgChains", "commi
 
 # Run in the transaction of a continuing wake, right after its continuum_commit_wake call (which
 # locked the run row, checked the fence and completed the run): the run joins its chain, the
-# successor is inserted (runnable by any engine), the undelivered signals and the children that
-# have not ended move to it, NOTIFY. No row: the wake did not complete the run as expected, and
+# successor is inserted (runnable by any engine), the undelivered signals, the signal keys (so a
+# key is known to the chain's current run, whichever run it was first sent to) and the children
+# that have not ended move to it, NOTIFY. No row: the wake did not complete the run as expected, and
 # the caller rolls the transaction back.
 CONTINUE_AS_NEW = """
 WITH old AS (
@@ -42,6 +43,9 @@ WITH old AS (
     UPDATE continuum_signals SET run_id = (SELECT id FROM ins)
      WHERE run_id = (SELECT id FROM old) AND NOT delivered
     RETURNING 1
+), keys AS (
+    UPDATE continuum_signal_keys SET run_id = (SELECT id FROM ins)
+     WHERE run_id = (SELECT id FROM old)
 ), kids AS (
     UPDATE continuum_runs SET parent_run_id = (SELECT id FROM ins)
      WHERE parent_run_id = (SELECT id FROM old) AND state IN ('running', 'suspended', 'drifted')
