@@ -106,7 +106,7 @@ def run(admin: str, runs: int, workers: int, lease_ttl: float, timeout: float) -
     try:
         holder = Worker(url, "holder", lease_ttl, {"CONTINUUM_RELEASE_AFTER": "86400",
                                                     "CONTINUUM_MAX_CACHED_RUNS": str(runs * 2),
-                                                    "CONTINUUM_RUN_CONCURRENCY": "256"})
+                                                    "CONTINUUM_RUN_CONCURRENCY": str(runs * 2)})
         procs.append(holder)
         holder.wait_ready()
         client = cn.Instance("bench-recovery-client", database_url=url, run_engine=False)

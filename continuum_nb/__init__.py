@@ -68,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "patched": "continuum_nb.workflow",
     "deprecate_patch": "continuum_nb.workflow",
     "log": "continuum_nb.workflow",
+    "continue_as_new": "continuum_nb.workflow",
     # deterministic primitives
     "now": "continuum_nb.primitives",
     "today": "continuum_nb.primitives",

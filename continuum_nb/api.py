@@ -4,12 +4,13 @@ set_attributes / prune. Thin on purpose: each call resolves the instance, valida
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import chains
+from .chains import record as _record
 from .definitions.commands import signal as _workflow_signal
 from .definitions.context import current
 from .definitions.workflow import WorkflowDef
@@ -19,10 +20,7 @@ from .engine.instance import configure as configure
 from .errors import (
     DriftError,
     InvalidRunId,
-    RunCancelled,
-    RunFailed,
     RunNotActive,
-    RunNotFound,
     WorkflowNotFound,
 )
 from .store.base import FINISHED_STATES, RUN_STATES, Event, NewRun, PruneReport, RunRecord
@@ -160,13 +158,6 @@ def _run_uuid(run_id: Any) -> uuid.UUID:
         raise InvalidRunId(f"{run_id!r:.80} is not a run id (run ids are UUIDs, e.g. run.id from cn.start)") from None
 
 
-def _record(inst: Instance, rid: uuid.UUID) -> RunRecord:
-    rec = inst.store.get_run(rid)
-    if rec is None:
-        raise RunNotFound(f"run {rid} does not exist in instance {inst.name!r}; check the id and instance=")
-    return rec
-
-
 def _resolve_workflow(inst: Instance, wf: Any) -> tuple[WorkflowDef | None, str, str]:
     """(definition or None, name, version_hash) of what to start."""
     if isinstance(wf, WorkflowDef):
@@ -246,11 +237,8 @@ def signal(run_id: Any, name: Any = None, payload: Any = None, *, timeout: Any =
     check_size(payload, f"payload of signal {name!r}", inst.config.max_payload_bytes)
     rid = _run_uuid(run_id)
     contracts.check_signal_contract(inst, rid, name, payload)  # refused before the mailbox
-    now = inst.clock.now()
-    if idempotency_key is None:
-        sig_id, delivered = inst.store.send_signal(rid, name, payload, now), True
-    else:
-        sig_id, delivered = inst.store.send_signal_once(rid, name, idempotency_key, payload, now)
+    # A run that continued as new: the signal goes to the current run of its chain.
+    rid, sig_id, delivered = chains.send_signal(inst, rid, name, payload, idempotency_key, inst.clock.now())
     if not delivered:
         return "duplicate"
     emit(("continuum", "signal", "sent"), {}, {"run_id": str(rid), "name": name, "instance": inst.name, "signal_id": sig_id})
@@ -259,66 +247,27 @@ def signal(run_id: Any, name: Any = None, payload: Any = None, *, timeout: Any =
 
 
 def cancel(run_id: Any, *, instance: Instance | str | None = None) -> None:
-    """Cancel a run: state ``cancelled``, pending tasks discarded, timers cleared."""
+    """Cancel a run: state ``cancelled``, pending tasks discarded, timers cleared (a run that
+    continued as new: the current run of its chain)."""
     inst = resolve(instance)
-    rec = inst.store.cancel_run(_run_uuid(run_id), inst.clock.now())
+    rec = chains.cancel_run(inst, _run_uuid(run_id))
     emit(("continuum", "run", "cancelled"), {}, {"run_id": str(rec.id), "workflow": rec.workflow, "instance": inst.name})
 
 
-def wait(run_id: Any, timeout: float | None = None, *, instance: Instance | str | None = None) -> Any:
+def wait(run_id: Any, timeout: float | None = None, *, instance: Instance | str | None = None,
+         follow_runs: bool = True) -> Any:
     """Block until the run finishes: its result, or ``RunFailed`` / ``RunCancelled`` /
-    ``DriftError`` / ``TimeoutError``. Wakes on LISTEN/NOTIFY, not a poll."""
+    ``DriftError`` / ``TimeoutError``. Wakes on LISTEN/NOTIFY, not a poll. A run that continued
+    as new (``cn.continue_as_new``) is followed to the end of its chain: the result is the last
+    run's (``follow_runs=False``: ``{"continued": next_run_id}``, this run's own result)."""
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
         raise TypeError(f"timeout must be None or a number of seconds, not {timeout!r}")
     if timeout is not None and not 0 <= timeout < float("inf"):
         raise ValueError(f"timeout must be None or a finite number of seconds >= 0, not {timeout!r}")
+    if not isinstance(follow_runs, bool):
+        raise TypeError(f"follow_runs must be True or False, not {follow_runs!r:.80}")
     inst = resolve(instance)
-    rid = _run_uuid(run_id)
-    inst.start_engine()
-    watcher = inst.done_watcher()
-    key = str(rid)
-    ev = watcher.register(key)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    engine = inst.engine
-    # A run this process's engine holds reports its end directly, with the outcome (registered
-    # above, so it cannot be missed; a run it lets go of is reported without one): no read while
-    # it holds the run, even when the NOTIFY of its end arrives first. Any other run is read
-    # first, then woken by NOTIFY.
-    try:
-        while True:
-            outcome = getattr(ev, "outcome", None)
-            if outcome is None and engine is not None:
-                outcome = engine.recent_outcome(rid)  # it ended here before we registered
-            if outcome is not None:
-                rec = RunRecord(id=rid, workflow="", version_hash="", state=outcome[0], input=None,
-                                result=outcome[1], error=outcome[2])
-            elif engine is not None and engine.holds(rid):
-                rec = RunRecord(id=rid, workflow="", version_hash="", state="running", input=None)
-            else:
-                rec = _record(inst, rid)
-            if rec.state == "completed":
-                return rec.result
-            if rec.state == "failed":
-                err = rec.error or {}
-                raise RunFailed(
-                    f"run {rid} failed: {err.get('type', 'error')}: {err.get('message', '')}", run_id=key, error=err
-                )
-            if rec.state == "cancelled":
-                raise RunCancelled(f"run {rid} was cancelled", run_id=key)
-            if rec.state == "drifted":
-                err = rec.error or {}
-                raise DriftError(
-                    f"run {rid} drifted: {err.get('message', '')}; fix the workflow code, then cn.resume({key!r})",
-                    run_id=key, error=err,
-                )
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"run {rid} is still {rec.state} after {timeout}s")
-            # The periodic re-check only covers a lost LISTEN connection; NOTIFY wakes us.
-            ev.wait(5.0 if remaining is None else min(remaining, 5.0))
-            ev.clear()
-    finally:
-        watcher.unregister(key, ev)
+    return chains.wait_run(inst, _run_uuid(run_id), timeout, follow_runs)
 
 
 def resume(run_id: Any, *, instance: Instance | str | None = None) -> None:

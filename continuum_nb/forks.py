@@ -42,7 +42,7 @@ def fork_prefix(journal: list[Event], at_seq: int, now: datetime) -> tuple[list[
         if e.seq > at_seq:
             break
         payload = dict(e.payload)
-        for key in ("task_id", "timer_id"):
+        for key in ("task_id", "timer_id", "next_run_id"):  # (a continuation: the fork's own successor)
             if key in payload:
                 payload[key] = renamed(payload[key])
         events.append(Event(e.seq, e.event_type, payload))

@@ -16,6 +16,7 @@ from .definitions.activity import ActivityDef, Retry, define_activity
 from .definitions.children import ChildHandle, child, start_child
 from .definitions.commands import gather, signal, timer
 from .definitions.composing import Saga, deprecate_patch, first, log, patched, saga
+from .definitions.continuation import continue_as_new
 from .definitions.registry import GLOBAL, loading
 from .definitions.workflow import WorkflowDef
 from .engine.instance import Instance, default_config, resolve
@@ -26,6 +27,7 @@ __all__ = [
     "Saga",
     "WorkflowDef",
     "activity",
+    "continue_as_new",
     "deprecate_patch",
     "first",
     "ChildHandle",

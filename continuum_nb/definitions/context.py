@@ -19,6 +19,8 @@ class WorkflowContext(Protocol):
 
     def log(self, message: str, fields: dict[str, Any], level: str) -> None: ...
 
+    def continue_as_new(self, input: dict[str, Any], version: str) -> BaseException: ...
+
 
 _local = threading.local()
 

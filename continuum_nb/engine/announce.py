@@ -9,8 +9,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..store.base import Event
+from ..store.base import Event, Store
 from ..telemetry import emit
+from .continuing import announce_continued
 
 __all__ = ["announce_committed", "emit_events"]
 
@@ -24,7 +25,8 @@ _TELEMETRY = {
 }
 
 
-def announce_committed(events: Iterable[Event], meta: dict[str, Any], telemetry: bool) -> None:
+def announce_committed(events: Iterable[Event], meta: dict[str, Any], telemetry: bool,
+                       store: Store | None = None) -> None:
     for ev in events:
         t, p = ev.event_type, ev.payload
         if t == "workflow_log":
@@ -36,6 +38,8 @@ def announce_committed(events: Iterable[Event], meta: dict[str, Any], telemetry:
             if telemetry:
                 emit(("continuum", "workflow", "log"), {},
                      {**meta, "seq": ev.seq, "message": p.get("message"), "level": p.get("level"), "fields": fields})
+        elif telemetry and t == "run_continued_as_new" and store is not None:
+            announce_continued(store, ev, meta)
         elif telemetry and t in _TELEMETRY:
             emit(_TELEMETRY[t], {}, {**meta, "seq": ev.seq, "name": p.get("name") or p.get("activity")})
 

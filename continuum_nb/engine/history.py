@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from ..store.base import Event, Wake
+from ..store.chains import ContinuingWake
 from ..store.payloads import check_size
 from ..telemetry import emit
 from .held import HeldRun
@@ -74,9 +75,9 @@ class HistoryGuard:
                 "type": "history_limit",
                 "message": (
                     f"run {held.run_id} ({held.record.workflow}) would journal {events} events, over the "
-                    f"history_max_events limit of {self.max_events}; continue as new: end the run "
-                    "(return the state it carries) and start a fresh run of the workflow with that state "
-                    "as its input, e.g. every few thousand iterations of a long loop"
+                    f"history_max_events limit of {self.max_events}; continue as new: call "
+                    "cn.continue_as_new(state) with the state the run carries (it ends the run and starts "
+                    "a fresh one with that input), e.g. every few thousand iterations of a long loop"
                 ),
                 "events": events,
                 "max_events": self.max_events,
@@ -100,3 +101,5 @@ def _fail(wake: Wake, error: dict[str, Any]) -> None:
     wake.events, wake.new_tasks, wake.new_timers = [], [], []
     wake.awaiting_signals, wake.awaiting_tasks = [], []
     wake.next_wakeup_at, wake.release = None, False
+    if isinstance(wake, ContinuingWake):
+        wake.continuation = None  # a failed run has no successor

@@ -17,22 +17,13 @@ from uuid import UUID
 
 from ..definitions.workflow import WorkflowDef
 from ..errors import LeaseLost
-from ..replay.outcomes import (
-    Blocked,
-    ChildOutcome,
-    ChildTarget,
-    Completed,
-    Drifted,
-    Failed,
-    LiveOutcome,
-)
+from ..replay.outcomes import Blocked, Completed, Continued, Drifted, Failed, LiveOutcome
 from ..replay.replayer import Replayer
 from ..store.base import (
     NewRun,
     NewTask,
     NewTimer,
     RunRecord,
-    SignalRecord,
     Store,
     TaskOutcome,
     Wake,
@@ -44,8 +35,10 @@ from .announce import announce_committed, emit_events
 from .children import ChildRuns, new_children
 from .clock import Clock
 from .compaction import Compaction
+from .continuing import continuing_wake
 from .held import HeldRun
 from .history import HistoryGuard
+from .resolving import LiveResolver
 
 __all__ = ["HeldRun", "KeyTaken", "Runner", "WakeReport", "emit_run_started"]
 
@@ -71,34 +64,6 @@ class WakeReport:
     released: bool = False
     result: Any = None
     error: Any = None
-
-
-class _Resolver:
-    def __init__(self, runner: Runner, held: HeldRun) -> None:
-        self._runner = runner
-        self._held = held
-        self._signals: dict[str, list[SignalRecord]] = {}
-        self._now = runner.clock.now()
-
-    def now(self) -> datetime:
-        return self._now
-
-    def task_outcome(self, seq: int) -> LiveOutcome | None:
-        return self._held.outcomes.get(seq)
-
-    def child_target(self, workflow: str) -> ChildTarget:
-        return self._runner.children.target(self._held.record, workflow)
-
-    def child_outcome(self, child_run_id: str) -> ChildOutcome | None:
-        return self._runner.children.outcome(child_run_id)
-
-    def signal(self, name: str, skip: set[int]) -> SignalRecord | None:
-        if name not in self._signals:
-            self._signals[name] = self._runner.store.pending_signals(self._held.run_id, [name])
-        for sig in self._signals[name]:
-            if sig.id not in skip:
-                return sig
-        return None
 
 
 class Runner:
@@ -180,7 +145,7 @@ class Runner:
             held.token = got.lease_token
         held.replayer = self._new_replayer(held, [])
         self._begin_attempt(held)
-        outcome = held.replayer.advance(_Resolver(self, held))
+        outcome = held.replayer.advance(LiveResolver(self.store, self.clock, self.children, held))
         wake, report = self._build(held, outcome)
         self._guard(held, wake, report)
         compact = self._hold_for_snapshot(held, wake, report)
@@ -254,7 +219,7 @@ class Runner:
                 )
         self._begin_attempt(held)
         replayed = rep.replay_events
-        outcome = rep.advance(_Resolver(self, held))
+        outcome = rep.advance(LiveResolver(self.store, self.clock, self.children, held))
         if fresh:
             emit(("continuum", "replay", "stop"),
                  {"duration": time.perf_counter_ns() - t0, "events": replayed, "snapshot_seq": held.snapshot_seq},
@@ -372,6 +337,8 @@ class Runner:
         if isinstance(outcome, Completed):
             wake.state, wake.result = "completed", outcome.result
             report.state, report.result = "completed", outcome.result
+            if isinstance(outcome, Continued):  # cn.continue_as_new: the successor, in this commit
+                wake = continuing_wake(wake, outcome)
         elif isinstance(outcome, Failed):
             wake.state, wake.error = "failed", outcome.error
             report.state, report.error = "failed", outcome.error
@@ -408,7 +375,7 @@ class Runner:
             held.replayer = None
         if report.released:
             report.state = "released"
-        announce_committed(wake.events, self._meta(held), telemetry_active())
+        announce_committed(wake.events, self._meta(held), telemetry_active(), self.store)
         if not telemetry_active():
             return
         emit_events(wake.events, lambda **extra: self._meta(held, **extra))

@@ -141,12 +141,13 @@ def for_wait(instance: Any, run_id: uuid.UUID) -> WaitProgress | None:
 SLICE = 1.0
 
 
-def wait(run_id: Any, timeout: float | None = None, *, instance: Any = None) -> Any:
+def wait(run_id: Any, timeout: float | None = None, *, instance: Any = None, follow_runs: bool = True) -> Any:
     """Block until the run finishes: its result, or ``RunFailed`` / ``RunCancelled`` /
     ``DriftError`` / ``TimeoutError`` (``continuum_nb.api.wait``); in a Jupyter kernel, with a
-    live progress line while it waits."""
+    live progress line while it waits. A run that continued as new is followed to the end of its
+    chain unless ``follow_runs=False``."""
     if not in_kernel_main_thread():
-        return api.wait(run_id, timeout, instance=instance)
+        return api.wait(run_id, timeout, instance=instance, follow_runs=follow_runs)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
         raise TypeError(f"timeout must be None or a number of seconds, not {timeout!r}")
     if timeout is not None and not 0 <= timeout < float("inf"):
@@ -160,7 +161,8 @@ def wait(run_id: Any, timeout: float | None = None, *, instance: Any = None) -> 
         while True:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                result = api.wait(rid, SLICE if remaining is None else min(SLICE, remaining), instance=inst)
+                result = api.wait(rid, SLICE if remaining is None else min(SLICE, remaining), instance=inst,
+                                  follow_runs=follow_runs)
             except TimeoutError:
                 state = api.get_run(rid, instance=inst).state
                 if remaining is not None and remaining <= SLICE:

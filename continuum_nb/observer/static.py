@@ -83,6 +83,10 @@ def detail_view(run: Mapping[str, Any]) -> dict[str, str]:
     token = run.get("lease_token")
     forked = {} if run.get("forked_from_run_id") is None else {
         "forked from": f"{run['forked_from_run_id']} at event {run.get('forked_at_seq')}"}
+    # a chain of runs (cn.continue_as_new): the run it continues, the run that continues it
+    chain = {label: str(run[key]) for label, key in (("continued from", "continued_from_run_id"),
+                                                      ("continued as", "continued_to_run_id"))
+             if run.get(key) is not None}
     return {
         "run id": str(run["id"]),
         "workflow": str(run["workflow"]),
@@ -97,6 +101,7 @@ def detail_view(run: Mapping[str, Any]) -> dict[str, str]:
         "trace id": decode_trace_id(run.get("trace_context")) or "—",
         "retention until": _iso(run.get("retention_until")) or "—",
         **forked,   # a fork (cn.fork, the observer's "fork from here") names its original
+        **chain,
     }
 
 

@@ -26,9 +26,11 @@ __all__ = [
 ]
 
 START_TYPES = frozenset({"activity_scheduled", "timer_started", "signal_awaited", "side_effect", "patched",
-                         "compensation_scheduled", "child_started"})
+                         "compensation_scheduled", "child_started", "run_continued_as_new"})
 #: The resolutions of a child_started (``started_seq``).
 CHILD_RESOLUTIONS = frozenset({"child_completed", "child_failed", "child_cancelled"})
+#: Starts that answer themselves (no resolution event ever names them).
+_SELF_ANSWERED = frozenset({"side_effect", "signal_received", "patched", "run_continued_as_new"})
 #: Resolutions that end a start without an outcome (``cn.first``'s losers): type -> seq field.
 CANCELLED = {"activity_cancelled": "scheduled_seq", "timer_cancelled": "started_seq",
              "signal_cancelled": "awaited_seq"}
@@ -52,6 +54,8 @@ def identity_of(ev: Event) -> tuple[str, str]:
         return ("compensation", p["activity"])
     if t == "child_started":  # (definitions/children.child_target)
         return ("child", p["workflow"] if p.get("run_id") is None else f"{p['workflow']}/{p['run_id']}")
+    if t == "run_continued_as_new":
+        return ("continue_as_new", p["workflow"])
     raise ValueError(f"{t} is not a command-start event")
 
 
@@ -188,7 +192,7 @@ class JournalIndex:
             self.ordinals.append(ev.payload.get("ordinal"))
             self.seqs.append(seq)
             self.start_events.append(ev)
-            if t == "side_effect" or t == "signal_received" or t == "patched":
+            if t in _SELF_ANSWERED:
                 # These answer themselves (whatever a stray resolution event claims).
                 self.values.pop(seq, None)
                 self.answers[seq] = answer_of(ev)

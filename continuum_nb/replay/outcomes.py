@@ -18,6 +18,7 @@ __all__ = [
     "ChildOutcome",
     "ChildTarget",
     "Completed",
+    "Continued",
     "Drifted",
     "Failed",
     "LiveOutcome",
@@ -37,6 +38,16 @@ __all__ = [
 @dataclass
 class Completed:
     result: Any
+
+
+@dataclass
+class Continued(Completed):
+    """``cn.continue_as_new``: the run completed (``result`` is ``{"continued": next_run_id}``) and
+    its successor starts with ``input`` on ``version`` ("same" or "newest")."""
+
+    next_run_id: str = ""
+    input: dict[str, Any] = field(default_factory=dict)
+    version: str = "same"
 
 
 @dataclass

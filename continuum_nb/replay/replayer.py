@@ -13,6 +13,7 @@ resolution events, which name their start by seq (replay/journal.py indexes both
 
 from __future__ import annotations
 
+import contextlib
 from bisect import bisect_left
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
@@ -23,10 +24,11 @@ from ..definitions.commands import Command, FirstCommand, GatherCommand
 from ..definitions.context import active
 from ..store.base import Event
 from ..store.payloads import check_json, storable_text
+from . import continuation
 from .drift import DriftSignal, drift_report, end_message, mismatch_message, waiting_message
 from .journal import Answer, JournalIndex, StartsBySeq, answer_of, outcome_of
 from .live import blocked_on, cancel_started, not_awaitable, resolve_started, start_command
-from .outcomes import Batch, Blocked, Completed, Drifted, Failed, Resolver, error_dict
+from .outcomes import Batch, Blocked, Completed, Continued, Drifted, Failed, Resolver, error_dict
 
 __all__ = ["Replayer"]
 
@@ -58,13 +60,8 @@ class Replayer:
     commit fails (its batch was never written).
     """
 
-    def __init__(
-        self,
-        run_id: str,
-        workflow: str,
-        coro_factory: Callable[[], Coroutine[Any, Any, Any]],
-        journal: list[Event],
-    ) -> None:
+    def __init__(self, run_id: str, workflow: str, coro_factory: Callable[[], Coroutine[Any, Any, Any]],
+                 journal: list[Event]) -> None:
         self.run_id = run_id
         self.workflow = workflow
         self._factory = coro_factory
@@ -93,8 +90,8 @@ class Replayer:
         index: JournalIndex,
         rest: list[Event],
     ) -> Replayer:
-        """A replayer over an already indexed prefix (a decoded snapshot) plus the events after
-        it. Every start of the prefix is still matched against the workflow's commands."""
+        """A replayer over an indexed prefix (a decoded snapshot) plus the events after it; every
+        start of the prefix is still matched against the workflow's commands."""
         rep = cls(run_id, workflow, coro_factory, [])
         rep._ix = index
         rep.start_by_seq = StartsBySeq(index)
@@ -157,11 +154,9 @@ class Replayer:
         return value
 
     def patched(self, name: str, deprecated: bool) -> bool:
-        """``cn.patched`` (``deprecated``: ``cn.deprecate_patch``): decided once per run and name.
-        At the live tail a ``patched`` marker is journaled (True); while replaying, the marker at
-        the cursor is consumed (True), and a history without one for this name ahead of the
-        cursor was recorded before the patch (False, nothing consumed). A marker further ahead
-        means the patch moved: drift."""
+        """``cn.patched`` (``deprecated``: ``cn.deprecate_patch``), decided once per run and name:
+        journaled at the live tail (True); replaying, the marker at the cursor is consumed (True);
+        none ahead: recorded before the patch (False); one further ahead: the patch moved (drift)."""
         known = self._patches.get(name)
         if known is not None:
             return known
@@ -182,8 +177,8 @@ class Replayer:
 
     def log(self, message: str, fields: dict[str, Any], level: str) -> None:
         """``cn.log``: journaled as ``workflow_log`` at the live tail only (a replay re-runs the
-        call and records nothing). Not a command: adding or removing a log line is never drift."""
-        # (self._logs_seen and JournalIndex.logs_at count the log lines at the journal's end)
+        call and records nothing). Not a command: adding or removing a log line is never drift.
+        (self._logs_seen and JournalIndex.logs_at count the log lines at the journal's end.)"""
         if self.replaying:
             return
         # At the end of the journal's commands: the logs already journaled there were written by
@@ -193,8 +188,12 @@ class Replayer:
         if n > self._ix.logs_at.get(at, 0):
             self._record("workflow_log", {"message": storable_text(message), "level": level, "fields": fields})
 
+    def continue_as_new(self, input: dict[str, Any], version: str) -> BaseException:
+        return continuation.request(self, input, version)  # cn.continue_as_new: its journaling
+
     # --- drift ------------------------------------------------------------------------------
     drift: dict[str, Any] | None = None
+    continued: Continued | None = None  # cn.continue_as_new was called: how the run ends
 
     def _drift(self, message: str, expected_index: int | None, actual: dict[str, Any]) -> DriftSignal:
         expected = None if expected_index is None else self._ix.start_event(expected_index)
@@ -396,6 +395,8 @@ class Replayer:
         is not JSON (failed)."""
         if self.drift:
             return self._finish(Drifted(self.drift))
+        if self.continued is not None:
+            return continuation.ended(self)
         if self.replaying:
             return self._drift_end(f"returned {value!r:.80}")
         try:
@@ -404,11 +405,13 @@ class Replayer:
             return self._finish(Failed(error_dict(exc)))
         return self._finish(Completed(value))
 
-    def _raised(self, exc: BaseException) -> Failed | Drifted:
+    def _raised(self, exc: BaseException) -> Completed | Failed | Drifted:
         """The workflow raised (anything, SystemExit and KeyboardInterrupt too: recorded, not
         obeyed): failed, unless the journal goes on (drift)."""
         if self.drift:
             return self._finish(Drifted(self.drift))
+        if self.continued is not None:  # (raised ContinueAsNew, or swallowed it and raised another)
+            return continuation.ended(self)
         if self.replaying:
             return self._drift_end(f"raised {type(exc).__name__}: {exc}")
         if isinstance(exc, RuntimeError) and "no running event loop" in str(exc):
@@ -439,12 +442,9 @@ class Replayer:
     def _finish(self, outcome: Any) -> Any:
         self.finished = True
         if self._coro is not None:
-            try:
+            with contextlib.suppress(BaseException):  # a workflow that refuses to close is abandoned
                 self._coro.close()
-            except BaseException:  # noqa: S110 - a workflow that refuses to close is abandoned
-                pass
         return outcome
 
     def reset_batch(self) -> None:
         self.batch = Batch()
-

@@ -286,8 +286,11 @@ class ObserverQueries:
         runs = self._fetch(
             """SELECT id, workflow, version_hash, state, input, result, error, trace_context,
                       started_at, completed_at, lease_owner, lease_token, lease_expires_at,
-                      next_wakeup_at, retention_until, forked_from_run_id, forked_at_seq, now() AS db_now
-                 FROM continuum_runs WHERE id = %s""",
+                      next_wakeup_at, retention_until, forked_from_run_id, forked_at_seq,
+                      continued_from_run_id,
+                      (SELECT c.id FROM continuum_runs AS c WHERE c.continued_from_run_id = r.id
+                        ORDER BY c.started_at, c.id LIMIT 1) AS continued_to_run_id, now() AS db_now
+                 FROM continuum_runs AS r WHERE id = %s""",
             (run_id,),
         )
         if not runs:

@@ -173,6 +173,16 @@ async def fx_parent(tag: str) -> list[int]:
     return await cn.gather(*(cn.child("fx_kid", {"tag": tag, "i": i}) for i in range(1, 4)))
 
 
+@cn.workflow(name="fx_cycles")
+async def fx_cycles(tag: str, cycle: int, n: int, total: int = 0) -> dict[str, Any]:
+    """One idempotent step per run, continuing as new until cycle n, which waits for "done"."""
+    total += await fx_link(tag, cycle)
+    if cycle < n:
+        cn.continue_as_new({"tag": tag, "cycle": cycle + 1, "n": n, "total": total})
+    done = await cn.signal("done")
+    return {"tag": tag, "total": total, "done": done}
+
+
 @cn.workflow(name="fx_doomed")
 async def fx_doomed(tag: str) -> str:
     await fx_step(tag, 0)

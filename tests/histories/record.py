@@ -62,10 +62,15 @@ def record() -> dict[str, dict[str, Any]]:
     return out
 
 
-def main() -> None:
-    for name, history in record().items():
+def save(histories: dict[str, dict[str, Any]]) -> None:
+    """Write each history to ``NAME.json`` in this folder."""
+    for name, history in histories.items():
         (HERE / f"{name}.json").write_text(json.dumps(history, indent=1, sort_keys=True) + "\n")
         print(name, history["state"], len(history["journal"]), "events")
+
+
+def main() -> None:
+    save(record())
 
 
 if __name__ == "__main__":

@@ -74,3 +74,19 @@ async def family_without_a_child(cities: list[str]) -> dict[str, Any]:
     handle = await cn.start_child("family_kid", {"city": cities[1]}, run_id="later")
     both = await cn.gather(*(cn.child("family_kid", {"city": c}) for c in cities[2:4]))
     return {"later": await handle, "both": both}
+
+
+# --- a chain of runs: cn.continue_as_new (record_chain.py) ---------------------------------------
+@cn.activity(name="histories.bill")
+def bill(customer: str, cycle: int) -> dict[str, Any]:
+    return {"customer": customer, "cycle": cycle, "cents": 990}
+
+
+async def subscription(customer: str, cycle: int = 1, billed: int = 0) -> dict[str, Any]:
+    """Bills a cycle, sleeps a month, and continues as new until its third cycle."""
+    receipt = await bill(customer, cycle)
+    await cn.timer(cn.days(30))
+    billed += receipt["cents"]
+    if cycle >= 3:
+        return {"customer": customer, "cycles": cycle, "billed": billed}
+    cn.continue_as_new({"customer": customer, "cycle": cycle + 1, "billed": billed})

@@ -17,13 +17,13 @@ from tests.unit.test_store_contract import (
     has,
     new_run,
     now,
-    store,  # noqa: F401 (the fixture: each store in turn)
     wait_for,
 )
 
 
 @pytest.fixture
-def st(store: Any) -> Any:  # noqa: F811 (test_store_contract's fixture, by its name)
+def st(store: Any) -> Any:
+    """tests/unit/conftest.py's ``store`` fixture: each store in turn."""
     return store
 
 

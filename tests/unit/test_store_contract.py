@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -32,18 +31,6 @@ from continuum_nb.store.memory import MemoryStore
 from continuum_nb.store.postgres import PostgresStore
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=["memory", "postgres"])
-def store(request: pytest.FixtureRequest, pg_server: str) -> Iterator[Any]:
-    if request.param == "memory":
-        s: Any = MemoryStore()
-    else:
-        s = PostgresStore(request.getfixturevalue("db_url"), pool_size=2)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def now() -> datetime:

@@ -24,14 +24,16 @@ from ..base import (
     Wake,
     WakeResult,
 )
+from ..chains import ContinuingWake
 from ..checks import check_first_wake, check_wake, lease_lost, seq_conflict
+from .chains import MemoryChains
 from .children import MemoryChildren
 from .rows import OPEN_TASK_STATES, TimerRow, copy_json, db_now
 
 __all__ = ["MemoryJournal"]
 
 
-class MemoryJournal(MemoryChildren):
+class MemoryJournal(MemoryChildren, MemoryChains):
     """Creating runs, committing wakes, loading the journal."""
 
     def create_run(
@@ -100,6 +102,8 @@ class MemoryJournal(MemoryChildren):
             for tm in wake.new_timers:
                 if tm.id in self._timers:
                     raise ValueError(f"timer {tm.id} already exists")
+            if isinstance(wake, ContinuingWake):
+                self._check_continuation(wake)
 
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
         with self._lock:
@@ -203,6 +207,8 @@ class MemoryJournal(MemoryChildren):
         elif wake.release and run.next_wakeup_at is not None and run.next_wakeup_at <= wake.now:
             # Runnable now and nobody holds it: tell the other engines.
             notes.append(Notification(CHANNEL_WAKE, str(wake.run_id)))
+        if isinstance(wake, ContinuingWake):
+            self._continue(wake, notes)  # the successor, in the same "transaction"
         self._notify(notes)
         return WakeResult(signal_pending=pending)
 

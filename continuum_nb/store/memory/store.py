@@ -6,7 +6,8 @@ first, then applies, so a refused call writes nothing), JSON values are copied i
 database would, and "database now" is the real UTC clock.
 
 The class is assembled from its parts over one set of tables (``tables``): runs' journal and
-wakes (``journal``), claims and leases (``leases``), pruning (``prune``); here, the rest of the
+wakes (``journal``, with continue-as-new chains in ``chains``), claims and leases (``leases``), pruning
+(``prune``); here, the rest of the
 contract: reading and changing runs, task outcomes, signals, timers, snapshots, workflow versions
 and notifications.
 """

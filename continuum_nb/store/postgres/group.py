@@ -5,7 +5,8 @@ The server runs each wake as one ``continuum_commit_wake`` call in its own subtr
 wake that is refused (its run's lease lost, its seq taken, a value PostgreSQL refuses) is rolled
 back alone and reported in its row; the others commit together. A wake that lost a deadlock
 with another engine's transaction (possible only across engines: the runs of one batch are all
-held here) is committed again on its own.
+held here) is committed again on its own, and so is a continuing wake (``cn.continue_as_new``:
+its successor is inserted by a second statement of its own transaction).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..base import Wake, WakeResult
+from ..chains import ContinuingWake
 from ..checks import check_wake
 from ..payloads import dumps
 from . import sql as q
@@ -33,8 +35,12 @@ def commit_wakes(db: PgPool, wakes: Sequence[Wake], fence_failure: Callable[[Con
     fence refused a wake (read on the same connection); ``commit_wake`` commits one alone."""
     out: list[Outcome | None] = [None] * len(wakes)
     sent: list[int] = []
+    alone: list[int] = []
     args: list[list[str | None]] = []
     for i, wake in enumerate(wakes):
+        if isinstance(wake, ContinuingWake):
+            alone.append(i)
+            continue
         try:
             check_wake(wake)
             args.append(wake_args(wake, wake.run_id))
@@ -48,11 +54,12 @@ def commit_wakes(db: PgPool, wakes: Sequence[Wake], fence_failure: Callable[[Con
         def call(conn: Conn) -> list[int]:
             return _read_rows(conn, wakes, sent, exec_commit_wakes(conn, payload), out, fence_failure)
 
-        for i in db.call(call):
-            try:
-                out[i] = commit_wake(wakes[i])
-            except Exception as exc:
-                out[i] = exc
+        alone += db.call(call)
+    for i in alone:
+        try:
+            out[i] = commit_wake(wakes[i])
+        except Exception as exc:
+            out[i] = exc
     return [r if r is not None else RuntimeError(f"run {w.run_id}: the group commit returned no row for it")
             for r, w in zip(out, wakes, strict=True)]
 

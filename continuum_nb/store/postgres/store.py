@@ -8,6 +8,8 @@ Performance shape (see ``benchmarks/store_commit.py``):
   included) rolls the whole call back; every parameter is built before anything is sent
   (``wake``);
 - a new run with its first wake is that same one call (its ``p_new_run`` argument inserts the run);
+- a wake that continues as new is the one exception: that call and the successor's statement in
+  one explicit transaction (``chains``);
 - single-statement calls run in autocommit mode: one round trip, no BEGIN/COMMIT.
 
 Failures (mapped in ``pool``): a stale lease token raises ``LeaseLost``; an event month
@@ -26,7 +28,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg import errors as pgerrors
 
 from ..base import (
@@ -39,28 +40,26 @@ from ..base import (
     TaskOutcome,
     TaskRecord,
     Wake,
-    WakeResult,
 )
 from ..checks import (
     check_first_wake,
-    check_wake,
     lease_lost,
     run_not_active,
     run_not_found,
-    seq_conflict,
 )
 from ..forks import ForkLinks, NewFork
 from ..payloads import dumps
 from . import sql as q
 from .bulk import PgBulk
+from .chains import PgChains
+from .commits import PgCommits
 from .forks import fork_params
-from .group import commit_wakes
 from .ingress import PgIngress, duplicate_run, run_params
 from .listen import PgListener
-from .pool import Conn, PgPool, first_line
+from .pool import Conn, PgPool
 from .prune import PgPrune
-from .wake import exec_commit_wake, new_run_json, wake_args
 from .wake import jsonb_or_null as _j
+from .wake import new_run_json
 
 __all__ = ["PostgresStore"]
 
@@ -75,7 +74,7 @@ def _task(row: Sequence[Any]) -> TaskRecord:
     return TaskRecord(*row)
 
 
-class PostgresStore(PgIngress, PgPrune, PgBulk):
+class PostgresStore(PgCommits, PgIngress, PgPrune, PgBulk, PgChains):
     """See ``store.base.Store`` for each method's contract (keyed starts and signals, attributes:
     ``ingress``; pruning: ``prune``)."""
 
@@ -145,40 +144,6 @@ class PostgresStore(PgIngress, PgPrune, PgBulk):
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
         params = {"run": run_id, "after": after_seq}
         return self._read(lambda conn: [Event(*r) for r in conn.execute(q.LOAD_JOURNAL, params)])
-
-    def commit_wake(self, wake: Wake) -> WakeResult:
-        check_wake(wake)
-        return WakeResult(signal_pending=self._commit(wake, wake.run_id)[0])
-
-    def commit_wakes(self, wakes: Sequence[Wake]) -> list[WakeResult | Exception]:
-        return commit_wakes(self._db, wakes, self._fence_failure, self.commit_wake)
-
-    def _commit(self, wake: Wake, run_id: UUID, *, new_run: str | None = None,
-                lease_ttl: float | None = None) -> tuple[bool, int]:
-        """One call of continuum_commit_wake: (signal_pending, lease token)."""
-        args = [None if a is None else a.encode() for a in wake_args(wake, run_id, new_run, lease_ttl)]
-        def call(conn: Conn) -> tuple[bool, int]:
-            try:
-                return exec_commit_wake(conn, args)
-            except psycopg.Error as exc:
-                if exc.sqlstate != q.WAKE_REFUSED:
-                    raise
-                raise self._fence_failure(conn, wake) from None
-
-        try:
-            return self._db.call(call)
-        except pgerrors.UniqueViolation as exc:
-            if new_run is not None:
-                raise duplicate_run(run_id, exc) from None
-            raise ValueError(f"run {run_id}: {first_line(exc)}") from None
-
-    def _fence_failure(self, conn: Conn, wake: Wake) -> Exception:
-        """Why the fence refused (only on that path: one more round trip)."""
-        row = conn.execute(q.RUN_STATE, {"id": wake.run_id}).fetchone()
-        if row is None or row[1] != wake.lease_token or not wake.events:
-            return lease_lost(wake.run_id, wake.lease_token)
-        last = conn.execute(q.LAST_SEQ, {"run": wake.run_id}).fetchone()
-        return seq_conflict(wake.run_id, wake.events[0].seq, int(last[0]) if last else 0)
 
     def mark_drifted(self, run_id: UUID, lease_token: int, error: dict[str, Any]) -> None:
         with self._connection() as conn:

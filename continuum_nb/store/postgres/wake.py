@@ -22,7 +22,8 @@ from ..payloads import dumps
 from . import sql as q
 from .pool import Conn
 
-__all__ = ["WakeRow", "exec_commit_wake", "exec_commit_wakes", "jsonb_or_null", "new_run_json", "wake_args"]
+__all__ = ["WakeRow", "exec_commit_wake", "exec_commit_wake_once", "exec_commit_wakes", "jsonb_or_null", "new_run_json",
+           "wake_args"]
 
 
 def jsonb_or_null(value: Any) -> str | None:
@@ -171,6 +172,17 @@ def exec_commit_wakes(conn: Conn, wakes_json: bytes) -> list[WakeRow]:
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode(errors="replace")
+
+
+def exec_commit_wake_once(conn: Conn, args: list[bytes | None]) -> tuple[bool, int]:
+    """COMMIT_WAKE as an unnamed statement, for a call inside a transaction block (a continuing
+    wake): a named statement may have been deallocated (psycopg clears its own after a failed
+    transaction), and preparing it again there is not possible once the block has failed."""
+    res = conn.pgconn.exec_params(q.COMMIT_WAKE.encode(), cast(Any, args))
+    if res.status != ExecStatus.TUPLES_OK:
+        raise _error(conn, res)
+    token = res.get_value(0, 1)
+    return res.get_value(0, 0) == b"t", int(token) if token is not None else 0
 
 
 def _error(conn: Conn, res: Any) -> psycopg.Error:
