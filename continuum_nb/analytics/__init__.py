@@ -1,13 +1,14 @@
 """DuckDB analytics over the journal (needs the ``analytics`` extra).
 
 >>> import continuum_nb as cn
->>> con = cn.analytics.connect()                     # views: runs, events, activity_tasks, signals
+>>> con = cn.analytics.connect()       # views: runs, events, activity_tasks, signals, children, chains
 >>> con.sql("SELECT state, count(*) FROM runs GROUP BY state").df()
 >>> df = cn.analytics.run_durations(con)              # p50 / p95 / p99 by workflow
 >>> cn.analytics.plot_run_durations(df)
 
 The views read PostgreSQL through DuckDB's postgres scanner, attached READ_ONLY; when the
-extension cannot load they are filled once with COPY (see ``connect``). ``docs/analytics.md``
+extension cannot load they are filled with COPY and kept up to date incrementally
+(``refresh``; see ``connect``). ``docs/analytics.md``
 lists every view column and query.
 
 This package is the public surface. Its modules: ``connection`` (``connect`` and its modes),
@@ -37,13 +38,17 @@ from .queries import (
     sql,
     throughput_per_minute,
 )
+from .fallback import refresh
 from .scanner import ScannerUnavailable
 from .shared import close_shared
 
-#: The views every analytics connection has.
+#: The views every analytics connection has that mirror a table.
 VIEWS = ("runs", "events", "activity_tasks", "signals")
+#: The views over ``runs`` that follow the links between runs (child workflows, continue-as-new).
+LINK_VIEWS = ("children", "chains")
 
 __all__ = [
+    "LINK_VIEWS",
     "MODES",
     "VIEWS",
     "ScannerUnavailable",
@@ -60,6 +65,7 @@ __all__ = [
     "plot_run_durations",
     "plot_signal_wait_times",
     "plot_throughput_per_minute",
+    "refresh",
     "run_durations",
     "signal_wait_times",
     "sql",

@@ -1,7 +1,10 @@
 """The ready-made analytics queries and ``analytics.sql``: DuckDB over the journal views → pandas.
 
 Each query takes an open connection (from ``analytics.connect``) as its first argument, or
-``instance=`` / ``database_url=`` to use a connection of its own. Durations are in seconds
+``instance=`` / ``database_url=`` to use a connection of its own, and ``since=`` / ``until=``: a
+half-open window ``[since, until)`` on the events' ``inserted_at`` (``run_durations``: the runs'
+``completed_at``) that the scanner pushes down to PostgreSQL, so only the partitions of that
+window are read. Durations are in seconds
 (float); months are ``YYYY-MM`` strings and minutes UTC timestamps.
 """
 
@@ -75,16 +78,23 @@ def sql(query: str, instance: InstanceRef = None, *, database_url: str | None = 
 
 
 def events_by_type_and_month(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Columns: month (``YYYY-MM``, UTC), event_type, events. One row per non-empty pair."""
-    return _frame(q.EVENTS_BY_TYPE_AND_MONTH, None, con, instance, database_url)
+    return _frame(q.EVENTS_BY_TYPE_AND_MONTH, _window(since, until), con, instance, database_url)
 
 
 def run_durations(
     con: duckdb.DuckDBPyConnection | None = None,
     *,
     states: Iterable[str] = ("completed",),
+    since: datetime | None = None,
+    until: datetime | None = None,
     instance: InstanceRef = None,
     database_url: str | None = None,
 ) -> pandas.DataFrame:
@@ -98,11 +108,16 @@ def run_durations(
         raise ConfigurationError(
             f"states={wanted!r} is not a non-empty list of run states; use some of {', '.join(RUN_STATES)}"
         )
-    return _frame(q.RUN_DURATIONS, {"states": wanted}, con, instance, database_url)
+    return _frame(q.RUN_DURATIONS, {"states": wanted, **_window(since, until)}, con, instance, database_url)
 
 
 def activity_latency(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per activity: count (scheduled), completed, failed, pending, p50_s, p95_s, max_s, retry_rate,
     mean_attempts.
@@ -111,11 +126,16 @@ def activity_latency(
     (paired by ``scheduled_seq``), so it includes queueing, every attempt and the backoff between
     attempts. ``retry_rate`` is the share of finished activities that took more than one attempt.
     """
-    return _frame(q.ACTIVITY_LATENCY, None, con, instance, database_url)
+    return _frame(q.ACTIVITY_LATENCY, _window(since, until), con, instance, database_url)
 
 
 def signal_wait_times(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per signal name: awaited, received, immediate, unanswered, p50_s, p95_s, max_s.
 
@@ -123,31 +143,46 @@ def signal_wait_times(
     run. ``immediate``: received without a wait (the signal was already in the mailbox).
     ``unanswered``: awaits that timed out or are still waiting.
     """
-    return _frame(q.SIGNAL_WAIT_TIMES, None, con, instance, database_url)
+    return _frame(q.SIGNAL_WAIT_TIMES, _window(since, until), con, instance, database_url)
 
 
 def compensations(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per compensating activity (sagas): scheduled, runs, completed, failed, pending, p50_s, max_s
     (from ``compensation_scheduled`` to its outcome)."""
-    return _frame(q.COMPENSATIONS, None, con, instance, database_url)
+    return _frame(q.COMPENSATIONS, _window(since, until), con, instance, database_url)
 
 
 def patches(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per ``cn.patched`` name: runs (that journaled it: took the new branch), deprecated (of
     them, by ``cn.deprecate_patch``), first_at, last_at."""
-    return _frame(q.PATCHES, None, con, instance, database_url)
+    return _frame(q.PATCHES, _window(since, until), con, instance, database_url)
 
 
 def first_outcomes(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """The losers ``cn.first`` cancelled: per kind (activity, timer, signal) and target (activity
     or signal name; None for timers), count and runs."""
-    return _frame(q.FIRST_OUTCOMES, None, con, instance, database_url)
+    return _frame(q.FIRST_OUTCOMES, _window(since, until), con, instance, database_url)
 
 
 def throughput_per_minute(
@@ -160,8 +195,15 @@ def throughput_per_minute(
 ) -> pandas.DataFrame:
     """Columns: minute (UTC), completed_runs, events — every minute from the first busy one to the
     last, in ``[since, until)`` (aware datetimes; naive ones are taken as UTC)."""
-    params = {"since": _aware(since, "since") or _EARLIEST, "until": _aware(until, "until") or _LATEST}
-    return _frame(q.THROUGHPUT_PER_MINUTE, params, con, instance, database_url)
+    return _frame(q.THROUGHPUT_PER_MINUTE, _window(since, until), con, instance, database_url)
+
+
+def _window(since: datetime | None, until: datetime | None) -> dict[str, datetime]:
+    """The $since / $until parameters: the half-open window [since, until), open ends by default."""
+    window = {"since": _aware(since, "since") or _EARLIEST, "until": _aware(until, "until") or _LATEST}
+    if window["since"] >= window["until"]:
+        raise ConfigurationError(f"since={since} is not before until={until}; the window [since, until) is empty")
+    return window
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:

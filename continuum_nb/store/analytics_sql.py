@@ -21,11 +21,14 @@ __all__ = [
     "ATTACH",
     "COMPENSATIONS",
     "COLUMN_TYPES",
+    "CHAINS_VIEW",
+    "CHILDREN_VIEW",
     "CREATE_SECRET",
     "ESTIMATE_ROWS",
     "EVENTS_BY_TYPE_AND_MONTH",
     "FIND_SCHEMA",
     "FIRST_OUTCOMES",
+    "LINK_VIEWS",
     "PATCHES",
     "RUN_DURATIONS",
     "SECRET_NAME",
@@ -33,6 +36,7 @@ __all__ = [
     "THROUGHPUT_PER_MINUTE",
     "VIEWS",
     "ViewSpec",
+    "copy_columns",
     "copy_select",
     "fallback_view",
     "quote_ident",
@@ -68,6 +72,7 @@ VIEWS: tuple[ViewSpec, ...] = (
         ("started_at", "timestamptz"), ("completed_at", "timestamptz"),
         ("lease_owner", "text"), ("lease_token", "bigint"), ("lease_expires_at", "timestamptz"),
         ("next_wakeup_at", "timestamptz"), ("retention_until", "timestamptz"),
+        ("parent_run_id", "uuid"), ("correlation_id", "uuid"), ("continued_from_run_id", "uuid"),
     )),
     ViewSpec("events", "continuum_events", (
         ("run_id", "uuid"), ("seq", "bigint"), ("event_type", "text"), ("payload", "json"),
@@ -123,8 +128,8 @@ SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint, bool_or(c.reltuples >
 """
 
 
-def _copy_expr(column: str, kind: str) -> str:
-    col = quote_ident(column)
+def _copy_expr(column: str, kind: str, alias: str | None = None) -> str:
+    col = quote_ident(column) if alias is None else f"{quote_ident(alias)}.{quote_ident(column)}"
     if kind == "timestamptz":
         # epoch microseconds: exact, and Arrow turns int64 into a UTC timestamp without parsing
         return f"CASE WHEN isfinite({col}) THEN (extract(epoch FROM {col}) * 1000000)::bigint END"
@@ -135,11 +140,15 @@ def _copy_expr(column: str, kind: str) -> str:
     return col
 
 
+def copy_columns(view: ViewSpec, alias: str | None = None) -> str:
+    """The select list a COPY of one view sends (of the table aliased ``alias``), in view order."""
+    return ", ".join(f"{_copy_expr(c, k, alias)} AS {quote_ident(c)}" for c, k in view.columns)
+
+
 def copy_select(view: ViewSpec, schema: str) -> str:
     """``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` for one view, in ``VIEWS`` column order."""
-    cols = ", ".join(f"{_copy_expr(c, k)} AS {quote_ident(c)}" for c, k in view.columns)
     return (
-        f"COPY (SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(view.table)}) "  # noqa: S608 - identifiers validated by quote_ident
+        f"COPY (SELECT {copy_columns(view)} FROM {quote_ident(schema)}.{quote_ident(view.table)}) "  # noqa: S608 - identifiers validated by quote_ident
         "TO STDOUT (FORMAT csv)"
     )
 
@@ -203,14 +212,69 @@ def fallback_view(view: ViewSpec) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# DuckDB: the views over runs that follow the links between runs (the same on both paths)
+
+#: One row per child run: its parent, and its depth below the top-level run (1: a direct child
+#: of a run that has no parent). A cycle cannot be written by the engine; the depth is capped.
+CHILDREN_VIEW = """
+CREATE OR REPLACE VIEW children AS
+WITH RECURSIVE linked AS MATERIALIZED (
+    SELECT id, parent_run_id, workflow, state, correlation_id, started_at, completed_at
+      FROM runs WHERE parent_run_id IS NOT NULL
+), up(run_id, ancestor, depth) AS (
+    SELECT id, parent_run_id, 1 FROM linked
+    UNION ALL
+    SELECT up.run_id, l.parent_run_id, up.depth + 1
+      FROM up JOIN linked l ON l.id = up.ancestor
+     WHERE up.depth < 10000
+)
+SELECT l.parent_run_id, l.id AS run_id, l.workflow, l.state, l.correlation_id,
+       l.started_at, l.completed_at, epoch(l.completed_at - l.started_at) AS duration_s,
+       d.depth
+  FROM linked l JOIN (SELECT run_id, max(depth) AS depth FROM up GROUP BY run_id) d ON d.run_id = l.id
+"""
+
+#: One row per run of a continue-as-new chain, from its first run (position 1, the run nothing
+#: continues) along continued_from_run_id; current_run_id is the chain's last run.
+CHAINS_VIEW = """
+CREATE OR REPLACE VIEW chains AS
+WITH RECURSIVE linked AS MATERIALIZED (
+    SELECT id, continued_from_run_id, correlation_id, workflow, state, started_at, completed_at
+      FROM runs WHERE continued_from_run_id IS NOT NULL
+), heads AS (
+    SELECT id, continued_from_run_id, correlation_id, workflow, state, started_at, completed_at
+      FROM runs
+     WHERE continued_from_run_id IS NULL AND id IN (SELECT continued_from_run_id FROM linked)
+), chain(first_run_id, run_id, position) AS (
+    SELECT id, id, 1 FROM heads
+    UNION ALL
+    SELECT c.first_run_id, l.id, c.position + 1
+      FROM chain c JOIN linked l ON l.continued_from_run_id = c.run_id
+     WHERE c.position < 100000
+), members AS (
+    SELECT * FROM heads UNION ALL SELECT * FROM linked
+)
+SELECT m.correlation_id, c.first_run_id, c.position, m.id AS run_id, m.continued_from_run_id,
+       m.workflow, m.state, m.started_at, m.completed_at,
+       arg_max(c.run_id, c.position) OVER (PARTITION BY c.first_run_id) AS current_run_id
+  FROM chain c JOIN members m ON m.id = c.run_id
+"""
+
+#: The views built over ``runs`` on every connection, after the four mirrored ones.
+LINK_VIEWS: tuple[tuple[str, str], ...] = (("children", CHILDREN_VIEW), ("chains", CHAINS_VIEW))
+
+
+# ---------------------------------------------------------------------------------------------
 # DuckDB: the ready-made queries (over the views; months and minutes are UTC, the connection's
-# TimeZone is set to UTC)
+# TimeZone is set to UTC). Each takes $since / $until, a half-open window [since, until) on the
+# events' inserted_at (runs: completed_at); the scanner pushes it down to PostgreSQL, which reads
+# only the partitions of that window.
 
 # Formatting the month after grouping keeps strftime off the million-row path.
 EVENTS_BY_TYPE_AND_MONTH = """
 SELECT strftime(m, '%Y-%m') AS month, event_type, events
   FROM (SELECT date_trunc('month', inserted_at) AS m, event_type, count(*) AS events
-          FROM events GROUP BY ALL)
+          FROM events WHERE inserted_at >= $since AND inserted_at < $until GROUP BY ALL)
  ORDER BY month, event_type
 """
 
@@ -220,6 +284,7 @@ WITH d AS (
     SELECT workflow, epoch(completed_at - started_at) AS s
       FROM runs
      WHERE completed_at IS NOT NULL AND list_contains($states, state)
+       AND completed_at >= $since AND completed_at < $until
 )
 SELECT workflow, count(*) AS runs,
        avg(s) AS mean_s,
@@ -243,6 +308,7 @@ WITH act AS MATERIALIZED (
                 THEN COALESCE(TRY_CAST(payload ->> 'attempts' AS INTEGER), 1) END AS attempts
       FROM events
      WHERE event_type IN ('activity_scheduled', 'activity_completed', 'activity_failed')
+       AND inserted_at >= $since AND inserted_at < $until
 ), sched AS (
     SELECT run_id, seq, activity, inserted_at FROM act WHERE event_type = 'activity_scheduled'
 ), outcome AS (
@@ -279,7 +345,7 @@ WITH sig AS MATERIALIZED (
            TRY_CAST(payload -> 'awaited_seq' AS BIGINT) AS ref,
            lag(event_type) OVER w AS prev_type, lag(seq) OVER w AS prev_seq
       FROM events
-     WHERE event_type IN ('signal_awaited', 'signal_received')
+     WHERE event_type IN ('signal_awaited', 'signal_received') AND inserted_at >= $since AND inserted_at < $until
     WINDOW w AS (PARTITION BY run_id, payload ->> 'name' ORDER BY seq)
 ), awaited AS (
     SELECT run_id, seq, name, inserted_at FROM sig WHERE event_type = 'signal_awaited'
@@ -318,6 +384,7 @@ WITH c AS MATERIALIZED (
            TRY_CAST(payload ->> 'scheduled_seq' AS BIGINT) AS scheduled_seq
       FROM events
      WHERE event_type IN ('compensation_scheduled', 'compensation_completed', 'compensation_failed')
+       AND inserted_at >= $since AND inserted_at < $until
 ), sched AS (
     SELECT run_id, seq, activity, inserted_at FROM c WHERE event_type = 'compensation_scheduled'
 ), outcome AS (
@@ -347,7 +414,7 @@ SELECT payload ->> 'name' AS patch,
        min(inserted_at) AS first_at,
        max(inserted_at) AS last_at
   FROM events
- WHERE event_type = 'patched'
+ WHERE event_type = 'patched' AND inserted_at >= $since AND inserted_at < $until
  GROUP BY 1
  ORDER BY 1
 """
@@ -362,6 +429,7 @@ SELECT CASE event_type WHEN 'activity_cancelled' THEN 'activity'
        count(DISTINCT run_id) AS runs
   FROM events
  WHERE event_type IN ('activity_cancelled', 'timer_cancelled', 'signal_cancelled')
+   AND inserted_at >= $since AND inserted_at < $until
  GROUP BY 1, 2
  ORDER BY 1, 2
 """
