@@ -20,6 +20,7 @@ in ``continuum_nb.store.analytics_sql``, with the rest of the SQL.
 from __future__ import annotations
 
 from .connection import MODES, connect, mode_of
+from .fallback import refresh
 from .plots import (
     plot_activity_latency,
     plot_events_by_type_and_month,
@@ -38,7 +39,6 @@ from .queries import (
     sql,
     throughput_per_minute,
 )
-from .fallback import refresh
 from .scanner import ScannerUnavailable
 from .shared import close_shared
 

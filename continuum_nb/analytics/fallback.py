@@ -45,10 +45,7 @@ RUNS_PER_REQUEST = 20_000
 
 _VIEW = {v.name: v for v in q.VIEWS}
 _KEYS = {"runs": "id", "activity_tasks": "id", "signals": "id"}
-_STATE = "_continuum_loaded"            # the snapshot of the last load and the schema
-_SEQS = "_continuum_loaded_seq"         # per run, the last seq loaded
-_PARTS = "_continuum_loaded_partitions"  # the events' partitions at the last load
-_BATCH = "_continuum_batch"
+_BATCH = cq.BATCH
 
 # The conninfo each fallback connection loads from (kept out of DuckDB: it may hold a password).
 _sources: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, str] = weakref.WeakKeyDictionary()
@@ -122,7 +119,7 @@ def _reading(conninfo: str) -> Iterator[psycopg.Connection[Any]]:
 def _new_table(con: duckdb.DuckDBPyConnection, view: q.ViewSpec, name: str) -> None:
     con.register(_BATCH, arrow_table(b"", view))
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {q.quote_ident(name)} AS SELECT * FROM {_BATCH}")  # noqa: S608 - constant names
+        con.execute(cq.create_from_batch(name))
     finally:
         con.unregister(_BATCH)
 
@@ -142,7 +139,7 @@ def _stream(
         batch = arrow_table(b"".join(parts), view)
         con.register(_BATCH, batch)
         try:
-            con.execute(f"INSERT INTO {q.quote_ident(target)} SELECT * FROM {_BATCH}")  # noqa: S608 - constant names
+            con.execute(cq.insert_from(target))
         finally:
             con.unregister(_BATCH)
         rows += batch.num_rows
@@ -180,11 +177,10 @@ def _partitions(conn: psycopg.Connection[Any], schema: str) -> list[tuple[Any, .
 
 def _save_state(con: duckdb.DuckDBPyConnection, snapshot: str, schema: str,
                 partitions: list[tuple[Any, ...]]) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE {_STATE} AS SELECT ?::VARCHAR AS snapshot, ?::VARCHAR AS schema",
-                [snapshot, schema])
-    con.execute(f"CREATE OR REPLACE TABLE {_PARTS} (name VARCHAR, lo BIGINT, hi BIGINT)")
+    con.execute(cq.SAVE_STATE, [snapshot, schema])
+    con.execute(cq.CREATE_PARTS)
     if partitions:
-        con.executemany(f"INSERT INTO {_PARTS} VALUES (?, ?, ?)", [list(p) for p in partitions])
+        con.executemany(cq.INSERT_PART, [list(p) for p in partitions])
 
 
 def load_copy(
@@ -197,7 +193,7 @@ def load_copy(
         for view in q.VIEWS:
             _load_view(con, conn, view, schema, progress)
         partitions = _partitions(conn, schema)
-    con.execute(f"CREATE OR REPLACE TABLE {_SEQS} AS SELECT run_id, max(seq) AS seq FROM {events} GROUP BY run_id")  # noqa: S608 - constant names
+    con.execute(cq.seqs_from_events(events))
     _save_state(con, str(row[0]) if row else "", schema, partitions)
     for view in q.VIEWS:
         con.execute(q.fallback_view(view))
@@ -210,17 +206,17 @@ def _merge_changed(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection[Any]
                    schema: str, snapshot: str) -> tuple[int, bool]:
     """Upsert the rows of one in-place table written since ``snapshot``; reload it if rows were
     deleted. Returns (rows loaded, whether it was reloaded)."""
-    raw, delta, key = q.raw_table_name(view), f"_continuum_delta_{view.name}", _KEYS[view.name]
+    raw, delta, key = q.raw_table_name(view), cq.delta_table(view), _KEYS[view.name]
     _new_table(con, view, delta)
     try:
         n = _stream(con, conn, cq.copy_changed(view, schema), {"snapshot": snapshot}, view, delta)
         if n:
-            con.execute(f"DELETE FROM {raw} WHERE {key} IN (SELECT {key} FROM {delta})")  # noqa: S608 - constant names
-            con.execute(f"INSERT INTO {raw} SELECT * FROM {delta}")  # noqa: S608 - constant names
+            con.execute(cq.replace_changed(raw, delta, key))
+            con.execute(cq.insert_from(raw, delta))
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {delta}")
+        con.execute(cq.drop_table(delta))
     row = conn.execute(cq.count_rows(view, schema)).fetchone()
-    here = con.execute(f"SELECT count(*) FROM {raw}").fetchone()  # noqa: S608 - constant names
+    here = con.execute(cq.count_loaded(raw)).fetchone()
     if row is not None and here is not None and row[0] == here[0]:
         return n, False
     return _load_view(con, conn, view, schema, False), True  # rows were deleted: load it again
@@ -236,10 +232,7 @@ def _new_events(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection[Any], s
         return 0
     con.register(_BATCH, pa.table({"run_id": [str(r) for r, _ in changed], "last_seq": [s for _, s in changed]}))
     try:
-        behind = con.execute(
-            f"SELECT b.run_id, COALESCE(s.seq, 0), b.last_seq FROM {_BATCH} b "  # noqa: S608 - constant names
-            f"LEFT JOIN {_SEQS} s ON s.run_id = b.run_id WHERE b.last_seq > COALESCE(s.seq, 0)"
-        ).fetchall()
+        behind = con.execute(cq.BEHIND).fetchall()
     finally:
         con.unregister(_BATCH)
     view, loaded = _VIEW["events"], 0
@@ -249,8 +242,8 @@ def _new_events(con: duckdb.DuckDBPyConnection, conn: psycopg.Connection[Any], s
         loaded += _stream(con, conn, cq.copy_events_after(view, schema), params, view, q.raw_table_name(view))
         con.register(_BATCH, pa.table({"run_id": [r for r, _, _ in part], "seq": [s for _, _, s in part]}))
         try:
-            con.execute(f"DELETE FROM {_SEQS} WHERE run_id IN (SELECT run_id FROM {_BATCH})")  # noqa: S608 - constant names
-            con.execute(f"INSERT INTO {_SEQS} SELECT run_id, seq FROM {_BATCH}")  # noqa: S608 - constant names
+            con.execute(cq.SEQS_FORGET_BATCH)
+            con.execute(cq.SEQS_FROM_BATCH)
         finally:
             con.unregister(_BATCH)
     return loaded
@@ -264,10 +257,10 @@ def refresh(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """
     conninfo = _sources.get(con)
     if conninfo is None:
-        if con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'pg'").fetchone() == (1,):
+        if con.execute(cq.IS_SCANNER).fetchone() == (1,):
             return {}
         raise ConfigurationError("this connection was not made by cn.analytics.connect(); nothing to refresh")
-    state = con.execute(f"SELECT snapshot, schema FROM {_STATE}").fetchone()  # noqa: S608 - constant names
+    state = con.execute(cq.READ_STATE).fetchone()
     if state is None:
         raise ConfigurationError("this connection's journal was never loaded; connect again")
     before, schema = str(state[0]), str(state[1])
@@ -293,11 +286,11 @@ def _apply(con: duckdb.DuckDBPyConnection, conninfo: str, before: str, schema: s
             runs_reloaded = runs_reloaded or (reloaded and name == "runs")
         loaded["events"] = _new_events(con, conn, schema, before)
         partitions = _partitions(conn, schema)
-    gone = {r[0] for r in con.execute(f"SELECT name FROM {_PARTS}").fetchall()} - {p[0] for p in partitions}  # noqa: S608 - constant names
-    for lo, hi in con.execute(f"SELECT lo, hi FROM {_PARTS} WHERE list_contains(?, name)", [sorted(gone)]).fetchall():  # noqa: S608 - constant names
-        con.execute(f"DELETE FROM {events} WHERE epoch_us(inserted_at) >= ? AND epoch_us(inserted_at) < ?", [lo, hi])  # noqa: S608 - constant names
+    gone = {r[0] for r in con.execute(cq.PART_NAMES).fetchall()} - {p[0] for p in partitions}
+    for lo, hi in con.execute(cq.PART_RANGES, [sorted(gone)]).fetchall():
+        con.execute(cq.delete_events_between(events), [lo, hi])
     if runs_reloaded:  # runs were deleted (retention): so were their events
         runs = q.raw_table_name(_VIEW["runs"])
-        con.execute(f"DELETE FROM {events} WHERE run_id NOT IN (SELECT id FROM {runs})")  # noqa: S608 - constant names
-        con.execute(f"DELETE FROM {_SEQS} WHERE run_id NOT IN (SELECT id FROM {runs})")  # noqa: S608 - constant names
+        con.execute(cq.delete_without_run(events, runs))
+        con.execute(cq.delete_without_run(cq.SEQS, runs))
     _save_state(con, str(row[0]) if row else before, schema, partitions)
