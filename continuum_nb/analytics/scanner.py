@@ -67,3 +67,4 @@ def attach(con: duckdb.DuckDBPyConnection, conninfo: str, schema: str) -> None:
         con.execute(q.scanner_view(view, schema))
     for _, text in q.LINK_VIEWS:
         con.execute(text)
+    con.execute(q.SCANNER_STATE, [schema])

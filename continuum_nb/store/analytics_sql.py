@@ -16,10 +16,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .analytics_links_sql import CHAINS_VIEW, CHILDREN_VIEW, LINK_VIEWS
+
 __all__ = [
     "ACTIVITY_LATENCY",
     "ATTACH",
+    "ACTIVITY_LATENCY_TAIL",
+    "ACTIVITY_SOURCE",
     "COMPENSATIONS",
+    "COMPENSATIONS_TAIL",
+    "COMPENSATION_SOURCE",
     "COLUMN_TYPES",
     "CHAINS_VIEW",
     "CHILDREN_VIEW",
@@ -31,9 +37,17 @@ __all__ = [
     "LINK_VIEWS",
     "PATCHES",
     "RUN_DURATIONS",
+    "SCANNER_SCHEMA",
+    "SCANNER_STATE",
     "SECRET_NAME",
+    "SIGNAL_SOURCE",
     "SIGNAL_WAIT_TIMES",
+    "SIGNAL_WAIT_TIMES_TAIL",
+    "SOURCE",
+    "THROUGHPUT_EVENTS_SOURCE",
     "THROUGHPUT_PER_MINUTE",
+    "THROUGHPUT_PER_MINUTE_TAIL",
+    "THROUGHPUT_SOURCE",
     "VIEWS",
     "ViewSpec",
     "copy_columns",
@@ -43,6 +57,7 @@ __all__ = [
     "quote_literal",
     "raw_table_name",
     "scanner_view",
+    "with_source",
 ]
 
 #: Column kinds the views use (PostgreSQL type -> DuckDB type).
@@ -188,6 +203,12 @@ def scanner_view(view: ViewSpec, schema: str) -> str:
     )
 
 
+#: The scanner connection's note of the PostgreSQL schema it reads (the ready-made queries send
+#: their PostgreSQL part to that schema; a connection without it runs them over the views).
+SCANNER_STATE = "CREATE OR REPLACE TABLE _continuum_scanner AS SELECT ?::VARCHAR AS schema"
+SCANNER_SCHEMA = "SELECT schema FROM _continuum_scanner"
+
+
 def raw_table_name(view: ViewSpec) -> str:
     """The name the fallback registers its Arrow table under."""
     return f"_continuum_raw_{view.name}"
@@ -209,59 +230,6 @@ def fallback_view(view: ViewSpec) -> str:
         f"CREATE OR REPLACE VIEW {quote_ident(view.name)} AS SELECT {cols} "  # noqa: S608 - identifiers validated by quote_ident
         f"FROM {quote_ident(raw_table_name(view))}"
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# DuckDB: the views over runs that follow the links between runs (the same on both paths)
-
-#: One row per child run: its parent, and its depth below the top-level run (1: a direct child
-#: of a run that has no parent). A cycle cannot be written by the engine; the depth is capped.
-CHILDREN_VIEW = """
-CREATE OR REPLACE VIEW children AS
-WITH RECURSIVE linked AS MATERIALIZED (
-    SELECT id, parent_run_id, workflow, state, correlation_id, started_at, completed_at
-      FROM runs WHERE parent_run_id IS NOT NULL
-), up(run_id, ancestor, depth) AS (
-    SELECT id, parent_run_id, 1 FROM linked
-    UNION ALL
-    SELECT up.run_id, l.parent_run_id, up.depth + 1
-      FROM up JOIN linked l ON l.id = up.ancestor
-     WHERE up.depth < 10000
-)
-SELECT l.parent_run_id, l.id AS run_id, l.workflow, l.state, l.correlation_id,
-       l.started_at, l.completed_at, epoch(l.completed_at - l.started_at) AS duration_s,
-       d.depth
-  FROM linked l JOIN (SELECT run_id, max(depth) AS depth FROM up GROUP BY run_id) d ON d.run_id = l.id
-"""
-
-#: One row per run of a continue-as-new chain, from its first run (position 1, the run nothing
-#: continues) along continued_from_run_id; current_run_id is the chain's last run.
-CHAINS_VIEW = """
-CREATE OR REPLACE VIEW chains AS
-WITH RECURSIVE linked AS MATERIALIZED (
-    SELECT id, continued_from_run_id, correlation_id, workflow, state, started_at, completed_at
-      FROM runs WHERE continued_from_run_id IS NOT NULL
-), heads AS (
-    SELECT id, continued_from_run_id, correlation_id, workflow, state, started_at, completed_at
-      FROM runs
-     WHERE continued_from_run_id IS NULL AND id IN (SELECT continued_from_run_id FROM linked)
-), chain(first_run_id, run_id, position) AS (
-    SELECT id, id, 1 FROM heads
-    UNION ALL
-    SELECT c.first_run_id, l.id, c.position + 1
-      FROM chain c JOIN linked l ON l.continued_from_run_id = c.run_id
-     WHERE c.position < 100000
-), members AS (
-    SELECT * FROM heads UNION ALL SELECT * FROM linked
-)
-SELECT m.correlation_id, c.first_run_id, c.position, m.id AS run_id, m.continued_from_run_id,
-       m.workflow, m.state, m.started_at, m.completed_at,
-       arg_max(c.run_id, c.position) OVER (PARTITION BY c.first_run_id) AS current_run_id
-  FROM chain c JOIN members m ON m.id = c.run_id
-"""
-
-#: The views built over ``runs`` on every connection, after the four mirrored ones.
-LINK_VIEWS: tuple[tuple[str, str], ...] = (("children", CHILDREN_VIEW), ("chains", CHAINS_VIEW))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,8 +266,9 @@ SELECT workflow, count(*) AS runs,
 # An activity_completed/failed event names the seq of its activity_scheduled in scheduled_seq.
 # One pass over the three event types (MATERIALIZED: the scanner then reads events once, not once
 # per side of the join — about twice as fast over a million events).
-ACTIVITY_LATENCY = """
-WITH act AS MATERIALIZED (
+#: The rows activity_latency pairs, read from the events view (the scanner asks PostgreSQL for
+#: the same columns: analytics_pushdown_sql).
+ACTIVITY_SOURCE = """
     SELECT run_id, seq, event_type, inserted_at,
            CASE WHEN event_type = 'activity_scheduled' THEN payload ->> 'activity' END AS activity,
            CASE WHEN event_type <> 'activity_scheduled'
@@ -309,6 +278,13 @@ WITH act AS MATERIALIZED (
       FROM events
      WHERE event_type IN ('activity_scheduled', 'activity_completed', 'activity_failed')
        AND inserted_at >= $since AND inserted_at < $until
+"""
+
+#: Where a query's source rows go (see with_source).
+SOURCE = "/* source */"
+
+ACTIVITY_LATENCY_TAIL = """
+WITH act AS MATERIALIZED (/* source */
 ), sched AS (
     SELECT run_id, seq, activity, inserted_at FROM act WHERE event_type = 'activity_scheduled'
 ), outcome AS (
@@ -338,15 +314,19 @@ SELECT activity,
 # already in the mailbox at the await: no wait was journaled). Journals written before that key
 # existed pair a received with the awaited right before it (same run and name, in seq order).
 # An awaited that nothing answers timed out or is still waiting.
-SIGNAL_WAIT_TIMES = """
-WITH sig AS MATERIALIZED (
+SIGNAL_SOURCE = """
     SELECT run_id, seq, event_type, payload ->> 'name' AS name, inserted_at,
            (payload -> 'awaited_seq') IS NOT NULL AS has_ref,
-           TRY_CAST(payload -> 'awaited_seq' AS BIGINT) AS ref,
-           lag(event_type) OVER w AS prev_type, lag(seq) OVER w AS prev_seq
+           TRY_CAST(payload -> 'awaited_seq' AS BIGINT) AS ref
       FROM events
      WHERE event_type IN ('signal_awaited', 'signal_received') AND inserted_at >= $since AND inserted_at < $until
-    WINDOW w AS (PARTITION BY run_id, payload ->> 'name' ORDER BY seq)
+"""
+
+SIGNAL_WAIT_TIMES_TAIL = """
+WITH sig AS MATERIALIZED (
+    SELECT src.*, lag(event_type) OVER w AS prev_type, lag(seq) OVER w AS prev_seq
+      FROM (/* source */) AS src
+    WINDOW w AS (PARTITION BY run_id, name ORDER BY seq)
 ), awaited AS (
     SELECT run_id, seq, name, inserted_at FROM sig WHERE event_type = 'signal_awaited'
 ), received AS (
@@ -378,13 +358,16 @@ SELECT name,
 
 # A saga's compensations: compensation_completed/failed name their compensation_scheduled in
 # scheduled_seq, as activities do.
-COMPENSATIONS = """
-WITH c AS MATERIALIZED (
+COMPENSATION_SOURCE = """
     SELECT run_id, seq, event_type, inserted_at, payload ->> 'activity' AS activity,
            TRY_CAST(payload ->> 'scheduled_seq' AS BIGINT) AS scheduled_seq
       FROM events
      WHERE event_type IN ('compensation_scheduled', 'compensation_completed', 'compensation_failed')
        AND inserted_at >= $since AND inserted_at < $until
+"""
+
+COMPENSATIONS_TAIL = """
+WITH c AS MATERIALIZED (/* source */
 ), sched AS (
     SELECT run_id, seq, activity, inserted_at FROM c WHERE event_type = 'compensation_scheduled'
 ), outcome AS (
@@ -436,18 +419,21 @@ SELECT CASE event_type WHEN 'activity_cancelled' THEN 'activity'
 
 #: $since / $until: a half-open window [since, until) on completed_at / inserted_at. Minutes with
 #: nothing in them are filled with zeros between the first and last busy minute.
-THROUGHPUT_PER_MINUTE = """
-WITH r AS (
-    SELECT date_trunc('minute', completed_at) AS minute, count(*) AS completed_runs
-      FROM runs
-     WHERE state = 'completed' AND completed_at >= $since AND completed_at < $until
-     GROUP BY 1
-), e AS (
-    SELECT date_trunc('minute', inserted_at) AS minute, count(*) AS events
-      FROM events
-     WHERE inserted_at >= $since AND inserted_at < $until
-     GROUP BY 1
-), busy AS (
+THROUGHPUT_SOURCE = """
+SELECT date_trunc('minute', completed_at) AS minute, count(*) AS completed_runs
+  FROM runs
+ WHERE state = 'completed' AND completed_at >= $since AND completed_at < $until
+ GROUP BY 1
+"""
+THROUGHPUT_EVENTS_SOURCE = """
+SELECT date_trunc('minute', inserted_at) AS minute, count(*) AS events
+  FROM events
+ WHERE inserted_at >= $since AND inserted_at < $until
+ GROUP BY 1
+"""
+
+THROUGHPUT_PER_MINUTE_TAIL = """
+WITH r AS (/* source */), e AS (/* events source */), busy AS (
     SELECT minute FROM r UNION SELECT minute FROM e
 ), span AS (
     SELECT unnest(generate_series(min(minute), max(minute), INTERVAL 1 MINUTE)) AS minute
@@ -457,3 +443,15 @@ SELECT span.minute, COALESCE(r.completed_runs, 0) AS completed_runs, COALESCE(e.
   FROM span LEFT JOIN r ON r.minute = span.minute LEFT JOIN e ON e.minute = span.minute
  ORDER BY span.minute
 """
+
+
+def with_source(tail: str, source: str, events_source: str | None = None) -> str:
+    """A ready-made query: its tail over the rows ``source`` (and ``events_source``) selects."""
+    text = tail.replace(SOURCE, source)
+    return text if events_source is None else text.replace("/* events source */", events_source)
+
+
+ACTIVITY_LATENCY = with_source(ACTIVITY_LATENCY_TAIL, ACTIVITY_SOURCE)
+SIGNAL_WAIT_TIMES = with_source(SIGNAL_WAIT_TIMES_TAIL, SIGNAL_SOURCE)
+COMPENSATIONS = with_source(COMPENSATIONS_TAIL, COMPENSATION_SOURCE)
+THROUGHPUT_PER_MINUTE = with_source(THROUGHPUT_PER_MINUTE_TAIL, THROUGHPUT_SOURCE, THROUGHPUT_EVENTS_SOURCE)
