@@ -46,10 +46,22 @@ from .shared import close_shared
 VIEWS = ("runs", "events", "activity_tasks", "signals")
 #: The views over ``runs`` that follow the links between runs (child workflows, continue-as-new).
 LINK_VIEWS = ("children", "chains")
+#: The ready-made queries, as docs/analytics.md lists them.
+QUERIES = (
+    events_by_type_and_month,
+    run_durations,
+    activity_latency,
+    signal_wait_times,
+    throughput_per_minute,
+    compensations,
+    patches,
+    first_outcomes,
+)
 
 __all__ = [
     "LINK_VIEWS",
     "MODES",
+    "QUERIES",
     "VIEWS",
     "ScannerUnavailable",
     "activity_latency",
