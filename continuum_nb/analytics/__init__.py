@@ -7,14 +7,15 @@
 >>> cn.analytics.plot_run_durations(df)
 
 The views read PostgreSQL through DuckDB's postgres scanner, attached READ_ONLY; when the
-extension cannot load they are filled with COPY and kept up to date incrementally
-(``refresh``; see ``connect``). ``docs/analytics.md``
-lists every view column and query.
+extension cannot load they are filled with COPY and kept up to date incrementally (``refresh``;
+see ``connect``). ``docs/analytics.md`` lists every view column and query.
 
 This package is the public surface. Its modules: ``connection`` (``connect`` and its modes),
-``scanner`` (the postgres scanner), ``fallback`` (the COPY snapshot), ``shared`` (the cached
-connections), ``queries`` (the ready-made queries and ``sql``) and ``plots``. The SQL text lives
-in ``continuum_nb.store.analytics_sql``, with the rest of the SQL.
+``scanner`` (the postgres scanner), ``fallback`` (the COPY load and its incremental refresh),
+``shared`` (the cached connections), ``queries`` (the ready-made queries and ``sql``) and
+``plots``. The SQL text lives in ``continuum_nb.store.analytics_sql`` (views and queries),
+``analytics_pushdown_sql`` (what the scanner path runs in PostgreSQL), ``analytics_copy_sql``
+(the fallback's loads) and ``analytics_links_sql`` (children, chains), with the rest of the SQL.
 """
 
 from __future__ import annotations
