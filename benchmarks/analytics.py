@@ -39,13 +39,7 @@ from continuum_nb import analytics
 from continuum_nb.store.database import conninfo as to_conninfo
 from continuum_nb.store.migrate import migrate
 
-QUERIES: tuple[Callable[..., Any], ...] = (
-    analytics.events_by_type_and_month,
-    analytics.run_durations,
-    analytics.activity_latency,
-    analytics.signal_wait_times,
-    analytics.throughput_per_minute,
-)
+QUERIES = analytics.QUERIES  # every ready-made query
 
 # Partitions for the three months before this one, this one and the next (the migration already
 # made this month and the three after it; IF NOT EXISTS keeps the rest).

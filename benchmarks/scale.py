@@ -24,7 +24,8 @@ Then it measures (p50/p95 of ``--repeat`` calls after one warm-up, from call to 
 page, run-id prefix search, next page); exact counts per state; the wake's seq check (the key
 probe it makes now against the max(seq) it made before) and a commit_wake on the big database
 against an empty one; ``continuum partitions list``; with ``--analytics``, the ready-made
-analytics queries through the postgres scanner (and this process's peak RSS); with ``--throughput``,
+analytics queries through the postgres scanner, over the whole journal and the last 31 days (and
+this process's peak RSS; benchmarks/analytics_scale.py measures them in detail); with ``--throughput``,
 benchmarks/throughput.py on an empty database and on the big one, alternated. ``--explain``
 prints the plans of the list queries. ``--keep`` keeps the databases (``--reuse`` measures an
 existing one without building it).
@@ -388,12 +389,13 @@ def measure_analytics(url: str, args: argparse.Namespace) -> None:
         emit("analytics", query="connect", mode="scanner", ms=round((time.perf_counter() - t) * 1000, 1))
         try:
             con.execute("SET enable_progress_bar = false")
-            for query in (analytics.events_by_type_and_month, analytics.run_durations, analytics.activity_latency,
-                          analytics.signal_wait_times, analytics.throughput_per_minute):
-                t = time.perf_counter()  # once each: a full scan of the journal can take minutes
-                frame = query(con)
-                emit("analytics", query=query.__name__, mode="scanner", rows=len(frame),
-                     ms=round((time.perf_counter() - t) * 1000, 1), peak_rss_mb=peak_rss_mb())
+            month = datetime.now(timezone.utc) - timedelta(days=31)
+            for window, since in (("all", None), ("31 days", month)):
+                for query in analytics.QUERIES:
+                    t = time.perf_counter()  # once each (benchmarks/analytics_scale.py repeats them)
+                    frame = query(con, since=since)
+                    emit("analytics", query=query.__name__, mode="scanner", window=window, rows=len(frame),
+                         ms=round((time.perf_counter() - t) * 1000, 1), peak_rss_mb=peak_rss_mb())
         finally:
             con.close()
 

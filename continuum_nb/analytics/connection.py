@@ -5,8 +5,9 @@ Two ways to build the views, with identical names, columns and types:
 - the postgres scanner (the default, ``scanner.py``): the database is attached ``READ_ONLY``
   and each view is a live projection of its table;
 - the COPY fallback (``fallback.py``), when the extension cannot be loaded or attached (or
-  ``mode="copy"`` / ``CONTINUUM_ANALYTICS_MODE=copy``): each table is streamed once with COPY,
-  parsed by Arrow and registered in DuckDB. That is a snapshot taken at connect time.
+  ``mode="copy"`` / ``CONTINUUM_ANALYTICS_MODE=copy``): each table is streamed with COPY, parsed
+  by Arrow in batches and stored in DuckDB: a snapshot taken at connect time, which
+  ``fallback.refresh`` brings up to date by loading only what changed.
 
 Neither path can change the journal: the scanner attaches read-only, and the fallback reads with
 COPY ... TO in a read-only transaction.
@@ -147,6 +148,6 @@ def connect(
 
 
 def mode_of(con: duckdb.DuckDBPyConnection) -> str:
-    """``"scanner"`` if the views read PostgreSQL live, ``"copy"`` if they hold a loaded snapshot."""
+    """``"scanner"`` if the views read PostgreSQL live, ``"copy"`` if they read loaded tables."""
     row = con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'pg'").fetchone()
     return "scanner" if row and row[0] else "copy"

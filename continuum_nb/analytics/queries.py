@@ -1,17 +1,21 @@
 """The ready-made analytics queries and ``analytics.sql``: DuckDB over the journal views → pandas.
 
 Each query takes an open connection (from ``analytics.connect``) as its first argument, or
-``instance=`` / ``database_url=`` to use a connection of its own. Durations are in seconds
+``instance=`` / ``database_url=`` to use a connection of its own, and ``since=`` / ``until=``: a
+half-open window ``[since, until)`` on the events' ``inserted_at`` (``run_durations``: the runs'
+``completed_at``) that the scanner pushes down to PostgreSQL, so only the partitions of that
+window are read. Durations are in seconds
 (float); months are ``YYYY-MM`` strings and minutes UTC timestamps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from ..store import analytics_pushdown_sql as pq
 from ..store import analytics_sql as q
 from ..store.base import RUN_STATES
 from .connection import InstanceRef
@@ -38,18 +42,43 @@ _EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)
 _LATEST = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 
+#: Builds the scanner path's query from the PostgreSQL schema (analytics_pushdown_sql).
+Remote = Callable[[str], str]
+
+
 def _frame(
     text: str,
     params: dict[str, Any] | None,
     con: duckdb.DuckDBPyConnection | None,
     instance: InstanceRef,
     database_url: str | None,
+    remote: Remote | None = None,
 ) -> pandas.DataFrame:
+    """Run a ready-made query: ``text`` with ``params`` over the views, or on a scanner connection
+    ``remote(schema)``, which runs the heavy part in PostgreSQL (its window is in the text)."""
+
+    def run(c: duckdb.DuckDBPyConnection) -> pandas.DataFrame:
+        schema = _scanner_schema(c) if remote is not None else None
+        if remote is not None and schema is not None:
+            return _df(c, remote(schema), None)
+        return _df(c, text, params)
+
     if con is not None:
         if instance is not None or database_url is not None:
             raise ConfigurationError("pass either a connection or instance=/database_url=, not both")
-        return _df(con, text, params)
-    return shared(instance, database_url, lambda own: _df(own, text, params))
+        return run(con)
+    return shared(instance, database_url, run)
+
+
+def _scanner_schema(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The PostgreSQL schema a scanner connection reads; None for any other connection."""
+    import duckdb
+
+    try:
+        row = con.execute(q.SCANNER_SCHEMA).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return str(row[0]) if row else None
 
 
 def _df(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | None) -> pandas.DataFrame:
@@ -75,16 +104,24 @@ def sql(query: str, instance: InstanceRef = None, *, database_url: str | None = 
 
 
 def events_by_type_and_month(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Columns: month (``YYYY-MM``, UTC), event_type, events. One row per non-empty pair."""
-    return _frame(q.EVENTS_BY_TYPE_AND_MONTH, None, con, instance, database_url)
+    return _frame(q.EVENTS_BY_TYPE_AND_MONTH, _window(since, until), con, instance, database_url,
+                  lambda schema: pq.events_by_type_and_month(schema, *_bounds(since, until)))
 
 
 def run_durations(
     con: duckdb.DuckDBPyConnection | None = None,
     *,
     states: Iterable[str] = ("completed",),
+    since: datetime | None = None,
+    until: datetime | None = None,
     instance: InstanceRef = None,
     database_url: str | None = None,
 ) -> pandas.DataFrame:
@@ -98,11 +135,17 @@ def run_durations(
         raise ConfigurationError(
             f"states={wanted!r} is not a non-empty list of run states; use some of {', '.join(RUN_STATES)}"
         )
-    return _frame(q.RUN_DURATIONS, {"states": wanted}, con, instance, database_url)
+    return _frame(q.RUN_DURATIONS, {"states": wanted, **_window(since, until)}, con, instance, database_url,
+                  lambda schema: pq.run_durations(schema, wanted, *_bounds(since, until)))
 
 
 def activity_latency(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per activity: count (scheduled), completed, failed, pending, p50_s, p95_s, max_s, retry_rate,
     mean_attempts.
@@ -111,11 +154,17 @@ def activity_latency(
     (paired by ``scheduled_seq``), so it includes queueing, every attempt and the backoff between
     attempts. ``retry_rate`` is the share of finished activities that took more than one attempt.
     """
-    return _frame(q.ACTIVITY_LATENCY, None, con, instance, database_url)
+    return _frame(q.ACTIVITY_LATENCY, _window(since, until), con, instance, database_url,
+                  lambda schema: pq.activity_latency(schema, *_bounds(since, until)))
 
 
 def signal_wait_times(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per signal name: awaited, received, immediate, unanswered, p50_s, p95_s, max_s.
 
@@ -123,31 +172,48 @@ def signal_wait_times(
     run. ``immediate``: received without a wait (the signal was already in the mailbox).
     ``unanswered``: awaits that timed out or are still waiting.
     """
-    return _frame(q.SIGNAL_WAIT_TIMES, None, con, instance, database_url)
+    return _frame(q.SIGNAL_WAIT_TIMES, _window(since, until), con, instance, database_url,
+                  lambda schema: pq.signal_wait_times(schema, *_bounds(since, until)))
 
 
 def compensations(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per compensating activity (sagas): scheduled, runs, completed, failed, pending, p50_s, max_s
     (from ``compensation_scheduled`` to its outcome)."""
-    return _frame(q.COMPENSATIONS, None, con, instance, database_url)
+    return _frame(q.COMPENSATIONS, _window(since, until), con, instance, database_url,
+                  lambda schema: pq.compensations(schema, *_bounds(since, until)))
 
 
 def patches(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """Per ``cn.patched`` name: runs (that journaled it: took the new branch), deprecated (of
     them, by ``cn.deprecate_patch``), first_at, last_at."""
-    return _frame(q.PATCHES, None, con, instance, database_url)
+    return _frame(q.PATCHES, _window(since, until), con, instance, database_url)
 
 
 def first_outcomes(
-    con: duckdb.DuckDBPyConnection | None = None, *, instance: InstanceRef = None, database_url: str | None = None
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    instance: InstanceRef = None,
+    database_url: str | None = None,
 ) -> pandas.DataFrame:
     """The losers ``cn.first`` cancelled: per kind (activity, timer, signal) and target (activity
     or signal name; None for timers), count and runs."""
-    return _frame(q.FIRST_OUTCOMES, None, con, instance, database_url)
+    return _frame(q.FIRST_OUTCOMES, _window(since, until), con, instance, database_url)
 
 
 def throughput_per_minute(
@@ -160,8 +226,21 @@ def throughput_per_minute(
 ) -> pandas.DataFrame:
     """Columns: minute (UTC), completed_runs, events — every minute from the first busy one to the
     last, in ``[since, until)`` (aware datetimes; naive ones are taken as UTC)."""
-    params = {"since": _aware(since, "since") or _EARLIEST, "until": _aware(until, "until") or _LATEST}
-    return _frame(q.THROUGHPUT_PER_MINUTE, params, con, instance, database_url)
+    return _frame(q.THROUGHPUT_PER_MINUTE, _window(since, until), con, instance, database_url,
+                  lambda schema: pq.throughput_per_minute(schema, *_bounds(since, until)))
+
+
+def _window(since: datetime | None, until: datetime | None) -> dict[str, datetime]:
+    """The $since / $until parameters: the half-open window [since, until), open ends by default."""
+    window = {"since": _aware(since, "since") or _EARLIEST, "until": _aware(until, "until") or _LATEST}
+    if window["since"] >= window["until"]:
+        raise ConfigurationError(f"since={since} is not before until={until}; the window [since, until) is empty")
+    return window
+
+
+def _bounds(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The window's given ends (aware), None where it is open."""
+    return _aware(since, "since"), _aware(until, "until")
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:

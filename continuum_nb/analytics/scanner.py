@@ -65,3 +65,6 @@ def attach(con: duckdb.DuckDBPyConnection, conninfo: str, schema: str) -> None:
         raise ScannerUnavailable(f"the postgres scanner failed: {exc}") from exc
     for view in q.VIEWS:
         con.execute(q.scanner_view(view, schema))
+    for _, text in q.LINK_VIEWS:
+        con.execute(text)
+    con.execute(q.SCANNER_STATE, [schema])

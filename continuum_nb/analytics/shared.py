@@ -1,6 +1,7 @@
-"""The shared analytics connections: one scanner connection per database, reused by ``sql()`` and
-the ready-made queries called without a connection (attaching costs ~0.2 s). A copy-mode
-connection is a snapshot, so it is never cached: each call loads the journal afresh.
+"""The shared analytics connections: one connection per database, reused by ``sql()`` and the
+ready-made queries called without a connection (attaching costs ~0.2 s). A copy-mode connection
+is brought up to date before each call with ``fallback.refresh``, which loads only what changed
+since the previous call.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from .connection import InstanceRef, connect, mode_of, resolve_conninfo
+from .fallback import refresh
 
 if TYPE_CHECKING:
     import duckdb
@@ -27,9 +29,10 @@ def shared(
 ) -> T:
     """Run ``work`` on a connection to that database and return its result.
 
-    For the scanner it gets a cursor of the cached connection (cheap, and safe from any thread);
-    if PostgreSQL dropped the cached connection's sessions (a restart, a dropped database) the
-    cache entry is replaced once. For the fallback it gets a fresh snapshot.
+    It gets a cursor of the cached connection (cheap, and safe from any thread); if PostgreSQL
+    dropped the cached connection's sessions (a restart, a dropped database) the cache entry is
+    replaced once. A copy-mode connection is refreshed first (new rows only), under the lock, so
+    concurrent calls never see a half-applied refresh.
     """
     import duckdb
 
@@ -38,18 +41,14 @@ def shared(
         with _shared_lock:
             cached = _shared.get(info)
             if cached is None:
-                fresh = connect(database_url=info)
-                if mode_of(fresh) != "scanner":
-                    cached = None
-                    con = fresh
-                else:
-                    _shared[info] = cached = fresh
-            if cached is not None:
-                con = cached.cursor()
+                _shared[info] = cached = connect(database_url=info)
+            elif mode_of(cached) == "copy":
+                refresh(cached)
+            con = cached.cursor()
         try:
             return work(con)
         except duckdb.IOException:
-            if cached is None or attempt:
+            if attempt:
                 raise
             _forget(info, cached)
         finally:

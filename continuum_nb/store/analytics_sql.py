@@ -16,29 +16,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .analytics_links_sql import CHAINS_VIEW, CHILDREN_VIEW, LINK_VIEWS
+
 __all__ = [
-    "ACTIVITY_LATENCY",
-    "ATTACH",
-    "COMPENSATIONS",
-    "COLUMN_TYPES",
-    "CREATE_SECRET",
-    "ESTIMATE_ROWS",
-    "EVENTS_BY_TYPE_AND_MONTH",
-    "FIND_SCHEMA",
-    "FIRST_OUTCOMES",
-    "PATCHES",
-    "RUN_DURATIONS",
-    "SECRET_NAME",
-    "SIGNAL_WAIT_TIMES",
-    "THROUGHPUT_PER_MINUTE",
-    "VIEWS",
-    "ViewSpec",
-    "copy_select",
-    "fallback_view",
-    "quote_ident",
-    "quote_literal",
-    "raw_table_name",
-    "scanner_view",
+    "ACTIVITY_LATENCY", "ATTACH", "ACTIVITY_LATENCY_TAIL", "ACTIVITY_SOURCE", "COMPENSATIONS",
+    "COMPENSATIONS_TAIL", "COMPENSATION_SOURCE", "COLUMN_TYPES", "CHAINS_VIEW", "CHILDREN_VIEW",
+    "CREATE_SECRET", "ESTIMATE_ROWS", "EVENTS_BY_TYPE_AND_MONTH", "FIND_SCHEMA",
+    "FIRST_OUTCOMES", "LINK_VIEWS", "PATCHES", "RUN_DURATIONS", "SCANNER_SCHEMA",
+    "SCANNER_STATE", "SECRET_NAME", "SIGNAL_SOURCE", "SIGNAL_WAIT_TIMES",
+    "SIGNAL_WAIT_TIMES_TAIL", "SOURCE", "THROUGHPUT_EVENTS_SOURCE", "THROUGHPUT_PER_MINUTE",
+    "THROUGHPUT_PER_MINUTE_TAIL", "THROUGHPUT_SOURCE", "VIEWS", "ViewSpec", "copy_columns",
+    "copy_select", "fallback_view", "quote_ident", "quote_literal", "raw_table_name",
+    "scanner_view", "with_source",
 ]
 
 #: Column kinds the views use (PostgreSQL type -> DuckDB type).
@@ -68,6 +57,7 @@ VIEWS: tuple[ViewSpec, ...] = (
         ("started_at", "timestamptz"), ("completed_at", "timestamptz"),
         ("lease_owner", "text"), ("lease_token", "bigint"), ("lease_expires_at", "timestamptz"),
         ("next_wakeup_at", "timestamptz"), ("retention_until", "timestamptz"),
+        ("parent_run_id", "uuid"), ("correlation_id", "uuid"), ("continued_from_run_id", "uuid"),
     )),
     ViewSpec("events", "continuum_events", (
         ("run_id", "uuid"), ("seq", "bigint"), ("event_type", "text"), ("payload", "json"),
@@ -123,8 +113,8 @@ SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::bigint, bool_or(c.reltuples >
 """
 
 
-def _copy_expr(column: str, kind: str) -> str:
-    col = quote_ident(column)
+def _copy_expr(column: str, kind: str, alias: str | None = None) -> str:
+    col = quote_ident(column) if alias is None else f"{quote_ident(alias)}.{quote_ident(column)}"
     if kind == "timestamptz":
         # epoch microseconds: exact, and Arrow turns int64 into a UTC timestamp without parsing
         return f"CASE WHEN isfinite({col}) THEN (extract(epoch FROM {col}) * 1000000)::bigint END"
@@ -135,11 +125,15 @@ def _copy_expr(column: str, kind: str) -> str:
     return col
 
 
+def copy_columns(view: ViewSpec, alias: str | None = None) -> str:
+    """The select list a COPY of one view sends (of the table aliased ``alias``), in view order."""
+    return ", ".join(f"{_copy_expr(c, k, alias)} AS {quote_ident(c)}" for c, k in view.columns)
+
+
 def copy_select(view: ViewSpec, schema: str) -> str:
     """``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` for one view, in ``VIEWS`` column order."""
-    cols = ", ".join(f"{_copy_expr(c, k)} AS {quote_ident(c)}" for c, k in view.columns)
     return (
-        f"COPY (SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(view.table)}) "  # noqa: S608 - identifiers validated by quote_ident
+        f"COPY (SELECT {copy_columns(view)} FROM {quote_ident(schema)}.{quote_ident(view.table)}) "  # noqa: S608 - identifiers validated by quote_ident
         "TO STDOUT (FORMAT csv)"
     )
 
@@ -179,6 +173,12 @@ def scanner_view(view: ViewSpec, schema: str) -> str:
     )
 
 
+#: The scanner connection's note of the PostgreSQL schema it reads (the ready-made queries send
+#: their PostgreSQL part to that schema; a connection without it runs them over the views).
+SCANNER_STATE = "CREATE OR REPLACE TABLE _continuum_scanner AS SELECT ?::VARCHAR AS schema"
+SCANNER_SCHEMA = "SELECT schema FROM _continuum_scanner"
+
+
 def raw_table_name(view: ViewSpec) -> str:
     """The name the fallback registers its Arrow table under."""
     return f"_continuum_raw_{view.name}"
@@ -204,13 +204,15 @@ def fallback_view(view: ViewSpec) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # DuckDB: the ready-made queries (over the views; months and minutes are UTC, the connection's
-# TimeZone is set to UTC)
+# TimeZone is set to UTC). Each takes $since / $until, a half-open window [since, until) on the
+# events' inserted_at (runs: completed_at); the scanner pushes it down to PostgreSQL, which reads
+# only the partitions of that window.
 
 # Formatting the month after grouping keeps strftime off the million-row path.
 EVENTS_BY_TYPE_AND_MONTH = """
 SELECT strftime(m, '%Y-%m') AS month, event_type, events
   FROM (SELECT date_trunc('month', inserted_at) AS m, event_type, count(*) AS events
-          FROM events GROUP BY ALL)
+          FROM events WHERE inserted_at >= $since AND inserted_at < $until GROUP BY ALL)
  ORDER BY month, event_type
 """
 
@@ -220,6 +222,7 @@ WITH d AS (
     SELECT workflow, epoch(completed_at - started_at) AS s
       FROM runs
      WHERE completed_at IS NOT NULL AND list_contains($states, state)
+       AND completed_at >= $since AND completed_at < $until
 )
 SELECT workflow, count(*) AS runs,
        avg(s) AS mean_s,
@@ -233,8 +236,9 @@ SELECT workflow, count(*) AS runs,
 # An activity_completed/failed event names the seq of its activity_scheduled in scheduled_seq.
 # One pass over the three event types (MATERIALIZED: the scanner then reads events once, not once
 # per side of the join — about twice as fast over a million events).
-ACTIVITY_LATENCY = """
-WITH act AS MATERIALIZED (
+#: The rows activity_latency pairs, read from the events view (the scanner asks PostgreSQL for
+#: the same columns: analytics_pushdown_sql).
+ACTIVITY_SOURCE = """
     SELECT run_id, seq, event_type, inserted_at,
            CASE WHEN event_type = 'activity_scheduled' THEN payload ->> 'activity' END AS activity,
            CASE WHEN event_type <> 'activity_scheduled'
@@ -243,6 +247,14 @@ WITH act AS MATERIALIZED (
                 THEN COALESCE(TRY_CAST(payload ->> 'attempts' AS INTEGER), 1) END AS attempts
       FROM events
      WHERE event_type IN ('activity_scheduled', 'activity_completed', 'activity_failed')
+       AND inserted_at >= $since AND inserted_at < $until
+"""
+
+#: Where a query's source rows go (see with_source).
+SOURCE = "/* source */"
+
+ACTIVITY_LATENCY_TAIL = """
+WITH act AS MATERIALIZED (/* source */
 ), sched AS (
     SELECT run_id, seq, activity, inserted_at FROM act WHERE event_type = 'activity_scheduled'
 ), outcome AS (
@@ -272,15 +284,19 @@ SELECT activity,
 # already in the mailbox at the await: no wait was journaled). Journals written before that key
 # existed pair a received with the awaited right before it (same run and name, in seq order).
 # An awaited that nothing answers timed out or is still waiting.
-SIGNAL_WAIT_TIMES = """
-WITH sig AS MATERIALIZED (
+SIGNAL_SOURCE = """
     SELECT run_id, seq, event_type, payload ->> 'name' AS name, inserted_at,
            (payload -> 'awaited_seq') IS NOT NULL AS has_ref,
-           TRY_CAST(payload -> 'awaited_seq' AS BIGINT) AS ref,
-           lag(event_type) OVER w AS prev_type, lag(seq) OVER w AS prev_seq
+           TRY_CAST(payload -> 'awaited_seq' AS BIGINT) AS ref
       FROM events
-     WHERE event_type IN ('signal_awaited', 'signal_received')
-    WINDOW w AS (PARTITION BY run_id, payload ->> 'name' ORDER BY seq)
+     WHERE event_type IN ('signal_awaited', 'signal_received') AND inserted_at >= $since AND inserted_at < $until
+"""
+
+SIGNAL_WAIT_TIMES_TAIL = """
+WITH sig AS MATERIALIZED (
+    SELECT src.*, lag(event_type) OVER w AS prev_type, lag(seq) OVER w AS prev_seq
+      FROM (/* source */) AS src
+    WINDOW w AS (PARTITION BY run_id, name ORDER BY seq)
 ), awaited AS (
     SELECT run_id, seq, name, inserted_at FROM sig WHERE event_type = 'signal_awaited'
 ), received AS (
@@ -312,12 +328,16 @@ SELECT name,
 
 # A saga's compensations: compensation_completed/failed name their compensation_scheduled in
 # scheduled_seq, as activities do.
-COMPENSATIONS = """
-WITH c AS MATERIALIZED (
+COMPENSATION_SOURCE = """
     SELECT run_id, seq, event_type, inserted_at, payload ->> 'activity' AS activity,
            TRY_CAST(payload ->> 'scheduled_seq' AS BIGINT) AS scheduled_seq
       FROM events
      WHERE event_type IN ('compensation_scheduled', 'compensation_completed', 'compensation_failed')
+       AND inserted_at >= $since AND inserted_at < $until
+"""
+
+COMPENSATIONS_TAIL = """
+WITH c AS MATERIALIZED (/* source */
 ), sched AS (
     SELECT run_id, seq, activity, inserted_at FROM c WHERE event_type = 'compensation_scheduled'
 ), outcome AS (
@@ -347,7 +367,7 @@ SELECT payload ->> 'name' AS patch,
        min(inserted_at) AS first_at,
        max(inserted_at) AS last_at
   FROM events
- WHERE event_type = 'patched'
+ WHERE event_type = 'patched' AND inserted_at >= $since AND inserted_at < $until
  GROUP BY 1
  ORDER BY 1
 """
@@ -362,24 +382,28 @@ SELECT CASE event_type WHEN 'activity_cancelled' THEN 'activity'
        count(DISTINCT run_id) AS runs
   FROM events
  WHERE event_type IN ('activity_cancelled', 'timer_cancelled', 'signal_cancelled')
+   AND inserted_at >= $since AND inserted_at < $until
  GROUP BY 1, 2
  ORDER BY 1, 2
 """
 
 #: $since / $until: a half-open window [since, until) on completed_at / inserted_at. Minutes with
 #: nothing in them are filled with zeros between the first and last busy minute.
-THROUGHPUT_PER_MINUTE = """
-WITH r AS (
-    SELECT date_trunc('minute', completed_at) AS minute, count(*) AS completed_runs
-      FROM runs
-     WHERE state = 'completed' AND completed_at >= $since AND completed_at < $until
-     GROUP BY 1
-), e AS (
-    SELECT date_trunc('minute', inserted_at) AS minute, count(*) AS events
-      FROM events
-     WHERE inserted_at >= $since AND inserted_at < $until
-     GROUP BY 1
-), busy AS (
+THROUGHPUT_SOURCE = """
+SELECT date_trunc('minute', completed_at) AS minute, count(*) AS completed_runs
+  FROM runs
+ WHERE state = 'completed' AND completed_at >= $since AND completed_at < $until
+ GROUP BY 1
+"""
+THROUGHPUT_EVENTS_SOURCE = """
+SELECT date_trunc('minute', inserted_at) AS minute, count(*) AS events
+  FROM events
+ WHERE inserted_at >= $since AND inserted_at < $until
+ GROUP BY 1
+"""
+
+THROUGHPUT_PER_MINUTE_TAIL = """
+WITH r AS (/* source */), e AS (/* events source */), busy AS (
     SELECT minute FROM r UNION SELECT minute FROM e
 ), span AS (
     SELECT unnest(generate_series(min(minute), max(minute), INTERVAL 1 MINUTE)) AS minute
@@ -389,3 +413,15 @@ SELECT span.minute, COALESCE(r.completed_runs, 0) AS completed_runs, COALESCE(e.
   FROM span LEFT JOIN r ON r.minute = span.minute LEFT JOIN e ON e.minute = span.minute
  ORDER BY span.minute
 """
+
+
+def with_source(tail: str, source: str, events_source: str | None = None) -> str:
+    """A ready-made query: its tail over the rows ``source`` (and ``events_source``) selects."""
+    text = tail.replace(SOURCE, source)
+    return text if events_source is None else text.replace("/* events source */", events_source)
+
+
+ACTIVITY_LATENCY = with_source(ACTIVITY_LATENCY_TAIL, ACTIVITY_SOURCE)
+SIGNAL_WAIT_TIMES = with_source(SIGNAL_WAIT_TIMES_TAIL, SIGNAL_SOURCE)
+COMPENSATIONS = with_source(COMPENSATIONS_TAIL, COMPENSATION_SOURCE)
+THROUGHPUT_PER_MINUTE = with_source(THROUGHPUT_PER_MINUTE_TAIL, THROUGHPUT_SOURCE, THROUGHPUT_EVENTS_SOURCE)

@@ -481,3 +481,20 @@ def test_a_fresh_database_is_migrated_through_an_instance(empty_db_url: str) -> 
         con.close()
     finally:
         inst.close()
+
+
+def test_a_window_gives_the_same_answers_on_both_paths(journal: tuple[str, Journal]) -> None:
+    url, j = journal
+    since, until = datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    scan = analytics.connect(database_url=url, mode="scanner")
+    copy = analytics.connect(database_url=url, mode="copy")
+    assert scan.execute("SELECT schema FROM _continuum_scanner").fetchone() == ("public",)  # PostgreSQL's part
+    for query in (analytics.events_by_type_and_month, analytics.run_durations, analytics.activity_latency,
+                  analytics.signal_wait_times, analytics.throughput_per_minute, analytics.compensations,
+                  analytics.patches, analytics.first_outcomes):
+        pd.testing.assert_frame_equal(query(scan, since=since, until=until), query(copy, since=since, until=until))
+    df = analytics.events_by_type_and_month(scan, since=since, until=until)
+    assert set(df["month"]) == {"2026-04", "2026-05"}
+    assert df["events"].sum() == sum(since <= at < until for *_, at in j.events)
+    with pytest.raises(ConfigurationError, match="not before until"):
+        analytics.activity_latency(scan, since=until, until=since)

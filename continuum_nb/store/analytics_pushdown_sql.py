@@ -1,0 +1,148 @@
+"""The ready-made analytics queries as the postgres scanner path runs them: the heavy part runs in
+PostgreSQL itself, through DuckDB's ``postgres_query('pg', ...)``, and DuckDB finishes.
+
+Through the scanner's table scan, DuckDB pushes columns and simple filters down but reads every
+row it aggregates, with whole ``payload`` documents: 10M events are gigabytes on the wire. Here
+PostgreSQL aggregates what it can (counts per partition, duration percentiles, events per
+minute) and, where DuckDB must pair events (activity latency, signal waits, compensations), sends
+only the few columns the pairing needs, extracted from the payload on the server. The time
+window is written into the PostgreSQL text, so PostgreSQL prunes the partitions outside it.
+
+Each function returns DuckDB SQL whose answer equals the DuckDB query of ``analytics_sql`` over
+the views (the test suite compares both paths on every query). Only constants, validated
+identifiers and literals quoted by ``quote_literal`` are interpolated.
+"""
+
+# ruff: noqa: S608 - every text here is built from constants, identifiers validated by quote_ident
+# and literals quoted by quote_literal
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from . import analytics_sql as q
+
+__all__ = [
+    "activity_latency",
+    "compensations",
+    "events_by_type_and_month",
+    "run_durations",
+    "signal_wait_times",
+    "throughput_per_minute",
+]
+
+#: The postgres_query() call DuckDB sends one PostgreSQL statement through (``pg``: the attachment).
+_QUERY = "SELECT * FROM postgres_query('pg', {text})"
+
+
+def _window(column: str, since: datetime | None, until: datetime | None) -> str:
+    parts = []
+    if since is not None:
+        parts.append(f"{column} >= {q.quote_literal(since.isoformat())}::timestamptz")
+    if until is not None:
+        parts.append(f"{column} < {q.quote_literal(until.isoformat())}::timestamptz")
+    return " AND ".join(parts) or "true"
+
+
+def _remote(text: str) -> str:
+    return _QUERY.format(text=q.quote_literal(" ".join(text.split())))
+
+
+def _events(schema: str) -> str:
+    return f"{q.quote_ident(schema)}.continuum_events"
+
+
+# PostgreSQL counts per partition and event type (no per-row date arithmetic); a partition that
+# spans more than one month (none of continuum's) is counted again per month, behind a one-time
+# filter, so that scan only runs when such a partition holds events.
+def events_by_type_and_month(schema: str, since: datetime | None, until: datetime | None) -> str:
+    w = _window("inserted_at", since, until)
+    ev = _events(schema)
+    pg = f"""
+        WITH g AS MATERIALIZED (
+            SELECT tableoid AS part, event_type, count(*) AS n,
+                   date_trunc('month', min(inserted_at) AT TIME ZONE 'UTC') AS lo,
+                   date_trunc('month', max(inserted_at) AT TIME ZONE 'UTC') AS hi
+              FROM {ev} WHERE {w} GROUP BY 1, 2)
+        SELECT to_char(lo, 'YYYY-MM') AS month, event_type, n AS events FROM g WHERE lo = hi
+        UNION ALL
+        SELECT to_char(date_trunc('month', inserted_at AT TIME ZONE 'UTC'), 'YYYY-MM'), event_type, count(*)
+          FROM {ev}
+         WHERE {w} AND (SELECT bool_or(lo <> hi) FROM g) AND tableoid IN (SELECT part FROM g WHERE lo <> hi)
+         GROUP BY 1, 2"""
+    return (
+        f"SELECT month, event_type, CAST(sum(events) AS BIGINT) AS events FROM ({_remote(pg)}) "
+        "GROUP BY ALL ORDER BY month, event_type"
+    )
+
+
+def run_durations(schema: str, states: Sequence[str], since: datetime | None, until: datetime | None) -> str:
+    listed = ", ".join(q.quote_literal(s) for s in states)
+    pg = f"""
+        SELECT workflow, count(*) AS runs, avg(s) AS mean_s,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS p50_s,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY s) AS p95_s,
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY s) AS p99_s, max(s) AS max_s
+          FROM (SELECT workflow, extract(epoch FROM completed_at - started_at)::float8 AS s
+                  FROM {q.quote_ident(schema)}.continuum_runs
+                 WHERE completed_at IS NOT NULL AND state IN ({listed}) AND {_window("completed_at", since, until)}) d
+         GROUP BY workflow"""
+    return f"SELECT * FROM ({_remote(pg)}) ORDER BY workflow"
+
+
+def _int(expr: str, digits: int) -> str:
+    """``expr`` (text) as an integer when it is one, else NULL (DuckDB's TRY_CAST)."""
+    kind = "bigint" if digits > 9 else "integer"
+    return f"CASE WHEN {expr} ~ '^-?[0-9]{{1,{digits}}}$' THEN ({expr})::{kind} END"
+
+
+def activity_latency(schema: str, since: datetime | None, until: datetime | None) -> str:
+    pg = f"""
+        SELECT run_id, seq, event_type, inserted_at,
+               CASE WHEN event_type = 'activity_scheduled' THEN payload ->> 'activity' END AS activity,
+               CASE WHEN event_type <> 'activity_scheduled'
+                    THEN {_int("payload ->> 'scheduled_seq'", 18)} END AS scheduled_seq,
+               CASE WHEN event_type <> 'activity_scheduled'
+                    THEN COALESCE({_int("payload ->> 'attempts'", 9)}, 1) END AS attempts
+          FROM {_events(schema)}
+         WHERE event_type IN ('activity_scheduled', 'activity_completed', 'activity_failed')
+           AND {_window("inserted_at", since, until)}"""
+    return q.with_source(q.ACTIVITY_LATENCY_TAIL, _remote(pg))
+
+
+def signal_wait_times(schema: str, since: datetime | None, until: datetime | None) -> str:
+    pg = f"""
+        SELECT run_id, seq, event_type, payload ->> 'name' AS name, inserted_at,
+               jsonb_exists(payload, 'awaited_seq') AS has_ref,
+               CASE WHEN jsonb_typeof(payload -> 'awaited_seq') = 'number'
+                    THEN {_int("payload ->> 'awaited_seq'", 18)} END AS ref
+          FROM {_events(schema)}
+         WHERE event_type IN ('signal_awaited', 'signal_received') AND {_window("inserted_at", since, until)}"""
+    return q.with_source(q.SIGNAL_WAIT_TIMES_TAIL, _remote(pg))
+
+
+def compensations(schema: str, since: datetime | None, until: datetime | None) -> str:
+    pg = f"""
+        SELECT run_id, seq, event_type, inserted_at, payload ->> 'activity' AS activity,
+               {_int("payload ->> 'scheduled_seq'", 18)} AS scheduled_seq
+          FROM {_events(schema)}
+         WHERE event_type IN ('compensation_scheduled', 'compensation_completed', 'compensation_failed')
+           AND {_window("inserted_at", since, until)}"""
+    return q.with_source(q.COMPENSATIONS_TAIL, _remote(pg))
+
+
+# date_bin on a UTC origin: the UTC minute whatever the session's time zone.
+_MINUTE = "date_bin('1 minute', {col}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+
+
+def throughput_per_minute(schema: str, since: datetime | None, until: datetime | None) -> str:
+    runs = f"""
+        SELECT {_MINUTE.format(col="completed_at")} AS minute, count(*) AS completed_runs
+          FROM {q.quote_ident(schema)}.continuum_runs
+         WHERE state = 'completed' AND completed_at IS NOT NULL AND {_window("completed_at", since, until)}
+         GROUP BY 1"""
+    events = f"""
+        SELECT {_MINUTE.format(col="inserted_at")} AS minute, count(*) AS events
+          FROM {_events(schema)} WHERE {_window("inserted_at", since, until)} GROUP BY 1"""
+    return q.with_source(q.THROUGHPUT_PER_MINUTE_TAIL, _remote(runs), _remote(events))
