@@ -38,6 +38,7 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
+from benchmarks.suspended import _until  # noqa: E402
 
 WORKFLOW = "bench_recovery"
 
@@ -86,15 +87,6 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait(10)
         self._log.close()
-
-
-def _until(what: str, check: Any, timeout: float, every: float = 0.1) -> float:
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout:
-            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-    return time.monotonic() - t0
 
 
 def run(admin: str, runs: int, workers: int, lease_ttl: float, timeout: float) -> None:

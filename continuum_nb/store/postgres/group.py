@@ -1,5 +1,5 @@
 """Group commit on PostgreSQL (``commit_wakes``): several runs' wakes in one call of
-``continuum_commit_wakes`` (migration 20261207060000), one round trip and one transaction.
+``continuum_commit_wakes`` (migration 20261207080000), one round trip and one transaction.
 
 The server runs each wake as one ``continuum_commit_wake`` call in its own subtransaction, so a
 wake that is refused (its run's lease lost, its seq taken, a value PostgreSQL refuses) is rolled

@@ -90,7 +90,7 @@ COMMIT_WAKE = """SELECT out_pending, out_token FROM continuum_commit_wake(
 #: Its prepared statement's name on every pooled connection (versioned with the statement).
 COMMIT_WAKE_NAME = b"continuum_commit_wake_v2"
 
-# Wakes of several runs in one transaction (migration 20261207060000): a row per wake, in order.
+# Wakes of several runs in one transaction (migration 20261207080000): a row per wake, in order.
 COMMIT_WAKES = """SELECT out_pending, out_token, out_sqlstate, out_message, out_detail
   FROM continuum_commit_wakes($1::jsonb) ORDER BY out_index"""
 COMMIT_WAKES_NAME = b"continuum_commit_wakes_v1"

@@ -5,9 +5,10 @@
 -- a wake that is refused (a lost lease, a seq conflict, a value PostgreSQL refuses) is rolled
 -- back alone and reported in its place, and the others still commit.
 --
--- p_wakes: a JSON array with one element per wake, each the array of continuum_commit_wake's 24
--- arguments in order (24 here; 27 since 20261207080000), every one in its text form as a JSON string (JSON null: SQL NULL), so a
--- jsonb argument that is SQL NULL stays distinct from one that is the JSON value null.
+-- p_wakes: a JSON array with one element per wake, each the array of continuum_commit_wake's 27
+-- arguments in order (those of migration 20261207070000), every one in its text form as a JSON
+-- string (JSON null: SQL NULL), so a jsonb argument that is SQL NULL stays distinct from one
+-- that is the JSON value null.
 -- One row per wake, in order: out_pending and out_token as continuum_commit_wake returns them,
 -- or out_sqlstate/out_message/out_detail when that wake was refused (NULL otherwise).
 CREATE FUNCTION continuum_commit_wakes(
@@ -39,7 +40,7 @@ BEGIN
                 (w->>10)::jsonb, (w->>11)::jsonb, (w->>12)::jsonb, (w->>13)::jsonb, (w->>14)::text,
                 (w->>15)::jsonb, (w->>16)::jsonb, (w->>17)::timestamptz, (w->>18)::timestamptz,
                 (w->>19)::boolean, (w->>20)::text, (w->>21)::bytea, (w->>22)::boolean,
-                (w->>23)::float8) AS c;
+                (w->>23)::float8, (w->>24)::jsonb, (w->>25)::jsonb, (w->>26)::jsonb) AS c;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS out_sqlstate = RETURNED_SQLSTATE, out_message = MESSAGE_TEXT,
                                     out_detail = PG_EXCEPTION_DETAIL;
