@@ -146,8 +146,12 @@ async def fx_timer(tag: str, seconds: float) -> int:
 @cn.activity(name="fx_link", retry=_RETRY, timeout=cn.seconds(30),
              idempotency_key=lambda tag, i: f"link:{tag}:{i}")
 def fx_link(tag: str, i: int) -> int:
+    return _idempotent_step("fx_link", f"link:{tag}:{i}", i)
+
+
+def _idempotent_step(activity: str, key: str, i: int) -> int:
     started = time.time()
-    record_effect("fx_link", f"link:{tag}:{i}", started)
+    record_effect(activity, key, started)
     _pause()
     return i
 
@@ -181,6 +185,33 @@ async def fx_cycles(tag: str, cycle: int, n: int, total: int = 0) -> dict[str, A
         cn.continue_as_new({"tag": tag, "cycle": cycle + 1, "n": n, "total": total})
     done = await cn.signal("done")
     return {"tag": tag, "total": total, "done": done}
+
+
+@cn.workflow(name="fx_race")
+async def fx_race(tag: str) -> list[Any]:
+    """A step, then the first of two idempotent steps and a long timer (the crash test of
+    cn.first): the winner is whichever the journal resolved first."""
+    await fx_step(tag, 0)
+    index, value = await cn.first(fx_link(tag, 1), fx_link(tag, 2), cn.timer(cn.seconds(120)))
+    return [index, value]
+
+
+@cn.activity(name="fx_undo", retry=_RETRY, timeout=cn.seconds(30),
+             idempotency_key=lambda tag, i: f"undo:{tag}:{i}")
+def fx_undo(tag: str, i: int) -> int:
+    return _idempotent_step("fx_undo", f"undo:{tag}:{i}", i)
+
+
+@cn.workflow(name="fx_saga")
+async def fx_saga(tag: str, steps: int) -> str:
+    """``steps`` steps, each registering its compensation, then a step that always fails: the
+    saga compensates them all, last first, and the run fails (the crash test of compensation)."""
+    async with cn.saga() as saga:
+        for i in range(1, steps + 1):
+            await fx_link(tag, i)
+            saga.add(fx_undo, tag, i)
+        await fx_doom(tag)
+    return "unreachable"
 
 
 @cn.workflow(name="fx_doomed")
@@ -454,6 +485,29 @@ def wait_disconnected(url: str, app: str, timeout: float = 30.0) -> None:
     then either committed or rolled back, so the database state is final for it)."""
     wait_until(f"the sessions of {app} to end", lambda: scalar(
         url, "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = %s", (app,)), timeout)
+
+
+@contextlib.contextmanager
+def taken_over(url: str, start: Callable[[Any], None], *, killed_when: tuple[str, Callable[[], Any]],
+               done_when: tuple[str, Callable[[], Any]], env: dict[str, str], lease_ttl: float = 2.0,
+               done_timeout: float = 150.0) -> Iterator[tuple[Any, dict[str, str]]]:
+    """Worker A runs what ``start(client)`` starts and is killed with SIGKILL once
+    ``killed_when`` holds (not ``done_when`` yet); worker B then finishes until ``done_when``
+    holds. Yields the client instance and {application name: owner} of both workers (for
+    ``fencing_problems``), the workers still running."""
+    a = Worker(url, "A", lease_ttl=lease_ttl, env=env)
+    with workers(a) as procs, client(url) as inst:
+        owner_a = a.wait_ready()
+        start(inst)
+        wait_until(killed_when[0], killed_when[1], 90)
+        a.kill()
+        wait_disconnected(url, a.app)
+        assert not done_when[1](), f"A was done before it was killed: {done_when[0]}"
+        b = Worker(url, "B", lease_ttl=lease_ttl, env=env)
+        procs.append(b)
+        owner_b = b.wait_ready()
+        wait_until(done_when[0], done_when[1], done_timeout)
+        yield inst, {a.app: owner_a, b.app: owner_b}
 
 
 @contextlib.contextmanager

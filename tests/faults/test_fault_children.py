@@ -17,22 +17,17 @@ PARENTS = 60
 
 def test_kill_9_while_children_start_makes_each_child_once(db_url: str) -> None:
     fx.install(db_url)
-    env = {"FX_ACTIVITY_SECONDS": "0.05"}
-    a = fx.Worker(db_url, "A", lease_ttl=TTL, env=env)
-    with fx.workers(a) as procs, fx.client(db_url) as inst:
-        owner_a = a.wait_ready()
-        parents = [cn.start("fx_parent", {"tag": f"p{i:03d}"}, instance=inst).id for i in range(PARENTS)]
-        # Kill A while parents are starting children: some children exist, most parents are not done.
-        fx.wait_until("A to start some children",
-                      lambda: fx.scalar(db_url, "SELECT count(*) FROM continuum_runs WHERE workflow = 'fx_kid'") >= 6, 60)
-        a.kill()
-        fx.wait_disconnected(db_url, a.app)
-        assert fx.completed_count(db_url, "fx_parent") < PARENTS, "A finished every parent before it was killed"
-        b = fx.Worker(db_url, "B", lease_ttl=TTL, env=env)
-        procs.append(b)
-        owner_b = b.wait_ready()
-        fx.wait_until("B to finish every parent", lambda: fx.completed_count(db_url, "fx_parent") == PARENTS, 120)
+    parents: list[str] = []
 
+    def start(inst: object) -> None:
+        parents.extend(cn.start("fx_parent", {"tag": f"p{i:03d}"}, instance=inst).id for i in range(PARENTS))
+
+    # Kill A while parents are starting children: some children exist, most parents are not done.
+    with fx.taken_over(db_url, start, env={"FX_ACTIVITY_SECONDS": "0.05"}, lease_ttl=TTL, killed_when=(
+            "A to start some children",
+            lambda: fx.scalar(db_url, "SELECT count(*) FROM continuum_runs WHERE workflow = 'fx_kid'") >= 6),
+            done_when=("B to finish every parent", lambda: fx.completed_count(db_url, "fx_parent") == PARENTS),
+            done_timeout=120) as (inst, owners):
         for info in cn.runs(workflow="fx_parent", limit=1000, instance=inst):
             assert info.state == "completed" and info.result == [1, 2, 3], info
         # One child run per (parent, child identity), linked to its parent and its family.
@@ -53,11 +48,12 @@ def test_kill_9_while_children_start_makes_each_child_once(db_url: str) -> None:
         journaled = {kid for _, kid, _ in rows}
         assert journaled == {k for (k,) in fx.query(db_url, "SELECT id::text FROM continuum_runs WHERE workflow = 'fx_kid'")}
         assert fx.journal_problems(db_url) == []
-        assert fx.fencing_problems(db_url, {a.app: owner_a, b.app: owner_b}) == []
+        assert fx.fencing_problems(db_url, owners) == []
         # B took over parents A held when it died.
+        app_a, app_b = owners
         took_over = fx.scalar(db_url, """
             SELECT count(DISTINCT w.run_id) FROM fx_writes w JOIN continuum_runs r ON r.id = w.run_id
              WHERE r.workflow = 'fx_parent' AND w.writer = %s AND w.kind = 'event'
                AND EXISTS (SELECT 1 FROM fx_writes v WHERE v.run_id = w.run_id AND v.writer = %s)""",
-            (b.app, a.app))
+            (app_b, app_a))
         assert took_over > 0, "no parent was started by A and finished by B"
