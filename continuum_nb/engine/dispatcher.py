@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..definitions.activity import ACTIVITIES
 from ..errors import DatabaseUnavailable
-from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE, Event, RunRecord
+from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE, RunRecord
 from .activities import Activities
 from .listening import Notifications
 from .part import Part, Surroundings
@@ -27,16 +27,13 @@ log = logging.getLogger("continuum_nb.dispatcher")
 #: How many claim rounds pass between re-reads of the stored workflow names.
 _REFRESH_EVERY = 5
 
-#: A claimed run's journal is read with its batch when it has at most this many events.
-PREFETCH_MAX_EVENTS = 500
-
 
 class Dispatcher(Part):
     """The claim loop, and the forwarding of notifications to the engine loop."""
 
     def __init__(self, surroundings: Surroundings, *, activities: Activities, hub: Notifications,
                  known_workflows: Callable[[], list[str]], refresh_stored_names: Callable[[], None],
-                 adopt: Callable[[RunRecord, list[Event] | None], None]) -> None:
+                 adopt: Callable[[RunRecord], None]) -> None:
         super().__init__(surroundings)
         self._activities = activities
         self._hub = hub
@@ -83,9 +80,8 @@ class Dispatcher(Part):
             claimed = await self._runtime.db(
                 self._store.claim_runs, self._owner, names, self._clock.now(), cfg.lease_ttl, free_runs
             )
-            journals = await self._prefetch(claimed)
             for record in claimed:
-                self._adopt(record, journals.get(record.id))
+                self._adopt(record)
         free_tasks = self._activities.free_slots()
         acts = sorted(ACTIVITIES)
         if acts and free_tasks > 0:
@@ -94,18 +90,6 @@ class Dispatcher(Part):
             )
             for task in tasks:
                 self._activities.start(self._held.get(task.run_id), task)
-
-    async def _prefetch(self, claimed: list[RunRecord]) -> dict[uuid.UUID, list[Event]]:
-        """The journals of a batch of claimed runs in one round trip (short journals only, and
-        not when snapshots are on: a run then loads its snapshot and the events after it), so
-        that each first wake does not pay a round trip of its own. The runs are leased to this
-        engine now: nobody else appends to them until it lets go."""
-        if len(claimed) < 2 or self._config.snapshot_threshold is not None:
-            return {}
-        try:
-            return await self._runtime.db(self._store.load_journals, [r.id for r in claimed], PREFETCH_MAX_EVENTS)
-        except DatabaseUnavailable:
-            return {}  # each wake loads its own (and meets the outage there)
 
     # --- notifications ----------------------------------------------------------------------------
     def listen(self) -> None:

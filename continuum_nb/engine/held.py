@@ -28,7 +28,7 @@ from typing import Any
 from ..definitions.workflow import WorkflowDef
 from ..replay.outcomes import LiveOutcome
 from ..replay.replayer import Replayer
-from ..store.base import Event, RunRecord
+from ..store.base import RunRecord
 
 __all__ = ["ENDED", "HeldRun", "HeldRuns"]
 
@@ -55,8 +55,6 @@ class HeldRun:
     trace_context: bytes | None = None
     pending_trace_context: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Its journal as read with its claim (``Store.load_journals``), for its first load only.
-    journal: list[Event] | None = None
 
     @property
     def run_id(self) -> uuid.UUID:

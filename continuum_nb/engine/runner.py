@@ -248,9 +248,6 @@ class Runner:
     def _load(self, held: HeldRun) -> Replayer:
         """The run's history: the newest snapshot (when enabled and taken on this version) plus
         the events after it, else the whole journal."""
-        journal, held.journal = held.journal, None  # read with its claim (dispatcher._prefetch)
-        if journal is not None:
-            return self._new_replayer(held, journal)
         rep = self.compaction.load(held, self._factory(held))
         return rep if rep is not None else self._new_replayer(held, self.store.load_journal(held.run_id))
 

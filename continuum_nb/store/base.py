@@ -128,11 +128,6 @@ class Store(Protocol):
         """Events with seq > after_seq, in seq order."""
         ...
 
-    def load_journals(self, run_ids: Sequence[UUID], max_events: int) -> dict[UUID, list[Event]]:
-        """The whole journals (in seq order) of those of ``run_ids`` that exist and have at most
-        ``max_events`` events, in one round trip; longer ones are left out (load them one by one)."""
-        ...
-
     def commit_wake(self, wake: Wake) -> WakeResult:
         """See ``Wake``. Raises ``LeaseLost`` (nothing written) when the token is stale, and
         ``PartitionError`` when an event's month has no partition."""

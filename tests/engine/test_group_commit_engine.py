@@ -118,26 +118,3 @@ def test_a_fenced_out_run_stops_alone(make_instance: Any, store_kind: str, reque
     assert row.state != "completed" and row.lease_owner == "thief"
     assert "activity_completed" not in types(inst, others[1])
 
-
-def test_a_claimed_batch_reads_its_journals_in_one_call(make_instance: Any) -> None:
-    """Runs claimed together (here: started by cn.start_many, one transaction) get their journals
-    with the claim's batch, not one read each."""
-    inst = make_instance()
-    wf = define(inst, plus_one, "group_commit_batch_claim")
-    store = inst.store
-    calls: dict[str, int] = {"load_journal": 0, "load_journals": 0}
-    one, many = store.load_journal, store.load_journals
-
-    def load_journal(*a: Any, **k: Any) -> Any:
-        calls["load_journal"] += 1
-        return one(*a, **k)
-
-    def load_journals(*a: Any, **k: Any) -> Any:
-        calls["load_journals"] += 1
-        return many(*a, **k)
-
-    store.load_journal, store.load_journals = load_journal, load_journals
-    runs = cn.start_many(wf, [{"n": i} for i in range(6)], instance=inst)
-    assert [cn.wait(r.id, timeout=30, instance=inst) for r in runs] == [1, 2, 3, 4, 5, 6]
-    assert calls["load_journals"] >= 1
-    assert calls["load_journal"] == 0

@@ -963,17 +963,3 @@ def test_postgres_refuses_one_value_and_commits_the_rest(pg_server: str, request
 def test_an_empty_batch_commits_nothing(store: Any) -> None:
     assert store.commit_wakes([]) == []
 
-
-# --- load_journals (the journals of a claimed batch) ---------------------------------------------
-
-def test_load_journals_reads_the_short_journals_of_many_runs_at_once(store: Any) -> None:
-    (empty, _), (short, ts), (long_, tl) = new_run(store), new_run(store), new_run(store)
-    store.commit_wake(Wake(run_id=short, lease_token=ts, now=T0, state="running", events=[ev(1), ev(2)]))
-    store.commit_wake(Wake(run_id=long_, lease_token=tl, now=T0, state="running",
-                           events=[ev(i) for i in range(1, 6)]))
-    got = store.load_journals([empty, short, long_, uuid.uuid4()], 3)
-    assert set(got) == {empty, short}  # the 5-event journal and the unknown run are left out
-    assert got[empty] == []
-    assert got[short] == store.load_journal(short) and [e.seq for e in got[short]] == [1, 2]
-    assert set(store.load_journals([long_], 5)) == {long_}
-    assert store.load_journals([], 10) == {}

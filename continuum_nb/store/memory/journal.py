@@ -109,11 +109,6 @@ class MemoryJournal(MemoryChildren, MemoryChains):
         with self._lock:
             return [replace(e, payload=copy_json(e.payload)) for e in self._events.get(run_id, []) if e.seq > after_seq]
 
-    def load_journals(self, run_ids: Sequence[UUID], max_events: int) -> dict[UUID, list[Event]]:
-        with self._lock:
-            return {rid: [replace(e, payload=copy_json(e.payload)) for e in self._events.get(rid, [])]
-                    for rid in run_ids if rid in self._runs and len(self._events.get(rid, [])) <= max_events}
-
     def commit_wake(self, wake: Wake) -> WakeResult:
         check_wake(wake)
         with self._lock:

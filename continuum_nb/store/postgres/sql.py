@@ -75,15 +75,6 @@ SELECT seq, event_type, payload, inserted_at FROM continuum_events
  WHERE run_id = %(run)s AND seq > %(after)s ORDER BY seq
 """
 
-# The journals of several runs just claimed, in one round trip: only runs whose journal is short
-# (last_seq, a key probe on the run row); a run without events still gets its row (seq NULL).
-LOAD_JOURNALS = """
-SELECT r.id, e.seq, e.event_type, e.payload, e.inserted_at
-  FROM continuum_runs AS r LEFT JOIN continuum_events AS e ON e.run_id = r.id
- WHERE r.id = ANY(%(ids)s::uuid[]) AND r.last_seq <= %(max)s
- ORDER BY r.id, e.seq
-"""
-
 # --- one wake: one call of continuum_commit_wake (migration 20260701000003) ---------------------
 
 #: A wake: of a held run, fenced by its lease token, or of a new run inserted by the same call

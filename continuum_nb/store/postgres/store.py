@@ -145,17 +145,6 @@ class PostgresStore(PgCommits, PgIngress, PgPrune, PgBulk, PgChains):
         params = {"run": run_id, "after": after_seq}
         return self._read(lambda conn: [Event(*r) for r in conn.execute(q.LOAD_JOURNAL, params)])
 
-    def load_journals(self, run_ids: Sequence[UUID], max_events: int) -> dict[UUID, list[Event]]:
-        if not run_ids:
-            return {}
-        params = {"ids": list(run_ids), "max": max_events}
-        out: dict[UUID, list[Event]] = {}
-        for rid, *event in self._read(lambda conn: conn.execute(q.LOAD_JOURNALS, params).fetchall()):
-            journal = out.setdefault(rid, [])
-            if event[0] is not None:
-                journal.append(Event(*event))
-        return out
-
     def mark_drifted(self, run_id: UUID, lease_token: int, error: dict[str, Any]) -> None:
         with self._connection() as conn:
             row = conn.execute(q.MARK_DRIFTED, {"run": run_id, "token": lease_token, "error": dumps(error)}).fetchone()
