@@ -67,9 +67,8 @@ class Config:
     #: Runs driven at once on this engine.
     run_concurrency: int = 64
     #: Wakes of different runs that one group commit takes at most (one round trip, one
-    #: transaction); 1 (the default for now) commits every wake on its own. Opt-in: with child
-    #: workflows a parent was seen left due and unwoken under it (docs/scaling.md).
-    wake_batch_size: int = 1
+    #: transaction); 1 commits every wake on its own.
+    wake_batch_size: int = 64
     #: Fallback poll when no NOTIFY arrives (seconds).
     poll_interval: float = 1.0
     #: Coroutines of suspended runs kept in memory (beyond this, they are replayed on wake).

@@ -52,6 +52,10 @@ class Leases(Part):
             except DatabaseUnavailable as exc:
                 log.warning("heartbeat failed: %s", exc)
                 continue
+            except Exception:
+                # Never the end of the engine: the leases outlive a missed beat (TTL = 3 beats).
+                log.exception("heartbeat failed")
+                continue
             for rid in lost_runs:
                 held = self._held.get(rid)
                 if held is not None and held.token == runs.get(rid):
@@ -93,4 +97,6 @@ class Leases(Part):
                     self._loop.kick()
             except DatabaseUnavailable as exc:
                 log.warning("recovery failed: %s", exc)
+            except Exception:
+                log.exception("recovery failed")
             await self._runtime.sleep(self._config.lease_ttl, self._stopping)

@@ -141,3 +141,30 @@ def test_long_waits_do_not_pin_memory(make_instance: Any) -> None:
     for r in runs:
         cn.signal(r.id, "go", r.id, instance=inst)
     assert [cn.wait(r.id, timeout=30, instance=inst) for r in runs] == [r.id for r in runs]
+
+
+def test_a_heartbeat_that_fails_does_not_end_the_engine(make_instance: Any) -> None:
+    """A renewal that fails with any error (PostgreSQL aborting it to break a deadlock with a
+    group commit, say) is logged and the next beat renews: the engine goes on."""
+    inst = make_instance(heartbeat=0.1, release_after=3600)  # the run stays held: beats renew it
+    store = inst.store
+    real = store.renew_leases
+    failures: list[int] = []
+
+    def renew_once_broken(*a: Any, **k: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("deadlock detected")
+        return real(*a, **k)
+
+    store.renew_leases = renew_once_broken
+
+    async def gated() -> Any:
+        return await cn.signal("open", timeout=cn.minutes(30))
+
+    run = cn.start(define(inst, gated), instance=inst)
+    eventually(lambda: failures, what="a failed heartbeat")
+    cn.signal(run.id, "open", "after", instance=inst)
+    assert cn.wait(run.id, timeout=30, instance=inst) == "after"
+    engine = inst.engine
+    assert engine is not None and engine.running

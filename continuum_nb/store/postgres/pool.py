@@ -24,7 +24,7 @@ from ...errors import DatabaseUnavailable, MigrationError, PartitionError
 from ..database import conninfo as normalise_conninfo
 from ..partitions import partition_error_message
 
-__all__ = ["BrokenConnection", "Conn", "PgPool", "first_line"]
+__all__ = ["BrokenConnection", "Conn", "PgPool", "TransientConflict", "first_line", "server_error"]
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
@@ -38,6 +38,13 @@ def first_line(exc: BaseException) -> str:
 
 class BrokenConnection(DatabaseUnavailable):
     """A pooled connection died under a call (a pool timeout is plain DatabaseUnavailable)."""
+
+
+class TransientConflict(DatabaseUnavailable):
+    """PostgreSQL aborted a statement to break a deadlock (or a serialization conflict) with
+    another transaction: nothing of it was written, and the same call succeeds when retried.
+    Statements that lock several run rows (lease renewal, recovery, a group commit, a cancel
+    with its children) can meet in different orders; callers retry it like an outage."""
 
 
 class PgPool:
@@ -133,6 +140,9 @@ class PgPool:
             # with the same server restart, so the next calls get fresh ones.
             self._check()
             return BrokenConnection(str(self.unavailable(exc)))
+        if state in ("40P01", "40001"):  # deadlock_detected, serialization_failure
+            return TransientConflict(f"PostgreSQL aborted a statement to resolve a conflict with another "
+                                     f"transaction ({first_line(exc)}); nothing was written, it is retried")
         return server_error(state, first_line(exc), exc.diag.message_primary or "", exc.diag.message_detail or "")
 
     def read(self, fn: Callable[[Conn], T]) -> T:
