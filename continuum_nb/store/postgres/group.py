@@ -18,13 +18,10 @@ from ..chains import ContinuingWake
 from ..checks import check_wake
 from ..payloads import dumps
 from . import sql as q
-from .pool import Conn, PgPool, server_error
+from .pool import TRANSIENT_STATES, Conn, PgPool, server_error
 from .wake import WakeRow, exec_commit_wakes, wake_args
 
 __all__ = ["commit_wakes"]
-
-#: SQLSTATEs of a transient conflict with another transaction: the wake is sent again alone.
-_CONFLICTS = ("40P01", "40001")  # deadlock_detected, serialization_failure
 
 Outcome = WakeResult | Exception
 
@@ -75,7 +72,7 @@ def _read_rows(conn: Conn, wakes: Sequence[Wake], sent: list[int], rows: list[Wa
             out[i] = WakeResult(signal_pending=pending)
         elif state == q.WAKE_REFUSED:
             out[i] = fence_failure(conn, wake)
-        elif state in _CONFLICTS:
+        elif state in TRANSIENT_STATES:
             again.append(i)
         else:
             line = (message or state).splitlines()[0]

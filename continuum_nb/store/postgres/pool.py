@@ -24,7 +24,7 @@ from ...errors import DatabaseUnavailable, MigrationError, PartitionError
 from ..database import conninfo as normalise_conninfo
 from ..partitions import partition_error_message
 
-__all__ = ["BrokenConnection", "Conn", "PgPool", "TransientConflict", "first_line", "server_error"]
+__all__ = ["BrokenConnection", "Conn", "PgPool", "TRANSIENT_STATES", "TransientConflict", "first_line", "server_error"]
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
@@ -38,6 +38,11 @@ def first_line(exc: BaseException) -> str:
 
 class BrokenConnection(DatabaseUnavailable):
     """A pooled connection died under a call (a pool timeout is plain DatabaseUnavailable)."""
+
+
+#: SQLSTATEs of a statement aborted to break a conflict with another transaction (deadlock_detected,
+#: serialization_failure): nothing of it was written, and the same statement succeeds again.
+TRANSIENT_STATES = ("40P01", "40001")
 
 
 class TransientConflict(DatabaseUnavailable):
@@ -140,7 +145,7 @@ class PgPool:
             # with the same server restart, so the next calls get fresh ones.
             self._check()
             return BrokenConnection(str(self.unavailable(exc)))
-        if state in ("40P01", "40001"):  # deadlock_detected, serialization_failure
+        if state in TRANSIENT_STATES:
             return TransientConflict(f"PostgreSQL aborted a statement to resolve a conflict with another "
                                      f"transaction ({first_line(exc)}); nothing was written, it is retried")
         return server_error(state, first_line(exc), exc.diag.message_primary or "", exc.diag.message_detail or "")
