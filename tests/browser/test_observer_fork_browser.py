@@ -85,9 +85,11 @@ def test_fork_from_here_shows_the_new_run_selected(start_lab: Any, page: Any, tm
     _screenshot(observer, tmp_path, "observer_state_at_event")
 
     observer.get_by_role("button", name="fork from here").click()
-    selected = table.locator("tr.cn-selected")
-    expect(selected).to_have_count(1)
+    # the list may draw the new row before the selection moves to it: wait for the selection itself
     expect(table.locator("tr[data-run-id]")).to_have_count(2)
+    selected = table.locator(f"tr.cn-selected:not([data-run-id='{original}'])")
+    expect(selected).to_have_count(1)
+    expect(table.locator("tr.cn-selected")).to_have_count(1)
     fork_id = selected.get_attribute("data-run-id")
     assert fork_id and fork_id != original
     expect(observer.get_by_text(f"new run {fork_id[:8]} selected", exact=False)).to_be_visible()
