@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..definitions.activity import ACTIVITIES
 from ..errors import DatabaseUnavailable
-from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE, RunRecord
+from ..store.base import CHANNEL_DONE, CHANNEL_TASKS, CHANNEL_WAKE, Event, RunRecord
 from .activities import Activities
 from .listening import Notifications
 from .part import Part, Surroundings
@@ -27,13 +27,18 @@ log = logging.getLogger("continuum_nb.dispatcher")
 #: How many claim rounds pass between re-reads of the stored workflow names.
 _REFRESH_EVERY = 5
 
+#: A run claimed in a batch gets its journal read with the batch's when it has at most this many
+#: events and this many bytes of payloads; a longer one loads its own (``Runner._load``).
+PREFETCH_MAX_EVENTS = 500
+PREFETCH_MAX_BYTES = 256 * 1024
+
 
 class Dispatcher(Part):
     """The claim loop, and the forwarding of notifications to the engine loop."""
 
     def __init__(self, surroundings: Surroundings, *, activities: Activities, hub: Notifications,
                  known_workflows: Callable[[], list[str]], refresh_stored_names: Callable[[], None],
-                 adopt: Callable[[RunRecord], None]) -> None:
+                 adopt: Callable[[RunRecord, list[Event] | None], None]) -> None:
         super().__init__(surroundings)
         self._activities = activities
         self._hub = hub
@@ -80,8 +85,9 @@ class Dispatcher(Part):
             claimed = await self._runtime.db(
                 self._store.claim_runs, self._owner, names, self._clock.now(), cfg.lease_ttl, free_runs
             )
+            journals = await self._prefetch(claimed)
             for record in claimed:
-                self._adopt(record)
+                self._adopt(record, journals.get(record.id))
         free_tasks = self._activities.free_slots()
         acts = sorted(ACTIVITIES)
         if acts and free_tasks > 0:
@@ -90,6 +96,26 @@ class Dispatcher(Part):
             )
             for task in tasks:
                 self._activities.start(self._held.get(task.run_id), task)
+
+    async def _prefetch(self, claimed: list[RunRecord]) -> dict[uuid.UUID, list[Event]]:
+        """The journals of a batch of claimed runs in one round trip, so that each first wake
+        does not pay one of its own. Read under the leases just taken (the store checks each
+        token): nobody else appends to those journals until this engine lets go. With snapshots
+        on, only journals shorter than the threshold, which the wake replays whole anyway; a
+        longer one may have a snapshot, which its wake loads instead."""
+        if len(claimed) < 2:
+            return {}  # one run: its wake's own read costs the same round trip
+        max_events = PREFETCH_MAX_EVENTS
+        if self._config.snapshot_threshold is not None:
+            max_events = min(max_events, self._config.snapshot_threshold - 1)
+        leases = {r.id: r.lease_token for r in claimed if r.lease_token is not None}
+        try:
+            return await self._runtime.db(self._store.load_journals, leases, max_events, PREFETCH_MAX_BYTES)
+        except Exception as exc:  # never lose the claimed runs: each wake loads its own (and meets
+            # the outage there)
+            log.warning("engine %s: journals of %d claimed runs not read together (%s)", self._owner,
+                        len(leases), exc)
+            return {}
 
     # --- notifications ----------------------------------------------------------------------------
     def listen(self) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from ..definitions.workflow import WorkflowDef
 from ..replay.outcomes import LiveOutcome
 from ..replay.replayer import Replayer
-from ..store.base import RunRecord
+from ..store.base import Event, RunRecord
 
 __all__ = ["ENDED", "HeldRun", "HeldRuns"]
 
@@ -55,6 +55,9 @@ class HeldRun:
     trace_context: bytes | None = None
     pending_trace_context: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Its journal as read with its claim (``Store.load_journals``, under this lease), for its
+    #: first load only: any later load reads the store (``Runner._load``).
+    journal: list[Event] | None = None
 
     @property
     def run_id(self) -> uuid.UUID:

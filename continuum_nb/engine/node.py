@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..definitions.registry import StoredCodeRefused, resolve_for_run
 from ..definitions.workflow import WorkflowDef
-from ..store.base import NewRun, RunRecord
+from ..store.base import Event, NewRun, RunRecord
 from ..telemetry import emit
 from .activities import Activities
 from .children import ChildRuns
@@ -260,12 +260,13 @@ class Engine:
             self.let_go(run_id, tell_waiters=False)
             self.runtime.spawn(self.runtime.db(self.runner.release, held))
 
-    def adopt(self, record: RunRecord) -> None:
-        """(loop) Take a run this engine just claimed: find its code (off the loop: it may read
-        the store and load a stored cell), then wake it."""
-        self.runtime.spawn(self._adopt(record))
+    def adopt(self, record: RunRecord, journal: list[Event] | None = None) -> None:
+        """(loop) Take a run this engine just claimed (with its journal, when the claim's batch
+        read it): find its code (off the loop: it may read the store and load a stored cell),
+        then wake it."""
+        self.runtime.spawn(self._adopt(record, journal))
 
-    async def _adopt(self, record: RunRecord) -> None:
+    async def _adopt(self, record: RunRecord, journal: list[Event] | None) -> None:
         token = record.lease_token
         assert token is not None
         try:
@@ -288,7 +289,7 @@ class Engine:
             await self.runtime.db(self.store.release_run, record.id, token)
             return
         self.held.add(HeldRun(record=record, token=token, wf=wf, exact_version=exact,
-                              trace_context=record.trace_context))
+                              trace_context=record.trace_context, journal=journal))
         self.request_wake(record.id)
 
     def emit(self, event: tuple[str, ...], measurements: dict[str, Any], metadata: dict[str, Any]) -> None:

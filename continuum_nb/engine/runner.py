@@ -247,7 +247,11 @@ class Runner:
 
     def _load(self, held: HeldRun) -> Replayer:
         """The run's history: the newest snapshot (when enabled and taken on this version) plus
-        the events after it, else the whole journal."""
+        the events after it, else the whole journal. The first load of a run claimed in a batch
+        uses the journal read with the batch (``Dispatcher._prefetch``), once."""
+        journal, held.journal = held.journal, None
+        if journal is not None:
+            return self._new_replayer(held, journal)
         rep = self.compaction.load(held, self._factory(held))
         return rep if rep is not None else self._new_replayer(held, self.store.load_journal(held.run_id))
 

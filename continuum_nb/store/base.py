@@ -18,7 +18,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -126,6 +126,15 @@ class Store(Protocol):
 
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
         """Events with seq > after_seq, in seq order."""
+        ...
+
+    def load_journals(self, leases: Mapping[UUID, int], max_events: int, max_bytes: int) -> dict[UUID, list[Event]]:
+        """The whole journals (each in seq order) of runs just claimed, in one round trip: of
+        ``leases`` (run id → lease token), those runs still leased with that token whose journal
+        has at most ``max_events`` events and ``max_bytes`` bytes of payloads (as JSON text);
+        the others are left out, to be loaded one by one (``load_journal``). A run without events
+        maps to ``[]``. Read in one snapshot of the database: for a run whose lease it checked, it
+        is the journal the lease holder would read (nobody else appends to it)."""
         ...
 
     def commit_wake(self, wake: Wake) -> WakeResult:

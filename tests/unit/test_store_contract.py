@@ -963,3 +963,26 @@ def test_postgres_refuses_one_value_and_commits_the_rest(pg_server: str, request
 def test_an_empty_batch_commits_nothing(store: Any) -> None:
     assert store.commit_wakes([]) == []
 
+
+
+# --- load_journals (the journals of a claimed batch) ---------------------------------------------
+
+def test_load_journals_reads_the_short_journals_of_leased_runs_at_once(store: Any) -> None:
+    (empty, te), (short, ts), (long_, tl), (big, tb), (lost, tx) = (new_run(store) for _ in range(5))
+    store.commit_wake(Wake(run_id=short, lease_token=ts, now=T0, state="running", events=[ev(1), ev(2)]))
+    store.commit_wake(Wake(run_id=long_, lease_token=tl, now=T0, state="running",
+                           events=[ev(i) for i in range(1, 6)]))
+    store.commit_wake(Wake(run_id=big, lease_token=tb, now=T0, state="running", events=[ev(1, value="x" * 5000)]))
+    store.commit_wake(Wake(run_id=lost, lease_token=tx, now=T0, state="running", events=[ev(1)]))
+    store.release_run(lost, tx)
+    assert store.claim_run(lost, "e2", 30.0) is not None  # another engine's lease now: not ours to read
+    leases = {empty: te, short: ts, long_: tl, big: tb, lost: tx, uuid.uuid4(): 1}
+    got = store.load_journals(leases, 3, 4000)
+    assert set(got) == {empty, short}  # too long, too big, leased to another, unknown: left out
+    assert got[empty] == []
+    assert got[short] == store.load_journal(short) and [e.seq for e in got[short]] == [1, 2]
+    assert got[short][0].payload == {"value": 1} and got[short][0].event_type == "side_effect"
+    # at the limits exactly, they are read
+    assert set(store.load_journals({long_: tl, big: tb}, 5, 6000)) == {long_, big}
+    assert store.load_journals({long_: tl}, 5, 6000)[long_] == store.load_journal(long_)
+    assert store.load_journals({}, 10, 1000) == {}

@@ -4,7 +4,7 @@ comes first and application second, under the one lock, so a refused wake writes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -26,6 +26,7 @@ from ..base import (
 )
 from ..chains import ContinuingWake
 from ..checks import check_first_wake, check_wake, lease_lost, seq_conflict
+from ..payloads import dumps
 from .chains import MemoryChains
 from .children import MemoryChildren
 from .rows import OPEN_TASK_STATES, TimerRow, copy_json, db_now
@@ -108,6 +109,18 @@ class MemoryJournal(MemoryChildren, MemoryChains):
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
         with self._lock:
             return [replace(e, payload=copy_json(e.payload)) for e in self._events.get(run_id, []) if e.seq > after_seq]
+
+    def load_journals(self, leases: Mapping[UUID, int], max_events: int, max_bytes: int) -> dict[UUID, list[Event]]:
+        out: dict[UUID, list[Event]] = {}
+        with self._lock:
+            for rid, token in leases.items():
+                run, events = self._runs.get(rid), self._events.get(rid, [])
+                if run is None or run.lease_token != token or len(events) > max_events:
+                    continue
+                journal = [replace(e, payload=copy_json(e.payload)) for e in events]
+                if sum(len(dumps(e.payload).encode()) for e in journal) <= max_bytes:
+                    out[rid] = journal
+        return out
 
     def commit_wake(self, wake: Wake) -> WakeResult:
         check_wake(wake)

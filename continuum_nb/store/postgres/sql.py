@@ -75,6 +75,18 @@ SELECT seq, event_type, payload, inserted_at FROM continuum_events
  WHERE run_id = %(run)s AND seq > %(after)s ORDER BY seq
 """
 
+# The journals of runs just claimed, in one statement (one snapshot): runs still leased with the
+# token, whose journal is short (last_seq, on the run row) and small (its payloads as JSON text).
+LOAD_JOURNALS = """
+SELECT id, seq, event_type, payload, inserted_at FROM (
+    SELECT r.id, e.seq, e.event_type, e.payload, e.inserted_at,
+           sum(octet_length(e.payload::text)) OVER (PARTITION BY r.id) AS bytes
+      FROM unnest(%(ids)s::uuid[], %(tokens)s::bigint[]) AS l(id, token)
+      JOIN continuum_runs AS r ON r.id = l.id AND r.lease_token = l.token AND r.last_seq <= %(max)s
+      LEFT JOIN continuum_events AS e ON e.run_id = r.id) AS j
+ WHERE bytes IS NULL OR bytes <= %(max_bytes)s ORDER BY id, seq
+"""
+
 # --- one wake: one call of continuum_commit_wake (migration 20260701000003) ---------------------
 
 #: A wake: of a held run, fenced by its lease token, or of a new run inserted by the same call

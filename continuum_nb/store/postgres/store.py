@@ -23,7 +23,7 @@ retried anyway, the seq check refuses it).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -144,6 +144,17 @@ class PostgresStore(PgCommits, PgIngress, PgPrune, PgBulk, PgChains):
     def load_journal(self, run_id: UUID, after_seq: int = 0) -> list[Event]:
         params = {"run": run_id, "after": after_seq}
         return self._read(lambda conn: [Event(*r) for r in conn.execute(q.LOAD_JOURNAL, params)])
+
+    def load_journals(self, leases: Mapping[UUID, int], max_events: int, max_bytes: int) -> dict[UUID, list[Event]]:
+        if not leases:
+            return {}
+        params = {"ids": list(leases), "tokens": list(leases.values()), "max": max_events, "max_bytes": max_bytes}
+        out: dict[UUID, list[Event]] = {}
+        for rid, *event in self._read(lambda conn: conn.execute(q.LOAD_JOURNALS, params).fetchall()):
+            journal = out.setdefault(rid, [])
+            if event[0] is not None:  # a run without events: its row, no event
+                journal.append(Event(*event))
+        return out
 
     def mark_drifted(self, run_id: UUID, lease_token: int, error: dict[str, Any]) -> None:
         with self._connection() as conn:
