@@ -14,6 +14,9 @@ it. Figures, in seconds from the kill:
 - ``all_claimed_s``: every run is held by a surviving worker or completed (what the target
   "recovered within lease TTL + 5 s" measures);
 - ``all_completed_s``: every run completed;
+- ``leases_lapse_s``: when the holder's leases lapse, read at the kill (its last heartbeat renewed
+  them up to TTL / 3 before); ``first_claimed_s``: a survivor held the first run;
+  ``completed_after_lapse_s``: the survivors' share (``all_completed_s`` − ``leases_lapse_s``);
 - ``lease_ttl_s`` beside them, and the runs' final state counts (nothing lost, no duplicate).
 """
 
@@ -123,17 +126,28 @@ def run(admin: str, runs: int, workers: int, lease_ttl: float, margin: float, ti
             raise SystemExit(f"the setup took longer than --margin {margin:.0f}s: raise it")
         time.sleep(due_ts - 1.0 - time.time())  # the benchmark's own schedule, not a synchronisation
         holder.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        # When the dead holder's leases lapse, from the kill (the database's clock): the last
+        # heartbeat renewed them all, up to a heartbeat interval (TTL / 3) before the kill.
+        lapse = _one(url, "SELECT extract(epoch FROM max(lease_expires_at) - now())::float8 FROM continuum_runs "
+                          "WHERE workflow = %s AND lease_owner LIKE 'holder@%%'", (WORKFLOW,))
         recovered_sql = ("SELECT count(*) FROM continuum_runs WHERE workflow = %s AND "
                          "(state = 'completed' OR lease_owner LIKE 'survivor%%')")
-        claimed = _until("every run claimed by a survivor", lambda: _one(url, recovered_sql, (WORKFLOW,)) >= runs, timeout)
+        first = _until("a run claimed by a survivor", lambda: _one(url, recovered_sql, (WORKFLOW,)) > 0, timeout, 0.05)
+        claimed = _until("every run claimed by a survivor", lambda: _one(url, recovered_sql, (WORKFLOW,)) >= runs,
+                         timeout, 0.1) + first
         done_sql = "SELECT count(*) FROM continuum_runs WHERE workflow = %s AND state = 'completed'"
-        completed = _until("every run completed", lambda: _one(url, done_sql, (WORKFLOW,)) >= runs, timeout) + claimed
+        _until("every run completed", lambda: _one(url, done_sql, (WORKFLOW,)) >= runs, timeout, 0.1)
+        completed = time.monotonic() - killed
         with psycopg.connect(url, autocommit=True) as conn:
             states = dict(conn.execute("SELECT state, count(*) FROM continuum_runs GROUP BY state").fetchall())
             dup = conn.execute("SELECT count(*) FROM (SELECT run_id, seq FROM continuum_events GROUP BY run_id, seq "
                                "HAVING count(*) > 1) d").fetchone()
         print(json.dumps({"benchmark": "recovery", "runs": runs, "survivors": workers, "lease_ttl_s": lease_ttl,
-                          "all_claimed_s": round(claimed, 2), "all_completed_s": round(completed, 2),
+                          "leases_lapse_s": round(lapse, 2) if lapse is not None else None,
+                          "first_claimed_s": round(first, 2), "all_claimed_s": round(claimed, 2),
+                          "all_completed_s": round(completed, 2),
+                          "completed_after_lapse_s": round(completed - lapse, 2) if lapse is not None else None,
                           "target_s": lease_ttl + 5, "states": states, "duplicate_seqs": dup[0] if dup else None}), flush=True)
         client.close()
     finally:

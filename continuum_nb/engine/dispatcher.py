@@ -32,6 +32,9 @@ _REFRESH_EVERY = 5
 PREFETCH_MAX_EVENTS = 500
 PREFETCH_MAX_BYTES = 256 * 1024
 
+#: With runs runnable and no room for a batch, the claim loop looks again this often at most.
+ROOM_RECHECK = 0.05
+
 
 class Dispatcher(Part):
     """The claim loop, and the forwarding of notifications to the engine loop."""
@@ -46,6 +49,13 @@ class Dispatcher(Part):
         self._refresh_stored_names = refresh_stored_names
         self._adopt = adopt
         self._key: int | None = None
+        #: The last claim took as many runs as it had room for: more may be runnable (runs whose
+        #: lease merely lapsed, among them, which ``next_wakeup`` does not count).
+        self._more = False
+        #: Runnable runs are waiting for room here: a run leaving the table kicks the claim loop
+        #: once there is room for a batch.
+        self._want_room = False
+        self._held.on_leave = self._left
 
     # --- claims (loop) ----------------------------------------------------------------------------
     async def claim_loop(self) -> None:
@@ -66,6 +76,8 @@ class Dispatcher(Part):
                     nxt = await self._runtime.db(self._store.next_wakeup, names)
                     if nxt is not None:
                         timeout = min(timeout, max(0.0, (nxt - self._clock.now()).total_seconds()))
+                if self._more or timeout == 0.0:
+                    timeout = self._runnable_now()
             except DatabaseUnavailable as exc:
                 log.warning("engine %s: database unavailable (%s); retrying in %.1fs", self._owner, exc, backoff)
                 timeout = backoff
@@ -77,14 +89,37 @@ class Dispatcher(Part):
                 break
             await self._runtime.wait_for_kick(timeout)
 
+    def _room(self) -> bool:
+        """(any thread) Room for a claim worth its round trips: half the run slots free."""
+        cfg = self._config
+        return cfg.run_concurrency - len(self._held) >= max(1, cfg.run_concurrency // 2)
+
+    def _runnable_now(self) -> float:
+        """(loop) How long to wait before the next claim when runs are runnable now: none with
+        room for a batch; else until runs leave the table (``_left``), re-checked every
+        ``ROOM_RECHECK`` seconds (a held run may settle without leaving). Not 0 then: each
+        claim round without room would only cost round trips while the wakes need the cores."""
+        if self._room():
+            return 0.0
+        self._want_room = True
+        return min(self._config.poll_interval, ROOM_RECHECK)
+
+    def _left(self) -> None:
+        """(any thread: ``HeldRuns.on_leave``) A run left the table."""
+        if self._want_room and self._room():
+            self._want_room = False
+            self._runtime.post(self._loop.kick)
+
     async def _claim_once(self) -> None:
         cfg = self._config
         names = self._known_workflows()
         free_runs = cfg.run_concurrency - len(self._held)
+        self._more = self._want_room = False
         if names and free_runs > 0:
             claimed = await self._runtime.db(
                 self._store.claim_runs, self._owner, names, self._clock.now(), cfg.lease_ttl, free_runs
             )
+            self._more = len(claimed) >= free_runs
             journals = await self._prefetch(claimed)
             for record in claimed:
                 self._adopt(record, journals.get(record.id))

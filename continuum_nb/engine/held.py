@@ -11,6 +11,8 @@ Thread ownership — the one place these rules are written; every part follows t
 - Any other thread (the listener, a heartbeat's snapshot, a user thread in ``wait()``) only
   reads: membership, ``get``, ``idle``, and copies (``snapshot``, ``ids``); the loop itself
   iterates over copies too, since a drive thread may register a run meanwhile.
+- ``on_leave`` (set once, before the engine starts) is called, on the thread that removed it,
+  whenever a run leaves the table (``pop``, ``let_go_ended``); it must only post to the loop.
 - ``waking`` maps a run with a wake in progress to whether it must be woken once more when that
   wake returns. The loop sets and pops it; ``begin_start`` sets a new key from the caller's
   thread; ``let_go_ended`` pops it on the drive thread, after the run left the table.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,6 +74,8 @@ class HeldRuns:
         self._runs: OrderedDict[uuid.UUID, HeldRun] = OrderedDict()
         self._starting: set[uuid.UUID] = set()  # started by this process, not registered yet
         self.waking: dict[uuid.UUID, bool] = {}
+        #: Told (from the thread that removed it) that a run left the table: room for a claim.
+        self.on_leave: Callable[[], None] = lambda: None
 
     # --- reads (any thread) ---------------------------------------------------------------------
     def get(self, run_id: uuid.UUID | None) -> HeldRun | None:
@@ -105,7 +110,10 @@ class HeldRuns:
         self._runs.move_to_end(run_id)
 
     def pop(self, run_id: uuid.UUID) -> HeldRun | None:
-        return self._runs.pop(run_id, None)
+        held = self._runs.pop(run_id, None)
+        if held is not None:
+            self.on_leave()
+        return held
 
     def clear(self) -> None:
         self._runs.clear()
@@ -136,4 +144,5 @@ class HeldRuns:
             return False
         self._runs.pop(run_id, None)
         self.waking.pop(run_id, None)
+        self.on_leave()
         return True

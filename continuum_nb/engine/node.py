@@ -264,7 +264,20 @@ class Engine:
         """(loop) Take a run this engine just claimed (with its journal, when the claim's batch
         read it): find its code (off the loop: it may read the store and load a stored cell),
         then wake it."""
+        if not self._stopping:
+            for reg in self.instance.registries:
+                wf = reg.get(record.workflow, record.version_hash)
+                if wf is not None:  # its exact version is registered here: no store read, no hop
+                    self._hold(record, wf, True, journal)
+                    return
         self.runtime.spawn(self._adopt(record, journal))
+
+    def _hold(self, record: RunRecord, wf: WorkflowDef, exact: bool, journal: list[Event] | None) -> None:
+        token = record.lease_token
+        assert token is not None
+        self.held.add(HeldRun(record=record, token=token, wf=wf, exact_version=exact,
+                              trace_context=record.trace_context, journal=journal))
+        self.request_wake(record.id)
 
     async def _adopt(self, record: RunRecord, journal: list[Event] | None) -> None:
         token = record.lease_token
@@ -288,9 +301,7 @@ class Engine:
             # Nobody here can run it: give it back; it stays visible as suspended.
             await self.runtime.db(self.store.release_run, record.id, token)
             return
-        self.held.add(HeldRun(record=record, token=token, wf=wf, exact_version=exact,
-                              trace_context=record.trace_context, journal=journal))
-        self.request_wake(record.id)
+        self._hold(record, wf, exact, journal)
 
     def emit(self, event: tuple[str, ...], measurements: dict[str, Any], metadata: dict[str, Any]) -> None:
         emit(event, measurements, {"instance": self.instance.name, **metadata})
