@@ -10,7 +10,10 @@ Thread ownership — the one place these rules are written; every part follows t
   state is empty: no timer handle, no outcomes to write).
 - Any other thread (the listener, a heartbeat's snapshot, a user thread in ``wait()``) only
   reads: membership, ``get``, ``idle``, and copies (``snapshot``, ``ids``); the loop itself
-  iterates over copies too, since a drive thread may register a run meanwhile.
+  iterates over copies too, since a drive thread may register a run meanwhile. A copy and every
+  write of the table take ``_lock``: copying runs Python code per entry (``UUID.__hash__``), so
+  another thread can write the table in the middle of a copy, which then fails ("OrderedDict
+  mutated during iteration": it ended the engine loop of a worker holding 10,000 runs).
 - ``on_leave`` (set once, before the engine starts) is called, on the thread that removed it,
   whenever a run leaves the table (``pop``, ``let_go_ended``); it must only post to the loop.
 - ``waking`` maps a run with a wake in progress to whether it must be woken once more when that
@@ -72,6 +75,7 @@ class HeldRuns:
 
     def __init__(self) -> None:
         self._runs: OrderedDict[uuid.UUID, HeldRun] = OrderedDict()
+        self._lock = threading.Lock()  # copies and writes of _runs (see the module docstring)
         self._starting: set[uuid.UUID] = set()  # started by this process, not registered yet
         self.waking: dict[uuid.UUID, bool] = {}
         #: Told (from the thread that removed it) that a run left the table: room for a claim.
@@ -88,11 +92,13 @@ class HeldRuns:
         return len(self._runs)
 
     def snapshot(self) -> list[HeldRun]:
-        return list(self._runs.values())
+        with self._lock:
+            return list(self._runs.values())
 
     def ids(self) -> list[uuid.UUID]:
         """Run ids, least recently woken first."""
-        return list(self._runs)
+        with self._lock:
+            return list(self._runs)
 
     def idle(self, run_id: uuid.UUID) -> bool:
         """Held, and no wake of it in progress."""
@@ -104,19 +110,23 @@ class HeldRuns:
 
     # --- the loop's writes ------------------------------------------------------------------------
     def add(self, held: HeldRun) -> None:
-        self._runs[held.run_id] = held
+        with self._lock:
+            self._runs[held.run_id] = held
 
     def touch(self, run_id: uuid.UUID) -> None:
-        self._runs.move_to_end(run_id)
+        with self._lock:
+            self._runs.move_to_end(run_id)
 
     def pop(self, run_id: uuid.UUID) -> HeldRun | None:
-        held = self._runs.pop(run_id, None)
+        with self._lock:
+            held = self._runs.pop(run_id, None)
         if held is not None:
             self.on_leave()
         return held
 
     def clear(self) -> None:
-        self._runs.clear()
+        with self._lock:
+            self._runs.clear()
 
     # --- a run started by this process ----------------------------------------------------------
     def begin_start(self, run_id: uuid.UUID) -> None:
@@ -132,7 +142,8 @@ class HeldRuns:
 
     def register_started(self, held: HeldRun) -> None:
         """(drive thread) The run's first wake is committed: it is held from now on."""
-        self._runs[held.run_id] = held
+        with self._lock:
+            self._runs[held.run_id] = held
         self._starting.discard(held.run_id)
 
     def let_go_ended(self, held: HeldRun, timer_pending: bool) -> bool:
@@ -140,9 +151,10 @@ class HeldRuns:
         timer handle, no outcomes to write). Out of the table first, so a wake the loop requests
         meanwhile finds nothing to wake. False: the loop must handle the report."""
         run_id = held.run_id
-        if held.outcomes or timer_pending or self._runs.get(run_id) is not held:
-            return False
-        self._runs.pop(run_id, None)
+        with self._lock:
+            if held.outcomes or timer_pending or self._runs.get(run_id) is not held:
+                return False
+            self._runs.pop(run_id, None)
         self.waking.pop(run_id, None)
         self.on_leave()
         return True
