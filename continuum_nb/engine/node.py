@@ -253,7 +253,9 @@ class Engine:
     def _evict(self) -> None:
         """Keep at most max_cached_runs coroutines: release the least recently woken idle runs."""
         excess = len(self.held) - self.config.max_cached_runs
-        for run_id in self.held.ids()[: max(0, excess)]:
+        if excess <= 0:
+            return  # no copy of the table: this runs after every wake, and it may hold 10,000 runs
+        for run_id in self.held.ids()[:excess]:
             held = self.held.get(run_id)  # a drive thread may have let go of it since
             if held is None or held.inflight or run_id in self.held.waking:
                 continue
