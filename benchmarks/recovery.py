@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -42,9 +39,10 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
-from benchmarks.suspended import _until  # noqa: E402
+from benchmarks.suspended import Worker, _until  # noqa: E402
 
 WORKFLOW = "bench_recovery"
+MODULE = "benchmarks.recovery"
 
 
 @cn.workflow(name=WORKFLOW)
@@ -61,38 +59,6 @@ def _one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
     return row[0] if row else None
 
 
-class Worker:
-    """``continuum worker`` importing this module, as its own process."""
-
-    def __init__(self, url: str, name: str, lease_ttl: float, extra_env: dict[str, str]) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")} | extra_env
-        # Its log goes to a file: a pipe nobody reads after "ready" would fill and block it.
-        self._log = tempfile.NamedTemporaryFile(prefix=f"recovery-{name}-", suffix=".log")  # noqa: SIM115
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "continuum_nb", "worker", "--database-url", url, "--import", "benchmarks.recovery",
-             "--instance", name, "--lease-ttl", str(lease_ttl), "--concurrency", "16", "--quiet"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if b" ready " in Path(self._log.name).read_bytes():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"worker did not start: {Path(self._log.name).read_bytes().decode(errors='replace')[-2000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-
-
 def run(admin: str, runs: int, workers: int, lease_ttl: float, margin: float, timeout: float) -> None:
     name = f"continuum_bench_recovery_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -102,7 +68,7 @@ def run(admin: str, runs: int, workers: int, lease_ttl: float, margin: float, ti
     try:
         holder = Worker(url, "holder", lease_ttl, {"CONTINUUM_RELEASE_AFTER": "86400",
                                                     "CONTINUUM_MAX_CACHED_RUNS": str(runs * 2),
-                                                    "CONTINUUM_RUN_CONCURRENCY": str(runs * 2)})
+                                                    "CONTINUUM_RUN_CONCURRENCY": str(runs * 2)}, MODULE)
         procs.append(holder)
         holder.wait_ready()
         client = cn.Instance("bench-recovery-client", database_url=url, run_engine=False)
@@ -119,7 +85,7 @@ def run(admin: str, runs: int, workers: int, lease_ttl: float, margin: float, ti
         print(json.dumps({"benchmark": "recovery_setup", "runs": runs, "all_held_s": round(took, 1),
                           "first_wakes_per_s": round(runs / took)}), flush=True)
         for k in range(workers):
-            w = Worker(url, f"survivor{k}", lease_ttl, {})
+            w = Worker(url, f"survivor{k}", lease_ttl, {}, MODULE)
             procs.append(w)
             w.wait_ready()
         if time.time() > due_ts - 1.0:

@@ -1,6 +1,7 @@
 """Many suspended runs on one engine, one JSON object per line on stdout.
 
-    python benchmarks/suspended.py --database-url URL [--runs 100000] [--timers 100000] [--signals 200]
+    python benchmarks/suspended.py --database-url URL [--runs 100000] [--timers 100000] [--signals 200] \
+        [--timer-workers N]
 
 The database must be migrated and should be a scratch one (the runs stay in it). One process:
 a client starts the runs with ``cn.start_many``, one engine (this process, ``run_concurrency``
@@ -14,23 +15,30 @@ a client starts the runs with ``cn.start_many``, one engine (this process, ``run
   ``cn.wait`` for the result; p50/p95 of that round trip (the signal's NOTIFY, a claim, the
   replay of a 1-event journal, the final commit, the waiter's NOTIFY).
 - ``timers``: ``--timers`` runs that each sleep until one common instant a little after they are
-  all suspended; seconds from that instant until every one has completed (one engine).
+  all suspended; seconds from that instant until every one has completed: by this process's
+  engine alone, or with ``--timer-workers N`` by it and N ``continuum worker`` processes started
+  before the sleepers (``engines`` in the output).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
@@ -47,6 +55,43 @@ async def bench_sleeper(i: int, until: str) -> int:
     if left > 0:
         await cn.timer(cn.seconds(left))
     return i
+
+
+if __name__ != "__main__":  # imported by a `continuum worker` of --timer-workers: its workflow
+    cn.workflow(name="bench_sleeper")(bench_sleeper)
+
+
+class Worker:
+    """``continuum worker`` importing ``module``, as its own process (its log in a file: a pipe
+    nobody reads after "ready" would fill and block it)."""
+
+    def __init__(self, url: str, name: str, lease_ttl: float, extra_env: dict[str, str],
+                 module: str = "benchmarks.suspended") -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")} | extra_env
+        self._log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log")  # noqa: SIM115
+        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "continuum_nb", "worker", "--database-url", url, "--import", module,
+             "--instance", name, "--lease-ttl", str(lease_ttl), "--concurrency", "16", "--quiet"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if b" ready " in Path(self._log.name).read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker did not start: {Path(self._log.name).read_bytes().decode(errors='replace')[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
 
 
 def _rss_mib() -> float:
@@ -92,12 +137,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--timers", type=int, default=100_000)
     ap.add_argument("--signals", type=int, default=200)
+    ap.add_argument("--timer-workers", type=int, default=0,
+                    help="worker processes that fire the timers with this process's engine")
     ap.add_argument("--timeout", type=float, default=3600.0, help="give up on any phase after this")
     args = ap.parse_args()
     url = args.database_url
     inst = cn.Instance("bench-suspended", database_url=url, pool_size=8)
     waiter = cn.workflow(name="bench_waiter", instance=inst)(bench_waiter)
     sleeper = cn.workflow(name="bench_sleeper", instance=inst)(bench_sleeper)
+    workers: list[Worker] = []
     try:
         t0 = time.monotonic()
         runs = cn.start_many(waiter, [{"i": i} for i in range(args.runs)], instance=inst)
@@ -124,6 +172,9 @@ def main() -> None:
                           "target_p50_ms": 10}), flush=True)
 
         if args.timers:
+            for k in range(args.timer_workers):
+                workers.append(Worker(url, f"timers{k}", inst.config.lease_ttl, {}))
+                workers[-1].wait_ready()
             # the instant: far enough ahead for every first wake to commit before it
             margin = max(30.0, args.timers / max(args.runs / took, 1.0) * 1.5)
             due = datetime.fromtimestamp(time.time() + margin, timezone.utc)
@@ -136,10 +187,13 @@ def main() -> None:
             time.sleep(left)  # a benchmark waiting for its own instant, not a test synchronising
             fired = _until("every timer to fire", lambda: _count(url, "bench_sleeper", "completed") >= args.timers,
                            args.timeout, every=0.25)
-            print(json.dumps({"benchmark": "timers", "timers": args.timers, "all_fired_s": round(fired, 1),
+            print(json.dumps({"benchmark": "timers", "timers": args.timers, "engines": 1 + len(workers),
+                              "all_fired_s": round(fired, 1),
                               "timers_per_s": round(args.timers / max(fired, 0.001)), "target_s": 120,
                               "rss_mib": _rss_mib(), "peak_rss_mib": _peak_rss_mib()}), flush=True)
     finally:
+        for w in workers:
+            w.stop()
         inst.close()
 
 
