@@ -264,8 +264,8 @@ class Engine:
 
     def adopt(self, record: RunRecord, journal: list[Event] | None = None) -> None:
         """(loop) Take a run this engine just claimed (with its journal, when the claim's batch
-        read it): find its code (off the loop: it may read the store and load a stored cell),
-        then wake it."""
+        read it) and wake it: at once when its exact version is registered here, else once its
+        code is found off the loop (that may read the store and load a stored cell)."""
         if not self._stopping:
             for reg in self.instance.registries:
                 wf = reg.get(record.workflow, record.version_hash)
