@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -39,6 +36,7 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
+from benchmarks._workers_common import Worker as _Worker  # noqa: E402
 from benchmarks.suspended import _until  # noqa: E402
 
 WORKFLOW = "bench_recovery"
@@ -58,36 +56,12 @@ def _one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
     return row[0] if row else None
 
 
-class Worker:
-    """``continuum worker`` importing this module, as its own process."""
+class Worker(_Worker):
+    """``continuum worker`` importing this module, as its own process (benchmarks/_workers_common.py)."""
 
     def __init__(self, url: str, name: str, lease_ttl: float, extra_env: dict[str, str]) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")} | extra_env
-        # Its log goes to a file: a pipe nobody reads after "ready" would fill and block it.
-        self._log = tempfile.NamedTemporaryFile(prefix=f"recovery-{name}-", suffix=".log")  # noqa: SIM115
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "continuum_nb", "worker", "--database-url", url, "--import", "benchmarks.recovery",
-             "--instance", name, "--lease-ttl", str(lease_ttl), "--concurrency", "16", "--quiet"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if b" ready " in Path(self._log.name).read_bytes():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"worker did not start: {Path(self._log.name).read_bytes().decode(errors='replace')[-2000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
+        super().__init__(url, module="benchmarks.recovery", lease_ttl=lease_ttl, concurrency=16, name=name,
+                         extra_env=extra_env, quiet=True)
 
 
 def run(admin: str, runs: int, workers: int, lease_ttl: float, margin: float, timeout: float) -> None:

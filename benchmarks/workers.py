@@ -37,6 +37,7 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
+from benchmarks._workers_common import Worker  # noqa: E402
 
 WORKFLOW = "bench_workers"
 
@@ -117,41 +118,6 @@ def _drop_db(admin: str, name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-class _Worker:
-    def __init__(self, url: str, concurrency: int, lease_ttl: float) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
-        self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "continuum_nb", "worker", "--database-url", url, "--import", "benchmarks.workers",
-             "--concurrency", str(concurrency), "--lease-ttl", str(lease_ttl)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._err, text=True,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if " ready " in line:
-                return
-        self._err.seek(0)
-        raise RuntimeError(f"worker did not start: {self._err.read().decode(errors='replace')[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._err.close()
-
-
 def _start_runs(url: str, runs: int, steps: int, threads: int) -> float:
     """Start ``runs`` runs from a pure client; returns the seconds it took."""
     inst = cn.Instance(f"bench-client-{uuid.uuid4().hex[:6]}", database_url=url, run_engine=False,
@@ -178,12 +144,13 @@ def run_scenario(admin: str, n_workers: int, runs: int, steps: int, concurrency:
     from continuum_nb.store.migrate import migrate
 
     name, url = _create_db(admin)
-    workers: list[_Worker] = []
+    workers: list[Worker] = []
     try:
         migrate(url)
         # The runs are queued first, so the client's insert rate never limits the workers.
         insert_s = _start_runs(url, runs, steps, threads=16)
-        workers = [_Worker(url, concurrency, lease_ttl) for _ in range(n_workers)]
+        workers = [Worker(url, module="benchmarks.workers", lease_ttl=lease_ttl, concurrency=concurrency)
+                   for _ in range(n_workers)]
         for w in workers:
             w.wait_ready()
         # The window: from every worker ready to every run completed (start-up CPU excluded).
