@@ -29,6 +29,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def main() -> int:
     for rnd in range(1, args.rounds + 1):
         order = ("continuum_nb", "dbos") if rnd % 2 else ("dbos", "continuum_nb")
         for engine in order:
-            for row in run_engine(engine, args):
+            for row in run_engine_again(engine, args):
                 row = dict(row, round=rnd)
                 print(json.dumps(row), flush=True)
                 results.append(row)
@@ -198,6 +199,20 @@ def main() -> int:
     summary["targets"] = targets(summary)
     print(json.dumps(summary), flush=True)
     return 0
+
+
+def run_engine_again(engine: str, args: argparse.Namespace, attempts: int = 3) -> list[dict]:
+    """``run_engine``, run again from the start on a fresh database when it fails: on a shared
+    server another user's restart of PostgreSQL ends a run half-way (said on stderr)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run_engine(engine, args)
+        except (RuntimeError, psycopg.OperationalError, subprocess.CalledProcessError) as exc:
+            if attempt == attempts:
+                raise
+            print(f"{engine}: attempt {attempt} failed, run again: {str(exc)[-300:]}", file=sys.stderr, flush=True)
+            time.sleep(10)  # a restarting server accepts connections again after a few seconds
+    raise AssertionError("unreachable")
 
 
 def run_engine(engine: str, args: argparse.Namespace) -> list[dict]:

@@ -13,7 +13,8 @@ fast it went and what one run costs in CPU on each side (``*_cpu_ms_per_run``): 
 nothing else running, C / (worker + backend ms per run) bounds the runs per second of one machine. A pgbench line (a one-row INSERT per transaction, the same number of client
 connections as the workers use) gives the server's own commit ceiling on this machine.
 
-Output: one JSON object per line on stdout. Scratch databases are dropped at the end.
+Output: one JSON object per line on stdout, the last one a summary (``workers_summary``): where
+the rate stops growing and what bounds it there. Scratch databases are dropped at the end.
 """
 
 from __future__ import annotations
@@ -247,13 +248,48 @@ def main(argv: list[str] | None = None) -> int:
         settings = {k: conn.execute(f"SHOW {k}").fetchone()[0]  # type: ignore[index]
                     for k in ("server_version", "synchronous_commit", "fsync", "max_connections")}
     print(json.dumps({"benchmark": "workers_setup", **settings, "cores": os.cpu_count()}), flush=True)
+    rows = []
     for n in counts:
         row = run_scenario(args.admin_url, n, args.runs, args.steps, args.concurrency, args.lease_ttl, args.timeout)
         print(json.dumps(row), flush=True)
+        rows.append(row)
+    ceilings = []
     if args.pgbench_seconds > 0:
         for clients in sorted({4, 4 * max(counts)}):  # a worker's pool has 4 connections
-            print(json.dumps(pgbench_ceiling(args.admin_url, clients, args.pgbench_seconds)), flush=True)
+            ceilings.append(pgbench_ceiling(args.admin_url, clients, args.pgbench_seconds))
+            print(json.dumps(ceilings[-1]), flush=True)
+    print(json.dumps(summarize(rows, ceilings)), flush=True)
     return 0
+
+
+def summarize(rows: list[dict[str, Any]], ceilings: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the rate stops growing (the first worker count after which one more step of workers
+    adds less than 10 %), and what bounds it there: the machine's CPU when it is (nearly) all
+    busy, the server's commit rate when the transactions come near pgbench's ceiling."""
+    rates = {r["workers"]: r["runs_per_s"] for r in rows}
+    counts = sorted(rates)
+    stops = next((a for a, b in zip(counts, counts[1:], strict=False) if rates[b] < 1.1 * rates[a]), counts[-1])
+    at = next(r for r in rows if r["workers"] == stops)
+    ceiling = max((c["commits_per_s"] for c in ceilings), default=None)
+    cpu_ms = at["worker_cpu_ms_per_run"] + at["backend_cpu_ms_per_run"]
+    if at["machine_cpu_busy_pct"] >= 90:
+        bound = f"CPU: the machine's {at['cores']} cores {at['machine_cpu_busy_pct']:g} % busy"
+    elif ceiling is not None and at["commits_per_s"] >= 0.8 * ceiling:
+        bound = "commits: the server's commit rate near pgbench's ceiling"
+    else:
+        bound = "neither CPU nor commits saturated: latency (too few runs in flight)"
+    return {
+        "benchmark": "workers_summary",
+        "runs_per_s": {str(n): rates[n] for n in counts},
+        "stops_growing_at_workers": stops,
+        "bound": bound,
+        "cpu_ms_per_run": round(cpu_ms, 2),
+        # C cores / (worker + backend CPU per run): the most this machine can do, all else idle
+        "cpu_bound_runs_per_s": round(1000 * at["cores"] / cpu_ms, 1) if cpu_ms > 0 else None,
+        "commits_per_s": at["commits_per_s"],
+        "pgbench_commits_per_s": ceiling,
+        "share_of_pgbench_ceiling_pct": round(100 * at["commits_per_s"] / ceiling, 1) if ceiling else None,
+    }
 
 
 if __name__ == "__main__":
