@@ -12,7 +12,9 @@ client: ``run_engine=False``) then sends the signal with ``cn.signal``, putting
 run's final commit is done (a run that ended on this engine is reported to local waiters without
 a read), and the latency is the difference (CLOCK_MONOTONIC is one clock for every process of a
 Linux machine). One run at a time. One JSON object on stdout: p50/p95/mean of the latency, and
-of the ``cn.signal`` call alone in the sender.
+of the ``cn.signal`` call alone in the sender. ``--held``: the run waits with a 10-minute timeout
+and the engine's ``release_after`` is an hour, so the run stays held by the engine (no claim, no
+journal read, no replay when the signal comes): the difference is what the release costs.
 """
 
 from __future__ import annotations
@@ -39,20 +41,25 @@ async def bench_signal_wait(i: int) -> Any:
     return await cn.signal("go")
 
 
+async def bench_signal_wait_held(i: int) -> Any:
+    # a due time (the timeout) nearer than the engine's release_after: the run stays held
+    return await cn.signal("go", timeout=cn.minutes(10))
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3)
 
 
-def _released(conninfo: str, run_id: str, timeout: float = 30.0) -> None:
-    """Until the run has journaled its wait and given back its lease (polled: the benchmark's
-    own set-up, before the measured part)."""
+def _suspended(conninfo: str, run_id: str, released: bool, timeout: float = 30.0) -> None:
+    """Until the run has journaled its wait (and given back its lease, if ``released``); polled:
+    the benchmark's own set-up, before the measured part."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(conninfo, autocommit=True) as conn:
         while True:
             row = conn.execute("SELECT state, lease_owner, last_seq FROM continuum_runs WHERE id = %s",
                                (run_id,)).fetchone()
-            if row is not None and row[0] == "suspended" and row[1] is None and (row[2] or 0) > 0:
+            if row is not None and row[0] == "suspended" and (row[1] is None or not released) and (row[2] or 0) > 0:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"run {run_id} did not suspend on its signal: {row}")
@@ -77,9 +84,13 @@ def send(conninfo: str) -> int:
     return 0
 
 
-def measure(conninfo: str, signals: int, warmup: int) -> dict[str, Any]:
-    inst = cn.Instance(f"bench-signal-wait-{uuid.uuid4().hex[:6]}", database_url=conninfo, auto_migrate=False)
-    wf = WorkflowDef(bench_signal_wait, name="bench_signal_wait", source="bench signal wait", origin="module")
+def measure(conninfo: str, signals: int, warmup: int, held: bool = False) -> dict[str, Any]:
+    settings: dict[str, Any] = {"release_after": 3600.0} if held else {}
+    inst = cn.Instance(f"bench-signal-wait-{uuid.uuid4().hex[:6]}", database_url=conninfo, auto_migrate=False,
+                       **settings)
+    released = not held
+    fn = bench_signal_wait_held if held else bench_signal_wait
+    wf = WorkflowDef(fn, name=fn.__name__, source=fn.__name__, origin="module")
     inst.registry.register(wf)
     sender = subprocess.Popen(  # noqa: S603 - this script
         [sys.executable, __file__, "--send", "--database-url", conninfo],
@@ -92,7 +103,7 @@ def measure(conninfo: str, signals: int, warmup: int) -> dict[str, Any]:
             raise RuntimeError("the sender did not start")
         for i in range(warmup + signals):
             run = cn.start(wf, {"i": i}, instance=inst)
-            _released(conninfo, run.id)
+            _suspended(conninfo, run.id, released)
             sender.stdin.write(run.id + "\n")
             sender.stdin.flush()
             got = cn.wait(run.id, timeout=60, instance=inst)
@@ -107,7 +118,7 @@ def measure(conninfo: str, signals: int, warmup: int) -> dict[str, Any]:
         inst.close()
     return {
         "scenario": "signal from another process to a waiting run, until resumed and committed",
-        "engine": "continuum_nb", "signals": signals,
+        "engine": "continuum_nb", "signals": signals, "run_released_while_waiting": released,
         "lat_ms": {"p50": _pct(latencies, 0.5), "p95": _pct(latencies, 0.95),
                    "mean": round(statistics.mean(latencies), 3)},
         "send_call_ms": {"p50": _pct(sends, 0.5), "p95": _pct(sends, 0.95)},
@@ -119,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--database-url", required=True)
     p.add_argument("--signals", type=int, default=100)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--held", action="store_true",
+                   help="the run waits with a 10-minute timeout and release_after is an hour: it stays held")
     p.add_argument("--send", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.send:
         return send(args.database_url)
-    print(json.dumps(measure(args.database_url, args.signals, args.warmup)), flush=True)
+    print(json.dumps(measure(args.database_url, args.signals, args.warmup, args.held)), flush=True)
     return 0
 
 
