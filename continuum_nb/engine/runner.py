@@ -29,6 +29,7 @@ from ..store.base import (
     Wake,
     WakeResult,
 )
+from ..store.starts import starting_wake
 from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
 from .announce import announce_committed, emit_events
@@ -161,7 +162,10 @@ class Runner:
             if held.pending_trace_context is not None:
                 run = NewRun(**{**run.__dict__, "trace_context": held.pending_trace_context})
                 held.pending_trace_context = None
-            created = self.store.create_run(run, owner=self.owner, lease_ttl=self.lease_ttl, first_wake=wake)
+            if type(wake) is Wake:  # the insert shares the group commit with other runs' wakes
+                created = self._commit(starting_wake(wake, run, self.owner, self.lease_ttl)).lease_token
+            else:  # a first wake that continues as new inserts its successor too: alone
+                created = self.store.create_run(run, owner=self.owner, lease_ttl=self.lease_ttl, first_wake=wake)
             assert created is not None
             held.token = token = created
         emit_run_started(run, self.instance, token, t0)
