@@ -153,7 +153,7 @@ class Runner:
         if keyed:
             held.pending_trace_context = None  # _build put it in the wake
             try:
-                self.store.commit_wake(wake)
+                self._commit(wake)  # the group commit, as every later wake
             except LeaseLost:  # a first wake longer than the lease: another engine took the run
                 emit(("continuum", "lease", "lost"), {}, self._meta(held))
                 raise KeyTaken(run.id, existing=False) from None
