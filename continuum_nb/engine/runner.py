@@ -257,7 +257,7 @@ class Runner:
 
     def _guard(self, held: HeldRun, wake: Wake, report: WakeReport) -> None:
         """The history limits (engine/history.py): past one, the wake only fails the run."""
-        error = self.history.check(held, wake, self._meta(held))
+        error = self.history.check(held, wake, lambda: self._meta(held))
         if error is not None:
             report.state, report.error, report.result, report.released = "failed", error, None, False
             report.new_tasks, report.next_wakeup_at = [], None
@@ -379,8 +379,9 @@ class Runner:
             held.replayer = None
         if report.released:
             report.state = "released"
-        announce_committed(wake.events, self._meta(held), telemetry_active(), self.store)
-        if not telemetry_active():
+        telemetry = telemetry_active()
+        announce_committed(wake.events, lambda: self._meta(held), telemetry, self.store)
+        if not telemetry:
             return
         emit_events(wake.events, lambda **extra: self._meta(held, **extra))
         duration = {"duration": time.perf_counter_ns() - t0}
