@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+import pytest
 
 import continuum_nb as cn
 from continuum_nb import telemetry
+from continuum_nb.errors import DatabaseUnavailable
 from continuum_nb.store.base import Wake, WakeResult
-from tests.engine.helpers import define, eventually, types
+from tests.engine.helpers import define, eventually, journal, types
 
 
 @cn.activity(name="group_commit.add_one")
@@ -150,3 +152,51 @@ def test_a_fenced_out_run_stops_alone(make_instance: Any, store_kind: str, reque
     assert row.state != "completed" and row.lease_owner == "thief"
     assert "signal_received" not in types(inst, runs[2])
 
+
+
+async def signalled_two_steps(n: int) -> int:
+    await cn.signal("go")
+    return await add_one(await add_one(n))
+
+
+@pytest.mark.parametrize("lost", ["before", "after"])
+def test_a_batch_lost_as_a_whole_leaves_each_run_whole_and_retried_alone(make_instance: Any, lost: str) -> None:
+    """The connection is lost during a group commit, before the transaction committed (nothing of
+    the batch is written) or after it (all of it is, and the reply never came): every run of the
+    batch is retried on its own, and each ends exactly as it would have, once."""
+    # After a reply lost past the commit, the replayed run finds its step's task journaled and
+    # leased to this engine but not running here: it runs once that lease lapses (short here).
+    inst = make_instance(wake_batch_size=64, lease_ttl=2.0)
+    wf = define(inst, signalled_two_steps, f"group_commit_lost_{lost}")
+    held = HeldCommit(inst)
+    real_many = held._many
+    failed: list[list[uuid.UUID]] = []
+
+    def losing(wakes: Sequence[Wake]) -> list[WakeResult | Exception]:
+        if not failed:
+            failed.append([w.run_id for w in wakes])
+            if lost == "after":
+                real_many(wakes)
+            raise DatabaseUnavailable("the connection was lost during the group commit")
+        return real_many(wakes)
+
+    held._many = losing
+    runs = [cn.start(wf, {"n": 10 * n}, instance=inst) for n in range(4)]
+    for run in runs:
+        eventually(lambda r=run: "signal_awaited" in types(inst, r), what=f"run {run.id} waiting")
+    held.arm()
+    try:
+        cn.signal(runs[0].id, "go", instance=inst)
+        assert held.entered.wait(30)
+        for run in runs[1:]:
+            cn.signal(run.id, "go", instance=inst)
+        held.wait_queued(3)
+    finally:
+        held.release()
+    assert [cn.wait(r.id, timeout=60, instance=inst) for r in runs] == [2, 12, 22, 32]
+    assert len(failed) == 1 and len(failed[0]) == 3
+    for run in runs:
+        seqs = [e.seq for e in journal(inst, run)]
+        assert seqs == list(range(1, len(seqs) + 1))  # nothing journaled twice
+        assert types(inst, run).count("signal_received") == 1
+        assert types(inst, run).count("activity_completed") == 2
