@@ -105,6 +105,17 @@ def install(timers: Timers, activity: Any) -> None:
     activity.fn = timers.wrap("activity body", activity.fn)
 
 
+def warmed_up(args: argparse.Namespace) -> tuple[cn.Instance, Any]:
+    """An instance with the workload's workflow registered and ``--warmup`` runs done."""
+    inst = cn.Instance(f"profile-{uuid.uuid4().hex[:6]}", database_url=args.database_url, pool_size=4,
+                       lease_ttl=30.0)
+    wf = make_workflow(args.steps)
+    inst.registry.register(wf)
+    for i in range(args.warmup):
+        cn.wait(cn.start(wf, {"n": i}, instance=inst).id, timeout=60, instance=inst)
+    return inst, wf
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--database-url", required=True)
@@ -120,12 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     timers = Timers()
     install(timers, ACTIVITIES["bench.step"])  # defined by throughput.py, imported above
 
-    inst = cn.Instance(f"profile-{uuid.uuid4().hex[:6]}", database_url=args.database_url, pool_size=4,
-                       lease_ttl=30.0)
-    wf = make_workflow(args.steps)
-    inst.registry.register(wf)
-    for i in range(args.warmup):
-        cn.wait(cn.start(wf, {"n": i}, instance=inst).id, timeout=60, instance=inst)
+    inst, wf = warmed_up(args)
     timers.reset()
     latency_ns = 0
     cpu0 = time.process_time_ns()
@@ -181,12 +187,7 @@ def cprofile_drive(args: argparse.Namespace) -> int:
             prof.disable()
 
     drives_mod.Drives._start_drive = profiled  # type: ignore[method-assign]
-    inst = cn.Instance(f"profile-{uuid.uuid4().hex[:6]}", database_url=args.database_url, pool_size=4,
-                       lease_ttl=30.0)
-    wf = make_workflow(args.steps)
-    inst.registry.register(wf)
-    for i in range(args.warmup):
-        cn.wait(cn.start(wf, {"n": i}, instance=inst).id, timeout=60, instance=inst)
+    inst, wf = warmed_up(args)
     active.set()
     for i in range(args.workflows):
         cn.wait(cn.start(wf, {"n": i}, instance=inst).id, timeout=60, instance=inst)
