@@ -19,17 +19,23 @@ identifiers and literals quoted by ``quote_literal`` are interpolated.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
+from . import analytics_rollups as rollups
 from . import analytics_sql as q
 
 __all__ = [
     "activity_latency",
     "compensations",
+    "ROLLED",
+    "ROLLED_VALID",
     "events_by_type_and_month",
+    "events_by_type_and_month_rolled",
+    "rolled_rows",
     "run_durations",
     "signal_wait_times",
     "throughput_per_minute",
+    "throughput_per_minute_rolled",
 ]
 
 #: The postgres_query() call DuckDB sends one PostgreSQL statement through (``pg``: the attachment).
@@ -56,10 +62,8 @@ def _events(schema: str) -> str:
 # PostgreSQL counts per partition and event type (no per-row date arithmetic); a partition that
 # spans more than one month (none of continuum's) is counted again per month, behind a one-time
 # filter, so that scan only runs when such a partition holds events.
-def events_by_type_and_month(schema: str, since: datetime | None, until: datetime | None) -> str:
-    w = _window("inserted_at", since, until)
-    ev = _events(schema)
-    pg = f"""
+def _by_type_and_month(ev: str, w: str) -> str:
+    return f"""
         WITH g AS MATERIALIZED (
             SELECT tableoid AS part, event_type, count(*) AS n,
                    date_trunc('month', min(inserted_at) AT TIME ZONE 'UTC') AS lo,
@@ -71,10 +75,46 @@ def events_by_type_and_month(schema: str, since: datetime | None, until: datetim
           FROM {ev}
          WHERE {w} AND (SELECT bool_or(lo <> hi) FROM g) AND tableoid IN (SELECT part FROM g WHERE lo <> hi)
          GROUP BY 1, 2"""
-    return (
-        f"SELECT month, event_type, CAST(sum(events) AS BIGINT) AS events FROM ({_remote(pg)}) "
-        "GROUP BY ALL ORDER BY month, event_type"
-    )
+
+
+_BY_TYPE_FINISH = "SELECT month, event_type, CAST(sum(events) AS BIGINT) AS events FROM ({rows}) GROUP BY ALL ORDER BY month, event_type"
+
+
+def events_by_type_and_month(schema: str, since: datetime | None, until: datetime | None) -> str:
+    pg = _by_type_and_month(_events(schema), _window("inserted_at", since, until))
+    return _BY_TYPE_FINISH.format(rows=_remote(pg))
+
+
+#: Where the rolled-up queries' rows are put in DuckDB (a temporary table of the connection).
+ROLLED = "_continuum_rolled"
+
+
+def rolled_rows(pg: str) -> str:
+    """DuckDB: keep the rows of the PostgreSQL statement ``pg`` in the temporary table ROLLED;
+    its ``valid`` column is NULL but on one row, the count of rollups that were still valid."""
+    return f"CREATE OR REPLACE TEMP TABLE {ROLLED} AS SELECT * FROM ({_remote(pg)})"
+
+
+ROLLED_VALID = f"SELECT max(valid) FROM {ROLLED}"
+
+
+def events_by_type_and_month_rolled(schema: str, months: list[date]) -> tuple[str, str]:
+    """The whole journal from the rollups of ``months`` and a live count of the rest: the
+    PostgreSQL statement (for rolled_rows) and DuckDB's finish over ROLLED."""
+    s = q.quote_ident(schema)
+    live = _by_type_and_month(_events(schema), rollups.outside("inserted_at", months))
+    pg = f"""
+        SELECT month, event_type, events, NULL::bigint AS valid FROM ({live}) AS live
+        UNION ALL
+        SELECT to_char(month, 'YYYY-MM'), event_type, n, NULL FROM {s}.continuum_analytics_counts
+         WHERE month = ANY ({_dates(months)}) AND minute IS NULL
+        UNION ALL
+        SELECT NULL, NULL, NULL, ({rollups.valid_months_sql(schema, months)})"""
+    return pg, _BY_TYPE_FINISH.format(rows=f"SELECT * FROM {ROLLED} WHERE valid IS NULL")
+
+
+def _dates(months: list[date]) -> str:
+    return "ARRAY[" + ", ".join(f"DATE '{m.isoformat()}'" for m in months) + "]::date[]"
 
 
 def run_durations(schema: str, states: Sequence[str], since: datetime | None, until: datetime | None) -> str:
@@ -133,16 +173,40 @@ def compensations(schema: str, since: datetime | None, until: datetime | None) -
 
 
 # date_bin on a UTC origin: the UTC minute whatever the session's time zone.
-_MINUTE = "date_bin('1 minute', {col}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+_MINUTE = rollups.MINUTE
 
 
-def throughput_per_minute(schema: str, since: datetime | None, until: datetime | None) -> str:
-    runs = f"""
+def _runs_per_minute(schema: str, since: datetime | None, until: datetime | None) -> str:
+    return f"""
         SELECT {_MINUTE.format(col="completed_at")} AS minute, count(*) AS completed_runs
           FROM {q.quote_ident(schema)}.continuum_runs
          WHERE state = 'completed' AND completed_at IS NOT NULL AND {_window("completed_at", since, until)}
          GROUP BY 1"""
-    events = f"""
+
+
+def _events_per_minute(schema: str, where: str) -> str:
+    return f"""
         SELECT {_MINUTE.format(col="inserted_at")} AS minute, count(*) AS events
-          FROM {_events(schema)} WHERE {_window("inserted_at", since, until)} GROUP BY 1"""
-    return q.with_source(q.THROUGHPUT_PER_MINUTE_TAIL, _remote(runs), _remote(events))
+          FROM {_events(schema)} WHERE {where} GROUP BY 1"""
+
+
+def throughput_per_minute(schema: str, since: datetime | None, until: datetime | None) -> str:
+    events = _events_per_minute(schema, _window("inserted_at", since, until))
+    return q.with_source(q.THROUGHPUT_PER_MINUTE_TAIL, _remote(_runs_per_minute(schema, since, until)), _remote(events))
+
+
+def throughput_per_minute_rolled(schema: str, months: list[date]) -> tuple[str, str]:
+    """Events per minute from the rollups of ``months`` and a live count of the rest (completed
+    runs per minute are always counted live): the PostgreSQL statement of the events (for
+    rolled_rows) and DuckDB's finish over ROLLED."""
+    s = q.quote_ident(schema)
+    pg = f"""
+        SELECT minute, events, NULL::bigint AS valid
+          FROM ({_events_per_minute(schema, rollups.outside("inserted_at", months))}) AS live
+        UNION ALL
+        SELECT minute, n, NULL FROM {s}.continuum_analytics_counts
+         WHERE month = ANY ({_dates(months)}) AND minute IS NOT NULL
+        UNION ALL
+        SELECT NULL, NULL, ({rollups.valid_months_sql(schema, months)})"""
+    events = f"SELECT minute, events FROM {ROLLED} WHERE valid IS NULL"
+    return pg, q.with_source(q.THROUGHPUT_PER_MINUTE_TAIL, _remote(_runs_per_minute(schema, None, None)), events)

@@ -175,8 +175,10 @@ def scanner_view(view: ViewSpec, schema: str) -> str:
 
 #: The scanner connection's note of the PostgreSQL schema it reads (the ready-made queries send
 #: their PostgreSQL part to that schema; a connection without it runs them over the views).
-SCANNER_STATE = "CREATE OR REPLACE TABLE _continuum_scanner AS SELECT ?::VARCHAR AS schema"
-SCANNER_SCHEMA = "SELECT schema FROM _continuum_scanner"
+#: ``token`` names the connection's conninfo in the process (scanner.conninfo_of), which the
+#: monthly rollups are filled through (the attachment itself is read-only).
+SCANNER_STATE = "CREATE OR REPLACE TABLE _continuum_scanner AS SELECT ?::VARCHAR AS schema, ?::VARCHAR AS token"
+SCANNER_SCHEMA = "SELECT schema, token FROM _continuum_scanner"
 
 
 def raw_table_name(view: ViewSpec) -> str:

@@ -1,0 +1,249 @@
+"""Monthly rollups of the journal for the ready-made analytics queries (migration 20261207090000).
+
+A month that is over no longer receives events from the engine (an event's ``inserted_at`` is its
+transaction's ``now()``), so its counts (events per event type, events per UTC minute) are
+computed once, from its partition, and kept in ``continuum_analytics_counts``. A whole-journal
+query reads the kept counts of those months and counts only the others (the current month, and
+any month without a valid rollup), so it no longer scans 10 million events.
+
+Exactness: the migration's triggers bump ``continuum_analytics_months.changes`` in the
+transaction that deletes, updates or late-inserts events of a month (or truncates the table), and
+a rollup is used only while the changes it was counted at equal the month's, and while the
+partition it counted is still attached (a dropped or detached partition invalidates it). A
+month is counted only from a snapshot that sees every transaction that could still have
+inserted into it with an ``inserted_at`` before its end (``closing_xmax``, below), and a query
+checks again, in the statement that reads them, that the rollups it planned with are still valid
+(``VALID_MONTHS``), so it never mixes a rollup with a change it does not reflect.
+
+Filling writes only the ``continuum_analytics_*`` tables; where that is refused (a read-only role
+or a standby) the queries count live instead.
+"""
+
+# ruff: noqa: S608 - identifiers validated by quote_ident; months and oids are rendered by this module
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+import psycopg
+
+from .analytics_sql import quote_ident, quote_literal
+
+__all__ = [
+    "MINUTE",
+    "Month",
+    "available",
+    "fill",
+    "month_bounds",
+    "outside",
+    "valid_months",
+    "valid_months_sql",
+]
+
+_NAME = re.compile(r"\Acontinuum_events_y([0-9]{4})_m([0-9]{2})\Z")
+_BOUND = re.compile(r"\AFOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)\Z")
+
+#: The UTC minute of a timestamp, whatever the session's time zone (the queries use the same).
+MINUTE = "date_bin('1 minute', {col}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+
+
+@dataclass(frozen=True)
+class Month:
+    """A monthly partition of continuum_events: its first day and its oid."""
+
+    month: date
+    oid: int
+
+
+def _next(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def month_bounds(month: date) -> tuple[datetime, datetime]:
+    """The UTC range ``[start, end)`` of ``month``'s partition."""
+    start = datetime(month.year, month.month, 1, tzinfo=timezone.utc)
+    end_day = _next(month)
+    return start, datetime(end_day.year, end_day.month, 1, tzinfo=timezone.utc)
+
+
+def _ts(value: datetime) -> str:
+    return f"{quote_literal(value.isoformat())}::timestamptz"
+
+
+def outside(column: str, months: list[date]) -> str:
+    """A condition on ``column`` true outside every month of ``months`` (half-open ranges, so
+    PostgreSQL prunes the partitions of those months): what the live part of a query counts."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for m in sorted(months):
+        lo, hi = month_bounds(m)
+        if ranges and ranges[-1][1] == lo:
+            ranges[-1] = (ranges[-1][0], hi)
+        else:
+            ranges.append((lo, hi))
+    if not ranges:
+        return "true"
+    parts = [f"{column} < {_ts(ranges[0][0])}"]
+    parts += [f"({column} >= {_ts(a[1])} AND {column} < {_ts(b[0])})" for a, b in zip(ranges, ranges[1:], strict=False)]
+    parts.append(f"{column} >= {_ts(ranges[-1][1])}")
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _dates(months: list[date]) -> str:
+    return "ARRAY[" + ", ".join(f"DATE '{m.isoformat()}'" for m in months) + "]::date[]"
+
+
+def valid_months_sql(schema: str, months: list[date]) -> str:
+    """How many of ``months`` still have a valid rollup, in the snapshot of the statement that
+    reads them (the query compares it with ``len(months)`` and retries on a difference)."""
+    s = quote_ident(schema)
+    return f"""
+        SELECT count(*) FROM {s}.continuum_analytics_rollups r
+          LEFT JOIN {s}.continuum_analytics_months m ON m.month = r.month
+         WHERE r.month = ANY ({_dates(months)}) AND r.changes = COALESCE(m.changes, 0)
+           AND EXISTS (SELECT 1 FROM pg_inherits i
+                        WHERE i.inhrelid = r.partition_oid::oid AND i.inhparent = '{s}.continuum_events'::regclass)"""
+
+
+def available(conn: psycopg.Connection[Any], schema: str) -> bool:
+    """Whether the database has the rollup tables (migration 20261207090000)."""
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                       (f"{quote_ident(schema)}.continuum_analytics_rollups",)).fetchone()
+    return bool(row and row[0])
+
+
+def _closed_partitions(conn: psycopg.Connection[Any], schema: str) -> list[Month]:
+    """The monthly partitions whose month is over (the range continuum itself gives a month)."""
+    rows = conn.execute(
+        "SELECT c.oid::bigint, c.relname, pg_get_expr(c.relpartbound, c.oid), statement_timestamp() "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = %s::regclass",
+        (f"{quote_ident(schema)}.continuum_events",),
+    ).fetchall()
+    out = []
+    for oid, name, bound, now in rows:
+        m, b = _NAME.match(name), _BOUND.match(bound or "")
+        if not m or not b or not 1 <= int(m.group(2)) <= 12:
+            continue
+        month = date(int(m.group(1)), int(m.group(2)), 1)
+        lo, hi = month_bounds(month)
+        if (datetime.fromisoformat(b.group(1)), datetime.fromisoformat(b.group(2))) == (lo, hi) and hi <= now:
+            out.append(Month(month, int(oid)))
+    return out
+
+
+def valid_months(conn: psycopg.Connection[Any], schema: str) -> list[date]:
+    """The months whose rollup is valid now."""
+    s = quote_ident(schema)
+    rows = conn.execute(
+        f"""SELECT r.month FROM {s}.continuum_analytics_rollups r
+              LEFT JOIN {s}.continuum_analytics_months m ON m.month = r.month
+             WHERE r.changes = COALESCE(m.changes, 0)
+               AND EXISTS (SELECT 1 FROM pg_inherits i
+                            WHERE i.inhrelid = r.partition_oid::oid AND i.inhparent = %s::regclass)""",
+        (f"{s}.continuum_events",),
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+_REFUSED = (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction,
+            psycopg.errors.UniqueViolation, psycopg.errors.SerializationFailure,
+            psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable)
+
+
+def fill(conninfo: str, schema: str) -> list[date]:
+    """Count every closed month without a valid rollup, and return the months whose rollup is
+    valid afterwards. A month is counted only once a snapshot shows every transaction older than
+    its end finished (otherwise it stays live this time); a refused write (read-only role,
+    standby, a concurrent fill of the same month) leaves it live as well."""
+    with psycopg.connect(conninfo, connect_timeout=10, autocommit=True) as conn:
+        if not available(conn, schema):
+            return []
+        with conn.transaction():
+            conn.execute("SET LOCAL TimeZone = 'UTC'")
+            closed = _closed_partitions(conn, schema)
+            done = set(valid_months(conn, schema))
+        todo = [p for p in closed if p.month not in done]
+        if not todo:
+            return sorted(done)
+        s = quote_ident(schema)
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL lock_timeout = '2s'")
+                # The xmax of a snapshot taken after each month ended (statement_timestamp() is
+                # before the statement's snapshot): every transaction that could have inserted
+                # into the month before it ended has an older xid.
+                conn.execute(
+                    f"""INSERT INTO {s}.continuum_analytics_months AS t (month, closing_xmax)
+                        SELECT m, pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+                          FROM unnest(%s::date[]) AS m
+                         WHERE statement_timestamp() >= (m + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+                        ON CONFLICT (month) DO UPDATE SET closing_xmax = COALESCE(t.closing_xmax, EXCLUDED.closing_xmax)
+                         WHERE t.closing_xmax IS NULL""",
+                    ([p.month for p in todo],),
+                )
+            _await_older(conn, s, todo)
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            try:
+                _fill_months(conn, s, todo)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except _REFUSED:
+            pass
+        return valid_months(conn, schema)
+
+
+#: How long a fill waits for the transactions older than a month's closing mark to finish (the
+#: first call after a month ended; on a busy server they are short), before counting it live.
+_AWAIT_S = 1.0
+
+
+def _await_older(conn: psycopg.Connection[Any], s: str, todo: list[Month]) -> None:
+    row = conn.execute(f"SELECT max(closing_xmax) FROM {s}.continuum_analytics_months WHERE month = ANY (%s::date[])",
+                       ([p.month for p in todo],)).fetchone()
+    mark = row[0] if row else None
+    deadline = time.monotonic() + _AWAIT_S
+    while mark is not None and time.monotonic() < deadline:
+        got = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()
+        if got and got[0] >= mark:
+            return
+        time.sleep(0.05)
+
+
+def _fill_months(conn: psycopg.Connection[Any], s: str, todo: list[Month]) -> None:
+    """In the open REPEATABLE READ transaction: count each month whose closing_xmax this
+    snapshot is past, at the month's changes as this snapshot sees them."""
+    conn.execute("SET LOCAL lock_timeout = '2s'")
+    row = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()
+    xmin = int(row[0]) if row else 0
+    state = {m: (changes, closing) for m, changes, closing in conn.execute(
+        f"SELECT month, changes, closing_xmax FROM {s}.continuum_analytics_months WHERE month = ANY (%s::date[])",
+        ([p.month for p in todo],)).fetchall()}
+    for p in todo:
+        changes, closing = state.get(p.month, (0, None))
+        if closing is None or xmin < closing:
+            continue
+        lo, hi = month_bounds(p.month)
+        conn.execute(f"DELETE FROM {s}.continuum_analytics_counts WHERE month = %s", (p.month,))
+        conn.execute(f"DELETE FROM {s}.continuum_analytics_rollups WHERE month = %s", (p.month,))
+        conn.execute(
+            f"INSERT INTO {s}.continuum_analytics_rollups (month, partition_oid, changes) VALUES (%s, %s, %s)",
+            (p.month, p.oid, changes),
+        )
+        window = "inserted_at >= %(lo)s AND inserted_at < %(hi)s"
+        conn.execute(
+            f"""INSERT INTO {s}.continuum_analytics_counts (month, event_type, minute, n)
+                SELECT %(month)s, event_type, NULL, count(*) FROM {s}.continuum_events WHERE {window} GROUP BY 2""",
+            {"month": p.month, "lo": lo, "hi": hi},
+        )
+        conn.execute(
+            f"""INSERT INTO {s}.continuum_analytics_counts (month, event_type, minute, n)
+                SELECT %(month)s, NULL, {MINUTE.format(col="inserted_at")}, count(*)
+                  FROM {s}.continuum_events WHERE {window} GROUP BY 3""",
+            {"month": p.month, "lo": lo, "hi": hi},
+        )
