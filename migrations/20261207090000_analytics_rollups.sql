@@ -8,9 +8,10 @@
 -- truncate, or an insert into a month that had already ended when the insert ran. A rollup is
 -- used only while its changes equals the month's (and its partition is still attached), so a
 -- rollup never outlives the rows it counted.
--- closing_xmax: the xmax of a snapshot taken after the month ended. A transaction that inserted
--- into the month before it ended has an older xid; the rollup is filled only from a snapshot
--- whose xmin is at least closing_xmax, so every such insert is finished and seen.
+-- closing_xmax: an xid assigned after the month ended (that of the transaction that noted it).
+-- A transaction that inserted into the month before it ended has an older xid; the rollup is
+-- filled only from a snapshot whose xmin is at least closing_xmax, so every such insert is
+-- finished and seen.
 CREATE TABLE continuum_analytics_months (
     month date NOT NULL,
     changes bigint DEFAULT 0 NOT NULL,
@@ -37,6 +38,26 @@ CREATE TABLE continuum_analytics_counts (
     n bigint NOT NULL
 );
 CREATE INDEX continuum_analytics_counts_month_idx ON continuum_analytics_counts (month);
+
+-- Activity latency of a rolled-up month: activities scheduled in it per name (sched_month NULL),
+-- and the outcomes journaled in it, paired with their activity_scheduled (in this month or an
+-- earlier one: sched_month, whose changes the pairing saw are kept), per activity, outcome and
+-- latency bucket (a logarithmic histogram, docs/analytics.md): count, sum of attempts, how many
+-- took more than one, smallest and largest latency in seconds.
+CREATE TABLE continuum_analytics_latency (
+    month date NOT NULL,
+    sched_month date,
+    sched_changes bigint,
+    activity text,
+    outcome text,
+    bucket integer,
+    n bigint NOT NULL,
+    attempts bigint,
+    retried bigint,
+    min_s double precision,
+    max_s double precision
+);
+CREATE INDEX continuum_analytics_latency_month_idx ON continuum_analytics_latency (month);
 
 -- The rows a statement changed, as a row trigger (cloned onto every partition, so a statement on
 -- a partition itself is seen too): a delete (prune deletes the events of expired runs), an update

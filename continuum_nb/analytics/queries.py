@@ -19,7 +19,7 @@ from ..store import analytics_pushdown_sql as pq
 from ..store import analytics_sql as q
 from ..store.base import RUN_STATES
 from .connection import InstanceRef
-from .rollups import rollup_frame
+from .rollups import latency_frame, rollup_frame
 from .scanner import conninfo_of
 from .shared import shared
 
@@ -59,6 +59,7 @@ def _frame(
     database_url: str | None,
     remote: Remote | None = None,
     rolled: Rolled | None = None,
+    shape: Callable[[pandas.DataFrame], pandas.DataFrame] | None = None,
 ) -> pandas.DataFrame:
     """Run a ready-made query: ``text`` with ``params`` over the views, or on a scanner connection
     ``remote(schema)``, which runs the heavy part in PostgreSQL (its window is in the text), or
@@ -71,7 +72,7 @@ def _frame(
             return _df(c, text, params)
         schema, token = found
         if rolled is not None:
-            out = rollup_frame(c, schema, conninfo_of(token), rolled)
+            out = rollup_frame(c, schema, conninfo_of(token), rolled, shape)
             if out is not None:
                 return out
         return _df(c, remote(schema), None)
@@ -169,8 +170,10 @@ def activity_latency(
     (paired by ``scheduled_seq``), so it includes queueing, every attempt and the backoff between
     attempts. ``retry_rate`` is the share of finished activities that took more than one attempt.
     """
+    whole = since is None and until is None
     return _frame(q.ACTIVITY_LATENCY, _window(since, until), con, instance, database_url,
-                  lambda schema: pq.activity_latency(schema, *_bounds(since, until)))
+                  lambda schema: pq.activity_latency(schema, *_bounds(since, until)),
+                  pq.activity_latency_rolled if whole else None, latency_frame if whole else None)
 
 
 def signal_wait_times(

@@ -28,6 +28,7 @@ from . import analytics_sql as q
 
 __all__ = [
     "activity_latency",
+    "activity_latency_rolled",
     "compensations",
     "ROLLED",
     "ROLLED_VALID",
@@ -215,3 +216,53 @@ def throughput_per_minute_rolled(schema: str, months: list[date]) -> tuple[str, 
         SELECT NULL, NULL, ({rollups.valid_months_sql(schema, months)})"""
     events = f"SELECT minute, events FROM {ROLLED} WHERE valid IS NULL"
     return pg, q.with_source(q.THROUGHPUT_PER_MINUTE_TAIL, _runs_per_minute(schema, None, None), events)
+
+
+def activity_latency_rolled(schema: str, months: list[date]) -> tuple[str, str]:
+    """activity_latency over the whole journal from the latency rollups of ``months`` (see
+    analytics_rollups.latency_months) and, for the other months, the activities scheduled in
+    them and their outcomes paired live (with an activity_scheduled anywhere). The PostgreSQL
+    statement (for rolled_rows; ``kind``: ``sched`` counts, ``hist`` buckets, ``live`` pairs) and
+    DuckDB's merge (the live pairs bucketed the same way): per activity, ``part`` ``s`` (scheduled
+    count), ``o`` (per outcome: count, attempts, retried) and ``b`` (per latency bucket: count,
+    smallest and largest latency); analytics.rollups turns those into the answer."""
+    s = q.quote_ident(schema)
+    ev = _events(schema)
+    rest = rollups.outside("inserted_at", months)
+    listed = _dates(months)
+    pg = f"""
+        SELECT 'sched' AS kind, activity, NULL::text AS outcome, NULL::integer AS bucket, n,
+               NULL::bigint AS attempts, NULL::bigint AS retried, NULL::float8 AS min_s, NULL::float8 AS max_s,
+               NULL::bigint AS valid
+          FROM {s}.continuum_analytics_latency WHERE month = ANY ({listed}) AND sched_month IS NULL
+        UNION ALL
+        SELECT 'sched', payload ->> 'activity', NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL
+          FROM {ev} WHERE event_type = 'activity_scheduled' AND {rest} GROUP BY 2
+        UNION ALL
+        SELECT 'hist', activity, outcome, bucket, n, attempts, retried, min_s, max_s, NULL
+          FROM {s}.continuum_analytics_latency WHERE month = ANY ({listed}) AND sched_month IS NOT NULL
+        UNION ALL
+        SELECT 'live', activity, outcome, NULL, 1, attempts, NULL, latency, latency, NULL
+          FROM ({rollups.pairs_sql(s, rest, "'infinity'::timestamptz")}) AS p
+        UNION ALL
+        SELECT 'valid', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               (SELECT count(*) FROM ({rollups.latency_months_sql(schema)}) AS v WHERE v.month = ANY ({listed}))"""
+    merge = f"""
+        WITH h AS (
+            SELECT activity, outcome, bucket, n, attempts, retried, min_s, max_s FROM {ROLLED} WHERE kind = 'hist'
+            UNION ALL
+            SELECT activity, outcome, {rollups.bucket_sql("min_s")}, 1, attempts,
+                   CASE WHEN attempts > 1 THEN 1 ELSE 0 END, min_s, max_s
+              FROM {ROLLED} WHERE kind = 'live'
+        )
+        SELECT 'b' AS part, activity, NULL AS outcome, bucket, CAST(sum(n) AS BIGINT) AS n, NULL::BIGINT AS attempts,
+               NULL::BIGINT AS retried, min(min_s) AS min_s, max(max_s) AS max_s
+          FROM h GROUP BY activity, bucket
+        UNION ALL
+        SELECT 'o', activity, outcome, NULL, CAST(sum(n) AS BIGINT), CAST(sum(attempts) AS BIGINT),
+               CAST(sum(retried) AS BIGINT), NULL, NULL
+          FROM h GROUP BY activity, outcome
+        UNION ALL
+        SELECT 's', activity, NULL, NULL, CAST(sum(n) AS BIGINT), NULL, NULL, NULL, NULL
+          FROM {ROLLED} WHERE kind = 'sched' GROUP BY activity"""
+    return pg, merge

@@ -50,6 +50,56 @@ _BOUND = re.compile(r"\AFOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)\Z")
 #: The UTC minute of a timestamp, whatever the session's time zone (the queries use the same).
 MINUTE = "date_bin('1 minute', {col}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 
+#: The relative error of a latency percentile read from the rollups' histograms: a latency x > 0
+#: falls in bucket k = ceil(log_g(x)), g = (1 + ALPHA) / (1 - ALPHA), i.e. (g^(k-1), g^k], whose
+#: representative 2 g^k / (g + 1) is within ALPHA * x of every value in it (x < 0 mirrored,
+#: x = 0 a bucket of its own). A percentile interpolates between two such representatives of the
+#: order statistics it lies between, so it too is within ALPHA of the exact percentile.
+ALPHA = 0.01
+GAMMA = (1 + ALPHA) / (1 - ALPHA)
+ZERO_BUCKET = -1_000_000
+NEGATIVE = -2_000_000
+
+
+def bucket_sql(x: str) -> str:
+    """The histogram bucket of latency ``x`` (seconds), in SQL that PostgreSQL and DuckDB share."""
+    lg = f"ln({GAMMA!r})"
+    return (f"CASE WHEN {x} > 0 THEN CAST(ceil(ln({x}) / {lg}) AS INTEGER) "
+            f"WHEN {x} < 0 THEN {NEGATIVE} - CAST(ceil(ln(-({x})) / {lg}) AS INTEGER) "
+            f"WHEN {x} = 0 THEN {ZERO_BUCKET} END")
+
+
+def int_of(expr: str, digits: int) -> str:
+    """PostgreSQL: ``expr`` (text) as an integer when it is one, else NULL (DuckDB's TRY_CAST)."""
+    kind = "bigint" if digits > 9 else "integer"
+    return f"CASE WHEN {expr} ~ '^-?[0-9]{{1,{digits}}}$' THEN ({expr})::{kind} END"
+
+
+def pairs_sql(s: str, where: str, before: str | None) -> str:
+    """PostgreSQL: the activity outcomes of ``where`` paired with their activity_scheduled, which
+    is looked for among the scheduled of ``where`` and (``before``: a timestamp expression) by
+    primary key among the events inserted before it. Columns: activity, outcome, attempts,
+    latency (seconds), sched_at."""
+    ev = f"{s}.continuum_events"
+    o = f"""SELECT run_id, {int_of("payload ->> 'scheduled_seq'", 18)} AS scheduled_seq, event_type,
+                   COALESCE({int_of("payload ->> 'attempts'", 9)}, 1) AS attempts, inserted_at
+              FROM {ev} WHERE event_type IN ('activity_completed', 'activity_failed') AND {where}"""
+    sched = f"""SELECT run_id, seq, payload ->> 'activity' AS activity, inserted_at
+                  FROM {ev} WHERE event_type = 'activity_scheduled' AND {where}"""
+    earlier = "" if before is None else f"""
+        UNION ALL
+        SELECT e.activity, o.event_type, o.attempts, extract(epoch FROM o.inserted_at - e.inserted_at)::float8, e.inserted_at
+          FROM o CROSS JOIN LATERAL (
+                SELECT x.payload ->> 'activity' AS activity, x.inserted_at FROM {ev} x
+                 WHERE x.run_id = o.run_id AND x.seq = o.scheduled_seq AND x.event_type = 'activity_scheduled'
+                   AND x.inserted_at < {before}) e
+         WHERE NOT EXISTS (SELECT 1 FROM s WHERE s.run_id = o.run_id AND s.seq = o.scheduled_seq)"""
+    return f"""
+        WITH o AS MATERIALIZED ({o}), s AS MATERIALIZED ({sched})
+        SELECT s.activity, o.event_type AS outcome, o.attempts,
+               extract(epoch FROM o.inserted_at - s.inserted_at)::float8 AS latency, s.inserted_at AS sched_at
+          FROM o JOIN s ON s.run_id = o.run_id AND s.seq = o.scheduled_seq{earlier}"""
+
 
 @dataclass(frozen=True)
 class Month:
@@ -94,6 +144,14 @@ def outside(column: str, months: list[date]) -> str:
 
 def _dates(months: list[date]) -> str:
     return "ARRAY[" + ", ".join(f"DATE '{m.isoformat()}'" for m in months) + "]::date[]"
+
+
+#: The months whose rollup is valid: unchanged since counted, their partition still attached.
+_VALID = """SELECT r.month FROM {s}.continuum_analytics_rollups r
+              LEFT JOIN {s}.continuum_analytics_months m ON m.month = r.month
+             WHERE r.changes = COALESCE(m.changes, 0)
+               AND EXISTS (SELECT 1 FROM pg_inherits i
+                            WHERE i.inhrelid = r.partition_oid::oid AND i.inhparent = '{s}.continuum_events'::regclass)"""
 
 
 def valid_months_sql(schema: str, months: list[date]) -> str:
@@ -154,7 +212,7 @@ _REFUSED = (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTran
             psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable)
 
 
-def fill(conninfo: str, schema: str) -> list[date]:
+def fill(conninfo: str, schema: str, *, latency: bool = False) -> list[date]:
     """Count every closed month without a valid rollup, and return the months whose rollup is
     valid afterwards. A month is counted only once a snapshot shows every transaction older than
     its end finished (otherwise it stays live this time); a refused write (read-only role,
@@ -168,17 +226,18 @@ def fill(conninfo: str, schema: str) -> list[date]:
             done = set(valid_months(conn, schema))
         todo = [p for p in closed if p.month not in done]
         if not todo:
-            return sorted(done)
+            return latency_months(conn, schema) if latency else sorted(done)
         s = quote_ident(schema)
         try:
             with conn.transaction():
                 conn.execute("SET LOCAL lock_timeout = '2s'")
-                # The xmax of a snapshot taken after each month ended (statement_timestamp() is
-                # before the statement's snapshot): every transaction that could have inserted
-                # into the month before it ended has an older xid.
+                # An xid assigned after each month ended (this transaction's own; the statement
+                # began after the month's end): every transaction that could have inserted into
+                # the month before it ended has an older xid. (Not a snapshot's xmax: that is
+                # only past the last completed xid, and a running one can be above it.)
                 conn.execute(
                     f"""INSERT INTO {s}.continuum_analytics_months AS t (month, closing_xmax)
-                        SELECT m, pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+                        SELECT m, pg_current_xact_id()::text::bigint
                           FROM unnest(%s::date[]) AS m
                          WHERE statement_timestamp() >= (m + interval '1 month')::timestamp AT TIME ZONE 'UTC'
                         ON CONFLICT (month) DO UPDATE SET closing_xmax = COALESCE(t.closing_xmax, EXCLUDED.closing_xmax)
@@ -195,7 +254,7 @@ def fill(conninfo: str, schema: str) -> list[date]:
                 raise
         except _REFUSED:
             pass
-        return valid_months(conn, schema)
+        return latency_months(conn, schema) if latency else valid_months(conn, schema)
 
 
 #: How long a fill waits for the transactions older than a month's closing mark to finish (the
@@ -230,6 +289,7 @@ def _fill_months(conn: psycopg.Connection[Any], s: str, todo: list[Month]) -> No
             continue
         lo, hi = month_bounds(p.month)
         conn.execute(f"DELETE FROM {s}.continuum_analytics_counts WHERE month = %s", (p.month,))
+        conn.execute(f"DELETE FROM {s}.continuum_analytics_latency WHERE month = %s", (p.month,))
         conn.execute(f"DELETE FROM {s}.continuum_analytics_rollups WHERE month = %s", (p.month,))
         conn.execute(
             f"INSERT INTO {s}.continuum_analytics_rollups (month, partition_oid, changes) VALUES (%s, %s, %s)",
@@ -247,3 +307,46 @@ def _fill_months(conn: psycopg.Connection[Any], s: str, todo: list[Month]) -> No
                   FROM {s}.continuum_events WHERE {window} GROUP BY 3""",
             {"month": p.month, "lo": lo, "hi": hi},
         )
+        _fill_latency(conn, s, p.month)
+
+
+def _fill_latency(conn: psycopg.Connection[Any], s: str, month: date) -> None:
+    """The activity-latency rollup of ``month``: activities scheduled per name, and its outcomes
+    paired (in this month or, by primary key, an earlier one) and bucketed by latency."""
+    lo, hi = month_bounds(month)
+    window = f"inserted_at >= {_ts(lo)} AND inserted_at < {_ts(hi)}"
+    conn.execute(
+        f"""INSERT INTO {s}.continuum_analytics_latency (month, activity, n)
+            SELECT %(month)s, payload ->> 'activity', count(*) FROM {s}.continuum_events
+             WHERE event_type = 'activity_scheduled' AND {window} GROUP BY 2""",
+        {"month": month},
+    )
+    conn.execute(
+        f"""INSERT INTO {s}.continuum_analytics_latency
+                (month, sched_month, sched_changes, activity, outcome, bucket, n, attempts, retried, min_s, max_s)
+            SELECT %(month)s, x.sm, COALESCE(max(m.changes), 0), x.activity, x.outcome, x.bucket, count(*),
+                   sum(x.attempts), count(*) FILTER (WHERE x.attempts > 1), min(x.latency), max(x.latency)
+              FROM (SELECT (date_trunc('month', sched_at AT TIME ZONE 'UTC'))::date AS sm, activity, outcome,
+                           attempts, latency, {bucket_sql("latency")} AS bucket
+                      FROM ({pairs_sql(s, window, _ts(lo))}) AS p) AS x
+              LEFT JOIN {s}.continuum_analytics_months m ON m.month = x.sm
+             GROUP BY x.sm, x.activity, x.outcome, x.bucket""",
+        {"month": month},
+    )
+
+
+def latency_months_sql(schema: str) -> str:
+    """The months whose activity-latency rollup is valid: the month's rollup is, and so is every
+    month its outcomes were paired in, unchanged since."""
+    s = quote_ident(schema)
+    return f"""
+        WITH v AS ({_VALID.format(s=s)})
+        SELECT v.month FROM v WHERE NOT EXISTS (
+            SELECT 1 FROM {s}.continuum_analytics_latency l
+              LEFT JOIN {s}.continuum_analytics_months m ON m.month = l.sched_month
+             WHERE l.month = v.month AND l.sched_month IS NOT NULL
+               AND (l.sched_changes <> COALESCE(m.changes, 0) OR l.sched_month NOT IN (SELECT month FROM v)))"""
+
+
+def latency_months(conn: psycopg.Connection[Any], schema: str) -> list[date]:
+    return sorted(r[0] for r in conn.execute(latency_months_sql(schema)).fetchall())

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -41,6 +42,7 @@ __all__ = [
     "TASK_STATES",
     "activity_results",
     "analytics_counts",
+    "analytics_latency",
     "analytics_months",
     "analytics_rollups",
     "activity_tasks",
@@ -333,6 +335,25 @@ analytics_counts = Table(
     Column("n", BigInteger, nullable=False),
 )
 Index("continuum_analytics_counts_month_idx", analytics_counts.c.month)
+
+#: ... and its activity latency: activities scheduled per name (sched_month NULL), and outcomes
+#: paired with their activity_scheduled per activity, outcome and latency bucket.
+analytics_latency = Table(
+    "continuum_analytics_latency",
+    metadata,
+    Column("month", Date, nullable=False),
+    Column("sched_month", Date),
+    Column("sched_changes", BigInteger),
+    Column("activity", Text),
+    Column("outcome", Text),
+    Column("bucket", Integer),
+    Column("n", BigInteger, nullable=False),
+    Column("attempts", BigInteger),
+    Column("retried", BigInteger),
+    Column("min_s", Double),
+    Column("max_s", Double),
+)
+Index("continuum_analytics_latency_month_idx", analytics_latency.c.month)
 
 #: Which migrations a database has had (``continuum migrate`` reads and writes it).
 schema_migrations = Table(

@@ -33,20 +33,28 @@ def _this_month() -> date:
 
 
 def _events(conn: psycopg.Connection[Any], month: date, n: int, rng: random.Random) -> None:
-    """``n`` runs' worth of events at random instants of ``month`` (all before now)."""
+    """``n`` runs' worth of events at random instants of ``month`` (all before now): activities
+    that completed, failed after retries or are still pending, some finishing in the next month."""
     start = datetime(month.year, month.month, 1, tzinfo=UTC)
     end = min(datetime.now(UTC) - timedelta(minutes=5), start + timedelta(days=27))
-    for _ in range(n):
+    next_start = datetime(*(add_months(month, 1).timetuple()[:3]), tzinfo=UTC)
+    for i in range(n):
         run_id, at = uuid.uuid4(), start + (end - start) * rng.random()
+        if i % 7 == 3 and next_start < datetime.now(UTC) - timedelta(hours=1):
+            at = next_start - timedelta(seconds=rng.uniform(1, 300))  # its outcome lands next month
         done = at + timedelta(seconds=rng.uniform(1, 600))
+        fate = rng.choice(["activity_completed"] * 6 + ["activity_failed", None])
+        kinds = ["workflow_started", "activity_scheduled"] + ([fate, "workflow_completed"] if fate else [])
         conn.execute("INSERT INTO continuum_runs (id, workflow, version_hash, state, input, started_at, completed_at, "
-                     "last_seq) VALUES (%s, 'shop', 'v1', 'completed', '{}', %s, %s, 4)", (run_id, at, done))
-        for seq, kind in enumerate(("workflow_started", "activity_scheduled", "activity_completed",
-                                    "workflow_completed"), 1):
-            payload = {"activity": "charge"} if kind == "activity_scheduled" else {"scheduled_seq": 2, "attempts": 1}
+                     "last_seq) VALUES (%s, 'shop', 'v1', %s, '{}', %s, %s, %s)",
+                     (run_id, "completed" if fate else "suspended", at, done if fate else None, len(kinds)))
+        for seq, kind in enumerate(kinds, 1):
+            payload: dict[str, Any] = {"activity": rng.choice(["charge", "ship"])} if seq == 2 else {}
+            if kind in ("activity_completed", "activity_failed"):
+                payload = {"scheduled_seq": 2, "attempts": 3 if kind == "activity_failed" else rng.choice([1, 1, 2])}
+            inserted = at if seq <= 2 else done + timedelta(seconds=seq)
             conn.execute("INSERT INTO continuum_events (run_id, seq, event_type, payload, inserted_at) "
-                         "VALUES (%s, %s, %s, %s, %s)",
-                         (run_id, seq, kind, json.dumps(payload), at + (done - at) * (seq - 1) / 3))
+                         "VALUES (%s, %s, %s, %s, %s)", (run_id, seq, kind, json.dumps(payload), inserted))
 
 
 @pytest.fixture
@@ -82,6 +90,14 @@ def _check(url: str) -> None:
             assert len(got) > 0
             pd.testing.assert_frame_equal(got, query(scan, since=EARLY))
             pd.testing.assert_frame_equal(got, query(copy))
+        # Percentiles from the merged histograms: within ALPHA (relative) of the exact ones; the
+        # rest exactly the same.
+        got, exact = analytics.activity_latency(scan), analytics.activity_latency(scan, since=EARLY)
+        assert got["completed"].sum() > 0 and got["pending"].sum() > 0
+        pd.testing.assert_frame_equal(got.drop(columns=["p50_s", "p95_s"]), exact.drop(columns=["p50_s", "p95_s"]))
+        pd.testing.assert_frame_equal(got, analytics.activity_latency(copy), rtol=rollups.ALPHA)
+        for column in ("p50_s", "p95_s"):
+            assert ((got[column] - exact[column]).abs() <= rollups.ALPHA * exact[column].abs()).all()
     finally:
         scan.close()
         copy.close()
