@@ -56,11 +56,31 @@ def rollup_frame(
             row = con.execute(pq.ROLLED_VALID).fetchone()
             if row is None or row[0] != len(months):
                 continue
+            if shape is not None:
+                _pair_orphans(con, conninfo, schema)
             frame = con.execute(finish).to_arrow_table().to_pandas()
             return shape(frame) if shape is not None else frame
         finally:
-            con.execute(f"DROP TABLE IF EXISTS {pq.ROLLED}")
+            con.execute(pq.ROLLED_DROP)
     return None
+
+
+def _pair_orphans(con: duckdb.DuckDBPyConnection, conninfo: str, schema: str) -> None:
+    """Pair the live outcomes whose activity_scheduled was journaled in a rolled-up month (few:
+    those of activities that spanned a month's end) by primary key, as ``live`` rows of ROLLED."""
+    orphans = con.execute(pq.ROLLED_ORPHANS).fetchall()
+    if not orphans:
+        return
+    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        found = {(r[0], r[1]): (r[2], r[3]) for r in store.scheduled_by_key(conn, schema, [(o[0], o[1]) for o in orphans])}
+    rows = []
+    for run_id, seq, outcome, attempts, at in orphans:
+        if (run_id, seq) in found:  # an outcome without its activity_scheduled pairs with nothing
+            activity, sched_at = found[(run_id, seq)]
+            latency = (at - sched_at).total_seconds()
+            rows.append((activity, outcome, attempts, latency, latency))
+    if rows:
+        con.executemany(pq.ROLLED_ADD_LIVE, rows)
 
 
 def _representative(bucket: int, lo: float, hi: float) -> float:

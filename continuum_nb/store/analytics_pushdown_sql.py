@@ -31,6 +31,9 @@ __all__ = [
     "activity_latency_rolled",
     "compensations",
     "ROLLED",
+    "ROLLED_ADD_LIVE",
+    "ROLLED_DROP",
+    "ROLLED_ORPHANS",
     "ROLLED_VALID",
     "events_by_type_and_month",
     "events_by_type_and_month_rolled",
@@ -99,6 +102,11 @@ def rolled_rows(pg: str) -> str:
 
 
 ROLLED_VALID = f"SELECT max(valid) FROM {ROLLED}"
+ROLLED_DROP = f"DROP TABLE IF EXISTS {ROLLED}"
+#: activity_latency: the outcomes to pair by primary key, and the pairs found for them.
+ROLLED_ORPHANS = f"SELECT run_id, seq, outcome, attempts, outcome_at FROM {ROLLED} WHERE kind = 'orphan'"
+ROLLED_ADD_LIVE = (f"INSERT INTO {ROLLED} (kind, activity, outcome, n, attempts, min_s, max_s) "
+                   "VALUES ('live', ?, ?, 1, ?, ?, ?)")
 
 
 def events_by_type_and_month_rolled(schema: str, months: list[date]) -> tuple[str, str]:
@@ -222,7 +230,8 @@ def activity_latency_rolled(schema: str, months: list[date]) -> tuple[str, str]:
     """activity_latency over the whole journal from the latency rollups of ``months`` (see
     analytics_rollups.latency_months) and, for the other months, the activities scheduled in
     them and their outcomes paired live (with an activity_scheduled anywhere). The PostgreSQL
-    statement (for rolled_rows; ``kind``: ``sched`` counts, ``hist`` buckets, ``live`` pairs) and
+    statement (for rolled_rows; ``kind``: ``sched`` counts, ``hist`` buckets, ``live`` pairs,
+    ``orphan`` outcomes whose activity_scheduled is in a rolled-up month, paired by the caller) and
     DuckDB's merge (the live pairs bucketed the same way): per activity, ``part`` ``s`` (scheduled
     count), ``o`` (per outcome: count, attempts, retried) and ``b`` (per latency bucket: count,
     smallest and largest latency); analytics.rollups turns those into the answer."""
@@ -230,23 +239,28 @@ def activity_latency_rolled(schema: str, months: list[date]) -> tuple[str, str]:
     ev = _events(schema)
     rest = rollups.outside("inserted_at", months)
     listed = _dates(months)
+    nulls = "NULL::uuid AS run_id, NULL::bigint AS seq, NULL::timestamptz AS outcome_at"
     pg = f"""
         SELECT 'sched' AS kind, activity, NULL::text AS outcome, NULL::integer AS bucket, n,
                NULL::bigint AS attempts, NULL::bigint AS retried, NULL::float8 AS min_s, NULL::float8 AS max_s,
-               NULL::bigint AS valid
+               NULL::bigint AS valid, {nulls}
           FROM {s}.continuum_analytics_latency WHERE month = ANY ({listed}) AND sched_month IS NULL
         UNION ALL
-        SELECT 'sched', payload ->> 'activity', NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL
+        SELECT 'sched', payload ->> 'activity', NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
           FROM {ev} WHERE event_type = 'activity_scheduled' AND {rest} GROUP BY 2
         UNION ALL
-        SELECT 'hist', activity, outcome, bucket, n, attempts, retried, min_s, max_s, NULL
+        SELECT 'hist', activity, outcome, bucket, n, attempts, retried, min_s, max_s, NULL, NULL, NULL, NULL
           FROM {s}.continuum_analytics_latency WHERE month = ANY ({listed}) AND sched_month IS NOT NULL
         UNION ALL
-        SELECT 'live', activity, outcome, NULL, 1, attempts, NULL, latency, latency, NULL
-          FROM ({rollups.pairs_sql(s, rest, "'infinity'::timestamptz")}) AS p
+        SELECT 'live', activity, outcome, NULL, 1, attempts, NULL, latency, latency, NULL, NULL, NULL, NULL
+          FROM ({rollups.pairs_sql(s, rest, None)}) AS p
+        UNION ALL
+        SELECT 'orphan', NULL, outcome, NULL, 1, attempts, NULL, NULL, NULL, NULL, run_id, scheduled_seq, inserted_at
+          FROM ({rollups.orphans_sql(s, rest)}) AS x
         UNION ALL
         SELECT 'valid', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-               (SELECT count(*) FROM ({rollups.latency_months_sql(schema)}) AS v WHERE v.month = ANY ({listed}))"""
+               (SELECT count(*) FROM ({rollups.latency_months_sql(schema)}) AS v WHERE v.month = ANY ({listed})),
+               NULL, NULL, NULL"""
     merge = f"""
         WITH h AS (
             SELECT activity, outcome, bucket, n, attempts, retried, min_s, max_s FROM {ROLLED} WHERE kind = 'hist'

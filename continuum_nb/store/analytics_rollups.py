@@ -34,7 +34,18 @@ import psycopg
 from .analytics_sql import quote_ident, quote_literal
 
 __all__ = [
+    "ALPHA",
+    "GAMMA",
     "MINUTE",
+    "NEGATIVE",
+    "ZERO_BUCKET",
+    "bucket_sql",
+    "int_of",
+    "latency_months",
+    "latency_months_sql",
+    "orphans_sql",
+    "pairs_sql",
+    "scheduled_by_key",
     "Month",
     "available",
     "fill",
@@ -75,30 +86,59 @@ def int_of(expr: str, digits: int) -> str:
     return f"CASE WHEN {expr} ~ '^-?[0-9]{{1,{digits}}}$' THEN ({expr})::{kind} END"
 
 
+def _outcomes_and_scheduled(s: str, where: str) -> str:
+    ev = f"{s}.continuum_events"
+    return f"""
+        WITH o AS MATERIALIZED (
+            SELECT run_id, {int_of("payload ->> 'scheduled_seq'", 18)} AS scheduled_seq, event_type,
+                   COALESCE({int_of("payload ->> 'attempts'", 9)}, 1) AS attempts, inserted_at
+              FROM {ev} WHERE event_type IN ('activity_completed', 'activity_failed') AND {where}),
+        s AS MATERIALIZED (
+            SELECT run_id, seq, payload ->> 'activity' AS activity, inserted_at
+              FROM {ev} WHERE event_type = 'activity_scheduled' AND {where})"""
+
+
 def pairs_sql(s: str, where: str, before: str | None) -> str:
     """PostgreSQL: the activity outcomes of ``where`` paired with their activity_scheduled, which
     is looked for among the scheduled of ``where`` and (``before``: a timestamp expression) by
     primary key among the events inserted before it. Columns: activity, outcome, attempts,
     latency (seconds), sched_at."""
-    ev = f"{s}.continuum_events"
-    o = f"""SELECT run_id, {int_of("payload ->> 'scheduled_seq'", 18)} AS scheduled_seq, event_type,
-                   COALESCE({int_of("payload ->> 'attempts'", 9)}, 1) AS attempts, inserted_at
-              FROM {ev} WHERE event_type IN ('activity_completed', 'activity_failed') AND {where}"""
-    sched = f"""SELECT run_id, seq, payload ->> 'activity' AS activity, inserted_at
-                  FROM {ev} WHERE event_type = 'activity_scheduled' AND {where}"""
     earlier = "" if before is None else f"""
         UNION ALL
         SELECT e.activity, o.event_type, o.attempts, extract(epoch FROM o.inserted_at - e.inserted_at)::float8, e.inserted_at
           FROM o CROSS JOIN LATERAL (
-                SELECT x.payload ->> 'activity' AS activity, x.inserted_at FROM {ev} x
+                SELECT x.payload ->> 'activity' AS activity, x.inserted_at FROM {s}.continuum_events x
                  WHERE x.run_id = o.run_id AND x.seq = o.scheduled_seq AND x.event_type = 'activity_scheduled'
                    AND x.inserted_at < {before}) e
          WHERE NOT EXISTS (SELECT 1 FROM s WHERE s.run_id = o.run_id AND s.seq = o.scheduled_seq)"""
-    return f"""
-        WITH o AS MATERIALIZED ({o}), s AS MATERIALIZED ({sched})
+    return f"""{_outcomes_and_scheduled(s, where)}
         SELECT s.activity, o.event_type AS outcome, o.attempts,
                extract(epoch FROM o.inserted_at - s.inserted_at)::float8 AS latency, s.inserted_at AS sched_at
           FROM o JOIN s ON s.run_id = o.run_id AND s.seq = o.scheduled_seq{earlier}"""
+
+
+def orphans_sql(s: str, where: str) -> str:
+    """PostgreSQL: the activity outcomes of ``where`` whose activity_scheduled is not in it (one
+    journaled before ``where``: looked up by primary key, ``SCHEDULED_BY_KEY``). Columns: run_id,
+    scheduled_seq, outcome, attempts, inserted_at. (Not a lateral lookup in the same statement:
+    its cost estimate over every partition has PostgreSQL compile it with JIT, 1.6 s.)"""
+    return f"""{_outcomes_and_scheduled(s, where)}
+        SELECT o.run_id, o.scheduled_seq, o.event_type AS outcome, o.attempts, o.inserted_at FROM o
+         WHERE NOT EXISTS (SELECT 1 FROM s WHERE s.run_id = o.run_id AND s.seq = o.scheduled_seq)"""
+
+
+def scheduled_by_key(conn: psycopg.Connection[Any], schema: str, keys: list[tuple[Any, int]]) -> list[tuple[Any, ...]]:
+    """The activity_scheduled events of ``keys`` ((run_id, seq)): run_id, seq, activity, inserted_at."""
+    if not keys:
+        return []
+    s = quote_ident(schema)
+    return conn.execute(
+        f"""SELECT e.run_id, e.seq, e.payload ->> 'activity', e.inserted_at
+              FROM unnest(%s::uuid[], %s::bigint[]) AS k(run_id, seq)
+              JOIN {s}.continuum_events e ON e.run_id = k.run_id AND e.seq = k.seq
+             WHERE e.event_type = 'activity_scheduled'""",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall()
 
 
 @dataclass(frozen=True)
