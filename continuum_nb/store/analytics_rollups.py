@@ -284,16 +284,23 @@ def fill(conninfo: str, schema: str, *, latency: bool = False) -> list[date]:
                          WHERE t.closing_xmax IS NULL""",
                     ([p.month for p in todo],),
                 )
-            _await_older(conn, s, todo)
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            try:
-                _fill_months(conn, s, todo)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except _REFUSED:
-            pass
+            todo = []
+        if todo:
+            _await_older(conn, s, todo)
+        # One month per transaction: a long snapshot would hold back vacuum, and its locks a
+        # `continuum partitions drop`, for the whole fill.
+        for p in todo:
+            try:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                try:
+                    _fill_months(conn, s, [p])
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except _REFUSED:
+                continue
         return latency_months(conn, schema) if latency else valid_months(conn, schema)
 
 
