@@ -93,7 +93,7 @@ def run_queries(con: Any, path: str, repeat: int, windows: list[tuple[str, datet
 
 
 #: The queries that read the monthly rollups over the whole journal (with a window they never do).
-ROLLED = ("events_by_type_and_month", "run_durations", "activity_latency", "throughput_per_minute")
+ROLLED = ("events_by_type_and_month", "activity_latency", "throughput_per_minute")
 
 
 def fill_rollups(url: str, refill: bool) -> None:
