@@ -1,11 +1,13 @@
 """The whole-journal ready-made queries over the monthly rollups (``store/analytics_rollups``).
 
-On a scanner connection, ``events_by_type_and_month`` and ``throughput_per_minute`` without a
-window first count, once, every month that is over and has no valid rollup yet, then send one
-PostgreSQL statement that reads the kept counts of the rolled-up months and counts the others
-live (the current month: a few days of events instead of the whole journal). That statement
-also re-checks, in its own snapshot, that every rollup it reads is still valid; when one was
-invalidated in between (a prune committed), the query plans again.
+On a scanner connection, ``events_by_type_and_month``, ``throughput_per_minute`` and
+``activity_latency`` without a window first count, once, every month that is over and has no
+valid rollup yet, then send one PostgreSQL statement that reads the kept counts of the rolled-up
+months and counts the others live (the current month: a few days of events instead of the whole
+journal). That statement also re-checks, in its own snapshot, that every rollup it reads is
+still valid; when one was invalidated in between (a prune committed), the query plans again.
+``activity_latency`` merges the kept latency histograms with the live pairs (bucketed alike):
+its percentiles are within ``ALPHA`` of the exact ones, everything else is exact.
 """
 
 from __future__ import annotations
