@@ -275,7 +275,7 @@ def fill(conninfo: str, schema: str, *, latency: bool = False) -> list[date]:
                 # began after the month's end): every transaction that could have inserted into
                 # the month before it ended has an older xid. (Not a snapshot's xmax: that is
                 # only past the last completed xid, and a running one can be above it.)
-                conn.execute(
+                marked = conn.execute(
                     f"""INSERT INTO {s}.continuum_analytics_months AS t (month, closing_xmax)
                         SELECT m, pg_current_xact_id()::text::bigint
                           FROM unnest(%s::date[]) AS m
@@ -286,8 +286,8 @@ def fill(conninfo: str, schema: str, *, latency: bool = False) -> list[date]:
                 )
         except _REFUSED:
             todo = []
-        if todo:
-            _await_older(conn, s, todo)
+        if todo and marked.rowcount:  # only right after a month's mark is taken: a long
+            _await_older(conn, s, todo)  # transaction elsewhere must not slow every query down
         # One month per transaction: a long snapshot would hold back vacuum, and its locks a
         # `continuum partitions drop`, for the whole fill.
         for p in todo:
