@@ -170,3 +170,25 @@ def test_without_the_rollup_tables_the_queries_count_live(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE continuum_analytics_rollups")
     _check(url)
+
+
+def test_partitions_rollup_counts_the_months_that_are_over(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`continuum partitions rollup` (a cron job's step after `create`) fills the rollups the first
+    whole-journal query would otherwise fill; the current month is never rolled up."""
+    from continuum_nb.cli import main
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM continuum_analytics_rollups").fetchone() == (0,)
+    this = _this_month()
+    expected = [f"{add_months(this, -k):%Y-%m}" for k in (4, 3, 2, 1)]  # closed months, the empty one too
+    deadline = time.monotonic() + 60
+    while True:  # a month some other session's transaction may still write is left for later
+        assert main(["partitions", "rollup", "--database-url", url]) == 0
+        out = capsys.readouterr().out
+        if all(m in out for m in expected) or time.monotonic() > deadline:
+            break
+    assert f"{len(expected)} month(s): {', '.join(expected)}" in out, out
+    assert f"{this:%Y-%m}" not in out
+    with psycopg.connect(url, autocommit=True) as conn:
+        rolled = [r[0] for r in conn.execute("SELECT month FROM continuum_analytics_rollups ORDER BY 1")]
+    assert [f"{m:%Y-%m}" for m in rolled] == expected
