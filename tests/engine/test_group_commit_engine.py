@@ -41,7 +41,7 @@ class HeldCommit:
         engine = inst.start_engine()
         assert engine is not None
         self.gc = gc = engine.group_commit
-        gc._max_in_flight = 1  # one commit in flight: the others queue behind the held one
+        gc.max_in_flight = 1  # one commit in flight: the others queue behind the held one
         self._one, self._many = gc._commit_one, gc._commit_many
         self.armed, self.entered, self._release = threading.Event(), threading.Event(), threading.Event()
         self.batches: list[list[str]] = []
