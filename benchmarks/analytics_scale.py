@@ -7,9 +7,14 @@ with --keep), on the postgres scanner path and on the incremental COPY fallback.
 
 Each path runs in a process of its own (its peak RSS is its own). One JSON object per line:
 
+- ``{"path": "scanner", "query": "rollups", "window": "fill"|"check", "seconds", "months"}``:
+  the monthly rollups' fill (from scratch with ``--refill``), then the check each whole-journal
+  query makes (docs/analytics.md, "Monthly rollups");
 - ``{"path": "scanner", "query": <name>, "window": "all"|"<n> days", "seconds": best,
   "median_seconds", "rows", "peak_rss_mb"}``: each ready-made query over the whole journal, then
   over the last ``--window-days`` days (``since=``), the window PostgreSQL prunes partitions by;
+  with ``--live``, ``"window": "all, counted live"``: the queries that read the rollups, over the
+  whole journal without them (once);
 - ``{"path": "copy", "query": "load", ...}``: the first, full load (rows per view, peak RSS);
 - ``{"path": "copy", "query": "refresh", ...}``: a refresh after ``--append`` new events were
   journaled to existing runs (rows loaded: only those), then a refresh with nothing new;
@@ -43,6 +48,7 @@ import psycopg  # noqa: E402
 
 from continuum_nb import analytics  # noqa: E402
 from continuum_nb.store import analytics_pushdown_sql as pq  # noqa: E402
+from continuum_nb.store import analytics_rollups as rollups  # noqa: E402
 
 QUERIES = analytics.QUERIES  # every ready-made query
 
@@ -86,13 +92,38 @@ def run_queries(con: Any, path: str, repeat: int, windows: list[tuple[str, datet
                  rows=len(frame), peak_rss_mb=peak_rss_mb())
 
 
+#: The queries that read the monthly rollups over the whole journal (with a window they never do).
+ROLLED = ("events_by_type_and_month", "activity_latency", "throughput_per_minute")
+
+
+def fill_rollups(url: str, refill: bool) -> None:
+    """Time the monthly rollups' fill (with ``refill``: from scratch, as the first whole-journal
+    query after the upgrade pays it once), then the check every later query makes."""
+    if refill:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM continuum_analytics_rollups")
+            conn.execute("UPDATE continuum_analytics_months SET closing_xmax = NULL")
+    for label in (("fill" if refill else "check"), "check"):
+        t = time.perf_counter()
+        months = rollups.fill(url, "public", latency=True)
+        emit(path="scanner", query="rollups", window=label, seconds=round(time.perf_counter() - t, 3),
+             months=len(months), peak_rss_mb=peak_rss_mb())
+
+
 def scanner(url: str, args: argparse.Namespace) -> None:
     t = time.perf_counter()
     con = analytics.connect(database_url=url, mode="scanner")
     emit(path="scanner", query="connect", seconds=round(time.perf_counter() - t, 3))
     con.execute("SET enable_progress_bar = false")
+    fill_rollups(url, args.refill)
     since = datetime.now(timezone.utc) - timedelta(days=args.window_days)
     run_queries(con, "scanner", args.repeat, [("all", None), (f"{args.window_days} days", since)])
+    if args.live:  # the same whole-journal answers counted without the rollups (a window that covers all)
+        early = datetime(1900, 1, 1, tzinfo=timezone.utc)
+        for query in (q for q in QUERIES if q.__name__ in ROLLED):
+            best, median, frame = timed(lambda q=query: q(con, since=early), 1)
+            emit(path="scanner", query=query.__name__, window="all, counted live", seconds=best,
+                 median_seconds=median, rows=len(frame), peak_rss_mb=peak_rss_mb())
     if args.explain:
         explain(con, url, since)
     con.close()
@@ -134,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--append", type=int, default=20_000, help="events journaled before the copy path's refresh")
     p.add_argument("--paths", nargs="*", default=["scanner", "copy"], choices=["scanner", "copy"])
     p.add_argument("--explain", action="store_true")
+    p.add_argument("--refill", action="store_true",
+                   help="forget the monthly rollups first: time their fill from scratch")
+    p.add_argument("--live", action="store_true",
+                   help="also time the rolled-up queries over the whole journal without the rollups")
     p.add_argument("--one", choices=["scanner", "copy"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeat < 1 or args.window_days < 1:
@@ -144,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             (scanner if args.one == "scanner" else copy)(args.database_url, args)
         return 0
     same = ["--database-url", args.database_url, "--repeat", str(args.repeat), "--window-days",
-            str(args.window_days), "--append", str(args.append), *(["--explain"] if args.explain else [])]
+            str(args.window_days), "--append", str(args.append), *(["--explain"] if args.explain else []),
+            *(["--refill"] if args.refill else []), *(["--live"] if args.live else [])]
     for path in args.paths:                     # one process per path: its own peak RSS
         subprocess.run([sys.executable, __file__, *same, "--one", path], check=True)
     return 0

@@ -39,10 +39,10 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
-from benchmarks.suspended import Worker, _until  # noqa: E402
+from benchmarks._workers_common import Worker as _Worker  # noqa: E402
+from benchmarks.suspended import _until  # noqa: E402
 
 WORKFLOW = "bench_recovery"
-MODULE = "benchmarks.recovery"
 
 
 @cn.workflow(name=WORKFLOW)
@@ -59,6 +59,14 @@ def _one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
     return row[0] if row else None
 
 
+class Worker(_Worker):
+    """``continuum worker`` importing this module, as its own process (benchmarks/_workers_common.py)."""
+
+    def __init__(self, url: str, name: str, lease_ttl: float, extra_env: dict[str, str]) -> None:
+        super().__init__(url, module="benchmarks.recovery", lease_ttl=lease_ttl, concurrency=16, name=name,
+                         extra_env=extra_env, quiet=True)
+
+
 def run(admin: str, runs: int, workers: int, lease_ttl: float, margin: float, timeout: float) -> None:
     name = f"continuum_bench_recovery_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -68,7 +76,7 @@ def run(admin: str, runs: int, workers: int, lease_ttl: float, margin: float, ti
     try:
         holder = Worker(url, "holder", lease_ttl, {"CONTINUUM_RELEASE_AFTER": "86400",
                                                     "CONTINUUM_MAX_CACHED_RUNS": str(runs * 2),
-                                                    "CONTINUUM_RUN_CONCURRENCY": str(runs * 2)}, MODULE)
+                                                    "CONTINUUM_RUN_CONCURRENCY": str(runs * 2)})
         procs.append(holder)
         holder.wait_ready()
         client = cn.Instance("bench-recovery-client", database_url=url, run_engine=False)
@@ -85,7 +93,7 @@ def run(admin: str, runs: int, workers: int, lease_ttl: float, margin: float, ti
         print(json.dumps({"benchmark": "recovery_setup", "runs": runs, "all_held_s": round(took, 1),
                           "first_wakes_per_s": round(runs / took)}), flush=True)
         for k in range(workers):
-            w = Worker(url, f"survivor{k}", lease_ttl, {}, MODULE)
+            w = Worker(url, f"survivor{k}", lease_ttl, {})
             procs.append(w)
             w.wait_ready()
         if time.time() > due_ts - 1.0:

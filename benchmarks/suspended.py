@@ -24,14 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
+from benchmarks._workers_common import Worker as _Worker  # noqa: E402
 
 
 async def bench_waiter(i: int) -> Any:
@@ -61,37 +58,12 @@ if __name__ != "__main__":  # imported by a `continuum worker` of --timer-worker
     cn.workflow(name="bench_sleeper")(bench_sleeper)
 
 
-class Worker:
-    """``continuum worker`` importing ``module``, as its own process (its log in a file: a pipe
-    nobody reads after "ready" would fill and block it)."""
+class Worker(_Worker):
+    """``continuum worker`` importing this module, as its own process (benchmarks/_workers_common.py)."""
 
-    def __init__(self, url: str, name: str, lease_ttl: float, extra_env: dict[str, str],
-                 module: str = "benchmarks.suspended") -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")} | extra_env
-        self._log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log")  # noqa: SIM115
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "continuum_nb", "worker", "--database-url", url, "--import", module,
-             "--instance", name, "--lease-ttl", str(lease_ttl), "--concurrency", "16", "--quiet"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if b" ready " in Path(self._log.name).read_bytes():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"worker did not start: {Path(self._log.name).read_bytes().decode(errors='replace')[-2000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
+    def __init__(self, url: str, name: str, lease_ttl: float) -> None:
+        super().__init__(url, module="benchmarks.suspended", lease_ttl=lease_ttl, concurrency=16, name=name,
+                         quiet=True)
 
 
 def _rss_mib() -> float:
@@ -173,7 +145,7 @@ def main() -> None:
 
         if args.timers:
             for k in range(args.timer_workers):
-                workers.append(Worker(url, f"timers{k}", inst.config.lease_ttl, {}))
+                workers.append(Worker(url, f"timers{k}", inst.config.lease_ttl))
                 workers[-1].wait_ready()
             # the instant: far enough ahead for every first wake to commit before it
             margin = max(30.0, args.timers / max(args.runs / took, 1.0) * 1.5)

@@ -12,7 +12,10 @@ transaction when a NOTIFY arrives), wal_syncs_per_workflow (pg_stat_wal.wal_sync
 the WAL flushes, i.e. the durable commits, fewer than the commits when several share one flush),
 engine_commits_per_workflow (commits of the run itself: create_run + commit_wake + complete_task),
 store_calls_per_workflow (statements sent by the engine for the run, a proxy for round trips),
-client_cpu_ms_per_workflow (CPU of this whole process: client and engine threads).
+client_cpu_ms_per_workflow (CPU of this whole process: client and engine threads),
+server_cpu_ms_per_workflow (CPU of the PostgreSQL backends serving the database, from /proc: the
+server must run on this machine) and machine_cpu_busy_pct (all cores, over the same window: at
+~100 % the rate is bound by CPU, whichever side spends it).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
+from benchmarks._proc_cpu import ServerCpu  # noqa: E402
 from continuum_nb.workflow import WorkflowDef  # noqa: E402
 
 
@@ -122,8 +126,8 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
         cn.wait(cn.start(wf, {"n": i}, instance=inst).id, timeout=60, instance=inst)
     engine = inst.engine
     assert engine is not None
-    if commits_in_flight is not None:  # an experiment's knob, not a setting (group_commit.MAX_IN_FLIGHT)
-        engine.group_commit._max_in_flight = commits_in_flight
+    if commits_in_flight is not None:  # an experiment's knob, not a setting (docs/benchmarks.md#group-commit)
+        engine.group_commit.max_in_flight = commits_in_flight
 
     latencies: list[float] = []
     lat_lock = threading.Lock()
@@ -147,6 +151,8 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
     before_counts = counting.snapshot()
     commits0 = xact_commits(conninfo)
     syncs0 = wal_syncs(conninfo)
+    server = ServerCpu(conninfo)
+    server.start()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     threads = [threading.Thread(target=caller) for _ in range(concurrency)]
@@ -156,11 +162,12 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
         t.join()
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    server_cpu, machine_busy = server.stop()
     after = counting.snapshot()
     inst.close()  # its backends exit and publish their statistics
     reads = 1
     commits = settled_commits(conninfo)
-    reads += 2  # at least the two settled reads; each measuring connection commits once
+    reads += 2 + 2  # at least the two settled reads, and ServerCpu's two; each measuring connection commits once
     commits = commits - commits0 - reads
     syncs1 = wal_syncs(conninfo)
     syncs = None if syncs0 is None or syncs1 is None else syncs1 - syncs0
@@ -176,7 +183,7 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
         "engine": "continuum_nb",
         "concurrency": concurrency,
         "wake_batch_size": wake_batch_size,
-        "commits_in_flight": engine.group_commit._max_in_flight,
+        "commits_in_flight": engine.group_commit.max_in_flight,
         "workflows": workflows,
         "steps": steps,
         "elapsed_s": round(elapsed, 3),
@@ -188,6 +195,8 @@ def scenario(conninfo: str, workflows: int, steps: int, concurrency: int, warmup
         "store_calls_per_workflow": round(sum(delta.values()) / workflows, 2),
         "store_calls": {k: round(v / workflows, 2) for k, v in sorted(delta.items()) if v},
         "client_cpu_ms_per_workflow": round(cpu * 1000 / workflows, 3),
+        "server_cpu_ms_per_workflow": round(server_cpu * 1000 / workflows, 3),
+        "machine_cpu_busy_pct": round(machine_busy, 1),
     }
 
 

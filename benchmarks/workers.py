@@ -13,7 +13,8 @@ fast it went and what one run costs in CPU on each side (``*_cpu_ms_per_run``): 
 nothing else running, C / (worker + backend ms per run) bounds the runs per second of one machine. A pgbench line (a one-row INSERT per transaction, the same number of client
 connections as the workers use) gives the server's own commit ceiling on this machine.
 
-Output: one JSON object per line on stdout. Scratch databases are dropped at the end.
+Output: one JSON object per line on stdout, the last one a summary (``workers_summary``): where
+the rate stops growing and what bounds it there. Scratch databases are dropped at the end.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
+from benchmarks._workers_common import Worker  # noqa: E402
 
 WORKFLOW = "bench_workers"
 
@@ -117,41 +119,6 @@ def _drop_db(admin: str, name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-class _Worker:
-    def __init__(self, url: str, concurrency: int, lease_ttl: float) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
-        self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "continuum_nb", "worker", "--database-url", url, "--import", "benchmarks.workers",
-             "--concurrency", str(concurrency), "--lease-ttl", str(lease_ttl)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._err, text=True,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if " ready " in line:
-                return
-        self._err.seek(0)
-        raise RuntimeError(f"worker did not start: {self._err.read().decode(errors='replace')[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._err.close()
-
-
 def _start_runs(url: str, runs: int, steps: int, threads: int) -> float:
     """Start ``runs`` runs from a pure client; returns the seconds it took."""
     inst = cn.Instance(f"bench-client-{uuid.uuid4().hex[:6]}", database_url=url, run_engine=False,
@@ -178,12 +145,13 @@ def run_scenario(admin: str, n_workers: int, runs: int, steps: int, concurrency:
     from continuum_nb.store.migrate import migrate
 
     name, url = _create_db(admin)
-    workers: list[_Worker] = []
+    workers: list[Worker] = []
     try:
         migrate(url)
         # The runs are queued first, so the client's insert rate never limits the workers.
         insert_s = _start_runs(url, runs, steps, threads=16)
-        workers = [_Worker(url, concurrency, lease_ttl) for _ in range(n_workers)]
+        workers = [Worker(url, module="benchmarks.workers", lease_ttl=lease_ttl, concurrency=concurrency)
+                   for _ in range(n_workers)]
         for w in workers:
             w.wait_ready()
         # The window: from every worker ready to every run completed (start-up CPU excluded).
@@ -280,13 +248,48 @@ def main(argv: list[str] | None = None) -> int:
         settings = {k: conn.execute(f"SHOW {k}").fetchone()[0]  # type: ignore[index]
                     for k in ("server_version", "synchronous_commit", "fsync", "max_connections")}
     print(json.dumps({"benchmark": "workers_setup", **settings, "cores": os.cpu_count()}), flush=True)
+    rows = []
     for n in counts:
         row = run_scenario(args.admin_url, n, args.runs, args.steps, args.concurrency, args.lease_ttl, args.timeout)
         print(json.dumps(row), flush=True)
+        rows.append(row)
+    ceilings = []
     if args.pgbench_seconds > 0:
         for clients in sorted({4, 4 * max(counts)}):  # a worker's pool has 4 connections
-            print(json.dumps(pgbench_ceiling(args.admin_url, clients, args.pgbench_seconds)), flush=True)
+            ceilings.append(pgbench_ceiling(args.admin_url, clients, args.pgbench_seconds))
+            print(json.dumps(ceilings[-1]), flush=True)
+    print(json.dumps(summarize(rows, ceilings)), flush=True)
     return 0
+
+
+def summarize(rows: list[dict[str, Any]], ceilings: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the rate stops growing (the first worker count after which one more step of workers
+    adds less than 10 %), and what bounds it there: the machine's CPU when it is (nearly) all
+    busy, the server's commit rate when the transactions come near pgbench's ceiling."""
+    rates = {r["workers"]: r["runs_per_s"] for r in rows}
+    counts = sorted(rates)
+    stops = next((a for a, b in zip(counts, counts[1:], strict=False) if rates[b] < 1.1 * rates[a]), counts[-1])
+    at = next(r for r in rows if r["workers"] == stops)
+    ceiling = max((c["commits_per_s"] for c in ceilings), default=None)
+    cpu_ms = at["worker_cpu_ms_per_run"] + at["backend_cpu_ms_per_run"]
+    if at["machine_cpu_busy_pct"] >= 90:
+        bound = f"CPU: the machine's {at['cores']} cores {at['machine_cpu_busy_pct']:g} % busy"
+    elif ceiling is not None and at["commits_per_s"] >= 0.8 * ceiling:
+        bound = "commits: the server's commit rate near pgbench's ceiling"
+    else:
+        bound = "neither CPU nor commits saturated: latency (too few runs in flight)"
+    return {
+        "benchmark": "workers_summary",
+        "runs_per_s": {str(n): rates[n] for n in counts},
+        "stops_growing_at_workers": stops,
+        "bound": bound,
+        "cpu_ms_per_run": round(cpu_ms, 2),
+        # C cores / (worker + backend CPU per run): the most this machine can do, all else idle
+        "cpu_bound_runs_per_s": round(1000 * at["cores"] / cpu_ms, 1) if cpu_ms > 0 else None,
+        "commits_per_s": at["commits_per_s"],
+        "pgbench_commits_per_s": ceiling,
+        "share_of_pgbench_ceiling_pct": round(100 * at["commits_per_s"] / ceiling, 1) if ceiling else None,
+    }
 
 
 if __name__ == "__main__":

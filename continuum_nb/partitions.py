@@ -43,6 +43,8 @@ __all__ = [
     "parse_month",
     "partition_error_message",
     "partition_name",
+    "rollup",
+    "rollup_summary",
 ]
 
 
@@ -85,6 +87,28 @@ def missing_next_month(conninfo: str) -> bool:
     start = datetime.combine(next_month(), datetime.min.time(), tzinfo=timezone.utc)
     with connect(normalise(conninfo), autocommit=True) as conn:
         return _sql.covering_partition(conn, start) is None
+
+
+def rollup(*, database_url: str | None = None) -> list[str]:
+    """Count the analytics rollups (docs/analytics.md, "Monthly rollups") of every month that is
+    over and has no valid one, so that the first whole-journal query after a month ends does
+    not pay for it; the months rolled up afterwards, ``"YYYY-MM"``, oldest first. A month some
+    transaction may still be writing is left live this time (run it again later)."""
+    from .store import analytics_rollups as _rollups
+
+    info = resolve_url(database_url)
+    with connect(info, autocommit=True) as conn:
+        _sql.require_schema(conn)
+        schema = _sql.events_schema(conn)
+    return [format_month(m) for m in sorted(set(_rollups.fill(info, schema, latency=True)))]
+
+
+def rollup_summary(months: list[str]) -> str:
+    """The one line ``continuum partitions rollup`` (and the magic) print for ``rollup()``."""
+    if months:
+        return f"analytics rollups valid for {len(months)} month(s): {', '.join(months)}"
+    return ("no month to roll up: no month that is over holds events, or one is still being written "
+            "(run it again later)")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ window are read. Durations are in seconds
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
@@ -19,6 +19,8 @@ from ..store import analytics_pushdown_sql as pq
 from ..store import analytics_sql as q
 from ..store.base import RUN_STATES
 from .connection import InstanceRef
+from .rollups import latency_frame, rollup_frame
+from .scanner import conninfo_of
 from .shared import shared
 
 if TYPE_CHECKING:
@@ -44,6 +46,9 @@ _LATEST = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 #: Builds the scanner path's query from the PostgreSQL schema (analytics_pushdown_sql).
 Remote = Callable[[str], str]
+#: Builds the scanner path's whole-journal query from the schema and the months with a valid
+#: rollup: the PostgreSQL statement of the rows and DuckDB's finish (analytics_pushdown_sql).
+Rolled = Callable[[str, list[date]], tuple[str, str]]
 
 
 def _frame(
@@ -53,15 +58,24 @@ def _frame(
     instance: InstanceRef,
     database_url: str | None,
     remote: Remote | None = None,
+    rolled: Rolled | None = None,
+    shape: Callable[[pandas.DataFrame], pandas.DataFrame] | None = None,
 ) -> pandas.DataFrame:
     """Run a ready-made query: ``text`` with ``params`` over the views, or on a scanner connection
-    ``remote(schema)``, which runs the heavy part in PostgreSQL (its window is in the text)."""
+    ``remote(schema)``, which runs the heavy part in PostgreSQL (its window is in the text), or
+    (``rolled``, given for a whole-journal query) the monthly rollups plus a live count of the
+    rest."""
 
     def run(c: duckdb.DuckDBPyConnection) -> pandas.DataFrame:
-        schema = _scanner_schema(c) if remote is not None else None
-        if remote is not None and schema is not None:
-            return _df(c, remote(schema), None)
-        return _df(c, text, params)
+        found = _scanner_schema(c) if remote is not None else None
+        if remote is None or found is None:
+            return _df(c, text, params)
+        schema, token = found
+        if rolled is not None:
+            out = rollup_frame(c, schema, conninfo_of(token), rolled, shape)
+            if out is not None:
+                return out
+        return _df(c, remote(schema), None)
 
     if con is not None:
         if instance is not None or database_url is not None:
@@ -70,15 +84,16 @@ def _frame(
     return shared(instance, database_url, run)
 
 
-def _scanner_schema(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The PostgreSQL schema a scanner connection reads; None for any other connection."""
+def _scanner_schema(con: duckdb.DuckDBPyConnection) -> tuple[str, str | None] | None:
+    """The PostgreSQL schema a scanner connection reads and its conninfo's token; None for any
+    other connection."""
     import duckdb
 
     try:
         row = con.execute(q.SCANNER_SCHEMA).fetchone()
     except duckdb.CatalogException:
         return None
-    return str(row[0]) if row else None
+    return (str(row[0]), row[1]) if row else None
 
 
 def _df(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | None) -> pandas.DataFrame:
@@ -113,7 +128,8 @@ def events_by_type_and_month(
 ) -> pandas.DataFrame:
     """Columns: month (``YYYY-MM``, UTC), event_type, events. One row per non-empty pair."""
     return _frame(q.EVENTS_BY_TYPE_AND_MONTH, _window(since, until), con, instance, database_url,
-                  lambda schema: pq.events_by_type_and_month(schema, *_bounds(since, until)))
+                  lambda schema: pq.events_by_type_and_month(schema, *_bounds(since, until)),
+                  pq.events_by_type_and_month_rolled if since is None and until is None else None)
 
 
 def run_durations(
@@ -154,8 +170,10 @@ def activity_latency(
     (paired by ``scheduled_seq``), so it includes queueing, every attempt and the backoff between
     attempts. ``retry_rate`` is the share of finished activities that took more than one attempt.
     """
+    whole = since is None and until is None
     return _frame(q.ACTIVITY_LATENCY, _window(since, until), con, instance, database_url,
-                  lambda schema: pq.activity_latency(schema, *_bounds(since, until)))
+                  lambda schema: pq.activity_latency(schema, *_bounds(since, until)),
+                  pq.activity_latency_rolled if whole else None, latency_frame if whole else None)
 
 
 def signal_wait_times(
@@ -227,7 +245,8 @@ def throughput_per_minute(
     """Columns: minute (UTC), completed_runs, events — every minute from the first busy one to the
     last, in ``[since, until)`` (aware datetimes; naive ones are taken as UTC)."""
     return _frame(q.THROUGHPUT_PER_MINUTE, _window(since, until), con, instance, database_url,
-                  lambda schema: pq.throughput_per_minute(schema, *_bounds(since, until)))
+                  lambda schema: pq.throughput_per_minute(schema, *_bounds(since, until)),
+                  pq.throughput_per_minute_rolled if since is None and until is None else None)
 
 
 def _window(since: datetime | None, until: datetime | None) -> dict[str, datetime]:

@@ -8,6 +8,7 @@ the current journal and push column selection and filters down to PostgreSQL.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,16 @@ from ..store import analytics_sql as q
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["ScannerUnavailable", "attach"]
+__all__ = ["ScannerUnavailable", "attach", "conninfo_of"]
+
+#: The conninfo of each scanner connection of this process, by the token its _continuum_scanner
+#: row holds (the password stays in this process, as in the DuckDB secret).
+_CONNINFOS: dict[str, str] = {}
+
+
+def conninfo_of(token: str | None) -> str | None:
+    """The conninfo a scanner connection was attached with (None if unknown to this process)."""
+    return _CONNINFOS.get(token) if token else None
 
 
 class ScannerUnavailable(ContinuumError, RuntimeError):
@@ -67,4 +77,6 @@ def attach(con: duckdb.DuckDBPyConnection, conninfo: str, schema: str) -> None:
         con.execute(q.scanner_view(view, schema))
     for _, text in q.LINK_VIEWS:
         con.execute(text)
-    con.execute(q.SCANNER_STATE, [schema])
+    token = secrets.token_hex(16)
+    _CONNINFOS[token] = conninfo
+    con.execute(q.SCANNER_STATE, [schema, token])

@@ -1,4 +1,4 @@
-"""``continuum partitions create [YYYY-MM] | list | drop-old [--execute]``."""
+"""``continuum partitions create [YYYY-MM] | list | drop-old [--execute] | rollup``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ partition ahead of time (e.g. from cron); writing an event in a month without a 
   drop-old [--execute] report (default) or drop partitions wholly before the current UTC month
                        whose events all belong to runs whose retention_until has passed, and
                        delete those runs' activity results; does nothing while no run has
-                       retention_until set"""
+                       retention_until set
+  rollup               count the analytics rollups of the months that are over (else the first
+                       whole-journal analytics query after a month ends does it)"""
 
 
 def register(subparsers: Any) -> None:
@@ -46,6 +48,10 @@ def register(subparsers: Any) -> None:
     drop.add_argument("--execute", action="store_true", help="really drop and delete (default: report only)")
     add_database_options(drop)
     drop.set_defaults(func=_drop_old)
+
+    roll = sub.add_parser("rollup", help="count the analytics rollups of the months that are over")
+    add_database_options(roll)
+    roll.set_defaults(func=_rollup)
 
 
 def format_size(n: int) -> str:
@@ -110,4 +116,9 @@ def _drop_old(args: argparse.Namespace) -> int:
         print(f"  {c.partition.name}  {c.partition.rows} rows  {action} ({reason})")
     verb = "deleted" if report.executed else "would be deleted"
     print(f"activity results of expired runs: {report.expired_results} {verb}")
+    return 0
+
+
+def _rollup(args: argparse.Namespace) -> int:
+    print(_partitions.rollup_summary(_partitions.rollup(database_url=database_from_args(args))))
     return 0

@@ -25,10 +25,17 @@ _TELEMETRY = {
 }
 
 
-def announce_committed(events: Iterable[Event], meta: dict[str, Any], telemetry: bool,
+def announce_committed(events: Iterable[Event], run_meta: Callable[[], dict[str, Any]], telemetry: bool,
                        store: Store | None = None) -> None:
+    """``run_meta()``: the run's telemetry metadata, built only when an event needs it (most
+    wakes announce nothing)."""
+    meta: dict[str, Any] | None = None
     for ev in events:
         t, p = ev.event_type, ev.payload
+        if t not in _ANNOUNCED:
+            continue
+        if meta is None:
+            meta = run_meta()
         if t == "workflow_log":
             fields = p.get("fields") or {}
             level = logging.getLevelName(str(p.get("level", "info")).upper())
@@ -42,6 +49,10 @@ def announce_committed(events: Iterable[Event], meta: dict[str, Any], telemetry:
             announce_continued(store, ev, meta)
         elif telemetry and t in _TELEMETRY:
             emit(_TELEMETRY[t], {}, {**meta, "seq": ev.seq, "name": p.get("name") or p.get("activity")})
+
+
+#: The event types announce_committed may act on.
+_ANNOUNCED = frozenset({"workflow_log", "run_continued_as_new", *_TELEMETRY})
 
 
 def emit_events(events: Iterable[Event], meta: Callable[..., dict[str, Any]]) -> None:

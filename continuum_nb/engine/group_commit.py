@@ -1,7 +1,7 @@
 """Group commit: wakes of several runs that are ready at the same moment share one commit.
 
-The drive threads call ``GroupCommit.commit(wake)``. At most ``MAX_IN_FLIGHT`` commits of this
-engine are in flight at a time:
+The drive threads call ``GroupCommit.commit(wake)``. At most ``max_in_flight`` commits of this
+engine are in flight at a time (``MAX_IN_FLIGHT``, 2, unless set: ``GroupCommit.max_in_flight``):
 
 - fewer in flight: the wake is committed at once, alone, through ``Store.commit_wake`` (a lone
   run pays no wait for a batch to fill, and one after another every wake is still its own
@@ -11,7 +11,10 @@ engine are in flight at a time:
   ``Store.commit_wakes`` (one round trip, one transaction) while the next batch forms.
 
 Two commits in flight, not one: the server works on one while the other's reply travels and
-the client builds the next, so a 2-core machine keeps both cores busy.
+the client builds the next, so a 2-core machine keeps both cores busy. ``max_in_flight`` can be
+changed on a running engine (``instance.engine.group_commit.max_in_flight = n``, e.g. by
+benchmarks/throughput.py ``--commits-in-flight``): it is not a setting, because measurements
+with 2, 4 and 8 showed no gain on 2 cores (docs/benchmarks.md#group-commit).
 
 Each wake is still fenced by its own run's lease token (the store checks each one); a wake that
 is refused gets its own exception, and the others commit. An error of the whole call (the
@@ -69,8 +72,22 @@ class GroupCommit:
         self._emit = emit
         self._lock = threading.Lock()
         self._queue: list[_Waiter] = []
-        self._max_in_flight = max(1, max_in_flight)
+        self._max_in_flight = _positive(max_in_flight)
         self._in_flight = 0  # commits of this engine in flight (alone or batches)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Commits of this engine in flight at once (each alone or a batch)."""
+        return self._max_in_flight
+
+    @max_in_flight.setter
+    def max_in_flight(self, value: int) -> None:
+        # Under the lock: a commit deciding whether to lead reads it there. Lowered, the
+        # commits already in flight finish and no new one leads until fewer are in flight;
+        # raised, the next wake leads at once and the queue is handed on as commits return.
+        checked = _positive(value)
+        with self._lock:
+            self._max_in_flight = checked
 
     def commit(self, wake: Wake) -> WakeResult:
         if self._batch_size == 1:
@@ -133,6 +150,12 @@ class GroupCommit:
                 w.done.set()
         if self._emit is not None and len(batch) > 1:
             self._emit(BATCH_EVENT, {"wakes": len(batch), "duration": time.perf_counter_ns() - t0})
+
+
+def _positive(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_in_flight must be a whole number of at least 1, not {value!r}")
+    return value
 
 
 def _copy(exc: BaseException) -> BaseException:

@@ -18,11 +18,12 @@ Workflow code is user code: a limit fails only that run, never the engine.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..store.base import Event, Wake
 from ..store.chains import ContinuingWake
-from ..store.payloads import check_size
+from ..store.payloads import check_size, payload_size
 from ..telemetry import emit
 from .held import HeldRun
 
@@ -53,17 +54,19 @@ class HistoryGuard:
             return None
         try:
             for ev in wake.events:
-                check_size(ev.payload, _what(held, ev), limit)
+                if payload_size(ev.payload) > limit:  # named only when it is over: the hot path
+                    check_size(ev.payload, _what(held, ev), limit)
             if wake.result is not None:
                 check_size(wake.result, f"the result of run {held.run_id} ({held.record.workflow})", limit)
         except ValueError as exc:
             return str(exc)
         return None
 
-    def check(self, held: HeldRun, wake: Wake, meta: dict[str, Any]) -> dict[str, Any] | None:
+    def check(self, held: HeldRun, wake: Wake, meta: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         """Apply the limits to ``wake`` (built, not committed): None when it may be committed as
         it is; else the error it now fails the run with (``wake`` is rewritten to do only that:
-        nothing of it is journaled)."""
+        nothing of it is journaled). ``meta()``: the run's telemetry metadata (built only for a
+        warning)."""
         rep = held.replayer
         events = rep.last_seq if rep is not None else 0
         error: dict[str, Any] | None = None
@@ -84,7 +87,7 @@ class HistoryGuard:
             }
         elif self.warn_events is not None and events - len(wake.events) <= self.warn_events < events:
             emit(("continuum", "run", "history_warning"), {"events": events},
-                 {**meta, "warn_events": self.warn_events, "max_events": self.max_events})
+                 {**meta(), "warn_events": self.warn_events, "max_events": self.max_events})
             log.warning("run %s (%s) has journaled %d events, past history_warn_events=%d (it fails past "
                         "history_max_events=%s): continue as new before that", held.run_id,
                         held.record.workflow, events, self.warn_events, self.max_events)

@@ -29,6 +29,7 @@ from ..store.base import (
     Wake,
     WakeResult,
 )
+from ..store.starts import starting_wake
 from ..telemetry import _active as telemetry_active
 from ..telemetry import emit
 from .announce import announce_committed, emit_events
@@ -152,7 +153,7 @@ class Runner:
         if keyed:
             held.pending_trace_context = None  # _build put it in the wake
             try:
-                self.store.commit_wake(wake)
+                self._commit(wake)  # the group commit, as every later wake
             except LeaseLost:  # a first wake longer than the lease: another engine took the run
                 emit(("continuum", "lease", "lost"), {}, self._meta(held))
                 raise KeyTaken(run.id, existing=False) from None
@@ -161,7 +162,10 @@ class Runner:
             if held.pending_trace_context is not None:
                 run = NewRun(**{**run.__dict__, "trace_context": held.pending_trace_context})
                 held.pending_trace_context = None
-            created = self.store.create_run(run, owner=self.owner, lease_ttl=self.lease_ttl, first_wake=wake)
+            if type(wake) is Wake:  # the insert shares the group commit with other runs' wakes
+                created = self._commit(starting_wake(wake, run, self.owner, self.lease_ttl)).lease_token
+            else:  # a first wake that continues as new inserts its successor too: alone
+                created = self.store.create_run(run, owner=self.owner, lease_ttl=self.lease_ttl, first_wake=wake)
             assert created is not None
             held.token = token = created
         emit_run_started(run, self.instance, token, t0)
@@ -257,7 +261,7 @@ class Runner:
 
     def _guard(self, held: HeldRun, wake: Wake, report: WakeReport) -> None:
         """The history limits (engine/history.py): past one, the wake only fails the run."""
-        error = self.history.check(held, wake, self._meta(held))
+        error = self.history.check(held, wake, lambda: self._meta(held))
         if error is not None:
             report.state, report.error, report.result, report.released = "failed", error, None, False
             report.new_tasks, report.next_wakeup_at = [], None
@@ -379,8 +383,9 @@ class Runner:
             held.replayer = None
         if report.released:
             report.state = "released"
-        announce_committed(wake.events, self._meta(held), telemetry_active(), self.store)
-        if not telemetry_active():
+        telemetry = telemetry_active()
+        announce_committed(wake.events, lambda: self._meta(held), telemetry, self.store)
+        if not telemetry:
             return
         emit_events(wake.events, lambda **extra: self._meta(held, **extra))
         duration = {"duration": time.perf_counter_ns() - t0}

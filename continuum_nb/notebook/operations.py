@@ -43,6 +43,9 @@ def partitions(
             f"partition {result.name} for {result.month}: {'created' if result.created else 'already exists'}"
         )
         return None
+    if action == "rollup":
+        print(parts.rollup_summary(parts.rollup(database_url=url)))
+        return None
     report = parts.drop_old(execute=execute, database_url=url)
     if not report.retention_in_use:
         print("no run has retention_until set: nothing is dropped (retention is opt-in per run)")

@@ -284,7 +284,7 @@ def build_continuum_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true", help="without operator actions")
     _instance(p)
 
-    p = sub.add_parser("partitions", help="list, create or drop monthly event partitions")
+    p = sub.add_parser("partitions", help="list, create, drop or roll up monthly event partitions")
     psub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     psub.required = True
     q = psub.add_parser("list", help="partitions with their row counts")
@@ -298,6 +298,8 @@ def build_continuum_parser() -> argparse.ArgumentParser:
         "drop-old", help="report (or with --execute drop) partitions past retention"
     )
     q.add_argument("--execute", action="store_true", help="really drop them (default: dry run)")
+    _instance(q)
+    q = psub.add_parser("rollup", help="count the analytics rollups of the months that are over")
     _instance(q)
 
     p = sub.add_parser("analytics", help="a ready-made analytics query, as a DataFrame")

@@ -40,6 +40,11 @@ def run_not_active(run_id: UUID, state: str, action: str) -> RunNotActive:
     return RunNotActive(f"run {run_id} is {state}; {_ACTIONS[action]}")
 
 
+def run_exists(run_id: UUID) -> ValueError:
+    """A new run whose id is taken (both stores say it the same way)."""
+    return ValueError(f"run {run_id} already exists; pass a new run_id")
+
+
 def lease_lost(run_id: UUID, token: int) -> LeaseLost:
     return LeaseLost(
         f"lease token {token} of run {run_id} is stale: another engine (or cancel/recovery) took the run; "

@@ -211,6 +211,17 @@ def covering_partition(conn: psycopg.Connection[Any], instant: datetime) -> str 
     return None
 
 
+def events_schema(conn: psycopg.Connection[Any]) -> str:
+    """The schema of the continuum_events this connection's search_path finds."""
+    row = conn.execute(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass('continuum_events')"
+    ).fetchone()
+    if row is None:
+        raise MigrationError("this database has no continuum_events; run `continuum migrate` first")
+    return str(row[0])
+
+
 def require_schema(conn: psycopg.Connection[Any]) -> None:
     """Raise ``MigrationError`` unless continuum_events is partitioned (v0.2 or later)."""
     row = conn.execute(

@@ -236,6 +236,8 @@ class Wake:
 @dataclass(frozen=True)
 class WakeResult:
     signal_pending: bool = False
+    #: The lease token of a run the wake inserted (``store.starts.StartingWake``), else None.
+    lease_token: int | None = None
 
 
 @dataclass

@@ -8,12 +8,16 @@ changes the schema, change this file the same way (same names, same column order
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -37,6 +41,10 @@ __all__ = [
     "RUN_STATES",
     "TASK_STATES",
     "activity_results",
+    "analytics_counts",
+    "analytics_latency",
+    "analytics_months",
+    "analytics_rollups",
     "activity_tasks",
     "create_statements",
     "drop_statements",
@@ -50,6 +58,7 @@ __all__ = [
     "signals",
     "snapshots",
     "timers",
+    "trigger_statements",
     "workflow_versions",
 ]
 
@@ -294,6 +303,58 @@ signal_keys = Table(
     PrimaryKeyConstraint("run_id", "name", "key", name="continuum_signal_keys_pkey"),
 )
 
+#: Monthly rollups for the ready-made analytics queries (store/analytics_rollups.py): a month's
+#: change counter (bumped by the migration's triggers) and closing mark, ...
+analytics_months = Table(
+    "continuum_analytics_months",
+    metadata,
+    Column("month", Date, nullable=False),
+    Column("changes", BigInteger, nullable=False, server_default=text("0")),
+    Column("closing_xmax", BigInteger),
+    PrimaryKeyConstraint("month", name="continuum_analytics_months_pkey"),
+)
+
+#: ... each rolled-up month (the partition it counted, at which changes) ...
+analytics_rollups = Table(
+    "continuum_analytics_rollups",
+    metadata,
+    Column("month", Date, nullable=False),
+    Column("partition_oid", BigInteger, nullable=False),
+    Column("changes", BigInteger, nullable=False),
+    _tz("filled_at", nullable=False, now=True),
+    PrimaryKeyConstraint("month", name="continuum_analytics_rollups_pkey"),
+)
+
+#: ... and its counts: events per event type (minute NULL) and per UTC minute (event_type NULL).
+analytics_counts = Table(
+    "continuum_analytics_counts",
+    metadata,
+    Column("month", Date, nullable=False),
+    Column("event_type", Text),
+    Column("minute", DateTime(timezone=True)),
+    Column("n", BigInteger, nullable=False),
+)
+Index("continuum_analytics_counts_month_idx", analytics_counts.c.month)
+
+#: ... and its activity latency: activities scheduled per name (sched_month NULL), and outcomes
+#: paired with their activity_scheduled per activity, outcome and latency bucket.
+analytics_latency = Table(
+    "continuum_analytics_latency",
+    metadata,
+    Column("month", Date, nullable=False),
+    Column("sched_month", Date),
+    Column("sched_changes", BigInteger),
+    Column("activity", Text),
+    Column("outcome", Text),
+    Column("bucket", Integer),
+    Column("n", BigInteger, nullable=False),
+    Column("attempts", BigInteger),
+    Column("retried", BigInteger),
+    Column("min_s", Double),
+    Column("max_s", Double),
+)
+Index("continuum_analytics_latency_month_idx", analytics_latency.c.month)
+
 #: Which migrations a database has had (``continuum migrate`` reads and writes it).
 schema_migrations = Table(
     "continuum_schema_migrations",
@@ -320,7 +381,22 @@ FUNCTIONS = {
     "continuum_cancel_tree": "20261207070000",
     "continuum_commit_wake": "20261207070000",
     "continuum_commit_wakes": "20261207080000",
+    "continuum_analytics_changed": "20261207090000",
+    "continuum_analytics_truncated": "20261207090000",
 }
+
+#: The migrations whose ``CREATE TRIGGER`` statements are part of the current shape (after the
+#: functions they execute).
+TRIGGER_MIGRATIONS = ("20261207090000",)
+
+
+def trigger_statements() -> list[str]:
+    """The ``CREATE TRIGGER`` statements of ``TRIGGER_MIGRATIONS``, read from their migrations."""
+    by_version = {m.version: m for m in available()}
+    out = []
+    for version in TRIGGER_MIGRATIONS:
+        out += [t.strip() for t in re.findall(r"^CREATE TRIGGER .*?;$", by_version[version].sql, re.M | re.S)]
+    return out
 
 
 def function_statements() -> list[str]:
@@ -347,6 +423,7 @@ def create_statements() -> list[str]:
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             out.append(_sql(CreateIndex(index)))
     out += function_statements()
+    out += trigger_statements()
     out.append(INITIAL_PARTITIONS_SQL)
     # Versions and names match ^\d{14}$ / ^[a-z0-9_]+$ (checked when the folder is read).
     values = ",\n    ".join(f"('{m.version}', '{m.name}')" for m in available())
@@ -359,7 +436,11 @@ def create_statements() -> list[str]:
 
 def drop_statements() -> list[str]:
     """Undo ``create_statements`` (dropping continuum_events drops its partitions)."""
-    out = [f"DROP FUNCTION IF EXISTS {name}" for name in FUNCTIONS]
+    # A trigger first: the function it executes cannot be dropped before it.
+    out = [f"DROP TRIGGER IF EXISTS {m[0]} ON {m[1]}"
+           for m in (re.match(r"CREATE TRIGGER (\w+) .*? ON (\w+)", t, re.S).groups()  # type: ignore[union-attr]
+                     for t in trigger_statements())]
+    out += [f"DROP FUNCTION IF EXISTS {name}" for name in FUNCTIONS]
     out += [f"DROP TABLE IF EXISTS {t.name}" for t in reversed(metadata.sorted_tables)]
     out.append(f"DROP SEQUENCE IF EXISTS {lease_token_seq.name}")
     return out

@@ -25,9 +25,11 @@ import pytest
 
 from continuum_nb import analytics
 from continuum_nb.errors import ConfigurationError, DatabaseUnavailable, MigrationError
+from continuum_nb.store.analytics_rollups import ALPHA
 
 MONTHS = [(2026, 3), (2026, 4), (2026, 5), (2026, 6)]
 UTC = timezone.utc
+EARLY = datetime(1900, 1, 1, tzinfo=UTC)  # a window over everything: never read from the rollups
 
 
 @dataclass
@@ -239,9 +241,16 @@ def test_fallback_gives_identical_views_and_answers(journal: tuple[str, Journal]
                                       copy.execute(q).to_arrow_table().to_pandas())
         describe = f"SELECT column_name, column_type FROM (DESCRIBE {view})"  # noqa: S608
         assert scan.execute(describe).fetchall() == copy.execute(describe).fetchall()
-    for query in (analytics.events_by_type_and_month, analytics.run_durations, analytics.activity_latency,
+    for query in (analytics.events_by_type_and_month, analytics.run_durations,
                   analytics.signal_wait_times, analytics.throughput_per_minute):
         pd.testing.assert_frame_equal(query(scan), query(copy))
+    # Over the whole journal the scanner's latency percentiles come from the monthly rollups'
+    # histograms (within ALPHA); with a window both paths compute them exactly.
+    pct = ["p50_s", "p95_s"]
+    got, exact = analytics.activity_latency(scan), analytics.activity_latency(copy)
+    pd.testing.assert_frame_equal(got.drop(columns=pct), exact.drop(columns=pct))
+    pd.testing.assert_frame_equal(got[pct], exact[pct], rtol=ALPHA)
+    pd.testing.assert_frame_equal(analytics.activity_latency(scan, since=EARLY), analytics.activity_latency(copy, since=EARLY))
 
 
 # --- the ready-made queries ---------------------------------------------------------------------
@@ -276,6 +285,7 @@ def test_run_durations(con: duckdb.DuckDBPyConnection, journal: tuple[str, Journ
 def test_activity_latency(con: duckdb.DuckDBPyConnection, journal: tuple[str, Journal]) -> None:
     _, j = journal
     df = analytics.activity_latency(con).set_index("activity")
+    exact = analytics.activity_latency(con, since=EARLY).set_index("activity")
     assert sorted(df.index) == sorted(j.outcomes)
     for name, outcome in j.outcomes.items():
         row = df.loc[name]
@@ -283,8 +293,12 @@ def test_activity_latency(con: duckdb.DuckDBPyConnection, journal: tuple[str, Jo
         assert row["completed"] == outcome["completed"]
         assert row["failed"] == outcome["failed"]
         assert row["pending"] == outcome["scheduled"] - outcome["completed"] - outcome["failed"]
-        assert row["p50_s"] == pytest.approx(_p(j.latencies[name], 50), rel=1e-9)
-        assert row["p95_s"] == pytest.approx(_p(j.latencies[name], 95), rel=1e-9)
+        # whole journal: from the monthly rollups' histograms on the scanner (within ALPHA)
+        assert row["p50_s"] == pytest.approx(_p(j.latencies[name], 50), rel=ALPHA)
+        assert row["p95_s"] == pytest.approx(_p(j.latencies[name], 95), rel=ALPHA)
+        windowed = exact.loc[name]  # a window is never read from the rollups: exact
+        assert windowed["p50_s"] == pytest.approx(_p(j.latencies[name], 50), rel=1e-9)
+        assert windowed["p95_s"] == pytest.approx(_p(j.latencies[name], 95), rel=1e-9)
         tries = j.attempts[name]
         assert row["retry_rate"] == pytest.approx(sum(a > 1 for a in tries) / len(tries))
         assert row["mean_attempts"] == pytest.approx(sum(tries) / len(tries))

@@ -16,6 +16,7 @@ from IPython.utils.capture import capture_output
 
 import continuum_nb as cn
 from continuum_nb import api
+from continuum_nb import partitions as parts
 from continuum_nb.notebook.magics import MagicError
 
 pytestmark = pytest.mark.postgres
@@ -250,6 +251,8 @@ def test_sql_analytics_and_partitions(shell: Any, inst: cn.Instance, db_url: str
     assert result.success and "continuum_events_y2031_m07 for 2031-07: created" in out.stdout
     result, out = run(shell, f"%continuum partitions create 2031-07 --instance {inst.name}")
     assert "already exists" in out.stdout
+    result, out = run(shell, f"%continuum partitions rollup --instance {inst.name}")  # no month is over yet
+    assert result.success and lines(out) == [parts.rollup_summary([])]
     result, out = run(shell, f"%continuum partitions drop-old --instance {inst.name}")
     assert result.success and result.result is None
     assert lines(out) == [

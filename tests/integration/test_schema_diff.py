@@ -94,6 +94,14 @@ def catalog(conninfo: str) -> dict[str, Any]:
                  WHERE n.nspname = 'public' ORDER BY 1
                 """
             ),
+            "triggers": rows(
+                """
+                SELECT t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid)
+                  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'public' AND NOT t.tgisinternal ORDER BY 1, 2
+                """
+            ),
             "migrations": rows("SELECT version, name FROM continuum_schema_migrations ORDER BY 1"),
         }
 
@@ -132,7 +140,10 @@ def test_generated_sql_equals_migrations(empty_db_url: str, other_db_url: str) -
     assert any(c[2] == "c" for c in migrated["constraints"])  # CHECKs compared
     assert any("WHERE" in i[2] for i in migrated["indexes"])  # partial indexes compared
     assert [f[0] for f in migrated["functions"]] == [
+        "continuum_analytics_changed", "continuum_analytics_truncated",
         "continuum_cancel_tree", "continuum_commit_wake", "continuum_commit_wakes"]  # compared
+    assert {t[1] for t in migrated["triggers"]} >= {  # compared, on the partitions too
+        "continuum_analytics_late_insert", "continuum_analytics_changed", "continuum_analytics_truncated"}
     # Every migration is marked applied, so `continuum migrate` afterwards does nothing.
     assert [m[0] for m in generated["migrations"]] == [m.version for m in available()]
     assert pending(other_db_url) == []

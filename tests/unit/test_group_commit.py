@@ -177,3 +177,33 @@ def test_two_commits_may_be_in_flight_before_wakes_queue() -> None:
     assert kinds == ["many", "one", "one"]
     assert [set(ids) for kind, ids in store.calls if kind == "many"] == [{w3.run_id, w4.run_id}]
     assert gc._in_flight == 0
+
+
+def test_max_in_flight_can_be_raised_on_a_running_group_commit() -> None:
+    """Set to 2 while one commit is held: the next wake leads a commit of its own at once
+    instead of queueing behind the held one (as it does with the limit at 1)."""
+    store = FakeStore()
+    gc = GroupCommit(store, batch_size=64, max_in_flight=1)
+    assert gc.max_in_flight == 1
+    pool = ThreadPoolExecutor(2)
+    first = pool.submit(gc.commit, wake())
+    assert store.first_started.wait(10)
+    gc.max_in_flight = 2
+    second = gc.commit(wake())  # would block in the queue until the held commit returned
+    assert second == WakeResult(signal_pending=False)
+    assert queue_length(gc) == 0
+    store.hold_first.set()
+    pool.shutdown(wait=True)
+    assert first.result() == WakeResult(signal_pending=False)
+    assert [kind for kind, _ in store.calls] == ["one", "one"]
+    assert gc.max_in_flight == 2 and gc._in_flight == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_max_in_flight_is_a_whole_number_of_at_least_one(bad: object) -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        GroupCommit(FakeStore(), batch_size=64, max_in_flight=bad)  # type: ignore[arg-type]
+    gc = GroupCommit(FakeStore(), batch_size=64)
+    with pytest.raises(ValueError, match="max_in_flight"):
+        gc.max_in_flight = bad  # type: ignore[assignment]
+    assert gc.max_in_flight == 2

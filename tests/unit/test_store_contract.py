@@ -29,6 +29,7 @@ from continuum_nb.store.base import (
 from continuum_nb.store.forks import NewFork
 from continuum_nb.store.memory import MemoryStore
 from continuum_nb.store.postgres import PostgresStore
+from continuum_nb.store.starts import StartingWake, starting_wake
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -964,6 +965,55 @@ def test_an_empty_batch_commits_nothing(store: Any) -> None:
     assert store.commit_wakes([]) == []
 
 
+def _starting(rid: uuid.UUID, *events: Event, owner: str = "e1", state: str = "suspended",
+              tasks: list[NewTask] | None = None) -> StartingWake:
+    first = Wake(run_id=rid, lease_token=0, now=now(), state=state, events=list(events), new_tasks=tasks or [])
+    return starting_wake(first, NewRun(rid, "order", "v1", {"order_id": rid.hex[:4]}, now()), owner, 30.0)
+
+
+def test_a_starting_wake_inserts_its_run_leased_alone_or_in_a_batch(store: Any) -> None:
+    """The run's insert with its first wake through commit_wake / commit_wakes (store/starts.py)."""
+    alone = uuid.uuid4()
+    got = store.commit_wake(_starting(alone, ev(1), ev(2, "activity_scheduled", activity="charge"),
+                                      tasks=[task(2, mine=True)]))
+    assert isinstance(got.lease_token, int)
+    run = store.get_run(alone)
+    assert (run.state, run.lease_owner, run.lease_token) == ("suspended", "e1", got.lease_token)
+    assert [e.seq for e in store.load_journal(alone)] == [1, 2]
+    assert run.input == {"order_id": alone.hex[:4]}
+
+    a, b, taken = uuid.uuid4(), uuid.uuid4(), alone
+    (c, tc) = new_run(store)
+    results = store.commit_wakes([
+        _starting(a, ev(1)),
+        Wake(run_id=c, lease_token=tc, now=T0, state="running", events=[ev(1)]),   # an ordinary wake
+        _starting(taken, ev(1)),                                                     # its id exists
+        _starting(b, ev(1), state="completed"),
+    ])
+    assert isinstance(results[0], WakeResult) and isinstance(results[0].lease_token, int)
+    assert isinstance(results[1], WakeResult) and results[1].lease_token is None
+    assert isinstance(results[2], ValueError) and "already exists; pass a new run_id" in str(results[2])
+    assert isinstance(results[3], WakeResult)
+    assert results[0].lease_token != results[3].lease_token
+    assert store.get_run(a).lease_token == results[0].lease_token and store.get_run(a).state == "suspended"
+    assert store.get_run(b).state == "completed"
+    assert [e.seq for e in store.load_journal(c)] == [1]
+    # the refused start wrote nothing: the existing run and its journal are as they were
+    assert store.get_run(taken).lease_token == got.lease_token and [e.seq for e in store.load_journal(taken)] == [1, 2]
+
+
+def test_a_starting_wake_is_checked_like_create_run(store: Any) -> None:
+    rid = uuid.uuid4()
+    with pytest.raises(ValueError, match="starts at seq 1"):
+        store.commit_wake(_starting(rid, ev(2)))
+    results = store.commit_wakes([_starting(rid, ev(2)), _starting(uuid.uuid4(), ev(1))])
+    assert isinstance(results[0], ValueError) and "starts at seq 1" in str(results[0])
+    assert isinstance(results[1], WakeResult)
+    assert store.get_run(rid) is None
+    with pytest.raises(ValueError, match="needs the new run and its owner"):
+        store.commit_wake(_starting(uuid.uuid4(), ev(1), owner=""))
+    with pytest.raises(TypeError, match="only a plain first wake"):
+        starting_wake(_starting(uuid.uuid4(), ev(1)), NewRun(rid, "order", "v1", {}, now()), "e1", 30.0)
 
 # --- load_journals (the journals of a claimed batch) ---------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from ..base import CHANNEL_TASKS, CHANNEL_WAKE, Event, Notification, RunRecord, TaskRecord
+from ..checks import run_exists
 from ..forks import ForkLinks, NewFork
 from .rows import TimerRow, copy_json
 from .tables import MemoryTables
@@ -28,7 +29,7 @@ class MemoryForks(MemoryTables):
         run = fork.run
         with self._lock:
             if run.id in self._runs:
-                raise ValueError(f"run {run.id} already exists; pass a new run_id")
+                raise run_exists(run.id)
             for t in fork.tasks:
                 if t.id in self._tasks:
                     raise ValueError(f"activity task {t.id} already exists")

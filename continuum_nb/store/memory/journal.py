@@ -25,8 +25,9 @@ from ..base import (
     WakeResult,
 )
 from ..chains import ContinuingWake
-from ..checks import check_first_wake, check_wake, lease_lost, seq_conflict
+from ..checks import check_first_wake, check_wake, lease_lost, run_exists, seq_conflict
 from ..payloads import dumps
+from ..starts import StartingWake
 from .chains import MemoryChains
 from .children import MemoryChildren
 from .rows import OPEN_TASK_STATES, TimerRow, copy_json, db_now
@@ -52,7 +53,7 @@ class MemoryJournal(MemoryChildren, MemoryChains):
             self._check_new_rows(first_wake)
         with self._lock:
             if run.id in self._runs:
-                raise ValueError(f"run {run.id} already exists; pass a new run_id")
+                raise run_exists(run.id)
             record = RunRecord(
                 id=run.id,
                 workflow=run.workflow,
@@ -123,6 +124,9 @@ class MemoryJournal(MemoryChildren, MemoryChains):
         return out
 
     def commit_wake(self, wake: Wake) -> WakeResult:
+        if isinstance(wake, StartingWake):  # the run's insert with its first wake (store/starts.py)
+            token = self._insert_run(wake.run(), wake.owner, wake.start_lease_ttl, wake)
+            return WakeResult(lease_token=token)
         check_wake(wake)
         with self._lock:
             run = self._runs.get(wake.run_id)

@@ -13,13 +13,14 @@ from psycopg import errors as pgerrors
 
 from ..base import Wake, WakeResult
 from ..chains import ContinuingWake
-from ..checks import check_wake, lease_lost, seq_conflict
+from ..checks import check_first_wake, check_wake, lease_lost, seq_conflict
+from ..starts import StartingWake
 from . import sql as q
 from .chains import commit_continuing
 from .group import commit_wakes
 from .ingress import duplicate_run
 from .pool import Conn, PgPool, first_line
-from .wake import exec_commit_wake, wake_args
+from .wake import exec_commit_wake, new_run_json, wake_args
 
 __all__ = ["PgCommits"]
 
@@ -30,6 +31,11 @@ class PgCommits:
     _db: PgPool
 
     def commit_wake(self, wake: Wake) -> WakeResult:
+        if isinstance(wake, StartingWake):  # the run's insert with its first wake (store/starts.py)
+            check_first_wake(wake)
+            pending, token = self._commit(wake, wake.run_id, new_run=new_run_json(wake.run(), wake.owner),
+                                          lease_ttl=wake.start_lease_ttl)
+            return WakeResult(signal_pending=pending, lease_token=token)
         check_wake(wake)
         return WakeResult(signal_pending=self._commit(wake, wake.run_id)[0])
 

@@ -6,7 +6,8 @@ wake that is refused (its run's lease lost, its seq taken, a value PostgreSQL re
 back alone and reported in its row; the others commit together. A wake that lost a deadlock
 with another engine's transaction (possible only across engines: the runs of one batch are all
 held here) is committed again on its own, and so is a continuing wake (``cn.continue_as_new``:
-its successor is inserted by a second statement of its own transaction).
+its successor is inserted by a second statement of its own transaction). A starting wake
+(store/starts.py) inserts its run in its own subtransaction: a run id that exists refuses it alone.
 """
 
 from __future__ import annotations
@@ -15,15 +16,20 @@ from collections.abc import Callable, Sequence
 
 from ..base import Wake, WakeResult
 from ..chains import ContinuingWake
-from ..checks import check_wake
+from ..checks import check_first_wake, check_wake, run_exists
 from ..payloads import dumps
+from ..starts import StartingWake
 from . import sql as q
 from .pool import TRANSIENT_STATES, Conn, PgPool, server_error
-from .wake import WakeRow, exec_commit_wakes, wake_args
+from .wake import WakeRow, exec_commit_wakes, new_run_json, wake_args
 
 __all__ = ["commit_wakes"]
 
 Outcome = WakeResult | Exception
+
+#: A starting wake whose run id exists: its insert violates the runs' primary key.
+UNIQUE_VIOLATION = "23505"
+RUNS_PKEY = "continuum_runs_pkey"
 
 
 def commit_wakes(db: PgPool, wakes: Sequence[Wake], fence_failure: Callable[[Conn, Wake], Exception],
@@ -39,8 +45,12 @@ def commit_wakes(db: PgPool, wakes: Sequence[Wake], fence_failure: Callable[[Con
             alone.append(i)
             continue
         try:
-            check_wake(wake)
-            args.append(wake_args(wake, wake.run_id))
+            if isinstance(wake, StartingWake):  # inserts its run (store/starts.py)
+                check_first_wake(wake)
+                args.append(wake_args(wake, wake.run_id, new_run_json(wake.run(), wake.owner), wake.start_lease_ttl))
+            else:
+                check_wake(wake)
+                args.append(wake_args(wake, wake.run_id))
         except ValueError as exc:  # a value that cannot be sent: nothing of this wake is
             out[i] = exc
             continue
@@ -66,10 +76,13 @@ def _read_rows(conn: Conn, wakes: Sequence[Wake], sent: list[int], rows: list[Wa
     """(on the call's connection) Each sent wake's outcome into ``out``; returns the wakes that
     lost a transient conflict (nothing of them written), to be committed again alone."""
     again = []
-    for i, (pending, _token, state, message, detail) in zip(sent, rows, strict=False):
+    for i, (pending, token, state, message, detail) in zip(sent, rows, strict=False):
         wake = wakes[i]
+        starting = isinstance(wake, StartingWake)
         if state is None:
-            out[i] = WakeResult(signal_pending=pending)
+            out[i] = WakeResult(signal_pending=pending, lease_token=token if starting else None)
+        elif starting and state == UNIQUE_VIOLATION and RUNS_PKEY in (message or ""):
+            out[i] = run_exists(wake.run_id)
         elif state == q.WAKE_REFUSED:
             out[i] = fence_failure(conn, wake)
         elif state in TRANSIENT_STATES:

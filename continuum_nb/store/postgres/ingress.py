@@ -20,7 +20,7 @@ from uuid import UUID
 from psycopg import errors as pgerrors
 
 from ..base import KeyedStart, NewRun
-from ..checks import run_not_active, run_not_found
+from ..checks import run_exists, run_not_active, run_not_found
 from ..payloads import dumps
 from .pool import Conn, first_line
 
@@ -129,7 +129,7 @@ def run_params(run: NewRun, owner: str | None = None, lease_ttl: float = 30.0) -
 
 def duplicate_run(run_id: UUID, exc: pgerrors.UniqueViolation) -> ValueError:
     if exc.diag.constraint_name == "continuum_runs_pkey":
-        return ValueError(f"run {run_id} already exists; pass a new run_id")
+        return run_exists(run_id)
     return ValueError(f"run {run_id}: {first_line(exc)}")
 
 
