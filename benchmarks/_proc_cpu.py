@@ -14,16 +14,18 @@ from pathlib import Path
 import psycopg
 
 
-def process_cpu(pids: list[int]) -> dict[int, float]:
-    """utime + stime of each process still alive, in seconds."""
+def process_cpu(pids: list[int], *, children: bool = False) -> dict[int, float]:
+    """utime + stime of each process still alive, in seconds (with ``children``: plus its
+    reaped children's, cutime + cstime)."""
     tick = os.sysconf("SC_CLK_TCK")
+    last = 15 if children else 13
     out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        out[pid] = sum(int(f) for f in fields[11:last]) / tick
     return out
 
 

@@ -38,6 +38,7 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
 import continuum_nb as cn  # noqa: E402
+from benchmarks._proc_cpu import process_cpu  # noqa: E402
 from benchmarks._workers_common import Worker  # noqa: E402
 
 WORKFLOW = "bench_workers"
@@ -60,15 +61,7 @@ async def bench_workers(n: int, steps: int) -> int:
 
 def _cpu(pids: list[int]) -> dict[int, float]:
     """utime + stime (and reaped children) of each process, in seconds."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[pid] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
-    return out
+    return process_cpu(pids, children=True)
 
 
 def _all_pids() -> list[int]:
