@@ -92,7 +92,7 @@ class Dispatcher(Part):
     def _room(self) -> bool:
         """(any thread) Room for a claim worth its round trips: half the run slots free."""
         cfg = self._config
-        return cfg.run_concurrency - self._held.driven() >= max(1, cfg.run_concurrency // 2)
+        return cfg.run_concurrency - len(self._held) >= max(1, cfg.run_concurrency // 2)
 
     def _runnable_now(self) -> float:
         """(loop) How long to wait before the next claim when runs are runnable now: none with
@@ -113,11 +113,7 @@ class Dispatcher(Part):
     async def _claim_once(self) -> None:
         cfg = self._config
         names = self._known_workflows()
-        # run_concurrency bounds the runs being driven (a wake in progress), not the runs held:
-        # an idle held run (its coroutine cached, e.g. waiting on a timer shorter than
-        # release_after) must not keep this engine from claiming others; the held table itself
-        # is bounded by max_cached_runs (Engine._evict).
-        free_runs = cfg.run_concurrency - self._held.driven()
+        free_runs = cfg.run_concurrency - len(self._held)
         self._more = self._want_room = False
         if names and free_runs > 0:
             claimed = await self._runtime.db(

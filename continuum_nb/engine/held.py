@@ -104,10 +104,6 @@ class HeldRuns:
         """Held, and no wake of it in progress."""
         return run_id in self._runs and run_id not in self.waking
 
-    def driven(self) -> int:
-        """How many runs have a wake in progress (or a start): what ``run_concurrency`` bounds."""
-        return len(self.waking)
-
     def holds(self, run_id: uuid.UUID) -> bool:
         """Held, or being started by this process (its end will be reported here)."""
         return run_id in self._runs or run_id in self._starting

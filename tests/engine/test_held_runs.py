@@ -16,7 +16,6 @@ import pytest
 
 import continuum_nb as cn
 from continuum_nb.engine.clock import VirtualClock
-from continuum_nb.store.base import NewRun
 from continuum_nb.workflow import WorkflowDef
 from tests.engine.helpers import define, double, eventually, suspended_on
 
@@ -169,31 +168,3 @@ def test_a_heartbeat_that_fails_does_not_end_the_engine(make_instance: Any) -> N
     assert cn.wait(run.id, timeout=30, instance=inst) == "after"
     engine = inst.engine
     assert engine is not None and engine.running
-
-
-def test_idle_held_runs_do_not_use_up_run_concurrency(make_instance: Any, clock: VirtualClock) -> None:
-    """run_concurrency bounds the runs being driven, not the runs held: with every slot's worth
-    of runs held idle (waiting on a timer shorter than release_after, their coroutines cached),
-    a run another client made runnable is still claimed and driven to its end."""
-    inst = make_instance(run_concurrency=2, release_after=3600)
-
-    async def napping(i: int) -> int:
-        await cn.timer(cn.seconds(600))  # the virtual clock never gets there in this test
-        return i
-
-    async def quick(i: int) -> int:
-        return await double(i)
-
-    nap, fast = define(inst, napping), define(inst, quick)
-    held = [cn.start(nap, {"i": i}, instance=inst) for i in range(2)]
-    engine = inst.engine
-    assert engine is not None
-    for r in held:
-        eventually(lambda r=r: suspended_on(inst, r, "timer_started"), what="the nap to begin")
-    eventually(lambda: all(uuid.UUID(r.id) in engine.held for r in held) and engine.held.driven() == 0,
-               what="both napping runs held and idle")
-    # a run inserted runnable by another client (no owner): only a claim brings it here
-    rid = uuid.uuid4()
-    inst.store.create_run(NewRun(rid, fast.name, fast.version_hash, {"i": 21}, clock.now()))  # due now
-    assert cn.wait(str(rid), timeout=30, instance=inst) == 42
-    assert all(uuid.UUID(r.id) in engine.held for r in held)  # still held, still napping
