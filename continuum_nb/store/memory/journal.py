@@ -26,7 +26,7 @@ from ..base import (
 )
 from ..chains import ContinuingWake
 from ..checks import check_first_wake, check_wake, lease_lost, run_exists, seq_conflict
-from ..payloads import dumps
+from ..payloads import payload_size
 from ..starts import StartingWake
 from .chains import MemoryChains
 from .children import MemoryChildren
@@ -119,14 +119,14 @@ class MemoryJournal(MemoryChildren, MemoryChains):
                 if run is None or run.lease_token != token or len(events) > max_events:
                     continue
                 journal = [replace(e, payload=copy_json(e.payload)) for e in events]
-                if sum(len(dumps(e.payload).encode()) for e in journal) <= max_bytes:
+                if sum(payload_size(e.payload) for e in journal) <= max_bytes:
                     out[rid] = journal
         return out
 
     def commit_wake(self, wake: Wake) -> WakeResult:
         if isinstance(wake, StartingWake):  # the run's insert with its first wake (store/starts.py)
-            token = self._insert_run(wake.run(), wake.owner, wake.start_lease_ttl, wake)
-            return WakeResult(lease_token=token)
+            # (not through create_run: a wrapped store would count one commit twice)
+            return WakeResult(lease_token=self._insert_run(wake.run(), wake.owner, wake.start_lease_ttl, wake))
         check_wake(wake)
         with self._lock:
             run = self._runs.get(wake.run_id)

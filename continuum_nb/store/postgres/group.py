@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 
 from ..base import Wake, WakeResult
 from ..chains import ContinuingWake
-from ..checks import check_first_wake, check_wake, run_exists
+from ..checks import run_exists
 from ..payloads import dumps
 from ..starts import StartingWake
 from . import sql as q
 from .pool import TRANSIENT_STATES, Conn, PgPool, server_error
-from .wake import WakeRow, exec_commit_wakes, new_run_json, wake_args
+from .wake import WakeRow, checked_wake_args, exec_commit_wakes
 
 __all__ = ["commit_wakes"]
 
@@ -45,12 +45,7 @@ def commit_wakes(db: PgPool, wakes: Sequence[Wake], fence_failure: Callable[[Con
             alone.append(i)
             continue
         try:
-            if isinstance(wake, StartingWake):  # inserts its run (store/starts.py)
-                check_first_wake(wake)
-                args.append(wake_args(wake, wake.run_id, new_run_json(wake.run(), wake.owner), wake.start_lease_ttl))
-            else:
-                check_wake(wake)
-                args.append(wake_args(wake, wake.run_id))
+            args.append(checked_wake_args(wake))
         except ValueError as exc:  # a value that cannot be sent: nothing of this wake is
             out[i] = exc
             continue

@@ -18,11 +18,13 @@ from psycopg import errors as pgerrors
 from psycopg.pq import ConnStatus, ExecStatus
 
 from ..base import FINISHED_STATES, NewRun, Wake
+from ..checks import check_first_wake, check_wake
 from ..payloads import dumps
+from ..starts import StartingWake
 from . import sql as q
 from .pool import Conn
 
-__all__ = ["WakeRow", "exec_commit_wake", "exec_commit_wake_once", "exec_commit_wakes", "jsonb_or_null", "new_run_json",
+__all__ = ["WakeRow", "checked_wake_args", "exec_commit_wake", "exec_commit_wake_once", "exec_commit_wakes", "jsonb_or_null", "new_run_json",
            "wake_args"]
 
 
@@ -111,6 +113,16 @@ def wake_args(wake: Wake, run_id: UUID, new_run: str | None = None,
         _rows_or_null([str(c) for c in wake.awaiting_children]),
         _rows_or_null([str(c) for c in wake.cancelled_children]),
     ]
+
+
+def checked_wake_args(wake: Wake) -> list[str | None]:
+    """``wake_args`` of a wake after its checks, for ``commit_wakes``: a ``StartingWake``
+    (store/starts.py) as the first wake that inserts its run (``create_run(first_wake=...)``)."""
+    if isinstance(wake, StartingWake):
+        check_first_wake(wake)
+        return wake_args(wake, wake.run_id, new_run_json(wake.run(), wake.owner), wake.start_lease_ttl)
+    check_wake(wake)
+    return wake_args(wake, wake.run_id)
 
 
 # The hot path: the wake statements are prepared once per pooled connection and executed through
