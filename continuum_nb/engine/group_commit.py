@@ -47,11 +47,28 @@ class _Waiter:
 
     def __init__(self, wake: Wake) -> None:
         self.wake = wake
-        self.done = threading.Event()
+        self.done = _OneShot()
         self.result: WakeResult | None = None
         self.error: BaseException | None = None
         #: Set for the waiter that is to lead the next batch (its own wake first).
         self.batch: list[_Waiter] | None = None
+
+
+class _OneShot:
+    """Set once, waited for once: a bare lock, held until ``set``. ``threading.Event`` builds a
+    condition and a lock per wait; every queued wake waits for one, so this is on the hot path."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
 
 
 class GroupCommit:

@@ -200,9 +200,24 @@ def storable_text(s: str) -> str:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder behind _ENCODER, built once: JSONEncoder.encode builds a new one on every call,
+# which is most of the cost of the many small values a wake encodes. No circular-reference
+# markers: stored values are checked first (check_json bounds their depth), and a cycle that
+# reaches here still fails (RecursionError), it cannot loop.
+_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # None without the C accelerator
+_C_ENCODE = (None if _MAKE_ENCODER is None else _MAKE_ENCODER(
+    None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False))
+
+
 def dumps(value: Any) -> str:
     """Compact, key-order-preserving JSON text (the form written to jsonb columns)."""
-    return _ENCODER.encode(value)
+    if _C_ENCODE is None or type(value) is str:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def loads(text: str | bytes) -> Any:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from continuum_nb.store import payloads
 from continuum_nb.store.payloads import (
     MAX_DEPTH,
     MAX_NAME_LENGTH,
@@ -87,3 +89,26 @@ def test_check_size_counts_stored_bytes_and_names_the_limit() -> None:
     with pytest.raises(ValueError, match=r"^input of a run is 13 bytes as JSON, over the max_payload_bytes "
                                          r"limit of 12; keep large data outside the run .* or raise max_payload_bytes$"):
         check_size("x" * 11, "input of a run", 12)
+
+
+@pytest.mark.parametrize("value", [
+    None, True, 0, -7, 10**30, 1.5, -0.0, "", "plain", 'quote " and \\ backslash', "é ✓ 日本", "\u2028",
+    [], {}, [1, [2, [3, None]]], {"b": 1, "a": [True, {"z": "x"}]}, (1, "two"), {"k": (1, 2)},
+])
+def test_dumps_is_compact_json_in_key_order(value: object) -> None:
+    # dumps reuses one C encoder instead of JSONEncoder.encode: the text must be what the json
+    # module writes with the same options, byte for byte (jsonb and the journal hashes rely on it).
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert payloads.dumps(value) == expected
+    assert json.loads(payloads.dumps(value)) == json.loads(expected)
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    (float("nan"), ValueError), ([float("inf")], ValueError), ({"x": object()}, TypeError),
+    ({("a",): 1}, TypeError), ({1, 2}, TypeError),
+])
+def test_dumps_refuses_what_json_refuses(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        payloads.dumps(value)
+    with pytest.raises(error):
+        json.dumps(value, allow_nan=False)
