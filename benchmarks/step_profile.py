@@ -14,6 +14,10 @@ the run to the drive thread, handing its end back to the caller, the caller's ow
 ``process_cpu_us`` the CPU of the whole process per workflow, ``unaccounted_cpu_us`` what the
 wrapped phases do not cover (the caller, the engine loop, the listening thread, the interpreter).
 
+The workflows are started from the main thread, so a run's first wake too runs on the drive
+thread (from any other thread it runs on the caller's: ``Drives.start``) and the drive thread's
+share covers the whole run.
+
 The wrappers cost ~1-2 µs a call each; they are counted in their parents.
 """
 

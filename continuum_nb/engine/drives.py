@@ -1,4 +1,5 @@
-"""The drive threads of an engine: where wakes run, outside the engine loop.
+"""The drive threads of an engine: where wakes run, outside the engine loop (a run's first wake
+runs on the thread that starts it, unless that is the main thread: ``Drives.start``).
 
 A wake runs on a drive thread (``Runner.wake``) and posts its report to the loop, which acts on
 it (``_drive_done``). A wake whose only new work is one plain activity (no timeout) runs that
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -73,14 +75,30 @@ class Drives(Part):
 
     # --- a run started by this process --------------------------------------------------------
     def start(self, wf: WorkflowDef, run: NewRun, started: concurrent.futures.Future[None]) -> None:
-        """(caller's thread) Insert ``run`` with its first wake on a drive thread; ``started`` is
-        resolved once that commit is durable."""
-        self._held.begin_start(run.id)
-        self._submit(self._start_drive, wf, run, started)
+        """(caller's thread) Insert ``run`` with its first wake; ``started`` is resolved once that
+        commit is durable, and the run goes on on a drive thread.
 
-    def _start_drive(self, wf: WorkflowDef, run: NewRun, started: concurrent.futures.Future[None]) -> None:
-        """(drive thread) The first wake with the insert; the caller is released as soon as it is
-        committed, then the run goes on here."""
+        The first wake runs on the caller's own thread (it waits for that commit anyway): one
+        thread hand-off less per run than handing it to a drive thread and waiting for its
+        answer. Not on the main thread: Ctrl-C is delivered there, and a KeyboardInterrupt inside
+        a group commit could strand the other runs' wakes queued with this one; nor while the
+        engine stops (the drive threads refuse new work, and so does this)."""
+        self._held.begin_start(run.id)
+        if threading.current_thread() is threading.main_thread() or self._loop.stopping:
+            self._submit(self._start_drive, wf, run, started, False)
+            return
+        here: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._track(here)  # a stop waits for it as for any drive, then releases the run
+        try:
+            self._start_drive(wf, run, started, True)
+        finally:
+            here.set_result(None)
+
+    def _start_drive(self, wf: WorkflowDef, run: NewRun, started: concurrent.futures.Future[None],
+                     on_caller: bool) -> None:
+        """(drive thread, or the caller's: ``on_caller``) The first wake with the insert; the
+        caller is released as soon as it is committed, then the run goes on (on this drive
+        thread, or handed to one)."""
         try:
             held, report = self._runner.start(wf, run)
         except BaseException as exc:
@@ -92,7 +110,14 @@ class Drives(Part):
         # not through the loop: a hop there would compete with this chain for the interpreter.
         self._held.register_started(held)
         started.set_result(None)
-        self._finish_drive(held, lambda: self._chain(held, report))
+        if not on_caller:
+            self._finish_drive(held, lambda: self._chain(held, report))
+            return
+        try:
+            self._submit(self._finish_drive, held, lambda: self._chain(held, report))
+        except RuntimeError:  # the engine stopped meanwhile: its stop releases the held run
+            log.info("run %s started while its engine stopped; it goes on wherever it is claimed next",
+                     run.id)
 
     # --- waking held runs ----------------------------------------------------------------------------
     def request_wake(self, run_id: uuid.UUID) -> None:
@@ -118,7 +143,9 @@ class Drives(Part):
         self._failures.pop(run_id, None)
 
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
-        fut = self._pool.submit(fn, *args)
+        self._track(self._pool.submit(fn, *args))
+
+    def _track(self, fut: concurrent.futures.Future[None]) -> None:
         self.running.add(fut)
         fut.add_done_callback(self.running.discard)
 
