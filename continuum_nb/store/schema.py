@@ -381,6 +381,7 @@ FUNCTIONS = {
     "continuum_cancel_tree": "20261207070000",
     "continuum_commit_wake": "20261207070000",
     "continuum_commit_wakes": "20261207080000",
+    "continuum_commit_wakes_json": "20261208000000",
     "continuum_analytics_changed": "20261207090000",
     "continuum_analytics_truncated": "20261207090000",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime, timezone
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from continuum_nb.store.base import Event, NewRun, NewTask, NewTimer, TaskOutcome, Wake
 from continuum_nb.store.postgres import sql as q
-from continuum_nb.store.postgres.wake import new_run_json, wake_args
+from continuum_nb.store.postgres.wake import new_run_value, wake_args, wake_values
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -60,10 +61,12 @@ def test_values_are_text_with_sql_null_for_absent_kinds() -> None:
 
 def test_a_new_run_travels_as_one_json_object() -> None:
     run = NewRun(uuid.uuid4(), "wf", "v1", {"x": 1}, NOW, trace_context=b"\x01", retention_until=None)
-    text = new_run_json(run, "engine-1")
+    value = new_run_value(run, "engine-1")
+    args = wake_args(_full_wake(run.id), run.id, value, lease_ttl=12.5)
+    text = args[2]
+    assert text is not None
     assert '"owner":"engine-1"' in text and '"trace":"01"' in text and '"input":{"x":1}' in text
-    args = wake_args(_full_wake(run.id), run.id, text, lease_ttl=12.5)
-    assert args[2] == text and args[23] == "12.5"
+    assert args[23] == "12.5"
     assert args[24:] == [None, None, None]  # no children started, awaited or cancelled
 
 
@@ -83,3 +86,25 @@ def test_the_current_definition_extends_the_signature_at_its_end() -> None:
     before, after = params(first), params(current)
     assert len(before) == 26
     assert after == before[:24] + ["p_children jsonb", "p_await_children jsonb", "p_cancel_children jsonb"] + before[24:]
+
+
+def test_the_text_form_is_the_json_values_as_postgresql_reads_them() -> None:
+    """One wake of a batch (continuum_commit_wakes_json) and one call alone carry the same
+    values: the text of a jsonb parameter is its value's JSON, booleans are true/false, numbers
+    and strings as they are, and None is SQL NULL in both."""
+    rid = uuid.uuid4()
+    wake = _full_wake(rid)
+    wake.result, wake.release = {"r": [1, None]}, True
+    values, args = wake_values(wake, rid), wake_args(wake, rid)
+    assert len(values) == len(args) == 27
+    for i, (value, text) in enumerate(zip(values, args, strict=True)):
+        if value is None:
+            assert text is None, i
+        elif isinstance(value, bool):
+            assert text == ("true" if value else "false"), i
+        elif isinstance(value, (list, dict)):
+            assert text is not None and json.loads(text) == value, i
+        else:
+            assert text == (repr(value) if isinstance(value, float) else str(value)), i
+    assert values[4] == [[3, "side_effect", {"value": 1}], [4, "activity_scheduled", {"activity": "a"}]]
+    assert values[21] == "\\x00ff" and values[1] == 7 and values[22] is True

@@ -6,6 +6,7 @@ fence refuses one, why."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -20,7 +21,7 @@ from .chains import commit_continuing
 from .group import commit_wakes
 from .ingress import duplicate_run
 from .pool import Conn, PgPool, first_line
-from .wake import exec_commit_wake, new_run_json, wake_args
+from .wake import exec_commit_wake, new_run_value, wake_args
 
 __all__ = ["PgCommits"]
 
@@ -33,7 +34,7 @@ class PgCommits:
     def commit_wake(self, wake: Wake) -> WakeResult:
         if isinstance(wake, StartingWake):  # the run's insert with its first wake (store/starts.py)
             check_first_wake(wake)
-            pending, token = self._commit(wake, wake.run_id, new_run=new_run_json(wake.run(), wake.owner),
+            pending, token = self._commit(wake, wake.run_id, new_run=new_run_value(wake.run(), wake.owner),
                                           lease_ttl=wake.start_lease_ttl)
             return WakeResult(signal_pending=pending, lease_token=token)
         check_wake(wake)
@@ -42,7 +43,7 @@ class PgCommits:
     def commit_wakes(self, wakes: Sequence[Wake]) -> list[WakeResult | Exception]:
         return commit_wakes(self._db, wakes, self._fence_failure, self.commit_wake)
 
-    def _commit(self, wake: Wake, run_id: UUID, *, new_run: str | None = None,
+    def _commit(self, wake: Wake, run_id: UUID, *, new_run: dict[str, Any] | None = None,
                 lease_ttl: float | None = None) -> tuple[bool, int]:
         """One call of continuum_commit_wake: (signal_pending, lease token)."""
         args = [None if a is None else a.encode() for a in wake_args(wake, run_id, new_run, lease_ttl)]

@@ -1,5 +1,6 @@
 """Group commit on PostgreSQL (``commit_wakes``): several runs' wakes in one call of
-``continuum_commit_wakes`` (migration 20261207080000), one round trip and one transaction.
+``continuum_commit_wakes_json`` (migration 20261208000000), one round trip and one transaction:
+one JSON array of each wake's arguments as JSON values, encoded once.
 
 The server runs each wake as one ``continuum_commit_wake`` call in its own subtransaction, so a
 wake that is refused (its run's lease lost, its seq taken, a value PostgreSQL refuses) is rolled
@@ -8,11 +9,14 @@ with another engine's transaction (possible only across engines: the runs of one
 held here) is committed again on its own, and so is a continuing wake (``cn.continue_as_new``:
 its successor is inserted by a second statement of its own transaction). A starting wake
 (store/starts.py) inserts its run in its own subtransaction: a run id that exists refuses it alone.
+A value PostgreSQL refuses anywhere in the batch fails the call before any wake ran: then each
+wake is committed alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..base import Wake, WakeResult
 from ..chains import ContinuingWake
@@ -21,7 +25,7 @@ from ..payloads import dumps
 from ..starts import StartingWake
 from . import sql as q
 from .pool import TRANSIENT_STATES, Conn, PgPool, server_error
-from .wake import WakeRow, checked_wake_args, exec_commit_wakes
+from .wake import WakeRow, checked_wake_values, exec_commit_wakes
 
 __all__ = ["commit_wakes"]
 
@@ -39,24 +43,30 @@ def commit_wakes(db: PgPool, wakes: Sequence[Wake], fence_failure: Callable[[Con
     out: list[Outcome | None] = [None] * len(wakes)
     sent: list[int] = []
     alone: list[int] = []
-    args: list[list[str | None]] = []
+    values: list[list[Any]] = []
     for i, wake in enumerate(wakes):
         if isinstance(wake, ContinuingWake):
             alone.append(i)
             continue
         try:
-            args.append(checked_wake_args(wake))
+            values.append(checked_wake_values(wake))
         except ValueError as exc:  # a value that cannot be sent: nothing of this wake is
             out[i] = exc
             continue
         sent.append(i)
     if sent:
-        payload = dumps(args).encode()
+        payload = dumps(values).encode()
 
         def call(conn: Conn) -> list[int]:
             return _read_rows(conn, wakes, sent, exec_commit_wakes(conn, payload), out, fence_failure)
 
-        alone += db.call(call)
+        try:
+            alone += db.call(call)
+        except ValueError:
+            # A value PostgreSQL refuses in the batch's JSON itself (jsonb has no \u0000): the
+            # call failed before any wake ran, so nothing of it is written; alone, each wake's
+            # values arrive as parameters of their own, and only the wake that has it fails.
+            alone += sent
     for i in alone:
         try:
             out[i] = commit_wake(wakes[i])

@@ -102,10 +102,11 @@ COMMIT_WAKE = """SELECT out_pending, out_token FROM continuum_commit_wake(
 #: Its prepared statement's name on every pooled connection (versioned with the statement).
 COMMIT_WAKE_NAME = b"continuum_commit_wake_v2"
 
-# Wakes of several runs in one transaction (migration 20261207080000): a row per wake, in order.
-COMMIT_WAKES = """SELECT out_pending, out_token, out_sqlstate, out_message, out_detail
-  FROM continuum_commit_wakes($1::jsonb) ORDER BY out_index"""
-COMMIT_WAKES_NAME = b"continuum_commit_wakes_v1"
+# Wakes of several runs in one transaction (migration 20261208000000: each argument as its JSON
+# value; 20261207080000's text form stays for older clients): a row per wake, in order.
+COMMIT_WAKES_JSON = """SELECT out_pending, out_token, out_sqlstate, out_message, out_detail
+  FROM continuum_commit_wakes_json($1::jsonb) ORDER BY out_index"""
+COMMIT_WAKES_JSON_NAME = b"continuum_commit_wakes_json_v1"
 
 #: SQLSTATE raised by continuum_commit_wake when the fence refuses or the journal does not end
 #: where the wake expects.
