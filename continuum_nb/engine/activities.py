@@ -122,9 +122,10 @@ class Activities(Part):
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def start(self, held: HeldRun | None, task: NewTask | TaskRecord) -> None:
-        """(loop) An attempt on the activity pool."""
-        self._runtime.spawn(self.run_attempt(held, task))
+    def start(self, held: HeldRun | None, task: NewTask | TaskRecord, leased_at: float | None) -> None:
+        """(loop) An attempt on the activity pool, of a task whose lease this engine took at
+        ``leased_at`` (``time.monotonic()`` before the commit or claim that took it)."""
+        self._runtime.spawn(self.run_attempt(held, task, leased_at))
 
     def renewed(self, task_ids: Iterable[uuid.UUID], since: float) -> None:
         """(loop) The heartbeat that started at ``since`` (monotonic) renewed these task leases."""
@@ -181,13 +182,15 @@ class Activities(Part):
             idempotency_key=task.idempotency_key,
         )
 
-    def _begin(self, held: HeldRun | None, record: TaskRecord) -> dict[str, Any] | None:
+    def _begin(self, held: HeldRun | None, record: TaskRecord, leased_at: float | None) -> dict[str, Any] | None:
         """Book the attempt as in flight on this engine and emit ``activity started``; the
         attempt's telemetry metadata (None when no telemetry handler is attached: then none of the
-        attempt's events is emitted)."""
+        attempt's events is emitted). The lease is known to last until ``leased_at`` + TTL, not
+        TTL from now: an attempt that waited (the loop or the pool busy) past that is never
+        started, as another engine may have claimed the task meanwhile."""
         assert record.lease_token is not None
         self.inflight[record.id] = record.lease_token
-        self._lease_until[record.id] = time.monotonic() + self._config.lease_ttl
+        self._lease_until[record.id] = (time.monotonic() if leased_at is None else leased_at) + self._config.lease_ttl
         if held is not None:
             held.inflight.add(record.seq)  # a run with an attempt running here is not released
         if not telemetry_active():
@@ -228,12 +231,17 @@ class Activities(Part):
         self._emit(("continuum", "activity", event), {"duration": time.perf_counter_ns() - t0},
                    {**meta, "error": outcome.error} if outcome.error else meta)
 
-    def attempt_inline(self, held: HeldRun, task: NewTask, act: ActivityDef) -> bool:
+    def attempt_inline(self, held: HeldRun, task: NewTask, act: ActivityDef, leased_at: float | None) -> bool:
         """Run one attempt of a task the run's last wake just committed, on the calling thread
         (the one that will commit the next wake), and hand its outcome to the run. False when the
         attempt failed and was put back for a retry: then there is no outcome to journal yet."""
         record = self._as_record(held, task)
-        meta = self._begin(held, record)
+        meta = self._begin(held, record, leased_at)
+        if self._lease_lapsed(record.id):  # the commit took longer than the lease: not ours now
+            log.info("attempt of task %s not started: its lease lapsed while its wake committed", record.id)
+            self.forget(record.id)
+            held.inflight.discard(record.seq)
+            return False
         t0 = time.perf_counter_ns()
         hit = False
         try:
@@ -257,7 +265,7 @@ class Activities(Part):
         self._emit_outcome(outcome, meta, t0)
         return True
 
-    async def run_attempt(self, held: HeldRun | None, task: NewTask | TaskRecord) -> None:
+    async def run_attempt(self, held: HeldRun | None, task: NewTask | TaskRecord, leased_at: float | None) -> None:
         """One attempt on the activity pool (async activities, timeouts, and tasks claimed from the
         store); the outcome goes to the run's next wake, or to the task row."""
         if isinstance(task, NewTask):
@@ -265,7 +273,7 @@ class Activities(Part):
             record = self._as_record(held, task)
         else:
             record = task
-        meta = self._begin(held, record)
+        meta = self._begin(held, record, leased_at)
         t0 = time.perf_counter_ns()
         act = ACTIVITIES.get(record.activity)
         hit = False

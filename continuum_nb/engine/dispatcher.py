@@ -10,6 +10,7 @@ to the loop: a wake for a held run, a run's end that concerns this engine, else 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
@@ -126,11 +127,12 @@ class Dispatcher(Part):
         free_tasks = self._activities.free_slots()
         acts = sorted(ACTIVITIES)
         if acts and free_tasks > 0:
+            leased_at = time.monotonic()
             tasks = await self._runtime.db(
                 self._store.claim_tasks, self._owner, acts, self._clock.now(), cfg.lease_ttl, free_tasks
             )
             for task in tasks:
-                self._activities.start(self._held.get(task.run_id), task)
+                self._activities.start(self._held.get(task.run_id), task, leased_at)
 
     async def _prefetch(self, claimed: list[RunRecord]) -> dict[uuid.UUID, list[Event]]:
         """The journals of a batch of claimed runs in one round trip, so that each first wake

@@ -244,7 +244,7 @@ class Drives(Part):
             assert act is not None
             report.new_tasks = []  # taken here: the loop must not start it again
             try:
-                delivered = self._activities.attempt_inline(held, task, act)
+                delivered = self._activities.attempt_inline(held, task, act, report.leased_at)
             finally:
                 self._activities.bodies.release()
             if not delivered:

@@ -246,7 +246,7 @@ class Engine:
             return
         self.held.touch(run_id)
         for task in report.new_tasks:
-            self.activities.start(held, task)
+            self.activities.start(held, task, report.leased_at)
         self.timers.schedule(held)
         self._evict()
 

@@ -65,6 +65,10 @@ class WakeReport:
     released: bool = False
     result: Any = None
     error: Any = None
+    #: ``time.monotonic()`` just before the commit that leased ``new_tasks`` to this engine: their
+    #: leases run from no earlier than this (the server's clock starts them on its receipt).
+    #: None: not stamped (its attempts count their leases from when they start).
+    leased_at: float | None = None
 
 
 class Runner:
@@ -150,6 +154,7 @@ class Runner:
         wake, report = self._build(held, outcome)
         self._guard(held, wake, report)
         compact = self._hold_for_snapshot(held, wake, report)
+        report.leased_at = time.monotonic()
         if keyed:
             held.pending_trace_context = None  # _build put it in the wake
             try:
@@ -234,6 +239,7 @@ class Runner:
         held.pending_trace_context = None  # _build put it in the wake (Wake.trace_context)
         self._guard(held, wake, report)
         compact = self._hold_for_snapshot(held, wake, report)
+        report.leased_at = time.monotonic()
         try:
             result = self._commit(wake)
         except LeaseLost:

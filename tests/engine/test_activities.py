@@ -319,3 +319,50 @@ def test_an_attempt_that_timed_out_waiting_for_a_slot_never_runs(make_instance: 
     after = cn.start(define(inst, queued, "queued_after"), {"tag": "after"}, instance=inst)
     assert cn.wait(after.id, timeout=30, instance=inst) == "after"
     assert _queued_bodies == ["after"]
+
+
+# --- a task lease counts from when it was granted, not from when its attempt starts -----------
+LATE_BODIES: dict[int, list[str]] = {}
+
+
+@cn.activity(name="late_start.body", timeout=30)  # a timeout: attempted on the pool, via the loop
+def late_body(n: int) -> int:
+    LATE_BODIES.setdefault(n, []).append(threading.current_thread().name)
+    return n + 1
+
+
+async def late_one_step(n: int) -> int:
+    return await late_body(n)
+
+
+@pytest.mark.stores("postgres")
+def test_an_attempt_that_starts_after_its_lease_lapsed_never_runs(make_instance: Any) -> None:
+    """The engine that committed a task leased to itself reaches its attempt only after the lease
+    lapsed (its loop busy, say), and the task was claimed again meanwhile (by any engine, this
+    one included): the late attempt is not started, so the body runs once."""
+    n = 7000 + len(LATE_BODIES)
+    a = make_instance(lease_ttl=1.0)
+    define(a, late_one_step, "late_start_wf")
+    engine = a.start_engine()
+    assert engine is not None
+    real_start = engine.activities.start
+    late: dict[str, Any] = {}
+
+    def start_late(held: Any, task: Any, *when: Any) -> None:
+        if "task" in late:
+            real_start(held, task, *when)
+            return
+        late["task"] = task.id
+
+        def now_start() -> None:
+            real_start(held, task, *when)
+            late["started"] = True
+
+        engine.runtime.call_later(2.5, now_start)  # the loop reaches it 2.5 s late: past 1 s TTL
+
+    engine.activities.start = start_late  # type: ignore[method-assign]
+    run = cn.start("late_start_wf", {"n": n}, instance=a)  # its task is claimed again once the lease lapsed
+    assert cn.wait(run.id, timeout=30, instance=a) == n + 1
+    eventually(lambda: late.get("started") and late["task"] not in engine.activities.inflight,
+               what="the late attempt started and ended")
+    assert len(LATE_BODIES[n]) == 1, LATE_BODIES[n]
