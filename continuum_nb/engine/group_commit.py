@@ -122,9 +122,10 @@ class GroupCommit:
             finally:
                 self._hand_off()
         waiter.done.wait()
-        if waiter.batch is not None:
+        batch, waiter.batch = waiter.batch, None  # (the batch holds this waiter: no cycle left)
+        if batch is not None:
             try:
-                self._run(waiter.batch)
+                self._run(batch)
             finally:
                 self._hand_off()
         if waiter.error is not None:

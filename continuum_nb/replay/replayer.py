@@ -296,17 +296,19 @@ class Replayer:
     def _blocked_state(self, slot: _Slot) -> Blocked:
         """What the workflow waits on: the unresolved starts under ``slot``, in command order."""
         starts: list[Event] = []
-
-        def visit(s: _Slot) -> None:
-            if s.done:
-                return
-            for c in s.children:
-                visit(c)
-            if s.start >= 0:
-                starts.append(self._ix.start_event(s.start))
-
-        visit(slot)
+        self._unresolved_starts(slot, starts)
         return blocked_on(starts)
+
+    def _unresolved_starts(self, slot: _Slot, starts: list[Event]) -> None:
+        # A method, not a nested function that calls itself: that closure would be a reference
+        # cycle holding this replayer (and its run's coroutine and journal) until the cyclic
+        # garbage collector ran, on every wake.
+        if slot.done:
+            return
+        for child in slot.children:
+            self._unresolved_starts(child, starts)
+        if slot.start >= 0:
+            starts.append(self._ix.start_event(slot.start))
 
     # --- driving ------------------------------------------------------------------------------
     def advance(self, resolver: Resolver) -> Completed | Failed | Drifted | Blocked:
