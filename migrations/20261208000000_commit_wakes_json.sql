@@ -47,3 +47,26 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- continuum_commit_wakes (20261207080000) for clients that still send the text form: each wake's
+-- jsonb arguments parsed from their text (the JSON string's content), the others passed on as
+-- they are (->> reads a string's content and a number's or a boolean's text alike), then the
+-- same calls as above. One loop serves both forms.
+CREATE OR REPLACE FUNCTION continuum_commit_wakes(
+    p_wakes jsonb,
+    OUT out_index int,
+    OUT out_pending boolean,
+    OUT out_token bigint,
+    OUT out_sqlstate text,
+    OUT out_message text,
+    OUT out_detail text
+) RETURNS SETOF record
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM continuum_commit_wakes_json((
+        SELECT coalesce(jsonb_agg((
+            SELECT jsonb_agg(CASE WHEN a.n - 1 IN (2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 24, 25, 26)
+                                   AND jsonb_typeof(a.v) = 'string'
+                                  THEN (a.v #>> '{}')::jsonb ELSE a.v END ORDER BY a.n)
+              FROM jsonb_array_elements(w.v) WITH ORDINALITY AS a(v, n)) ORDER BY w.n), '[]'::jsonb)
+          FROM jsonb_array_elements(p_wakes) WITH ORDINALITY AS w(v, n)))
+$$;

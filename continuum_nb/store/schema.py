@@ -380,8 +380,8 @@ def _sql(element: object) -> str:
 FUNCTIONS = {
     "continuum_cancel_tree": "20261207070000",
     "continuum_commit_wake": "20261207070000",
-    "continuum_commit_wakes": "20261207080000",
     "continuum_commit_wakes_json": "20261208000000",
+    "continuum_commit_wakes": "20261208000000",  # (calls the one above: created after it)
     "continuum_analytics_changed": "20261207090000",
     "continuum_analytics_truncated": "20261207090000",
 }
