@@ -100,6 +100,12 @@ class Activities(Part):
         #: task id -> task lease token, for the attempts running on this engine (renewed by the
         #: heartbeat). Written on the loop and by the thread that runs an inline attempt.
         self.inflight: dict[uuid.UUID, int] = {}
+        #: task id -> lease token, for attempts that ended here whose outcome is not journaled
+        #: yet (it waits in the run for its next wake, or to be written to the task row): the
+        #: lease is still renewed, or another engine could claim the task meanwhile and run the
+        #: body again. Dropped once a renewal finds the task no longer leased (its outcome
+        #: committed) or its outcome was written. Not counted against the slots.
+        self._ended: dict[uuid.UUID, int] = {}
         #: task id -> time.monotonic() by which its lease lapses unless renewed (the heartbeat
         #: pushes it): a body never starts past it. Monotonic time runs on while the process is
         #: stopped (SIGSTOP), which is exactly when leases lapse unnoticed.
@@ -134,10 +140,24 @@ class Activities(Part):
             if tid in self._lease_until:
                 self._lease_until[tid] = until
 
+    def leases(self) -> dict[uuid.UUID, int]:
+        """(loop) The task leases the heartbeat renews: attempts running here, and attempts
+        ended here whose outcomes are not journaled yet."""
+        return {**self._ended, **self.inflight}
+
     def forget(self, task_id: uuid.UUID) -> None:
-        """The attempt ended here, or its lease was lost: no longer renewed."""
+        """The task's outcome is committed (or written), or its lease was lost: no longer renewed."""
         self.inflight.pop(task_id, None)
+        self._ended.pop(task_id, None)
         self._lease_until.pop(task_id, None)
+
+    def _attempt_ended(self, task_id: uuid.UUID) -> None:
+        """The attempt ended with an outcome that is not journaled yet: its slot is free, its
+        lease is still renewed until that outcome is committed (``_ended``)."""
+        token = self.inflight.pop(task_id, None)
+        self._lease_until.pop(task_id, None)
+        if token is not None:
+            self._ended[task_id] = token
 
     def _lease_lapsed(self, task_id: uuid.UUID) -> bool:
         until = self._lease_until.get(task_id)
@@ -258,7 +278,7 @@ class Activities(Part):
                 self._retry(record, err, delay, meta, t0)
                 return False
             outcome = _failed(record, err)
-        self.forget(record.id)
+        self._attempt_ended(record.id)  # journaled by the wake this thread commits next
         held.outcomes[record.seq] = outcome
         held.outcome_records[record.seq] = record
         held.inflight.discard(record.seq)
@@ -302,7 +322,7 @@ class Activities(Part):
                 await self._runtime.db(self._retry, record, err, delay, meta, t0)
                 return
             outcome = _failed(record, err)
-        self.forget(record.id)
+        self._attempt_ended(record.id)
         if not self._loop.deliver_outcome(record.run_id, record.seq, outcome, record):
             await self.write_outcome(record, record.seq, outcome)
         self._emit_outcome(outcome, meta, t0)
@@ -321,5 +341,7 @@ class Activities(Part):
         except Exception:
             log.warning("could not write the outcome of task %s; it will run again", record.id, exc_info=True)
             return
+        finally:
+            self.forget(record.id)  # written, refused or lost: its lease is no longer renewed here
         if not ok:
             log.info("outcome of task %s dropped: its lease was lost", record.id)

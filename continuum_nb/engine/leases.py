@@ -46,7 +46,7 @@ class Leases(Part):
                 return
             # a snapshot: drive threads register the runs they start while this runs
             runs = {h.run_id: h.token for h in self._held.snapshot() if h.token}
-            tasks = dict(self._activities.inflight)
+            tasks = self._activities.leases()
             if not runs and not tasks:
                 continue
             since = time.monotonic()

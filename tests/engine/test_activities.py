@@ -366,3 +366,46 @@ def test_an_attempt_that_starts_after_its_lease_lapsed_never_runs(make_instance:
     eventually(lambda: late.get("started") and late["task"] not in engine.activities.inflight,
                what="the late attempt started and ended")
     assert len(LATE_BODIES[n]) == 1, LATE_BODIES[n]
+
+
+SLOW_COMMIT_BODIES: dict[int, int] = {}
+
+
+@cn.activity(name="slow_commit.body", timeout=30)  # on the pool: its outcome goes to the loop
+def slow_commit_body(n: int) -> int:
+    SLOW_COMMIT_BODIES[n] = SLOW_COMMIT_BODIES.get(n, 0) + 1
+    return n * 2
+
+
+async def slow_commit_wf(n: int) -> int:
+    return await slow_commit_body(n)
+
+
+@pytest.mark.stores("postgres")
+def test_an_outcome_waiting_for_its_wake_keeps_its_task_lease(make_instance: Any) -> None:
+    """The attempt ended, and the wake that journals its outcome takes three lease TTLs to
+    commit (a busy database, a queue of wakes): the task's lease is renewed meanwhile, so the
+    other engine never claims the task and the body runs once."""
+    n = 9000 + len(SLOW_COMMIT_BODIES)
+    a = make_instance(lease_ttl=1.0, heartbeat=0.2)
+    define(a, slow_commit_wf, "slow_commit_wf")
+    engine = a.start_engine()
+    assert engine is not None
+    gc = engine.group_commit
+    real_one = gc._commit_one
+    held_back = threading.Event()
+
+    def slow_commit(wake: Any) -> Any:
+        if wake.task_outcomes and not held_back.is_set():
+            held_back.set()
+            threading.Event().wait(3.0)  # the commit of the outcome takes 3 s: three TTLs
+        return real_one(wake)
+
+    gc._commit_one = slow_commit
+    b = make_instance(lease_ttl=1.0, heartbeat=0.2)
+    define(b, slow_commit_wf, "slow_commit_wf")
+    b.start_engine()  # polls for claimable tasks all along
+    run = cn.start("slow_commit_wf", {"n": n}, instance=a)
+    assert cn.wait(run.id, timeout=30, instance=a) == 2 * n
+    assert held_back.is_set()
+    assert SLOW_COMMIT_BODIES[n] == 1
