@@ -332,9 +332,10 @@ class Runner:
             key = None
             if out.state == "completed" and not out.idempotency_hit and start.get("idempotency_key"):
                 key = (str(start["activity"]), str(start["idempotency_key"]))
+            # Kept in the run until the wake is committed (_after_commit): a wake refused (the
+            # lease lost) or lost with the connection leaves them to be written to their task
+            # rows (Engine.let_go) or journaled by the replay that follows.
             outcomes.append(TaskOutcome(out.task_id, out.state, out.result, out.error, key, seq))
-            held.outcomes.pop(seq, None)
-            held.outcome_records.pop(seq, None)
         wake = Wake(
             run_id=held.run_id, lease_token=held.token, now=now, state="suspended",
             events=list(batch.events), new_tasks=new_tasks,
@@ -379,6 +380,9 @@ class Runner:
             rep.reset_batch()
         held.record.state = wake.state
         held.next_wakeup_at = wake.next_wakeup_at
+        for committed in wake.task_outcomes:  # journaled now (kept until here: _build)
+            held.outcomes.pop(committed.seq, None)
+            held.outcome_records.pop(committed.seq, None)
         if wake.version_hash:
             held.record.version_hash = wake.version_hash
             held.exact_version = True

@@ -294,21 +294,16 @@ class Replayer:
         return True
 
     def _blocked_state(self, slot: _Slot) -> Blocked:
-        """What the workflow waits on: the unresolved starts under ``slot``, in command order."""
-        starts: list[Event] = []
-        self._unresolved_starts(slot, starts)
-        return blocked_on(starts)
-
-    def _unresolved_starts(self, slot: _Slot, starts: list[Event]) -> None:
-        # A method, not a nested function that calls itself: that closure would be a reference
-        # cycle holding this replayer (and its run's coroutine and journal) until the cyclic
-        # garbage collector ran, on every wake.
-        if slot.done:
-            return
-        for child in slot.children:
-            self._unresolved_starts(child, starts)
-        if slot.start >= 0:
-            starts.append(self._ix.start_event(slot.start))
+        """What the workflow waits on: the unresolved starts under ``slot``, in command order
+        (a slot's children before it). A loop: a self-calling closure would be a reference
+        cycle holding this replayer for the cyclic garbage collector, on every wake."""
+        pending, order = [slot], []
+        while pending:  # pre-order, children last to first; reversed, the order above
+            s = pending.pop()
+            if not s.done:
+                order.append(s)
+                pending.extend(s.children)
+        return blocked_on([self._ix.start_event(s.start) for s in reversed(order) if s.start >= 0])
 
     # --- driving ------------------------------------------------------------------------------
     def advance(self, resolver: Resolver) -> Completed | Failed | Drifted | Blocked:

@@ -251,6 +251,9 @@ def test_an_expired_lease_is_taken_over_with_a_new_token(store_kind: str, reques
         assert _bodies[key] >= 2  # claimed anew and replayed from its journal
         # the old holder's commit was refused: the outcome is journaled once
         assert [e.event_type for e in env.events(run)] == ["activity_scheduled", "activity_completed"]
+        # ...and it was not lost with that commit: written to its task row (the task's lease was
+        # still the old holder's), it is what the new holder journaled; the body ran once
+        assert _calls[key] == 1
 
 
 _drifting = {"n": 0}
