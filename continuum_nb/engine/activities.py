@@ -103,8 +103,9 @@ class Activities(Part):
         #: task id -> lease token, for attempts that ended here whose outcome is not journaled
         #: yet (it waits in the run for its next wake, or to be written to the task row): the
         #: lease is still renewed, or another engine could claim the task meanwhile and run the
-        #: body again. Dropped once a renewal finds the task no longer leased (its outcome
-        #: committed) or its outcome was written. Not counted against the slots.
+        #: body again. Dropped once the wake that journals it is committed (Runner), its outcome
+        #: was written to the task row, or a renewal finds the task no longer leased to this
+        #: engine. Not counted against the slots.
         self._ended: dict[uuid.UUID, int] = {}
         #: task id -> time.monotonic() by which its lease lapses unless renewed (the heartbeat
         #: pushes it): a body never starts past it. Monotonic time runs on while the process is

@@ -76,7 +76,7 @@ class Engine:
             HistoryGuard(cfg.history_warn_events, cfg.history_max_events, cfg.max_payload_bytes),
             ChildRuns(self.store, lambda: instance.registries, cfg.allow_stored_code, cfg.max_child_depth,
                       cfg.retention),
-            commit=self.group_commit.commit,
+            commit=self.group_commit.commit, outcome_journaled=self.activities.forget,
         )
         self.timers = Timers(parts)
         self.drives = Drives(parts, runner=self.runner, activities=self.activities, timers=self.timers,

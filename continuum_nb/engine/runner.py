@@ -86,6 +86,7 @@ class Runner:
         history: HistoryGuard | None = None,
         children: ChildRuns | None = None,
         commit: Callable[[Wake], WakeResult] | None = None,
+        outcome_journaled: Callable[[UUID], None] | None = None,
     ) -> None:
         self.children = children or ChildRuns(store)
         self.compaction = Compaction(store, snapshot_threshold, snapshot_max_size_bytes)
@@ -98,6 +99,8 @@ class Runner:
         self.release_after = release_after
         self._local = run_activities_locally
         self._commit = commit or (lambda wake: store.commit_wake(wake))  # the group commit
+        #: Told the task id of each activity outcome a wake journaled (its lease needs no renewal).
+        self._outcome_journaled = outcome_journaled or (lambda task_id: None)
 
     # --- telemetry helpers ---------------------------------------------------------------------
     def _meta(self, held: HeldRun, **extra: Any) -> dict[str, Any]:
@@ -383,6 +386,7 @@ class Runner:
         for committed in wake.task_outcomes:  # journaled now (kept until here: _build)
             held.outcomes.pop(committed.seq, None)
             held.outcome_records.pop(committed.seq, None)
+            self._outcome_journaled(committed.task_id)
         if wake.version_hash:
             held.record.version_hash = wake.version_hash
             held.exact_version = True

@@ -409,3 +409,17 @@ def test_an_outcome_waiting_for_its_wake_keeps_its_task_lease(make_instance: Any
     assert cn.wait(run.id, timeout=30, instance=a) == 2 * n
     assert held_back.is_set()
     assert SLOW_COMMIT_BODIES[n] == 1
+
+
+def test_a_journaled_outcome_leaves_no_lease_to_renew(make_instance: Any) -> None:
+    """Once the wake that journals an attempt's outcome is committed, the engine renews that
+    task's lease no more: it is dropped then, not at the next heartbeat (which, with many
+    attempts ending between two beats, would renew thousands of finished tasks each time)."""
+    inst = make_instance(lease_ttl=30.0)  # heartbeat every 10 s: none comes during this test
+    define(inst, slow_commit_wf, "journaled_outcome_wf")
+    engine = inst.start_engine()
+    assert engine is not None
+    n = 9500 + len(SLOW_COMMIT_BODIES)
+    run = cn.start("journaled_outcome_wf", {"n": n}, instance=inst)
+    assert cn.wait(run.id, timeout=30, instance=inst) == 2 * n
+    assert engine.activities.leases() == {}
