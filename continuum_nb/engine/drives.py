@@ -85,39 +85,43 @@ class Drives(Part):
         engine stops (the drive threads refuse new work, and so does this)."""
         self._held.begin_start(run.id)
         if threading.current_thread() is threading.main_thread() or self._loop.stopping:
-            self._submit(self._start_drive, wf, run, started, False)
+            self._submit(self._start_drive, wf, run, started)
             return
         here: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._track(here)  # a stop waits for it as for any drive, then releases the run
         try:
-            self._start_drive(wf, run, started, True)
+            first = self._first_wake(wf, run, started)
+            if first is not None:
+                try:
+                    self._submit(self._finish_drive, first[0], lambda: self._chain(*first))
+                except RuntimeError:  # the engine stopped meanwhile: its stop releases the held run
+                    log.info("run %s started while its engine stopped; it goes on wherever it is claimed next",
+                             run.id)
         finally:
             here.set_result(None)
 
-    def _start_drive(self, wf: WorkflowDef, run: NewRun, started: concurrent.futures.Future[None],
-                     on_caller: bool) -> None:
-        """(drive thread, or the caller's: ``on_caller``) The first wake with the insert; the
-        caller is released as soon as it is committed, then the run goes on (on this drive
-        thread, or handed to one)."""
+    def _start_drive(self, wf: WorkflowDef, run: NewRun, started: concurrent.futures.Future[None]) -> None:
+        """(drive thread) The first wake with the insert, then the run goes on here."""
+        first = self._first_wake(wf, run, started)
+        if first is not None:
+            self._finish_drive(first[0], lambda: self._chain(*first))
+
+    def _first_wake(self, wf: WorkflowDef, run: NewRun,
+                    started: concurrent.futures.Future[None]) -> tuple[HeldRun, WakeReport] | None:
+        """(the thread that runs it) The first wake with the insert; the caller is released as
+        soon as it is committed (``started``). None: it failed, and ``started`` says why."""
         try:
             held, report = self._runner.start(wf, run)
         except BaseException as exc:
             self._held.start_failed(run.id)
             self._loop.post(self._held.waking.pop, run.id, None)
             started.set_exception(exc)
-            return
+            return None
         # Registered here, before the chain goes on (the heartbeat renews its lease meanwhile),
         # not through the loop: a hop there would compete with this chain for the interpreter.
         self._held.register_started(held)
         started.set_result(None)
-        if not on_caller:
-            self._finish_drive(held, lambda: self._chain(held, report))
-            return
-        try:
-            self._submit(self._finish_drive, held, lambda: self._chain(held, report))
-        except RuntimeError:  # the engine stopped meanwhile: its stop releases the held run
-            log.info("run %s started while its engine stopped; it goes on wherever it is claimed next",
-                     run.id)
+        return held, report
 
     # --- waking held runs ----------------------------------------------------------------------------
     def request_wake(self, run_id: uuid.UUID) -> None:

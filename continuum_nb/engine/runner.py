@@ -65,9 +65,9 @@ class WakeReport:
     released: bool = False
     result: Any = None
     error: Any = None
-    #: ``time.monotonic()`` just before the commit that leased ``new_tasks`` to this engine: their
-    #: leases run from no earlier than this (the server's clock starts them on its receipt).
-    #: None: not stamped (its attempts count their leases from when they start).
+    #: ``time.monotonic()`` when the wake that leases ``new_tasks`` to this engine was built,
+    #: before its commit: their leases run from no earlier than this (the server starts them on
+    #: its receipt). None for reports with no new tasks.
     leased_at: float | None = None
 
 
@@ -157,7 +157,6 @@ class Runner:
         wake, report = self._build(held, outcome)
         self._guard(held, wake, report)
         compact = self._hold_for_snapshot(held, wake, report)
-        report.leased_at = time.monotonic()
         if keyed:
             held.pending_trace_context = None  # _build put it in the wake
             try:
@@ -242,7 +241,6 @@ class Runner:
         held.pending_trace_context = None  # _build put it in the wake (Wake.trace_context)
         self._guard(held, wake, report)
         compact = self._hold_for_snapshot(held, wake, report)
-        report.leased_at = time.monotonic()
         try:
             result = self._commit(wake)
         except LeaseLost:
@@ -351,7 +349,9 @@ class Runner:
             wake.version_hash = held.wf.version_hash
         if held.pending_trace_context is not None:
             wake.trace_context = held.pending_trace_context
-        report = WakeReport("suspended", new_tasks=[t for t in new_tasks if t.lease_to_self])
+        # Stamped before the commit that leases new_tasks to this engine (Activities._begin).
+        report = WakeReport("suspended", new_tasks=[t for t in new_tasks if t.lease_to_self],
+                            leased_at=time.monotonic())
         if isinstance(outcome, Completed):
             wake.state, wake.result = "completed", outcome.result
             report.state, report.result = "completed", outcome.result

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from continuum_nb.store.base import Event, NewTask, Wake
+from continuum_nb.store.base import Event, NewRun, NewTask, Wake
 from continuum_nb.store.payloads import dumps
 from continuum_nb.store.postgres import PostgresStore
 from continuum_nb.store.postgres.wake import wake_args, wake_values
@@ -22,8 +22,6 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def _leased_run(store: PostgresStore) -> tuple[uuid.UUID, int]:
-    from continuum_nb.store.base import NewRun
-
     rid = uuid.uuid4()
     token = store.create_run(NewRun(rid, "order", "v1", {"n": 1}, T0), owner="e1", lease_ttl=60.0)
     assert token is not None

@@ -14,14 +14,14 @@ from psycopg import errors as pgerrors
 
 from ..base import Wake, WakeResult
 from ..chains import ContinuingWake
-from ..checks import check_first_wake, check_wake, lease_lost, seq_conflict
+from ..checks import lease_lost, seq_conflict
 from ..starts import StartingWake
 from . import sql as q
 from .chains import commit_continuing
 from .group import commit_wakes
 from .ingress import duplicate_run
 from .pool import Conn, PgPool, first_line
-from .wake import exec_commit_wake, new_run_value, wake_args
+from .wake import checked_wake_values, exec_commit_wake, wake_text
 
 __all__ = ["PgCommits"]
 
@@ -32,21 +32,18 @@ class PgCommits:
     _db: PgPool
 
     def commit_wake(self, wake: Wake) -> WakeResult:
-        if isinstance(wake, StartingWake):  # the run's insert with its first wake (store/starts.py)
-            check_first_wake(wake)
-            pending, token = self._commit(wake, wake.run_id, new_run=new_run_value(wake.run(), wake.owner),
-                                          lease_ttl=wake.start_lease_ttl)
-            return WakeResult(signal_pending=pending, lease_token=token)
-        check_wake(wake)
-        return WakeResult(signal_pending=self._commit(wake, wake.run_id)[0])
+        # A StartingWake (store/starts.py) is the run's insert with its first wake: its new lease token.
+        pending, token = self._commit(wake, wake.run_id, checked_wake_values(wake))
+        return WakeResult(signal_pending=pending, lease_token=token if isinstance(wake, StartingWake) else None)
 
     def commit_wakes(self, wakes: Sequence[Wake]) -> list[WakeResult | Exception]:
         return commit_wakes(self._db, wakes, self._fence_failure, self.commit_wake)
 
-    def _commit(self, wake: Wake, run_id: UUID, *, new_run: dict[str, Any] | None = None,
-                lease_ttl: float | None = None) -> tuple[bool, int]:
-        """One call of continuum_commit_wake: (signal_pending, lease token)."""
-        args = [None if a is None else a.encode() for a in wake_args(wake, run_id, new_run, lease_ttl)]
+    def _commit(self, wake: Wake, run_id: UUID, values: list[Any]) -> tuple[bool, int]:
+        """One call of continuum_commit_wake with ``values`` (``wake_values`` of ``wake``):
+        (signal_pending, lease token)."""
+        args = [None if a is None else a.encode() for a in wake_text(values)]
+        inserts_run = values[2] is not None  # p_new_run
         cont = wake.continuation if isinstance(wake, ContinuingWake) else None
 
         def call(conn: Conn) -> tuple[bool, int]:
@@ -62,7 +59,7 @@ class PgCommits:
         try:
             return self._db.call(call)
         except pgerrors.UniqueViolation as exc:
-            if new_run is not None or cont is not None:
+            if inserts_run or cont is not None:
                 raise duplicate_run(run_id if cont is None else cont.next_run_id, exc) from None
             raise ValueError(f"run {run_id}: {first_line(exc)}") from None
 

@@ -59,7 +59,7 @@ from .listen import PgListener
 from .pool import Conn, PgPool
 from .prune import PgPrune
 from .wake import jsonb_or_null as _j
-from .wake import new_run_value
+from .wake import new_run_value, wake_values
 
 __all__ = ["PostgresStore"]
 
@@ -104,7 +104,8 @@ class PostgresStore(PgCommits, PgIngress, PgPrune, PgBulk, PgChains):
             if owner is None:
                 raise ValueError("create_run: first_wake needs an owner (the engine that commits it)")
             check_first_wake(first_wake)
-            return self._commit(first_wake, run.id, new_run=new_run_value(run, owner), lease_ttl=lease_ttl)[1]
+            return self._commit(first_wake, run.id, wake_values(first_wake, run.id, new_run_value(run, owner),
+                                                                lease_ttl))[1]
         params = run_params(run, owner, lease_ttl)
         try:
             with self._connection() as conn:

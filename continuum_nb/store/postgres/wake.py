@@ -26,7 +26,7 @@ from . import sql as q
 from .pool import Conn
 
 __all__ = ["WakeRow", "checked_wake_values", "exec_commit_wake", "exec_commit_wake_once", "exec_commit_wakes",
-           "jsonb_or_null", "new_run_value", "wake_args", "wake_values"]
+           "jsonb_or_null", "new_run_value", "wake_args", "wake_text", "wake_values"]
 
 
 def jsonb_or_null(value: Any) -> str | None:
@@ -115,11 +115,16 @@ def wake_values(wake: Wake, run_id: UUID, new_run: dict[str, Any] | None = None,
 
 def wake_args(wake: Wake, run_id: UUID, new_run: dict[str, Any] | None = None,
               lease_ttl: float | None = None) -> list[str | None]:
+    """``wake_values`` as the call's parameters in text form (``wake_text``)."""
+    return wake_text(wake_values(wake, run_id, new_run, lease_ttl))
+
+
+def wake_text(values: list[Any]) -> list[str | None]:
     """``wake_values`` as the call's parameters, each in PostgreSQL's text form (None for SQL
     NULL). Pure Python: every value (JSON included) is built before anything is sent, so a bad
     value fails here with nothing written."""
     out: list[str | None] = []
-    for value, kind in zip(wake_values(wake, run_id, new_run, lease_ttl), _KINDS, strict=True):
+    for value, kind in zip(values, _KINDS, strict=True):
         if value is None:
             out.append(None)
         elif kind == _JSON:
@@ -134,8 +139,9 @@ def wake_args(wake: Wake, run_id: UUID, new_run: dict[str, Any] | None = None,
 
 
 def checked_wake_values(wake: Wake) -> list[Any]:
-    """``wake_values`` of a wake after its checks, for ``commit_wakes``: a ``StartingWake``
-    (store/starts.py) as the first wake that inserts its run (``create_run(first_wake=...)``)."""
+    """``wake_values`` of a wake after its checks, for ``commit_wake`` and ``commit_wakes``: a
+    ``StartingWake`` (store/starts.py) as the first wake that inserts its run
+    (``create_run(first_wake=...)``)."""
     if isinstance(wake, StartingWake):
         check_first_wake(wake)
         return wake_values(wake, wake.run_id, new_run_value(wake.run(), wake.owner), wake.start_lease_ttl)
